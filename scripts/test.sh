@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs the whole test suite (unit + integration) against a real RabbitMQ.
+# Makes a broker answer first (scripts/broker-up.sh: an existing one, docker compose, or Debian's rabbitmq-server).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+bash scripts/broker-up.sh
+export LANEQUEUE_RABBITMQ_URL="${LANEQUEUE_RABBITMQ_URL:-amqp://guest:guest@localhost:5672/}"
+export LANEQUEUE_RABBITMQ_MANAGEMENT_URL="${LANEQUEUE_RABBITMQ_MANAGEMENT_URL:-http://localhost:15672}"
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+dotnet test LaneQueue.sln -c Release --logger "console;verbosity=normal" 2>&1 | tee "$log" || status=$?
+
+# One plain closing line: "N passed, N failed".
+total() { grep -oE "$1: +[0-9]+" "$log" | awk '{ n += $2 } END { print n + 0 }'; }
+echo "tests: $(total Passed) passed, $(total Failed) failed"
+exit "$status"

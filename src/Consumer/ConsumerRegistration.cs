@@ -1,0 +1,133 @@
+using LaneQueue.Contracts;
+using MassTransit;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace LaneQueue.Consumer;
+
+/// <summary>The host wiring of a LaneQueue consumer: options, handlers, MassTransit endpoints, lane gate.</summary>
+public static class ConsumerRegistration
+{
+    /// <summary>Adds a LaneQueue consumer to the host; configuration comes from the <c>LaneQueue</c> section.</summary>
+    public static LaneQueueConsumerBuilder AddLaneQueueConsumer(this IHostApplicationBuilder builder, Action<LaneQueueOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        var services = builder.Services;
+        var options = services.AddOptions<LaneQueueOptions>().BindConfiguration(LaneQueueOptions.Section).ValidateOnStart();
+        if (configure is not null)
+            options.Configure(configure);
+        services.AddSingleton<IValidateOptions<LaneQueueOptions>, LaneQueueOptionsValidator>();
+
+        var handlers = new TaskHandlers();
+        handlers.Add<EchoHandler>(EchoHandler.CommandType);
+        handlers.Add<SleepHandler>(SleepHandler.CommandType);
+        handlers.Add<FailHandler>(FailHandler.CommandType);
+        services.AddSingleton(handlers);
+        services.AddSingleton<SlotBudget>();
+        services.AddSingleton<LaneActivity>();
+        services.AddSingleton<LaneEndpoints>();
+        services.AddHostedService<BrokerSetup>();
+        services.AddSingleton<LaneGate>();
+        services.AddHostedService(sp => sp.GetRequiredService<LaneGate>());
+
+        services.AddOptions<HostOptions>().Configure<IOptions<LaneQueueOptions>>((host, lane) =>
+            host.ShutdownTimeout = TimeSpan.FromSeconds(lane.Value.ShutdownTimeoutSeconds + 5));
+        services.AddOptions<MassTransitHostOptions>().Configure<IOptions<LaneQueueOptions>>((host, lane) =>
+        {
+            host.WaitUntilStarted = true;
+            host.StopTimeout = TimeSpan.FromSeconds(lane.Value.ShutdownTimeoutSeconds);
+        });
+
+        services.AddMassTransit(x =>
+        {
+            x.AddConsumer<LaneTaskConsumer>();
+            x.UsingRabbitMq((context, cfg) =>
+            {
+                var settings = context.GetRequiredService<IOptions<LaneQueueOptions>>().Value;
+                ConfigureHost(cfg, settings.RabbitMqUrl, settings.ConsumerName);
+                // Results and events leave as plain JSON any language can read; tasks arrive as plain JSON
+                // (any or no content type) or in MassTransit's envelope.
+                cfg.UseRawJsonSerializer(RawSerializerOptions.AnyMessageType | RawSerializerOptions.AddTransportHeaders, isDefault: true);
+                cfg.UseJsonDeserializer();
+
+                var endpoints = context.GetRequiredService<LaneEndpoints>();
+                foreach (var (queue, lane) in LaneQueues(settings))
+                {
+                    cfg.ReceiveEndpoint(queue, e =>
+                    {
+                        e.ConfigureConsumeTopology = false;
+                        var limit = lane is { } l ? settings.Queue.MaxConcurrency(l) : settings.SlotBudget;
+                        e.PrefetchCount = limit;
+                        e.ConcurrentMessageLimit = limit;
+                        if (settings.QuorumQueues)
+                            e.SetQuorumQueue();
+                        if (settings.Topology == LaneTopology.PriorityQueue)
+                            e.SetQueueArgument("x-max-priority", SessionLanes.All.Count);
+                        foreach (var bound in lane is { } one ? [one] : SessionLanes.All)
+                        {
+                            e.Bind(BrokerNames.TasksExchange, b =>
+                            {
+                                b.ExchangeType = "direct";
+                                b.RoutingKey = BrokerNames.RoutingKey(bound);
+                            });
+                        }
+                        e.ConfigureDeadLetter(d => d.UseFilter(new SkippedMessageFilter(settings.MaxPayloadBytes)));
+                        e.ConnectReceiveEndpointObserver(endpoints);
+                        e.ConfigureConsumer<LaneTaskConsumer>(context);
+                    });
+                }
+            });
+        });
+        return new LaneQueueConsumerBuilder(services, handlers);
+    }
+
+    /// <summary>The receive queues of the configured topology, with their lane (null = all lanes).</summary>
+    static IEnumerable<(string Queue, SessionLane? Lane)> LaneQueues(LaneQueueOptions settings) =>
+        settings.Topology == LaneTopology.PriorityQueue
+            ? [(BrokerNames.PriorityQueue, null)]
+            : SessionLanes.All.Select(lane => (BrokerNames.LaneQueue(lane), (SessionLane?)lane));
+
+    static void ConfigureHost(IRabbitMqBusFactoryConfigurator cfg, string url, string consumerName)
+    {
+        var uri = new Uri(url);
+        var vhost = uri.AbsolutePath.Trim('/') is { Length: > 0 } path ? Uri.UnescapeDataString(path) : "/";
+        var credentials = uri.UserInfo.Split(':', 2);
+        var port = uri.IsDefaultPort ? (uri.Scheme == "amqps" ? 5671 : 5672) : uri.Port;
+        cfg.Host(uri.Host, (ushort)port, vhost, consumerName, h =>
+        {
+            if (credentials[0].Length > 0)
+                h.Username(Uri.UnescapeDataString(credentials[0]));
+            if (credentials.Length > 1)
+                h.Password(Uri.UnescapeDataString(credentials[1]));
+            h.Heartbeat(TimeSpan.FromSeconds(10));
+            if (uri.Scheme == "amqps")
+                h.UseSsl(s => s.ServerName = uri.Host);
+        });
+    }
+}
+
+/// <summary>Returned by <see cref="ConsumerRegistration.AddLaneQueueConsumer"/> to register task handlers.</summary>
+public sealed class LaneQueueConsumerBuilder(IServiceCollection services, TaskHandlers handlers)
+{
+    public IServiceCollection Services { get; } = services;
+
+    public LaneQueueConsumerBuilder AddHandler<THandler>(string commandType) where THandler : class, ITaskHandler
+    {
+        handlers.Add<THandler>(commandType);
+        return this;
+    }
+
+    public LaneQueueConsumerBuilder AddHandler(string commandType, Func<TaskContext, Task<object?>> handle)
+    {
+        handlers.Add(commandType, _ => new DelegateHandler(handle));
+        return this;
+    }
+
+    /// <summary>The handler for tasks that carry no command type (default: echo).</summary>
+    public LaneQueueConsumerBuilder DefaultHandler(string commandType)
+    {
+        handlers.DefaultCommandType = commandType;
+        return this;
+    }
+}

@@ -1,0 +1,153 @@
+using LaneQueue.Contracts;
+using LaneQueue.Producer;
+using MassTransit;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using RabbitMQ.Client;
+
+namespace LaneQueue.Consumer;
+
+/// <summary>
+/// The lane gate of one consumer process (queue-per-lane topology). Every <see cref="GateOptions.CheckIntervalMs"/>,
+/// and at once whenever this process starts a higher-lane task, it reads each lane's ready count with a passive
+/// queue.declare and lets <see cref="GatePolicy"/> decide which lower lanes to pause (basic.cancel) or resume
+/// (basic.consume). Every process of the fleet runs the same gate against the same broker counts, so the whole
+/// fleet pauses together.
+/// </summary>
+public sealed class LaneGate(
+    IOptions<LaneQueueOptions> options,
+    LaneEndpoints endpoints,
+    LaneActivity activity,
+    IBusControl bus,
+    ILogger<LaneGate> logger) : BackgroundService
+{
+    readonly SemaphoreSlim _wake = new(0, 1);
+    readonly Dictionary<SessionLane, Task> _switching = [];
+    readonly bool[] _pressured = new bool[SessionLanes.All.Count];
+
+    /// <summary>The latest ready counts read from the broker, by lane priority.</summary>
+    public long[] LastReady { get; } = new long[SessionLanes.All.Count];
+
+    public GatePolicy? Policy { get; private set; }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var settings = options.Value;
+        if (settings.Topology != LaneTopology.QueuePerLane || !settings.Gate.Enabled)
+            return;
+        Policy = new GatePolicy(settings.Gate, settings.Queue.PriorityBoost);
+        activity.TaskStarted += OnTaskStarted;
+        await bus.WaitForHealthStatus(BusHealthStatus.Healthy, stoppingToken);
+
+        IConnection? connection = null;
+        IChannel? channel = null;
+        try
+        {
+            while (!stoppingToken.IsCancellationRequested)
+            {
+                try
+                {
+                    connection ??= await BrokerConnection.ConnectAsync(settings.RabbitMqUrl, $"{settings.ConsumerName}-gate", stoppingToken);
+                    if (channel is not { IsOpen: true })
+                    {
+                        if (channel is not null)
+                            await channel.DisposeAsync();
+                        channel = await connection.CreateChannelAsync(cancellationToken: stoppingToken);
+                    }
+                    await CheckAsync(channel, settings, stoppingToken);
+                }
+                catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
+                {
+                    Log.GateCheckFailed(logger, ex.Message);
+                    await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken);
+                }
+                await _wake.WaitAsync(settings.Gate.CheckIntervalMs, stoppingToken);
+            }
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        finally
+        {
+            activity.TaskStarted -= OnTaskStarted;
+            if (channel is not null)
+                await channel.DisposeAsync();
+            if (connection is not null)
+                await connection.DisposeAsync();
+        }
+    }
+
+    async Task CheckAsync(IChannel channel, LaneQueueOptions settings, CancellationToken cancellationToken)
+    {
+        foreach (var lane in SessionLanes.All)
+        {
+            var declared = await channel.QueueDeclarePassiveAsync(BrokerNames.LaneQueue(lane), cancellationToken);
+            LastReady[(int)lane] = declared.MessageCount;
+            ReportPressure(lane, declared.MessageCount, settings.Queue.PressureThreshold);
+        }
+        var snapshot = new GateSnapshot(
+            (long[])LastReady.Clone(),
+            SessionLanes.All.Select(activity.LastStart).ToArray(),
+            DateTimeOffset.UtcNow);
+        foreach (var change in Policy!.Evaluate(snapshot))
+            Switch(change, cancellationToken);
+    }
+
+    void Switch(GateChange change, CancellationToken cancellationToken)
+    {
+        // Stopping an endpoint waits for its running tasks, so each lane switches on its own task,
+        // one switch at a time per lane, never holding up the checks.
+        var previous = _switching.TryGetValue(change.Lane, out var running) ? running : Task.CompletedTask;
+        _switching[change.Lane] = previous.ContinueWith(async _ =>
+        {
+            if (change.Pause)
+            {
+                Log.LanePaused(logger, change.Lane.WireName(), change.Reason);
+                await endpoints.PauseAsync(change.Lane, cancellationToken);
+            }
+            else
+            {
+                await endpoints.ResumeAsync(change.Lane, cancellationToken);
+                Log.LaneResumed(logger, change.Lane.WireName(), change.Reason);
+            }
+        }, cancellationToken, TaskContinuationOptions.None, TaskScheduler.Default).Unwrap();
+    }
+
+    void ReportPressure(SessionLane lane, long depth, int? threshold)
+    {
+        if (threshold is not { } limit)
+            return;
+        var i = (int)lane;
+        if (!_pressured[i] && depth >= limit)
+        {
+            _pressured[i] = true;
+            Log.LanePressure(logger, lane.WireName(), depth, limit);
+        }
+        else if (_pressured[i] && depth == 0)
+        {
+            _pressured[i] = false;
+            Log.LaneIdle(logger, lane.WireName());
+        }
+    }
+
+    void OnTaskStarted(SessionLane lane)
+    {
+        if (lane == SessionLane.Generate)
+            return;
+        try
+        {
+            _wake.Release();
+        }
+        catch (SemaphoreFullException)
+        {
+            // a check is already due
+        }
+    }
+
+    public override void Dispose()
+    {
+        _wake.Dispose();
+        base.Dispose();
+    }
+}

@@ -1,0 +1,85 @@
+using LaneQueue.Contracts;
+using LaneQueue.Producer;
+using Microsoft.Extensions.Options;
+
+namespace LaneQueue.Consumer;
+
+public enum LaneTopology
+{
+    /// <summary>One durable queue per lane; the lane gate pauses lower lanes while higher lanes have ready messages.</summary>
+    QueuePerLane,
+
+    /// <summary>One classic queue with x-max-priority = 4; lane = message priority; prefetch = slot budget.</summary>
+    PriorityQueue,
+}
+
+/// <summary>Consumer settings, bound from the <c>LaneQueue</c> configuration section (env: <c>LaneQueue__Name</c>).</summary>
+public sealed class LaneQueueOptions
+{
+    public const string Section = "LaneQueue";
+
+    /// <summary>Broker URL; defaults to <c>LANEQUEUE_RABBITMQ_URL</c>.</summary>
+    public string RabbitMqUrl { get; set; } = BrokerConnection.UrlFromEnvironment();
+
+    /// <summary>Shown in results, logs and the broker's connection list.</summary>
+    public string ConsumerName { get; set; } = $"{Environment.MachineName}-{Environment.ProcessId}";
+
+    public LaneTopology Topology { get; set; } = LaneTopology.QueuePerLane;
+
+    /// <summary>Declare the lane queues as quorum queues (replicated; for clusters).</summary>
+    public bool QuorumQueues { get; set; }
+
+    /// <summary>Tasks this process runs at once over all lanes, on top of each lane's max concurrency.</summary>
+    public int SlotBudget { get; set; } = 4;
+
+    public int MaxPayloadBytes { get; set; } = TaskParser.DefaultMaxPayloadBytes;
+
+    /// <summary>How long shutdown waits for running tasks before returning the rest to the broker.</summary>
+    public int ShutdownTimeoutSeconds { get; set; } = 30;
+
+    public GateOptions Gate { get; set; } = new();
+
+    public SessionQueueConfig Queue { get; set; } = new();
+}
+
+/// <summary>Lane gate settings (queue-per-lane topology).</summary>
+public sealed class GateOptions
+{
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>How often the gate asks the broker how many messages are ready in each lane.</summary>
+    public int CheckIntervalMs { get; set; } = 100;
+
+    /// <summary>A lower lane is paused while a higher lane has at least this many ready messages.</summary>
+    public int PauseAtReady { get; set; } = 1;
+
+    /// <summary>Hysteresis: a paused lane resumes only after this many checks in a row found the higher lanes clear.</summary>
+    public int ResumeAfterClearChecks { get; set; } = 2;
+}
+
+public sealed class LaneQueueOptionsValidator : IValidateOptions<LaneQueueOptions>
+{
+    public ValidateOptionsResult Validate(string? name, LaneQueueOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var problems = new List<string>();
+        if (!Uri.TryCreate(options.RabbitMqUrl, UriKind.Absolute, out var uri) || uri.Scheme is not ("amqp" or "amqps"))
+            problems.Add($"LaneQueue:RabbitMqUrl must be an amqp:// or amqps:// URL, got '{BrokerConnection.Redact(options.RabbitMqUrl)}'");
+        if (string.IsNullOrWhiteSpace(options.ConsumerName))
+            problems.Add("LaneQueue:ConsumerName must not be empty");
+        if (options.SlotBudget is < 1 or > 10_000)
+            problems.Add($"LaneQueue:SlotBudget must be between 1 and 10000, got {options.SlotBudget}");
+        if (options.MaxPayloadBytes < 1)
+            problems.Add($"LaneQueue:MaxPayloadBytes must be positive, got {options.MaxPayloadBytes}");
+        if (options.ShutdownTimeoutSeconds < 0)
+            problems.Add($"LaneQueue:ShutdownTimeoutSeconds must not be negative, got {options.ShutdownTimeoutSeconds}");
+        if (options.Gate.CheckIntervalMs is < 10 or > 60_000)
+            problems.Add($"LaneQueue:Gate:CheckIntervalMs must be between 10 and 60000, got {options.Gate.CheckIntervalMs}");
+        if (options.Gate.PauseAtReady < 1)
+            problems.Add($"LaneQueue:Gate:PauseAtReady must be at least 1, got {options.Gate.PauseAtReady}");
+        if (options.Gate.ResumeAfterClearChecks < 1)
+            problems.Add($"LaneQueue:Gate:ResumeAfterClearChecks must be at least 1, got {options.Gate.ResumeAfterClearChecks}");
+        problems.AddRange(options.Queue.Validate().Select(p => "LaneQueue:Queue:" + p));
+        return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
+    }
+}

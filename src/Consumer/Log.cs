@@ -1,0 +1,37 @@
+using Microsoft.Extensions.Logging;
+
+namespace LaneQueue.Consumer;
+
+/// <summary>Every log event of the consumer, with stable event ids. Payloads are never logged.</summary>
+public static partial class Log
+{
+    [LoggerMessage(1000, LogLevel.Information, "Consumer {ConsumerName} starting: topology {Topology}, broker {Broker}, slot budget {SlotBudget}")]
+    public static partial void Starting(ILogger logger, string consumerName, LaneTopology topology, string broker, int slotBudget);
+
+    [LoggerMessage(1001, LogLevel.Debug, "Task {TaskId} started in lane {Lane} (waited {WaitMs} ms)")]
+    public static partial void TaskStarted(ILogger logger, string taskId, string lane, long waitMs);
+
+    [LoggerMessage(1002, LogLevel.Debug, "Task {TaskId} completed in lane {Lane} in {RunMs} ms")]
+    public static partial void TaskCompleted(ILogger logger, string taskId, string lane, long runMs);
+
+    [LoggerMessage(1003, LogLevel.Warning, "Task {TaskId} in lane {Lane} ended {Status}: {Error}; moved to the dead-letter queue")]
+    public static partial void TaskFailed(ILogger logger, string taskId, string lane, string status, string error);
+
+    [LoggerMessage(1004, LogLevel.Warning, "Rejected a message from {Queue}: {Reason}; moved to the dead-letter queue")]
+    public static partial void MessageRejected(ILogger logger, string queue, string reason);
+
+    [LoggerMessage(1100, LogLevel.Information, "Lane {Lane} paused: {Reason}")]
+    public static partial void LanePaused(ILogger logger, string lane, string reason);
+
+    [LoggerMessage(1101, LogLevel.Information, "Lane {Lane} resumed: {Reason}")]
+    public static partial void LaneResumed(ILogger logger, string lane, string reason);
+
+    [LoggerMessage(1102, LogLevel.Warning, "Lane gate could not read queue depths: {Error}; keeping the current lane states")]
+    public static partial void GateCheckFailed(ILogger logger, string error);
+
+    [LoggerMessage(1103, LogLevel.Information, "Lane {Lane} pressure: {Depth} ready messages (threshold {Threshold})")]
+    public static partial void LanePressure(ILogger logger, string lane, long depth, int threshold);
+
+    [LoggerMessage(1104, LogLevel.Information, "Lane {Lane} idle")]
+    public static partial void LaneIdle(ILogger logger, string lane);
+}

@@ -1,0 +1,56 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace LaneQueue.Contracts;
+
+/// <summary>
+/// A task submitted to a lane. On the wire it is plain JSON with snake_case keys; <c>id</c>, <c>lane</c> and
+/// <c>payload</c> are required (see <c>external-task.schema.json</c>).
+/// </summary>
+public sealed record ExternalTask
+{
+    [JsonPropertyName("id")]
+    public required string Id { get; init; }
+
+    [JsonPropertyName("lane")]
+    [JsonConverter(typeof(SessionLaneJsonConverter))]
+    public required SessionLane Lane { get; init; }
+
+    /// <summary>Arbitrary JSON handed to the handler; <c>{}</c> when there is none.</summary>
+    [JsonPropertyName("payload")]
+    public JsonElement Payload { get; init; } = TaskJson.EmptyObject;
+
+    /// <summary>Selects the handler; tasks without one run the lane's default handler.</summary>
+    [JsonPropertyName("command_type")]
+    public string? CommandType { get; init; }
+
+    [JsonPropertyName("session_id")]
+    public string? SessionId { get; init; }
+
+    /// <summary>Time allowed from <see cref="CreatedAt"/>; null means the lane's configured timeout applies.</summary>
+    [JsonPropertyName("timeout_ms")]
+    public long? TimeoutMs { get; init; }
+
+    [JsonPropertyName("created_at")]
+    public DateTimeOffset CreatedAt { get; init; } = DateTimeOffset.UtcNow;
+
+    public static ExternalTask Create(string id, SessionLane lane, object? payload = null, string? commandType = null) => new()
+    {
+        Id = id,
+        Lane = lane,
+        Payload = payload switch
+        {
+            null => TaskJson.EmptyObject,
+            JsonElement element => element,
+            string json => TaskJson.ParseElement(json),
+            _ => JsonSerializer.SerializeToElement(payload, TaskJson.Options),
+        },
+        CommandType = commandType,
+    };
+
+    public bool IsTimedOut(DateTimeOffset now) => RemainingMs(now) is <= 0;
+
+    /// <summary>Milliseconds left before <see cref="TimeoutMs"/> runs out, or null without a timeout.</summary>
+    public long? RemainingMs(DateTimeOffset now) =>
+        TimeoutMs is { } timeout ? timeout - (long)(now - CreatedAt).TotalMilliseconds : null;
+}

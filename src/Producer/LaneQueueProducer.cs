@@ -1,0 +1,197 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using LaneQueue.Contracts;
+using RabbitMQ.Client;
+using RabbitMQ.Client.Events;
+using RabbitMQ.Client.Exceptions;
+
+namespace LaneQueue.Producer;
+
+public sealed record ProducerOptions
+{
+    public string RabbitMqUrl { get; init; } = BrokerConnection.UrlFromEnvironment();
+    public int MaxPayloadBytes { get; init; } = TaskParser.DefaultMaxPayloadBytes;
+    public string ClientName { get; init; } = $"lanequeue-producer@{Environment.MachineName}";
+}
+
+/// <summary>
+/// Submits tasks to LaneQueue. A submit returns only after the broker has confirmed the message
+/// (publisher confirms, persistent delivery, mandatory routing), so "accepted" means "stored".
+/// Safe for concurrent use.
+/// </summary>
+public sealed class LaneQueueProducer : IAsyncDisposable
+{
+    readonly ProducerOptions _options;
+    readonly IConnection _connection;
+    readonly IChannel _publishChannel;
+    readonly ConcurrentDictionary<string, TaskCompletionSource<ExternalTaskResult>> _waiting = new();
+    readonly SemaphoreSlim _replyLock = new(1, 1);
+    IChannel? _replyChannel;
+    string? _replyQueue;
+
+    LaneQueueProducer(ProducerOptions options, IConnection connection, IChannel publishChannel)
+    {
+        _options = options;
+        _connection = connection;
+        _publishChannel = publishChannel;
+    }
+
+    public static async Task<LaneQueueProducer> ConnectAsync(ProducerOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        options ??= new ProducerOptions();
+        IConnection connection;
+        try
+        {
+            connection = await BrokerConnection.ConnectAsync(options.RabbitMqUrl, options.ClientName, cancellationToken);
+        }
+        catch (Exception ex) when (ex is RabbitMQ.Client.Exceptions.BrokerUnreachableException or System.Net.Sockets.SocketException)
+        {
+            throw new TaskRejectedException(
+                $"cannot reach RabbitMQ at {BrokerConnection.Redact(options.RabbitMqUrl)}: {ex.Message}. " +
+                $"Start one with 'bash scripts/broker-up.sh' or set {BrokerConnection.UrlVariable}.", ex);
+        }
+
+        var channel = await connection.CreateChannelAsync(
+            new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true),
+            cancellationToken);
+        await DeclareExchangesAsync(channel, cancellationToken);
+        return new LaneQueueProducer(options, connection, channel);
+    }
+
+    /// <summary>The ingress and results exchanges (idempotent; the same as infra/rabbitmq/definitions.json).</summary>
+    public static async Task DeclareExchangesAsync(IChannel channel, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(channel);
+        await channel.ExchangeDeclareAsync(BrokerNames.TasksExchange, ExchangeType.Direct, durable: true, autoDelete: false, cancellationToken: cancellationToken);
+        await channel.ExchangeDeclareAsync(BrokerNames.ResultsExchange, ExchangeType.Topic, durable: true, autoDelete: false, cancellationToken: cancellationToken);
+    }
+
+    /// <summary>Validates and publishes a task; returns once the broker has stored it.</summary>
+    /// <exception cref="InvalidTaskException">The task breaks the wire contract; names the field.</exception>
+    /// <exception cref="TaskRejectedException">No queue is bound for the lane, or the broker nacked the message.</exception>
+    public async Task SubmitTaskAsync(ExternalTask task, CancellationToken cancellationToken = default)
+    {
+        TaskParser.Validate(task, _options.MaxPayloadBytes);
+        var properties = new BasicProperties
+        {
+            Persistent = true,
+            ContentType = "application/json",
+            MessageId = task.Id,
+            CorrelationId = task.Id,
+            Type = "lanequeue.task",
+            Priority = task.Lane.MessagePriority(),
+            Timestamp = new AmqpTimestamp(task.CreatedAt.ToUnixTimeSeconds()),
+            Headers = new Dictionary<string, object?> { ["lane"] = task.Lane.WireName() },
+        };
+        try
+        {
+            await _publishChannel.BasicPublishAsync(
+                BrokerNames.TasksExchange, BrokerNames.RoutingKey(task.Lane), mandatory: true,
+                properties, TaskJson.Serialize(task), cancellationToken);
+        }
+        catch (PublishException ex) when (ex.IsReturn)
+        {
+            throw new TaskRejectedException(
+                $"task '{task.Id}' was not routed: no queue is bound to lane '{task.Lane.WireName()}' on exchange " +
+                $"'{BrokerNames.TasksExchange}'. Start a consumer (it declares the lane queues) or check the vhost in the broker URL.", ex);
+        }
+        catch (PublishException ex)
+        {
+            throw new TaskRejectedException($"the broker refused task '{task.Id}' (nack); it was not stored, submit it again.", ex);
+        }
+    }
+
+    /// <summary>Submits a task and waits for its <see cref="ExternalTaskResult"/>.</summary>
+    /// <exception cref="TimeoutException">No result arrived within <paramref name="timeout"/>; the task may still run.</exception>
+    public async Task<ExternalTaskResult> SubmitAndWaitAsync(ExternalTask task, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        var wait = await WatchResultAsync(task.Id, cancellationToken);
+        try
+        {
+            await SubmitTaskAsync(task, cancellationToken);
+            return await wait.WaitAsync(timeout, cancellationToken);
+        }
+        catch (TimeoutException)
+        {
+            throw new TimeoutException(
+                $"no result for task '{task.Id}' within {timeout.TotalSeconds:0.#} s. It is stored in lane '{task.Lane.WireName()}' " +
+                "and may still run: is a consumer running, or is the lane paused?");
+        }
+        finally
+        {
+            await StopWatchingAsync(task.Id);
+        }
+    }
+
+    /// <summary>Starts listening for a task's result (before it is submitted, so none is missed).</summary>
+    public async Task<Task<ExternalTaskResult>> WatchResultAsync(string taskId, CancellationToken cancellationToken = default)
+    {
+        var queue = await EnsureReplyQueueAsync(cancellationToken);
+        var completion = new TaskCompletionSource<ExternalTaskResult>(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!_waiting.TryAdd(taskId, completion))
+            throw new InvalidOperationException($"already waiting for task '{taskId}'");
+        await _replyChannel!.QueueBindAsync(queue, BrokerNames.ResultsExchange, taskId, cancellationToken: cancellationToken);
+        return completion.Task;
+    }
+
+    async Task StopWatchingAsync(string taskId)
+    {
+        _waiting.TryRemove(taskId, out _);
+        if (_replyChannel is { IsOpen: true } channel && _replyQueue is { } queue)
+            await channel.QueueUnbindAsync(queue, BrokerNames.ResultsExchange, taskId);
+    }
+
+    async Task<string> EnsureReplyQueueAsync(CancellationToken cancellationToken)
+    {
+        if (_replyQueue is { } existing)
+            return existing;
+        await _replyLock.WaitAsync(cancellationToken);
+        try
+        {
+            if (_replyQueue is { } raced)
+                return raced;
+            var channel = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
+            var declared = await channel.QueueDeclareAsync(
+                $"lanequeue.replies.{Guid.NewGuid():N}", durable: false, exclusive: true, autoDelete: true, cancellationToken: cancellationToken);
+            var consumer = new AsyncEventingBasicConsumer(channel);
+            consumer.ReceivedAsync += (_, delivery) =>
+            {
+                OnResult(delivery.Body);
+                return Task.CompletedTask;
+            };
+            await channel.BasicConsumeAsync(declared.QueueName, autoAck: true, consumer, cancellationToken);
+            _replyChannel = channel;
+            _replyQueue = declared.QueueName;
+            return declared.QueueName;
+        }
+        finally
+        {
+            _replyLock.Release();
+        }
+    }
+
+    void OnResult(ReadOnlyMemory<byte> body)
+    {
+        ExternalTaskResult result;
+        try
+        {
+            result = TaskJson.Deserialize<ExternalTaskResult>(body.Span);
+        }
+        catch (JsonException)
+        {
+            return; // not a result we can read; results of other tasks never reach this queue.
+        }
+        if (_waiting.TryGetValue(result.TaskId, out var completion))
+            completion.TrySetResult(result);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_replyChannel is not null)
+            await _replyChannel.DisposeAsync();
+        await _publishChannel.DisposeAsync();
+        await _connection.DisposeAsync();
+        _replyLock.Dispose();
+    }
+}

@@ -1,0 +1,3 @@
+using LaneQueue.Producer;
+
+return await ProducerCli.Build().Parse(args).InvokeAsync();

@@ -1,0 +1,41 @@
+using LaneQueue.Consumer;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace LaneQueue.Tests.Broker;
+
+/// <summary>Starts a LaneQueue consumer (a whole generic host with its own bus) inside the test process.</summary>
+public static class ConsumerHost
+{
+    public static async Task<IHost> StartAsync(
+        string url,
+        Action<LaneQueueOptions>? configure = null,
+        Action<LaneQueueConsumerBuilder>? handlers = null,
+        string? name = null)
+    {
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
+        var consumer = builder.AddLaneQueueConsumer(o =>
+        {
+            o.RabbitMqUrl = url;
+            o.ConsumerName = name ?? $"test-{Guid.NewGuid():N}"[..13];
+            o.ShutdownTimeoutSeconds = 10;
+            configure?.Invoke(o);
+        });
+        handlers?.Invoke(consumer);
+        var host = builder.Build();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await host.StartAsync(timeout.Token);
+        return host;
+    }
+
+    public static LaneGate Gate(this IHost host) => host.Services.GetRequiredService<LaneGate>();
+
+    public static async Task StopQuietlyAsync(this IHost host)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await host.StopAsync(timeout.Token);
+        host.Dispose();
+    }
+}

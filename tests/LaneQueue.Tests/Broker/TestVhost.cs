@@ -1,0 +1,47 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using LaneQueue.Contracts;
+
+namespace LaneQueue.Tests.Broker;
+
+/// <summary>A vhost of one test: its broker URL and what the management API says about its queues.</summary>
+public sealed class TestVhost(BrokerFixture broker, string name, string url) : IAsyncDisposable
+{
+    public string Name { get; } = name;
+
+    public string Url { get; } = url;
+
+    /// <summary>Ready + unacked counts of a queue; null when it does not exist. The management API refreshes every few seconds.</summary>
+    public async Task<JsonElement?> QueueAsync(string queue)
+    {
+        using var response = await broker.Management.GetAsync($"api/queues/{Uri.EscapeDataString(Name)}/{Uri.EscapeDataString(queue)}");
+        return response.IsSuccessStatusCode ? await response.Content.ReadFromJsonAsync<JsonElement>() : null;
+    }
+
+    /// <summary>Takes up to <paramref name="count"/> messages off a queue (acking them) through the management API.</summary>
+    public async Task<List<JsonElement>> GetMessagesAsync(string queue, int count = 100)
+    {
+        using var response = await broker.Management.PostAsync(
+            $"api/queues/{Uri.EscapeDataString(Name)}/{Uri.EscapeDataString(queue)}/get",
+            JsonContent.Create(new { count, ackmode = "ack_requeue_false", encoding = "auto", truncate = 50000 }));
+        response.EnsureSuccessStatusCode();
+        return await response.Content.ReadFromJsonAsync<List<JsonElement>>() ?? [];
+    }
+
+    /// <summary>Polls until <paramref name="condition"/> holds or the time-out passes (then fails with <paramref name="what"/>).</summary>
+    public static async Task EventuallyAsync(Func<Task<bool>> condition, string what, int timeoutSeconds = 60)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(timeoutSeconds);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (await condition())
+                return;
+            await Task.Delay(100);
+        }
+        Assert.Fail($"timed out after {timeoutSeconds} s waiting for: {what}");
+    }
+
+    public static string DeadLetters(SessionLane lane) => BrokerNames.DeadLetterQueue(BrokerNames.LaneQueue(lane));
+
+    public ValueTask DisposeAsync() => new(broker.DeleteVhostAsync(Name));
+}
