@@ -15,7 +15,13 @@ public static class ConsumerHost
         string? name = null)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
-        builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
+        // LANEQUEUE_TEST_LOG=Information (or Debug) shows the consumers' own log while a test runs.
+        var level = Enum.TryParse<LogLevel>(Environment.GetEnvironmentVariable("LANEQUEUE_TEST_LOG"), out var chosen) ? chosen : LogLevel.Warning;
+        builder.Logging.AddSimpleConsole(o =>
+        {
+            o.SingleLine = true;
+            o.TimestampFormat = "HH:mm:ss.fff ";
+        }).SetMinimumLevel(level).AddFilter("MassTransit", LogLevel.Warning);
         var consumer = builder.AddLaneQueueConsumer(o =>
         {
             o.RabbitMqUrl = url;
@@ -31,6 +37,9 @@ public static class ConsumerHost
     }
 
     public static LaneGate Gate(this IHost host) => host.Services.GetRequiredService<LaneGate>();
+
+    /// <summary>Whether the lane gate of this consumer has its lane's endpoint stopped.</summary>
+    public static bool IsPaused(this IHost host, LaneQueue.Contracts.SessionLane lane) => host.Services.GetRequiredService<LaneEndpoints>().IsPaused(lane);
 
     public static async Task StopQuietlyAsync(this IHost host)
     {
