@@ -25,6 +25,7 @@ public static class ConsumerRegistration
         handlers.Add<FailHandler>(FailHandler.CommandType);
         services.AddSingleton(handlers);
         services.AddSingleton<SlotBudget>();
+        services.AddSingleton<TaskRateLimits>();
         services.AddSingleton<LaneActivity>();
         services.AddSingleton<LaneEndpoints>();
         services.AddHostedService<BrokerSetup>();

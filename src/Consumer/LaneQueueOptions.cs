@@ -39,6 +39,9 @@ public sealed class LaneQueueOptions
 
     public GateOptions Gate { get; set; } = new();
 
+    /// <summary>Per-lane limits on task starts, on top of the process-wide <c>Queue:RateLimit</c>.</summary>
+    public Dictionary<SessionLane, RateLimit> LaneRateLimits { get; set; } = [];
+
     public SessionQueueConfig Queue { get; set; } = new();
 }
 
@@ -80,6 +83,8 @@ public sealed class LaneQueueOptionsValidator : IValidateOptions<LaneQueueOption
         if (options.Gate.ResumeAfterClearChecks < 1)
             problems.Add($"LaneQueue:Gate:ResumeAfterClearChecks must be at least 1, got {options.Gate.ResumeAfterClearChecks}");
         problems.AddRange(options.Queue.Validate().Select(p => "LaneQueue:Queue:" + p));
+        foreach (var (lane, limit) in options.LaneRateLimits)
+            problems.AddRange(limit.Validate().Select(p => $"LaneQueue:LaneRateLimits:{lane}:{p}"));
         return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
     }
 }

@@ -17,6 +17,7 @@ public sealed class LaneTaskConsumer(
     TaskHandlers handlers,
     IServiceProvider services,
     SlotBudget slots,
+    TaskRateLimits rateLimits,
     LaneActivity activity,
     IOptions<LaneQueueOptions> options,
     ILogger<LaneTaskConsumer> logger) : IConsumer<TaskDelivery>
@@ -32,6 +33,7 @@ public sealed class LaneTaskConsumer(
                 ?? throw new InvalidTaskException("command_type",
                     $"'{task.CommandType}' has no handler on consumer {settings.ConsumerName}; known: {string.Join(", ", handlers.CommandTypes)}");
 
+            await rateLimits.WaitAsync(task.Lane, context.CancellationToken);
             using var slot = await slots.AcquireAsync(task.Lane, context.CancellationToken);
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
             if ((task.TimeoutMs ?? settings.Queue.TimeoutMs(task.Lane)) is { } timeoutMs)
