@@ -17,7 +17,7 @@ public sealed class BrokerSetup(IOptions<LaneQueueOptions> options) : IHostedSer
         {
             await using var connection = await BrokerConnection.ConnectAsync(settings.RabbitMqUrl, $"{settings.ConsumerName}-setup", cancellationToken);
             await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
-            await LaneQueueProducer.DeclareExchangesAsync(channel, cancellationToken);
+            await BrokerTopology.DeclareAsync(channel, cancellationToken);
         }
         catch (Exception ex) when (ex is RabbitMQ.Client.Exceptions.BrokerUnreachableException or RabbitMQ.Client.Exceptions.OperationInterruptedException)
         {

@@ -28,7 +28,16 @@ public static class ConsumerRegistration
         services.AddSingleton<TaskRateLimits>();
         services.AddSingleton<LaneActivity>();
         services.AddSingleton<LaneEndpoints>();
+        services.AddSingleton<RunningTasks>();
+        services.AddSingleton<TaskLedger>();
+        services.AddSingleton<LaneModes>();
+        services.AddSingleton<BrokerPublisher>();
+        services.AddSingleton<FleetListener>();
+        services.AddSingleton<ExternalTasks>();
         services.AddHostedService<BrokerSetup>();
+        services.AddHostedService(sp => sp.GetRequiredService<FleetListener>());
+        services.AddHostedService(sp => sp.GetRequiredService<ExternalTasks>());
+        services.AddHostedService<Preemption>();
         services.AddSingleton<LaneGate>();
         services.AddHostedService(sp => sp.GetRequiredService<LaneGate>());
 

@@ -20,6 +20,24 @@ public static partial class Log
     [LoggerMessage(1004, LogLevel.Warning, "Rejected a message from {Queue}: {Reason}; moved to the dead-letter queue")]
     public static partial void MessageRejected(ILogger logger, string queue, string reason);
 
+    [LoggerMessage(1005, LogLevel.Information, "Task {TaskId} in lane {Lane} will retry in {DelayMs} ms (attempt {Attempt}): {Error}")]
+    public static partial void TaskRetrying(ILogger logger, string taskId, string lane, long delayMs, int attempt, string error);
+
+    [LoggerMessage(1006, LogLevel.Information, "Task {TaskId} in lane {Lane} skipped: {Reason}")]
+    public static partial void TaskSkipped(ILogger logger, string taskId, string lane, string reason);
+
+    [LoggerMessage(1007, LogLevel.Information, "Task {TaskId} in lane {Lane} yielded to higher-lane work; back in its lane with a checkpoint")]
+    public static partial void TaskYielded(ILogger logger, string taskId, string lane);
+
+    [LoggerMessage(1008, LogLevel.Information, "Asked task {TaskId} in lane {Lane} to yield: lane {Waiting} has work and no slot is free")]
+    public static partial void YieldRequested(ILogger logger, string taskId, string lane, string waiting);
+
+    [LoggerMessage(1200, LogLevel.Information, "Fleet command {Command} {Target} applied ({Cancelled} running tasks cancelled)")]
+    public static partial void FleetCommandApplied(ILogger logger, string command, string target, int cancelled);
+
+    [LoggerMessage(1201, LogLevel.Warning, "Ignored an unreadable fleet command: {Error}")]
+    public static partial void FleetCommandIgnored(ILogger logger, string error);
+
     [LoggerMessage(1100, LogLevel.Information, "Lane {Lane} paused: {Reason}")]
     public static partial void LanePaused(ILogger logger, string lane, string reason);
 

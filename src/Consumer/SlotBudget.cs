@@ -25,6 +25,9 @@ public sealed class SlotBudget
 
     public int Capacity { get; }
 
+    /// <summary>Raised (outside the lock) when a task of this lane has to wait for a slot.</summary>
+    public event Action<SessionLane>? Contended;
+
     public int InUse
     {
         get
@@ -57,6 +60,7 @@ public sealed class SlotBudget
             waiter = new TaskCompletionSource<IDisposable>(TaskCreationOptions.RunContinuationsAsynchronously);
             _waiting.Enqueue(waiter, ((int)lane, _order++));
         }
+        Contended?.Invoke(lane);
         if (cancellationToken.CanBeCanceled)
         {
             cancellationToken.Register(() =>

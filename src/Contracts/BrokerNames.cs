@@ -28,4 +28,30 @@ public static class BrokerNames
 
     /// <summary>The reason a message was dead-lettered (MassTransit's fault header).</summary>
     public const string ReasonHeader = "MT-Fault-Message";
+
+    /// <summary>How many times the task has been retried before this delivery (0 on the first).</summary>
+    public const string AttemptHeader = "x-lanequeue-attempt";
+
+    /// <summary>The error of the previous attempt, on a retried task.</summary>
+    public const string LastErrorHeader = "x-lanequeue-last-error";
+
+    /// <summary>Topic exchange of lifecycle events (<see cref="TaskEvent"/>); routing key = <c>command.&lt;kind&gt;.&lt;lane&gt;</c>.</summary>
+    public const string EventsExchange = "lanequeue.events";
+
+    /// <summary>Fanout exchange of fleet commands (<see cref="FleetCommand"/>), kept in the stream <see cref="FleetLog"/>.</summary>
+    public const string FleetExchange = "lanequeue.fleet";
+
+    /// <summary>Stream queue that keeps fleet commands for a day, so consumers that start later replay them.</summary>
+    public const string FleetLog = "lanequeue.fleet.log";
+
+    /// <summary>Topic exchange where External and Hybrid lanes announce tasks; routing key = lane.</summary>
+    public const string ExternalExchange = "lanequeue.external";
+
+    /// <summary>Direct exchange where external workers complete tasks; routing key = task id.</summary>
+    public const string ExternalCompletionsExchange = "lanequeue.external.completions";
+
+    /// <summary>Holding queue for retries of a lane after <paramref name="delay"/>: TTL, then dead-lettered back to the lane.</summary>
+    public static string RetryQueue(SessionLane lane, TimeSpan delay) => $"{Prefix}.{lane.WireName()}.retry.{(long)delay.TotalMilliseconds}ms";
+
+    public static string EventRoutingKey(string kind, SessionLane lane) => $"{kind}.{lane.WireName()}";
 }

@@ -27,12 +27,20 @@ public sealed record ExternalTask
     [JsonPropertyName("session_id")]
     public string? SessionId { get; init; }
 
-    /// <summary>Time allowed from <see cref="CreatedAt"/>; null means the lane's configured timeout applies.</summary>
+    /// <summary>Time one run of the task may take; null means the lane's configured timeout applies.</summary>
     [JsonPropertyName("timeout_ms")]
     public long? TimeoutMs { get; init; }
 
     [JsonPropertyName("created_at")]
     public DateTimeOffset CreatedAt { get; init; } = DateTimeOffset.UtcNow;
+
+    /// <summary>The handler may be asked to yield to higher-lane work (cooperative preemption).</summary>
+    [JsonPropertyName("preemptible")]
+    public bool Preemptible { get; init; }
+
+    /// <summary>Where a preempted task resumes: what its handler returned when it yielded; null on a fresh task.</summary>
+    [JsonPropertyName("checkpoint")]
+    public JsonElement? Checkpoint { get; init; }
 
     public static ExternalTask Create(string id, SessionLane lane, object? payload = null, string? commandType = null) => new()
     {

@@ -16,7 +16,7 @@ public sealed record ExternalTaskResult
     [JsonPropertyName("success")]
     public bool Success { get; init; }
 
-    /// <summary><c>completed</c>, <c>failed</c>, <c>timed_out</c>, <c>cancelled</c> or <c>dead_lettered</c>.</summary>
+    /// <summary><c>completed</c>, <c>failed</c>, <c>timed_out</c>, <c>cancelled</c> or <c>duplicate</c>; failed and timed-out tasks wait in the dead-letter queue.</summary>
     [JsonPropertyName("status")]
     public string Status { get; init; } = TaskStatuses.Completed;
 
@@ -37,6 +37,10 @@ public sealed record ExternalTaskResult
 
     [JsonPropertyName("finished_at")]
     public DateTimeOffset FinishedAt { get; init; }
+
+    /// <summary>Retries before the run that produced this result.</summary>
+    [JsonPropertyName("attempts")]
+    public int Attempts { get; init; }
 }
 
 public static class TaskStatuses
@@ -46,4 +50,7 @@ public static class TaskStatuses
     public const string TimedOut = "timed_out";
     public const string Cancelled = "cancelled";
     public const string DeadLettered = "dead_lettered";
+
+    /// <summary>The id already ran (or is running) elsewhere; this copy was not run.</summary>
+    public const string Duplicate = "duplicate";
 }

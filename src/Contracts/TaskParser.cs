@@ -68,6 +68,8 @@ public static partial class TaskParser
             SessionId = OptionalString(root, "session_id"),
             TimeoutMs = OptionalPositiveLong(root, "timeout_ms"),
             CreatedAt = OptionalTimestamp(root, "created_at") ?? DateTimeOffset.UtcNow,
+            Preemptible = OptionalBool(root, "preemptible"),
+            Checkpoint = root.TryGetProperty("checkpoint", out var checkpoint) && checkpoint.ValueKind != JsonValueKind.Null ? checkpoint.Clone() : null,
         };
         Validate(task, maxPayloadBytes);
         return task;
@@ -129,6 +131,18 @@ public static partial class TaskParser
         if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt64(out var number))
             throw new InvalidTaskException(name, $"must be a whole number of milliseconds, got {Describe(value.ValueKind)}");
         return number > 0 ? number : throw new InvalidTaskException(name, $"{number} must be a positive number of milliseconds");
+    }
+
+    static bool OptionalBool(JsonElement root, string name)
+    {
+        if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+            return false;
+        return value.ValueKind switch
+        {
+            JsonValueKind.True => true,
+            JsonValueKind.False => false,
+            _ => throw new InvalidTaskException(name, $"must be true or false, got {Describe(value.ValueKind)}"),
+        };
     }
 
     static DateTimeOffset? OptionalTimestamp(JsonElement root, string name)

@@ -54,16 +54,8 @@ public sealed class LaneQueueProducer : IAsyncDisposable
         var channel = await connection.CreateChannelAsync(
             new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true),
             cancellationToken);
-        await DeclareExchangesAsync(channel, cancellationToken);
+        await BrokerTopology.DeclareAsync(channel, cancellationToken);
         return new LaneQueueProducer(options, connection, channel);
-    }
-
-    /// <summary>The ingress and results exchanges (idempotent; the same as infra/rabbitmq/definitions.json).</summary>
-    public static async Task DeclareExchangesAsync(IChannel channel, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(channel);
-        await channel.ExchangeDeclareAsync(BrokerNames.TasksExchange, ExchangeType.Direct, durable: true, autoDelete: false, cancellationToken: cancellationToken);
-        await channel.ExchangeDeclareAsync(BrokerNames.ResultsExchange, ExchangeType.Topic, durable: true, autoDelete: false, cancellationToken: cancellationToken);
     }
 
     /// <summary>Validates and publishes a task; returns once the broker has stored it.</summary>
@@ -98,6 +90,73 @@ public sealed class LaneQueueProducer : IAsyncDisposable
         catch (PublishException ex)
         {
             throw new TaskRejectedException($"the broker refused task '{task.Id}' (nack); it was not stored, submit it again.", ex);
+        }
+    }
+
+    /// <summary>The dead-letter queues: list, redrive, purge.</summary>
+    public DeadLetters DeadLetters => new(_connection);
+
+    /// <summary>
+    /// Follows lifecycle events (<see cref="TaskEvent"/>) on a queue of this producer's own; <paramref name="pattern"/> is a
+    /// topic binding such as <c>command.#</c> or <c>command.completed.query</c>. Dispose the result to stop.
+    /// </summary>
+    public async Task<IAsyncDisposable> WatchEventsAsync(Func<TaskEvent, Task> onEvent, string pattern = "command.#", CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(onEvent);
+        var channel = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
+        var queue = (await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true, cancellationToken: cancellationToken)).QueueName;
+        await channel.QueueBindAsync(queue, BrokerNames.EventsExchange, pattern, cancellationToken: cancellationToken);
+        var consumer = new AsyncEventingBasicConsumer(channel);
+        consumer.ReceivedAsync += async (_, delivery) =>
+        {
+            TaskEvent taskEvent;
+            try
+            {
+                taskEvent = TaskJson.Deserialize<TaskEvent>(delivery.Body.Span);
+            }
+            catch (JsonException)
+            {
+                return;
+            }
+            await onEvent(taskEvent);
+        };
+        await channel.BasicConsumeAsync(queue, autoAck: true, consumer, cancellationToken);
+        return channel;
+    }
+
+    /// <summary>Cancels a task on every consumer: skipped if still waiting, its token fired if running.</summary>
+    public Task CancelTaskAsync(string taskId, CancellationToken cancellationToken = default) =>
+        SendFleetCommandAsync(new FleetCommand { Command = FleetCommand.Cancel, TaskId = taskId }, cancellationToken);
+
+    /// <summary>Cancels every task of a session created before now.</summary>
+    public Task CancelSessionAsync(string sessionId, CancellationToken cancellationToken = default) =>
+        SendFleetCommandAsync(new FleetCommand { Command = FleetCommand.Cancel, SessionId = sessionId }, cancellationToken);
+
+    /// <summary>Publishes a fleet command (kept in the fleet log so consumers that start later apply it too).</summary>
+    public async Task SendFleetCommandAsync(FleetCommand command, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        await PublishConfirmedAsync(BrokerNames.FleetExchange, "", TaskJson.Serialize(command), $"fleet command '{command.Command}'", cancellationToken);
+    }
+
+    /// <summary>Completes a task of an External lane (the reference's <c>complete_external_task</c>).</summary>
+    public async Task CompleteExternalTaskAsync(ExternalCompletion completion, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(completion);
+        await PublishConfirmedAsync(BrokerNames.ExternalCompletionsExchange, completion.TaskId, TaskJson.Serialize(completion),
+            $"completion of external task '{completion.TaskId}' (is a consumer waiting for it?)", cancellationToken);
+    }
+
+    async Task PublishConfirmedAsync(string exchange, string routingKey, byte[] body, string what, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await _publishChannel.BasicPublishAsync(exchange, routingKey, mandatory: true,
+                new BasicProperties { Persistent = true, ContentType = "application/json" }, body, cancellationToken);
+        }
+        catch (PublishException ex)
+        {
+            throw new TaskRejectedException($"the broker did not take the {what}: {(ex.IsReturn ? "unroutable" : "nacked")}", ex);
         }
     }
 

@@ -1,0 +1,104 @@
+using System.Text.Json.Serialization;
+
+namespace LaneQueue.Contracts;
+
+/// <summary>
+/// A task's lifecycle transition, published to <see cref="BrokerNames.EventsExchange"/> with routing key
+/// <c>&lt;event&gt;.&lt;lane&gt;</c> (e.g. <c>command.started.query</c>); bind <c>command.#</c> to see them all.
+/// </summary>
+public sealed record TaskEvent
+{
+    public const string Submitted = "command.submitted";
+    public const string Started = "command.started";
+    public const string Completed = "command.completed";
+    public const string Failed = "command.failed";
+    public const string Timeout = "command.timeout";
+    public const string Retry = "command.retry";
+    public const string DeadLettered = "command.dead_lettered";
+    public const string Cancelled = "command.cancelled";
+    public const string Preempted = "command.preempted";
+    public const string Duplicate = "command.duplicate";
+    public const string ExternalPending = "command.external_pending";
+
+    [JsonPropertyName("event")]
+    public required string Event { get; init; }
+
+    [JsonPropertyName("task_id")]
+    public required string TaskId { get; init; }
+
+    [JsonPropertyName("lane")]
+    [JsonConverter(typeof(SessionLaneJsonConverter))]
+    public SessionLane Lane { get; init; }
+
+    [JsonPropertyName("session_id")]
+    public string? SessionId { get; init; }
+
+    [JsonPropertyName("consumer")]
+    public string? Consumer { get; init; }
+
+    /// <summary>Retries before this run (0 = first run).</summary>
+    [JsonPropertyName("attempt")]
+    public int Attempt { get; init; }
+
+    [JsonPropertyName("at")]
+    public DateTimeOffset At { get; init; } = DateTimeOffset.UtcNow;
+
+    [JsonPropertyName("error")]
+    public string? Error { get; init; }
+
+    /// <summary>For <see cref="Retry"/>: how long the task waits before it is back in its lane.</summary>
+    [JsonPropertyName("delay_ms")]
+    public long? DelayMs { get; init; }
+}
+
+/// <summary>
+/// A command to the whole fleet, published to <see cref="BrokerNames.FleetExchange"/> and kept in the stream
+/// <see cref="BrokerNames.FleetLog"/>, so consumers that start later apply it too.
+/// </summary>
+public sealed record FleetCommand
+{
+    public const string Cancel = "cancel";
+    public const string SetHandler = "set_handler";
+
+    [JsonPropertyName("command")]
+    public required string Command { get; init; }
+
+    /// <summary>For <see cref="Cancel"/>: the task to cancel.</summary>
+    [JsonPropertyName("task_id")]
+    public string? TaskId { get; init; }
+
+    /// <summary>For <see cref="Cancel"/>: cancel every task of this session created before <see cref="At"/>.</summary>
+    [JsonPropertyName("session_id")]
+    public string? SessionId { get; init; }
+
+    /// <summary>For <see cref="SetHandler"/>: the lane.</summary>
+    [JsonPropertyName("lane")]
+    public string? Lane { get; init; }
+
+    /// <summary>For <see cref="SetHandler"/>: <c>internal</c>, <c>external</c> or <c>hybrid</c>.</summary>
+    [JsonPropertyName("mode")]
+    public string? Mode { get; init; }
+
+    /// <summary>For <see cref="SetHandler"/>: how long an external worker may take.</summary>
+    [JsonPropertyName("timeout_ms")]
+    public long? TimeoutMs { get; init; }
+
+    [JsonPropertyName("at")]
+    public DateTimeOffset At { get; init; } = DateTimeOffset.UtcNow;
+}
+
+/// <summary>Published by an external worker to <see cref="BrokerNames.ExternalCompletionsExchange"/> with the task id as routing key.</summary>
+public sealed record ExternalCompletion
+{
+    [JsonPropertyName("task_id")]
+    public required string TaskId { get; init; }
+
+    [JsonPropertyName("success")]
+    public bool Success { get; init; }
+
+    [JsonPropertyName("result")]
+    public System.Text.Json.JsonElement Result { get; init; } = TaskJson.EmptyObject;
+
+    [JsonPropertyName("error")]
+    public string? Error { get; init; }
+}
