@@ -24,7 +24,8 @@ public sealed class LaneGate(
 {
     readonly SemaphoreSlim _wake = new(0, 1);
     readonly Dictionary<SessionLane, Task> _switching = [];
-    readonly bool[] _pressured = new bool[SessionLanes.All.Count];
+    DepthAlerts? _alerts;
+    int _checks;
 
     /// <summary>The latest ready counts read from the broker, by lane priority.</summary>
     public long[] LastReady { get; } = new long[SessionLanes.All.Count];
@@ -37,6 +38,7 @@ public sealed class LaneGate(
         if (settings.Topology != LaneTopology.QueuePerLane || !settings.Gate.Enabled)
             return;
         Policy = new GatePolicy(settings.Gate, settings.Queue.PriorityBoost);
+        _alerts = new DepthAlerts(settings.Queue, logger);
         activity.TaskStarted += OnTaskStarted;
         await bus.WaitForHealthStatus(BusHealthStatus.Healthy, stoppingToken);
 
@@ -84,7 +86,15 @@ public sealed class LaneGate(
         {
             var declared = await channel.QueueDeclarePassiveAsync(BrokerNames.LaneQueue(lane), cancellationToken);
             LastReady[(int)lane] = declared.MessageCount;
-            ReportPressure(lane, declared.MessageCount, settings.Queue.PressureThreshold);
+            _alerts!.Lane(lane, declared.MessageCount);
+        }
+        if (_checks++ % 50 == 0)
+        {
+            foreach (var lane in SessionLanes.All)
+            {
+                var deadLetters = BrokerNames.DeadLetterQueue(BrokerNames.LaneQueue(lane));
+                _alerts!.DeadLetters(lane, (await channel.QueueDeclarePassiveAsync(deadLetters, cancellationToken)).MessageCount);
+            }
         }
         var snapshot = new GateSnapshot(
             (long[])LastReady.Clone(),
@@ -112,23 +122,6 @@ public sealed class LaneGate(
                 Log.LaneResumed(logger, change.Lane.WireName(), change.Reason);
             }
         }, cancellationToken, TaskContinuationOptions.None, TaskScheduler.Default).Unwrap();
-    }
-
-    void ReportPressure(SessionLane lane, long depth, int? threshold)
-    {
-        if (threshold is not { } limit)
-            return;
-        var i = (int)lane;
-        if (!_pressured[i] && depth >= limit)
-        {
-            _pressured[i] = true;
-            Log.LanePressure(logger, lane.WireName(), depth, limit);
-        }
-        else if (_pressured[i] && depth == 0)
-        {
-            _pressured[i] = false;
-            Log.LaneIdle(logger, lane.WireName());
-        }
     }
 
     void OnTaskStarted(SessionLane lane)

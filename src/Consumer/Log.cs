@@ -52,4 +52,10 @@ public static partial class Log
 
     [LoggerMessage(1104, LogLevel.Information, "Lane {Lane} idle")]
     public static partial void LaneIdle(ILogger logger, string lane);
+
+    [LoggerMessage(1105, LogLevel.Warning, "Queue depth alert: lane {Lane} is {Level} with {Depth} ready (warning at {Warning}, critical at {Critical})")]
+    public static partial void DepthAlert(ILogger logger, string lane, string level, long depth, int warning, int critical);
+
+    [LoggerMessage(1106, LogLevel.Warning, "Dead-letter queue of lane {Lane} holds {Depth} messages (DlqMaxSize {Max}); nothing is evicted - redrive or purge it")]
+    public static partial void DeadLettersFull(ILogger logger, string lane, long depth, int max);
 }
