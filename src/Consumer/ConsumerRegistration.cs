@@ -28,6 +28,8 @@ public static class ConsumerRegistration
         services.AddSingleton<TaskRateLimits>();
         services.AddSingleton<LaneActivity>();
         services.AddSingleton<LaneEndpoints>();
+        services.AddMetrics();
+        services.AddSingleton<ConsumerMetrics>();
         services.AddSingleton<RunningTasks>();
         services.AddSingleton<TaskLedger>();
         services.AddSingleton<LaneModes>();

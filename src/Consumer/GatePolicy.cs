@@ -22,19 +22,22 @@ public sealed class GatePolicy(GateOptions options, PriorityBoost boost)
 {
     readonly bool[] _paused = new bool[SessionLanes.All.Count];
     readonly int[] _clearChecks = new int[SessionLanes.All.Count];
-    readonly DateTimeOffset?[] _heldSince = new DateTimeOffset?[SessionLanes.All.Count];
+    readonly DateTimeOffset?[] _waitingSince = new DateTimeOffset?[SessionLanes.All.Count];
     readonly DateTimeOffset?[] _admittedAt = new DateTimeOffset?[SessionLanes.All.Count];
 
     public bool IsPaused(SessionLane lane) => _paused[(int)lane];
 
-    /// <summary>Boost levels the lane has earned by waiting (0 when it is not waiting).</summary>
+    /// <summary>
+    /// Boost levels the lane has earned by waiting: held back while it has ready work of its own, counted from when that
+    /// began or from its last task start, whichever is later (0 when it is not waiting).
+    /// </summary>
     public int BoostLevels(SessionLane lane, GateSnapshot snapshot)
     {
         ArgumentNullException.ThrowIfNull(snapshot);
         var i = (int)lane;
-        if (_heldSince[i] is not { } held || snapshot.Ready[i] == 0)
+        if (_waitingSince[i] is not { } waiting || snapshot.Ready[i] == 0)
             return 0;
-        var since = snapshot.LastStart[i] is { } started && started > held ? started : held;
+        var since = snapshot.LastStart[i] is { } started && started > waiting ? started : waiting;
         return boost.LevelsFor(snapshot.Now - since);
     }
 
@@ -45,6 +48,10 @@ public sealed class GatePolicy(GateOptions options, PriorityBoost boost)
         foreach (var lane in SessionLanes.All)
         {
             var i = (int)lane;
+            if (!_paused[i] || snapshot.Ready[i] == 0)
+                _waitingSince[i] = null;
+            else
+                _waitingSince[i] ??= snapshot.Now;
             var levels = BoostLevels(lane, snapshot);
             if (_admittedAt[i] is { } admitted && (snapshot.Ready[i] == 0 || snapshot.LastStart[i] > admitted))
                 _admittedAt[i] = null;
@@ -55,7 +62,8 @@ public sealed class GatePolicy(GateOptions options, PriorityBoost boost)
                 if (!_paused[i])
                 {
                     _paused[i] = true;
-                    _heldSince[i] = snapshot.Now;
+                    if (snapshot.Ready[i] > 0)
+                        _waitingSince[i] = snapshot.Now;
                     changes.Add(new GateChange(lane, true, $"lane {higher.WireName()} has {snapshot.Ready[(int)higher]} ready"));
                 }
             }
@@ -73,7 +81,7 @@ public sealed class GatePolicy(GateOptions options, PriorityBoost boost)
                 }
             }
             if (!_paused[i])
-                _heldSince[i] = null;
+                _waitingSince[i] = null;
         }
         return changes;
     }

@@ -9,6 +9,9 @@ public sealed class LaneActivity
     readonly long[] _lastStartTicks = new long[SessionLanes.All.Count];
     readonly long[] _started = new long[SessionLanes.All.Count];
 
+    /// <summary>Ready messages per lane at the broker, as the lane gate last read them (indexed by lane priority).</summary>
+    public long[] Ready { get; } = new long[SessionLanes.All.Count];
+
     /// <summary>Raised when a task starts; the lane gate listens to react at once.</summary>
     public event Action<SessionLane>? TaskStarted;
 

@@ -19,6 +19,7 @@ public sealed class LaneGate(
     IOptions<LaneQueueOptions> options,
     LaneEndpoints endpoints,
     LaneActivity activity,
+    ConsumerMetrics metrics,
     IBusControl bus,
     ILogger<LaneGate> logger) : BackgroundService
 {
@@ -28,7 +29,7 @@ public sealed class LaneGate(
     int _checks;
 
     /// <summary>The latest ready counts read from the broker, by lane priority.</summary>
-    public long[] LastReady { get; } = new long[SessionLanes.All.Count];
+    public long[] LastReady => activity.Ready;
 
     public GatePolicy? Policy { get; private set; }
 
@@ -57,7 +58,7 @@ public sealed class LaneGate(
                             await channel.DisposeAsync();
                         channel = await connection.CreateChannelAsync(cancellationToken: stoppingToken);
                     }
-                    await CheckAsync(channel, settings, stoppingToken);
+                    await CheckAsync(connection, channel, settings, stoppingToken);
                 }
                 catch (Exception ex) when (!stoppingToken.IsCancellationRequested)
                 {
@@ -80,7 +81,7 @@ public sealed class LaneGate(
         }
     }
 
-    async Task CheckAsync(IChannel channel, LaneQueueOptions settings, CancellationToken cancellationToken)
+    async Task CheckAsync(IConnection connection, IChannel channel, LaneQueueOptions settings, CancellationToken cancellationToken)
     {
         foreach (var lane in SessionLanes.All)
         {
@@ -89,19 +90,31 @@ public sealed class LaneGate(
             _alerts!.Lane(lane, declared.MessageCount);
         }
         if (_checks++ % 50 == 0)
-        {
-            foreach (var lane in SessionLanes.All)
-            {
-                var deadLetters = BrokerNames.DeadLetterQueue(BrokerNames.LaneQueue(lane));
-                _alerts!.DeadLetters(lane, (await channel.QueueDeclarePassiveAsync(deadLetters, cancellationToken)).MessageCount);
-            }
-        }
+            await CheckDeadLettersAsync(connection, cancellationToken);
         var snapshot = new GateSnapshot(
             (long[])LastReady.Clone(),
             SessionLanes.All.Select(activity.LastStart).ToArray(),
             DateTimeOffset.UtcNow);
         foreach (var change in Policy!.Evaluate(snapshot))
             Switch(change, cancellationToken);
+    }
+
+    /// <summary>Dead-letter depths, on a channel of their own: a queue not declared yet must not disturb the lane checks.</summary>
+    async Task CheckDeadLettersAsync(IConnection connection, CancellationToken cancellationToken)
+    {
+        await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
+        foreach (var lane in SessionLanes.All)
+        {
+            try
+            {
+                var declared = await channel.QueueDeclarePassiveAsync(BrokerNames.DeadLetterQueue(BrokerNames.LaneQueue(lane)), cancellationToken);
+                _alerts!.DeadLetters(lane, declared.MessageCount);
+            }
+            catch (RabbitMQ.Client.Exceptions.OperationInterruptedException)
+            {
+                return; // no dead letters yet (the queue appears with the first one); the channel is closed now
+            }
+        }
     }
 
     void Switch(GateChange change, CancellationToken cancellationToken)
@@ -114,6 +127,7 @@ public sealed class LaneGate(
             if (change.Pause)
             {
                 Log.LanePaused(logger, change.Lane.WireName(), change.Reason);
+                metrics.GatePaused(change.Lane);
                 await endpoints.PauseAsync(change.Lane, cancellationToken);
             }
             else

@@ -29,6 +29,7 @@ public sealed class LaneTaskConsumer(
     LaneModes modes,
     ExternalTasks external,
     BrokerPublisher publisher,
+    ConsumerMetrics metrics,
     IHostApplicationLifetime lifetime,
     IOptions<LaneQueueOptions> options,
     ILogger<LaneTaskConsumer> logger) : IConsumer<TaskDelivery>
@@ -38,6 +39,13 @@ public sealed class LaneTaskConsumer(
         var settings = options.Value;
         var task = ReadTask(context, settings);
         var attempt = AttemptOf(context);
+        var headers = context.ReceiveContext.TransportHeaders;
+        using var trace = LaneQueueTelemetry.Source.StartActivity($"{task.Lane.WireName()} run", ActivityKind.Consumer,
+            LaneQueueTelemetry.Extract(name => headers.TryGetHeader(name, out var value) ? value as string ?? (value is byte[] b ? System.Text.Encoding.UTF8.GetString(b) : value?.ToString()) : null));
+        trace?.SetTag("messaging.system", "rabbitmq");
+        trace?.SetTag("lanequeue.task_id", task.Id);
+        trace?.SetTag("lanequeue.lane", task.Lane.WireName());
+        trace?.SetTag("lanequeue.attempt", attempt);
         context.ReceiveContext.TryGetPayload<RabbitMqBasicConsumeContext>(out var delivery);
 
         if (ledger.IsCancelled(task))
@@ -147,6 +155,7 @@ public sealed class LaneTaskConsumer(
             var resumed = task with { Checkpoint = yielded.Checkpoint is null ? null : JsonSerializer.SerializeToElement(yielded.Checkpoint, TaskJson.Options) };
             await publisher.RequeueAsync(resumed, BrokerPublisher.PropertiesFor(task, properties, attempt, null));
             ledger.Record(task.Id, TaskLedger.Known.Unknown, settings.ConsumerName);
+            metrics.Count(ConsumerMetrics.Outcome.Preempted, task.Lane);
             Log.TaskYielded(logger, task.Id, task.Lane.WireName());
             await publisher.PublishEventAsync(Event(TaskEvent.Preempted, task, attempt));
             return;
@@ -159,6 +168,8 @@ public sealed class LaneTaskConsumer(
             _ => JsonSerializer.SerializeToElement(value, TaskJson.Options),
         });
         ledger.Record(task.Id, TaskLedger.Known.Completed, settings.ConsumerName);
+        metrics.Count(ConsumerMetrics.Outcome.Completed, task.Lane);
+        metrics.Ran(task.Lane, startedAt - task.CreatedAt, clock.Elapsed);
         await publisher.PublishEventAsync(Event(TaskEvent.Completed, task, attempt));
         Log.TaskCompleted(logger, task.Id, task.Lane.WireName(), clock.ElapsedMilliseconds);
     }
@@ -168,10 +179,13 @@ public sealed class LaneTaskConsumer(
     {
         var settings = options.Value;
         ledger.Record(task.Id, TaskLedger.Known.Unknown, settings.ConsumerName);
+        metrics.Count(timedOut ? ConsumerMetrics.Outcome.Timeout : ConsumerMetrics.Outcome.Failed, task.Lane);
+        Activity.Current?.SetStatus(ActivityStatusCode.Error, error);
         await publisher.PublishEventAsync(Event(timedOut ? TaskEvent.Timeout : TaskEvent.Failed, task, attempt, error));
         if (settings.Queue.RetryPolicy.DelayBefore(attempt + 1) is { } delay)
         {
             await publisher.ScheduleRetryAsync(task, delay, BrokerPublisher.PropertiesFor(task, properties, attempt + 1, error));
+            metrics.Count(ConsumerMetrics.Outcome.Retried, task.Lane);
             Log.TaskRetrying(logger, task.Id, task.Lane.WireName(), (long)delay.TotalMilliseconds, attempt + 1, error);
             await publisher.PublishEventAsync(Event(TaskEvent.Retry, task, attempt + 1, error) with { DelayMs = (long)delay.TotalMilliseconds });
             return;
@@ -180,6 +194,7 @@ public sealed class LaneTaskConsumer(
         var status = timedOut ? TaskStatuses.TimedOut : TaskStatuses.Failed;
         Log.TaskFailed(logger, task.Id, task.Lane.WireName(), status, error);
         await PublishResultAsync(context, task, attempt, startedAt, status, error, TaskJson.EmptyObject);
+        metrics.Count(ConsumerMetrics.Outcome.DeadLettered, task.Lane);
         await publisher.PublishEventAsync(Event(TaskEvent.DeadLettered, task, attempt, error));
         throw new TaskDeadLetteredException($"{status} after {attempt + 1} attempt(s): {error} ({ex.GetType().Name})");
     }
@@ -188,7 +203,10 @@ public sealed class LaneTaskConsumer(
     {
         await PublishResultAsync(context, task, attempt, startedAt, status, error, TaskJson.EmptyObject);
         if (status == TaskStatuses.Cancelled)
+        {
             ledger.Record(task.Id, TaskLedger.Known.Completed, options.Value.ConsumerName);
+            metrics.Count(ConsumerMetrics.Outcome.Cancelled, task.Lane);
+        }
         await publisher.PublishEventAsync(Event(eventName, task, attempt, error));
     }
 

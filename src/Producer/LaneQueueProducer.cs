@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Text.Json;
 using LaneQueue.Contracts;
 using RabbitMQ.Client;
@@ -64,6 +65,14 @@ public sealed class LaneQueueProducer : IAsyncDisposable
     public async Task SubmitTaskAsync(ExternalTask task, CancellationToken cancellationToken = default)
     {
         TaskParser.Validate(task, _options.MaxPayloadBytes);
+        using var activity = LaneQueueTelemetry.Source.StartActivity($"{BrokerNames.TasksExchange} publish", ActivityKind.Producer);
+        activity?.SetTag("messaging.system", "rabbitmq");
+        activity?.SetTag("messaging.destination.name", BrokerNames.TasksExchange);
+        activity?.SetTag("messaging.rabbitmq.destination.routing_key", BrokerNames.RoutingKey(task.Lane));
+        activity?.SetTag("lanequeue.task_id", task.Id);
+        activity?.SetTag("lanequeue.lane", task.Lane.WireName());
+        var headers = new Dictionary<string, object?> { ["lane"] = task.Lane.WireName() };
+        LaneQueueTelemetry.Inject(activity, headers);
         var properties = new BasicProperties
         {
             Persistent = true,
@@ -73,13 +82,14 @@ public sealed class LaneQueueProducer : IAsyncDisposable
             Type = "lanequeue.task",
             Priority = task.Lane.MessagePriority(),
             Timestamp = new AmqpTimestamp(task.CreatedAt.ToUnixTimeSeconds()),
-            Headers = new Dictionary<string, object?> { ["lane"] = task.Lane.WireName() },
+            Headers = headers,
         };
         try
         {
             await _publishChannel.BasicPublishAsync(
                 BrokerNames.TasksExchange, BrokerNames.RoutingKey(task.Lane), mandatory: true,
                 properties, TaskJson.Serialize(task), cancellationToken);
+            LaneQueueTelemetry.CountSubmitted(task.Lane);
         }
         catch (PublishException ex) when (ex.IsReturn)
         {
