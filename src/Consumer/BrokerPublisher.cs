@@ -45,6 +45,13 @@ public sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsync
         }
     }
 
+    /// <summary>Publishes a transient message on the events channel (no confirm wait), e.g. a heartbeat.</summary>
+    public async Task PublishAsync(string exchange, string routingKey, byte[] body, CancellationToken cancellationToken = default)
+    {
+        var (_, events) = await ChannelsAsync(cancellationToken);
+        await events.BasicPublishAsync(exchange, routingKey, mandatory: false, new BasicProperties { ContentType = "application/json" }, body, cancellationToken);
+    }
+
     /// <summary>Publishes a lifecycle event to <see cref="BrokerNames.EventsExchange"/>.</summary>
     public async Task PublishEventAsync(TaskEvent taskEvent, CancellationToken cancellationToken = default)
     {

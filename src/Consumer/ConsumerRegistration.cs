@@ -40,6 +40,8 @@ public static class ConsumerRegistration
         services.AddHostedService(sp => sp.GetRequiredService<FleetListener>());
         services.AddHostedService(sp => sp.GetRequiredService<ExternalTasks>());
         services.AddHostedService<Preemption>();
+        services.AddSingleton<FleetHeartbeat>();
+        services.AddHostedService(sp => sp.GetRequiredService<FleetHeartbeat>());
         services.AddSingleton<LaneGate>();
         services.AddHostedService(sp => sp.GetRequiredService<LaneGate>());
 

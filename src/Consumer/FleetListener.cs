@@ -20,10 +20,13 @@ public sealed class FleetListener(
     TaskLedger ledger,
     RunningTasks running,
     LaneModes modes,
+    LaneEndpoints endpoints,
+    IHostApplicationLifetime lifetime,
     ILogger<FleetListener> logger) : IHostedService, IAsyncDisposable
 {
     static readonly string[] FollowedEvents = [TaskEvent.Started, TaskEvent.Completed, TaskEvent.Preempted, TaskEvent.DeadLettered, TaskEvent.Cancelled, TaskEvent.Failed];
 
+    readonly DateTimeOffset _startedAt = DateTimeOffset.UtcNow;
     IConnection? _connection;
     long _lastDeliveryTicks;
 
@@ -38,14 +41,15 @@ public sealed class FleetListener(
         commandConsumer.ReceivedAsync += async (_, delivery) =>
         {
             Interlocked.Exchange(ref _lastDeliveryTicks, DateTime.UtcNow.Ticks);
-            OnCommand(delivery.Body);
+            await OnCommandAsync(delivery.Body);
             await commands.BasicAckAsync(delivery.DeliveryTag, false);
         };
         await commands.BasicConsumeAsync(BrokerNames.FleetLog, autoAck: false, $"{settings.ConsumerName}-fleet-log", noLocal: false, exclusive: false,
             new Dictionary<string, object?> { ["x-stream-offset"] = "first" }, commandConsumer, cancellationToken);
 
         var events = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
-        var queue = (await events.QueueDeclareAsync($"lanequeue.fleet-events.{settings.ConsumerName}.{Guid.NewGuid():N}"[..60],
+        var name = $"lanequeue.fleet-events.{settings.ConsumerName}.{Guid.NewGuid():N}";
+        var queue = (await events.QueueDeclareAsync(name.Length > 200 ? name[..200] : name,
             durable: false, exclusive: true, autoDelete: true, cancellationToken: cancellationToken)).QueueName;
         foreach (var kind in FollowedEvents)
             await events.QueueBindAsync(queue, BrokerNames.EventsExchange, kind + ".*", cancellationToken: cancellationToken);
@@ -64,7 +68,7 @@ public sealed class FleetListener(
             await Task.Delay(50, cancellationToken);
     }
 
-    void OnCommand(ReadOnlyMemory<byte> body)
+    async Task OnCommandAsync(ReadOnlyMemory<byte> body)
     {
         FleetCommand command;
         try
@@ -84,6 +88,17 @@ public sealed class FleetListener(
         else if (modes.Apply(command))
         {
             Log.FleetCommandApplied(logger, command.Command, command.Lane ?? "", 0);
+        }
+        else if (command.Command is FleetCommand.Pause or FleetCommand.Resume && SessionLanes.TryParse(command.Lane, out var lane))
+        {
+            // Replayed in order, so the last pause or resume of a lane wins, also for consumers that start later.
+            await endpoints.SetOperatorPauseAsync(lane.Value, command.Command == FleetCommand.Pause);
+            Log.FleetCommandApplied(logger, command.Command, lane.Value.WireName(), 0);
+        }
+        else if (command.Command == FleetCommand.Drain && command.Consumer == options.Value.ConsumerName && command.At > _startedAt)
+        {
+            Log.FleetCommandApplied(logger, command.Command, command.Consumer, 0);
+            lifetime.StopApplication();
         }
     }
 

@@ -5,51 +5,67 @@ using MassTransit;
 namespace LaneQueue.Consumer;
 
 /// <summary>
-/// The receive endpoint of each lane, captured when MassTransit reports it ready, so the lane gate can pause
-/// (stop: basic.cancel, unstarted deliveries go back to the queue) and resume (start: basic.consume) it.
+/// The receive endpoint of each lane, captured when MassTransit reports it ready, and who wants it paused: the lane gate
+/// (higher lanes have work) and/or an operator (fleet command <c>pause</c>). While either does, the endpoint is stopped
+/// (basic.cancel: deliveries not started go back to the queue); when neither does, it is started again (basic.consume).
 /// </summary>
 public sealed class LaneEndpoints : IReceiveEndpointObserver
 {
-    readonly ConcurrentDictionary<SessionLane, IReceiveEndpoint> _endpoints = new();
-    readonly ConcurrentDictionary<SessionLane, bool> _paused = new();
-    readonly ConcurrentDictionary<SessionLane, SemaphoreSlim> _switches = new();
-
-    public bool IsPaused(SessionLane lane) => _paused.TryGetValue(lane, out var paused) && paused;
-
-    public bool IsReady(SessionLane lane) => _endpoints.ContainsKey(lane);
-
-    public async Task PauseAsync(SessionLane lane, CancellationToken cancellationToken = default)
+    sealed class LaneState
     {
-        var gate = _switches.GetOrAdd(lane, _ => new SemaphoreSlim(1, 1));
-        await gate.WaitAsync(cancellationToken);
-        try
-        {
-            if (IsPaused(lane) || !_endpoints.TryGetValue(lane, out var endpoint))
-                return;
-            _paused[lane] = true;
-            await endpoint.Stop(cancellationToken);
-        }
-        finally
-        {
-            gate.Release();
-        }
+        public readonly SemaphoreSlim Switch = new(1, 1);
+        public IReceiveEndpoint? Endpoint;
+        public bool Stopped;
+        public string? GateReason;
+        public bool ByOperator;
     }
 
-    public async Task ResumeAsync(SessionLane lane, CancellationToken cancellationToken = default)
+    readonly ConcurrentDictionary<SessionLane, LaneState> _lanes = new();
+
+    LaneState State(SessionLane lane) => _lanes.GetOrAdd(lane, _ => new LaneState());
+
+    public bool IsPaused(SessionLane lane) => State(lane) is var s && (s.GateReason is not null || s.ByOperator);
+
+    public bool IsPausedByOperator(SessionLane lane) => State(lane).ByOperator;
+
+    /// <summary>Why the lane is paused, or null when it runs.</summary>
+    public string? PauseReason(SessionLane lane) =>
+        State(lane) is var s && s.ByOperator ? "paused by operator" : s.GateReason;
+
+    public bool IsReady(SessionLane lane) => State(lane).Endpoint is not null;
+
+    /// <summary>The lane gate's wish: paused with a reason, or running (null).</summary>
+    public Task SetGatePauseAsync(SessionLane lane, string? reason, CancellationToken cancellationToken = default) =>
+        ApplyAsync(lane, s => s.GateReason = reason, cancellationToken);
+
+    /// <summary>An operator's pause or resume (fleet commands, replayed by consumers that start later).</summary>
+    public Task SetOperatorPauseAsync(SessionLane lane, bool paused, CancellationToken cancellationToken = default) =>
+        ApplyAsync(lane, s => s.ByOperator = paused, cancellationToken);
+
+    async Task ApplyAsync(SessionLane lane, Action<LaneState> change, CancellationToken cancellationToken)
     {
-        var gate = _switches.GetOrAdd(lane, _ => new SemaphoreSlim(1, 1));
-        await gate.WaitAsync(cancellationToken);
+        var state = State(lane);
+        await state.Switch.WaitAsync(cancellationToken);
         try
         {
-            if (!IsPaused(lane) || !_endpoints.TryGetValue(lane, out var endpoint))
+            change(state);
+            var wantStopped = state.GateReason is not null || state.ByOperator;
+            if (state.Endpoint is not { } endpoint || wantStopped == state.Stopped)
                 return;
-            var handle = endpoint.Start(cancellationToken);
-            await handle.Ready;
-            _paused[lane] = false;
+            if (wantStopped)
+            {
+                state.Stopped = true;
+                await endpoint.Stop(cancellationToken);
+            }
+            else
+            {
+                await endpoint.Start(cancellationToken).Ready;
+                state.Stopped = false;
+            }
         }
         finally
         {
-            gate.Release();
+            state.Switch.Release();
         }
     }
 
@@ -58,8 +74,15 @@ public sealed class LaneEndpoints : IReceiveEndpointObserver
         var queue = ready.InputAddress.AbsolutePath.Split('/')[^1];
         foreach (var lane in SessionLanes.All)
         {
-            if (queue == BrokerNames.LaneQueue(lane))
-                _endpoints.TryAdd(lane, ready.ReceiveEndpoint);
+            if (queue != BrokerNames.LaneQueue(lane))
+                continue;
+            var state = State(lane);
+            if (state.Endpoint is not null)
+                continue;
+            state.Endpoint = ready.ReceiveEndpoint;
+            // A pause that arrived before the endpoint existed (replayed at start) takes effect now.
+            if (IsPaused(lane))
+                _ = Task.Run(() => ApplyAsync(lane, _ => { }, CancellationToken.None));
         }
         return Task.CompletedTask;
     }

@@ -128,11 +128,11 @@ public sealed class LaneGate(
             {
                 Log.LanePaused(logger, change.Lane.WireName(), change.Reason);
                 metrics.GatePaused(change.Lane);
-                await endpoints.PauseAsync(change.Lane, cancellationToken);
+                await endpoints.SetGatePauseAsync(change.Lane, change.Reason, cancellationToken);
             }
             else
             {
-                await endpoints.ResumeAsync(change.Lane, cancellationToken);
+                await endpoints.SetGatePauseAsync(change.Lane, null, cancellationToken);
                 Log.LaneResumed(logger, change.Lane.WireName(), change.Reason);
             }
         }, cancellationToken, TaskContinuationOptions.None, TaskScheduler.Default).Unwrap();

@@ -39,6 +39,9 @@ public sealed class LaneQueueOptions
 
     public GateOptions Gate { get; set; } = new();
 
+    /// <summary>How often this consumer publishes its heartbeat (fleet stats drop it after 3 missed beats).</summary>
+    public int HeartbeatIntervalMs { get; set; } = 2000;
+
     /// <summary>Per-lane limits on task starts, on top of the process-wide <c>Queue:RateLimit</c>.</summary>
     public Dictionary<SessionLane, RateLimit> LaneRateLimits { get; set; } = [];
 
@@ -76,6 +79,8 @@ public sealed class LaneQueueOptionsValidator : IValidateOptions<LaneQueueOption
             problems.Add($"LaneQueue:MaxPayloadBytes must be positive, got {options.MaxPayloadBytes}");
         if (options.ShutdownTimeoutSeconds < 0)
             problems.Add($"LaneQueue:ShutdownTimeoutSeconds must not be negative, got {options.ShutdownTimeoutSeconds}");
+        if (options.HeartbeatIntervalMs is < 100 or > 60_000)
+            problems.Add($"LaneQueue:HeartbeatIntervalMs must be between 100 and 60000, got {options.HeartbeatIntervalMs}");
         if (options.Gate.CheckIntervalMs is < 10 or > 60_000)
             problems.Add($"LaneQueue:Gate:CheckIntervalMs must be between 10 and 60000, got {options.Gate.CheckIntervalMs}");
         if (options.Gate.PauseAtReady < 1)

@@ -30,6 +30,7 @@ public sealed class LaneTaskConsumer(
     ExternalTasks external,
     BrokerPublisher publisher,
     ConsumerMetrics metrics,
+    LaneEndpoints endpoints,
     IHostApplicationLifetime lifetime,
     IOptions<LaneQueueOptions> options,
     ILogger<LaneTaskConsumer> logger) : IConsumer<TaskDelivery>
@@ -48,6 +49,13 @@ public sealed class LaneTaskConsumer(
         trace?.SetTag("lanequeue.attempt", attempt);
         context.ReceiveContext.TryGetPayload<RabbitMqBasicConsumeContext>(out var delivery);
 
+        if (endpoints.IsPausedByOperator(task.Lane) && settings.Topology == LaneTopology.QueuePerLane)
+        {
+            // Delivered while the endpoint is being stopped: back to the lane, untouched.
+            await publisher.RequeueAsync(task, BrokerPublisher.PropertiesFor(task, delivery?.Properties, attempt, null));
+            Log.TaskSkipped(logger, task.Id, task.Lane.WireName(), "lane paused by operator; returned to its lane");
+            return;
+        }
         if (ledger.IsCancelled(task))
         {
             await FinishAsync(context, task, attempt, TaskStatuses.Cancelled, TaskEvent.Cancelled, "cancelled before it started", DateTimeOffset.UtcNow);

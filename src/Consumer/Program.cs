@@ -1,6 +1,9 @@
 using LaneQueue.Consumer;
-using Microsoft.Extensions.Hosting;
+using Microsoft.AspNetCore.Builder;
 
-var builder = Host.CreateApplicationBuilder(args);
+var builder = WebApplication.CreateBuilder(args);
 builder.AddLaneQueueConsumer();
-await builder.Build().RunAsync();
+builder.AddLaneQueueTelemetry();
+var app = builder.Build();
+app.MapLaneQueueEndpoints();
+await app.RunAsync();

@@ -44,6 +44,9 @@ public static class BrokerNames
     /// <summary>Stream queue that keeps fleet commands for a day, so consumers that start later replay them.</summary>
     public const string FleetLog = "lanequeue.fleet.log";
 
+    /// <summary>Fanout exchange of <see cref="ConsumerHeartbeat"/>s, the source of fleet stats.</summary>
+    public const string HeartbeatsExchange = "lanequeue.heartbeats";
+
     /// <summary>Topic exchange where External and Hybrid lanes announce tasks; routing key = lane.</summary>
     public const string ExternalExchange = "lanequeue.external";
 

@@ -59,6 +59,9 @@ public sealed record FleetCommand
 {
     public const string Cancel = "cancel";
     public const string SetHandler = "set_handler";
+    public const string Pause = "pause";
+    public const string Resume = "resume";
+    public const string Drain = "drain";
 
     [JsonPropertyName("command")]
     public required string Command { get; init; }
@@ -71,7 +74,11 @@ public sealed record FleetCommand
     [JsonPropertyName("session_id")]
     public string? SessionId { get; init; }
 
-    /// <summary>For <see cref="SetHandler"/>: the lane.</summary>
+    /// <summary>For <see cref="Drain"/>: the consumer to drain (its ConsumerName).</summary>
+    [JsonPropertyName("consumer")]
+    public string? Consumer { get; init; }
+
+    /// <summary>For <see cref="SetHandler"/>, <see cref="Pause"/> and <see cref="Resume"/>: the lane.</summary>
     [JsonPropertyName("lane")]
     public string? Lane { get; init; }
 

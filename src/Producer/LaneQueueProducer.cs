@@ -134,6 +134,25 @@ public sealed class LaneQueueProducer : IAsyncDisposable
         return channel;
     }
 
+    /// <summary>Fleet-wide stats: heartbeats heard over <paramref name="listen"/> (default 2.5 s) plus the broker's depths.</summary>
+    public Task<QueueStats> ReadStatsAsync(TimeSpan? listen = null, CancellationToken cancellationToken = default) =>
+        FleetStats.ReadAsync(_connection, listen ?? TimeSpan.FromMilliseconds(2500), cancellationToken);
+
+    /// <summary>Pauses a lane on every consumer, including those that start later, until <see cref="ResumeLaneAsync"/>.</summary>
+    public Task PauseLaneAsync(SessionLane lane, CancellationToken cancellationToken = default) =>
+        SendFleetCommandAsync(new FleetCommand { Command = FleetCommand.Pause, Lane = lane.WireName() }, cancellationToken);
+
+    public Task ResumeLaneAsync(SessionLane lane, CancellationToken cancellationToken = default) =>
+        SendFleetCommandAsync(new FleetCommand { Command = FleetCommand.Resume, Lane = lane.WireName() }, cancellationToken);
+
+    /// <summary>Sets a lane's handler mode on every consumer (the reference's <c>set_lane_handler</c>).</summary>
+    public Task SetLaneHandlerAsync(SessionLane lane, TaskHandlerMode mode, long? timeoutMs = null, CancellationToken cancellationToken = default) =>
+        SendFleetCommandAsync(new FleetCommand { Command = FleetCommand.SetHandler, Lane = lane.WireName(), Mode = mode.ToString().ToLowerInvariant(), TimeoutMs = timeoutMs }, cancellationToken);
+
+    /// <summary>Asks one consumer to drain: stop taking tasks, finish running ones, return the rest, exit.</summary>
+    public Task DrainConsumerAsync(string consumerName, CancellationToken cancellationToken = default) =>
+        SendFleetCommandAsync(new FleetCommand { Command = FleetCommand.Drain, Consumer = consumerName }, cancellationToken);
+
     /// <summary>Cancels a task on every consumer: skipped if still waiting, its token fired if running.</summary>
     public Task CancelTaskAsync(string taskId, CancellationToken cancellationToken = default) =>
         SendFleetCommandAsync(new FleetCommand { Command = FleetCommand.Cancel, TaskId = taskId }, cancellationToken);

@@ -6,12 +6,24 @@ using LaneQueue.Contracts;
 namespace LaneQueue.Producer;
 
 /// <summary>
-/// The producer's command line: <c>submit --lane query --id q1 --payload '{...}'</c>.
+/// The <c>lanequeue</c> command line: <c>submit</c>, <c>wait</c>, <c>stats</c>, <c>pause</c>, <c>resume</c>, <c>cancel</c>,
+/// <c>dead-letters list|redrive|purge</c>, <c>drain</c>, <c>handler set</c>. Human output by default, <c>--json</c> for scripts.
 /// Exit codes: 0 done, 2 invalid task or arguments, 3 broker refused or unreachable, 4 no result in time, 5 task failed.
 /// </summary>
 public static class ProducerCli
 {
     public const int Ok = 0, InvalidInput = 2, Rejected = 3, TimedOut = 4, TaskFailed = 5;
+
+    /// <summary>The broker URL, for every command.</summary>
+    public static readonly Option<string> Url = new("--url")
+    {
+        Description = $"Broker URL (default: ${BrokerConnection.UrlVariable} or {BrokerConnection.DefaultUrl})",
+        DefaultValueFactory = _ => BrokerConnection.UrlFromEnvironment(),
+        Recursive = true,
+    };
+
+    /// <summary>Machine-readable output, for every command.</summary>
+    public static readonly Option<bool> Json = new("--json") { Description = "Print JSON instead of text", Recursive = true };
 
     public static RootCommand Build()
     {
@@ -23,12 +35,11 @@ public static class ProducerCli
         var timeoutMs = new Option<long?>("--timeout-ms") { Description = "Task timeout in milliseconds" };
         var count = new Option<int>("--count") { Description = "Submit this many tasks (ids <id>-1..<id>-N)", DefaultValueFactory = _ => 1 };
         var wait = new Option<double?>("--wait") { Description = "Wait up to this many seconds for the result and print it" };
-        var url = new Option<string>("--url") { Description = $"Broker URL (default: ${BrokerConnection.UrlVariable} or {BrokerConnection.DefaultUrl})", DefaultValueFactory = _ => BrokerConnection.UrlFromEnvironment() };
         var quiet = new Option<bool>("--quiet") { Description = "Print nothing but errors" };
 
         var submit = new Command("submit", "Submit tasks to a lane; returns once the broker has stored them")
         {
-            lane, id, payload, commandType, session, timeoutMs, count, wait, url, quiet,
+            lane, id, payload, commandType, session, timeoutMs, count, wait, quiet,
         };
         submit.SetAction(async (parse, cancellationToken) =>
         {
@@ -68,7 +79,7 @@ public static class ProducerCli
 
             try
             {
-                await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = parse.GetValue(url)! }, cancellationToken);
+                await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = parse.GetValue(Url)! }, cancellationToken);
                 var waitSeconds = parse.GetValue(wait);
                 if (waitSeconds is { } seconds)
                 {
@@ -81,7 +92,9 @@ public static class ProducerCli
                     await output.WriteLineAsync(JsonSerializer.Serialize(result, TaskJson.Options));
                     return result.Success ? Ok : TaskFailed;
                 }
-                await SubmitAllAsync(producer, tasks, parse.GetValue(quiet) ? null : output, cancellationToken);
+                await SubmitAllAsync(producer, tasks, parse.GetValue(quiet) || parse.GetValue(Json) ? null : output, cancellationToken);
+                if (parse.GetValue(Json))
+                    await output.WriteLineAsync(JsonSerializer.Serialize(new { submitted = tasks.Count, lane = parsedLane.Value.WireName(), ids = tasks.Select(t => t.Id) }));
                 return Ok;
             }
             catch (InvalidTaskException ex)
@@ -101,7 +114,10 @@ public static class ProducerCli
             }
         });
 
-        return new RootCommand("LaneQueue producer: submit tasks to the priority lanes") { submit };
+        var root = new RootCommand("lanequeue: submit tasks to the priority lanes and operate the consumer fleet") { submit, Url, Json };
+        FleetCli.AddTo(root);
+        DeadLetterCli.AddTo(root);
+        return root;
     }
 
     static async Task SubmitAllAsync(LaneQueueProducer producer, List<ExternalTask> tasks, TextWriter? progress, CancellationToken cancellationToken)

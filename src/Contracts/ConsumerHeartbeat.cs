@@ -1,0 +1,82 @@
+using System.Text.Json.Serialization;
+
+namespace LaneQueue.Contracts;
+
+/// <summary>
+/// What a consumer reports about itself every few seconds on the fanout exchange <see cref="BrokerNames.HeartbeatsExchange"/>.
+/// Fleet stats are these heartbeats plus the broker's queue depths: no database.
+/// </summary>
+public sealed record ConsumerHeartbeat
+{
+    [JsonPropertyName("consumer")]
+    public required string Consumer { get; init; }
+
+    [JsonPropertyName("host")]
+    public string Host { get; init; } = Environment.MachineName;
+
+    [JsonPropertyName("pid")]
+    public int Pid { get; init; } = Environment.ProcessId;
+
+    [JsonPropertyName("topology")]
+    public string Topology { get; init; } = "";
+
+    [JsonPropertyName("started_at")]
+    public DateTimeOffset StartedAt { get; init; }
+
+    [JsonPropertyName("at")]
+    public DateTimeOffset At { get; init; } = DateTimeOffset.UtcNow;
+
+    /// <summary>The next heartbeat is due within this many milliseconds; a consumer silent for 3 intervals is gone.</summary>
+    [JsonPropertyName("interval_ms")]
+    public int IntervalMs { get; init; }
+
+    [JsonPropertyName("slot_budget")]
+    public int SlotBudget { get; init; }
+
+    [JsonPropertyName("slots_in_use")]
+    public int SlotsInUse { get; init; }
+
+    [JsonPropertyName("external_pending")]
+    public int ExternalPending { get; init; }
+
+    [JsonPropertyName("lanes")]
+    public IReadOnlyList<LaneHeartbeat> Lanes { get; init; } = [];
+}
+
+public sealed record LaneHeartbeat
+{
+    [JsonPropertyName("lane")]
+    [JsonConverter(typeof(SessionLaneJsonConverter))]
+    public SessionLane Lane { get; init; }
+
+    [JsonPropertyName("active")]
+    public int Active { get; init; }
+
+    [JsonPropertyName("max_concurrency")]
+    public int MaxConcurrency { get; init; }
+
+    [JsonPropertyName("handler_mode")]
+    public string HandlerMode { get; init; } = "internal";
+
+    [JsonPropertyName("paused")]
+    public bool Paused { get; init; }
+
+    /// <summary>Why: the lane gate's reason (e.g. "lane query has 12 ready") or "paused by operator".</summary>
+    [JsonPropertyName("paused_reason")]
+    public string? PausedReason { get; init; }
+
+    [JsonPropertyName("completed")]
+    public long Completed { get; init; }
+
+    [JsonPropertyName("failed")]
+    public long Failed { get; init; }
+
+    [JsonPropertyName("dead_lettered")]
+    public long DeadLettered { get; init; }
+
+    [JsonPropertyName("retried")]
+    public long Retried { get; init; }
+
+    [JsonPropertyName("cancelled")]
+    public long Cancelled { get; init; }
+}

@@ -1,0 +1,142 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using LaneQueue.Contracts;
+using RabbitMQ.Client;
+using RabbitMQ.Client.Events;
+
+namespace LaneQueue.Producer;
+
+/// <summary>One lane across the fleet (the reference's <c>queue_stats()</c> and more).</summary>
+public sealed record LaneStats
+{
+    [JsonPropertyName("lane")] public required string Lane { get; init; }
+    /// <summary>Ready at the broker (null in the priority-queue topology, where lanes share one queue).</summary>
+    [JsonPropertyName("pending")] public long? Pending { get; init; }
+    [JsonPropertyName("active")] public int Active { get; init; }
+    [JsonPropertyName("max_concurrency")] public int MaxConcurrency { get; init; }
+    [JsonPropertyName("handler_mode")] public string HandlerMode { get; init; } = "internal";
+    [JsonPropertyName("paused_on")] public int PausedOn { get; init; }
+    [JsonPropertyName("paused_reasons")] public IReadOnlyList<string> PausedReasons { get; init; } = [];
+    [JsonPropertyName("completed")] public long Completed { get; init; }
+    [JsonPropertyName("failed")] public long Failed { get; init; }
+    [JsonPropertyName("dead_lettered")] public long DeadLettered { get; init; }
+    [JsonPropertyName("dead_letters_waiting")] public long DeadLettersWaiting { get; init; }
+    [JsonPropertyName("oldest_waiting_ms")] public long? OldestWaitingMs { get; init; }
+}
+
+/// <summary>The whole fleet: lanes, consumers online, totals.</summary>
+public sealed record QueueStats
+{
+    [JsonPropertyName("at")] public DateTimeOffset At { get; init; } = DateTimeOffset.UtcNow;
+    [JsonPropertyName("consumers")] public IReadOnlyList<ConsumerHeartbeat> Consumers { get; init; } = [];
+    [JsonPropertyName("lanes")] public IReadOnlyList<LaneStats> Lanes { get; init; } = [];
+    [JsonPropertyName("total_pending")] public long TotalPending { get; init; }
+    [JsonPropertyName("total_active")] public int TotalActive { get; init; }
+    [JsonPropertyName("external_pending")] public int ExternalPending { get; init; }
+}
+
+/// <summary>
+/// Builds <see cref="QueueStats"/> from the consumers' heartbeats (listened to for a little more than one heartbeat
+/// interval) and the broker's queue depths. A consumer that stopped beating is simply not heard: it drops out.
+/// </summary>
+public static class FleetStats
+{
+    public static async Task<QueueStats> ReadAsync(IConnection connection, TimeSpan listen, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        var beats = new ConcurrentDictionary<string, ConsumerHeartbeat>();
+        await using (var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken))
+        {
+            var queue = (await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true, cancellationToken: cancellationToken)).QueueName;
+            await channel.QueueBindAsync(queue, BrokerNames.HeartbeatsExchange, "", cancellationToken: cancellationToken);
+            var consumer = new AsyncEventingBasicConsumer(channel);
+            consumer.ReceivedAsync += (_, delivery) =>
+            {
+                try
+                {
+                    var beat = TaskJson.Deserialize<ConsumerHeartbeat>(delivery.Body.Span);
+                    beats[beat.Consumer] = beat;
+                }
+                catch (JsonException)
+                {
+                    // not a heartbeat
+                }
+                return Task.CompletedTask;
+            };
+            await channel.BasicConsumeAsync(queue, autoAck: true, consumer, cancellationToken);
+            await Task.Delay(listen, cancellationToken);
+        }
+
+        var consumers = beats.Values.OrderBy(b => b.Consumer, StringComparer.Ordinal).ToList();
+        var priorityTopology = consumers.Count > 0 && consumers.All(c => c.Topology == "PriorityQueue");
+        var lanes = new List<LaneStats>();
+        foreach (var lane in SessionLanes.All)
+        {
+            var mine = consumers.Select(c => c.Lanes.FirstOrDefault(l => l.Lane == lane)).OfType<LaneHeartbeat>().ToList();
+            var (pending, oldest) = priorityTopology ? (null, null) : await DepthAsync(connection, BrokerNames.LaneQueue(lane), cancellationToken);
+            var (deadLetters, _) = await DepthAsync(connection, BrokerNames.DeadLetterQueue(priorityTopology ? BrokerNames.PriorityQueue : BrokerNames.LaneQueue(lane)), cancellationToken, peek: false);
+            var modes = mine.Select(l => l.HandlerMode).Distinct().ToList();
+            lanes.Add(new LaneStats
+            {
+                Lane = lane.WireName(),
+                Pending = pending,
+                Active = mine.Sum(l => l.Active),
+                MaxConcurrency = mine.Sum(l => l.MaxConcurrency),
+                HandlerMode = modes.Count switch { 0 => "-", 1 => modes[0], _ => "mixed" },
+                PausedOn = mine.Count(l => l.Paused),
+                PausedReasons = mine.Where(l => l.PausedReason is not null).Select(l => l.PausedReason!).Distinct().ToList(),
+                Completed = mine.Sum(l => l.Completed),
+                Failed = mine.Sum(l => l.Failed),
+                DeadLettered = mine.Sum(l => l.DeadLettered),
+                DeadLettersWaiting = deadLetters ?? 0,
+                OldestWaitingMs = oldest,
+            });
+        }
+        return new QueueStats
+        {
+            Consumers = consumers,
+            Lanes = lanes,
+            TotalPending = lanes.Sum(l => l.Pending ?? 0),
+            TotalActive = lanes.Sum(l => l.Active),
+            ExternalPending = consumers.Sum(c => c.ExternalPending),
+        };
+    }
+
+    /// <summary>Ready count of a queue and the age of its head message (peeked, then put back); nulls when it does not exist.</summary>
+    static async Task<(long? Ready, long? OldestMs)> DepthAsync(IConnection connection, string queue, CancellationToken cancellationToken, bool peek = true)
+    {
+        await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
+        try
+        {
+            var ready = (await channel.QueueDeclarePassiveAsync(queue, cancellationToken)).MessageCount;
+            long? oldest = null;
+            if (peek && ready > 0 && await channel.BasicGetAsync(queue, autoAck: false, cancellationToken) is { } head)
+            {
+                oldest = CreatedAt(head) is { } created ? (long)(DateTimeOffset.UtcNow - created).TotalMilliseconds : null;
+                await channel.BasicNackAsync(head.DeliveryTag, multiple: false, requeue: true, cancellationToken);
+            }
+            return (ready, oldest);
+        }
+        catch (RabbitMQ.Client.Exceptions.OperationInterruptedException)
+        {
+            return (null, null);
+        }
+    }
+
+    static DateTimeOffset? CreatedAt(BasicGetResult message)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(message.Body);
+            if (document.RootElement.ValueKind == JsonValueKind.Object && document.RootElement.TryGetProperty("created_at", out var created)
+                && created.TryGetDateTimeOffset(out var at))
+                return at;
+        }
+        catch (JsonException)
+        {
+            // fall back to the AMQP timestamp
+        }
+        return message.BasicProperties.Timestamp.UnixTime > 0 ? DateTimeOffset.FromUnixTimeSeconds(message.BasicProperties.Timestamp.UnixTime) : null;
+    }
+}
