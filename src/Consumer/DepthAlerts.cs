@@ -6,10 +6,11 @@ namespace LaneQueue.Consumer;
 /// <summary>
 /// Queue-depth alerts (with <c>Queue:EnableAlerts</c>): a lane's ready depth crossing <c>AlertWarningDepth</c> (50) or
 /// <c>AlertCriticalDepth</c> (100), and a dead-letter queue reaching <c>DlqMaxSize</c> (1000), are logged once per
-/// level change as structured warnings, and lane pressure / idle around <c>PressureThreshold</c>. Dead letters are never
+/// level change as structured warnings, and lane pressure / idle around <c>PressureThreshold</c> (logged, and handed to
+/// <c>onLaneEvent</c>, which the gate publishes as <see cref="LaneEvent"/>s). Dead letters are never
 /// evicted: the broker policy bounds the queue, and this alert says so before it fills.
 /// </summary>
-public sealed class DepthAlerts(SessionQueueConfig config, ILogger logger)
+public sealed class DepthAlerts(SessionQueueConfig config, ILogger logger, Action<LaneEvent>? onLaneEvent = null)
 {
     public enum Level
     {
@@ -33,11 +34,13 @@ public sealed class DepthAlerts(SessionQueueConfig config, ILogger logger)
             {
                 _pressured[i] = true;
                 Log.LanePressure(logger, lane.WireName(), depth, threshold);
+                onLaneEvent?.Invoke(new LaneEvent { Event = LaneEvent.Pressure, Lane = lane, Depth = depth, Threshold = threshold });
             }
             else if (_pressured[i] && depth == 0)
             {
                 _pressured[i] = false;
                 Log.LaneIdle(logger, lane.WireName());
+                onLaneEvent?.Invoke(new LaneEvent { Event = LaneEvent.Idle, Lane = lane, Depth = depth, Threshold = threshold });
             }
         }
         if (!config.EnableAlerts)

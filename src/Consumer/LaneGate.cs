@@ -20,12 +20,14 @@ public sealed class LaneGate(
     LaneEndpoints endpoints,
     LaneActivity activity,
     ConsumerMetrics metrics,
+    BrokerPublisher publisher,
     IBusControl bus,
     ILogger<LaneGate> logger) : BackgroundService
 {
     readonly SemaphoreSlim _wake = new(0, 1);
     readonly Dictionary<SessionLane, Task> _switching = [];
     DepthAlerts? _alerts;
+    List<LaneEvent> _laneEvents = [];
     int _checks;
 
     /// <summary>The latest ready counts read from the broker, by lane priority.</summary>
@@ -39,7 +41,9 @@ public sealed class LaneGate(
         if (settings.Topology != LaneTopology.QueuePerLane || !settings.Gate.Enabled)
             return;
         Policy = new GatePolicy(settings.Gate, settings.Queue.PriorityBoost);
-        _alerts = new DepthAlerts(settings.Queue, logger);
+        var laneEvents = new List<LaneEvent>();
+        _alerts = new DepthAlerts(settings.Queue, logger, laneEvents.Add);
+        _laneEvents = laneEvents;
         activity.TaskStarted += OnTaskStarted;
         await bus.WaitForHealthStatus(BusHealthStatus.Healthy, stoppingToken);
 
@@ -91,6 +95,12 @@ public sealed class LaneGate(
         }
         if (_checks++ % 50 == 0)
             await CheckDeadLettersAsync(connection, cancellationToken);
+        foreach (var laneEvent in _laneEvents)
+        {
+            await publisher.PublishAsync(BrokerNames.EventsExchange, BrokerNames.EventRoutingKey(laneEvent.Event, laneEvent.Lane),
+                TaskJson.Serialize(laneEvent with { Consumer = settings.ConsumerName }), cancellationToken);
+        }
+        _laneEvents.Clear();
         var snapshot = new GateSnapshot(
             (long[])LastReady.Clone(),
             SessionLanes.All.Select(activity.LastStart).ToArray(),

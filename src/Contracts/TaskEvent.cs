@@ -51,6 +51,32 @@ public sealed record TaskEvent
     public long? DelayMs { get; init; }
 }
 
+/// <summary>A lane's depth event (<c>lane.pressure</c> / <c>lane.idle</c>) on <see cref="BrokerNames.EventsExchange"/>, routing key <c>&lt;event&gt;.&lt;lane&gt;</c>.</summary>
+public sealed record LaneEvent
+{
+    public const string Pressure = "lane.pressure";
+    public const string Idle = "lane.idle";
+
+    [JsonPropertyName("event")]
+    public required string Event { get; init; }
+
+    [JsonPropertyName("lane")]
+    [JsonConverter(typeof(SessionLaneJsonConverter))]
+    public SessionLane Lane { get; init; }
+
+    [JsonPropertyName("depth")]
+    public long Depth { get; init; }
+
+    [JsonPropertyName("threshold")]
+    public int Threshold { get; init; }
+
+    [JsonPropertyName("consumer")]
+    public string? Consumer { get; init; }
+
+    [JsonPropertyName("at")]
+    public DateTimeOffset At { get; init; } = DateTimeOffset.UtcNow;
+}
+
 /// <summary>
 /// A command to the whole fleet, published to <see cref="BrokerNames.FleetExchange"/> and kept in the stream
 /// <see cref="BrokerNames.FleetLog"/>, so consumers that start later apply it too.

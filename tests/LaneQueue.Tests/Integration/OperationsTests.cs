@@ -113,6 +113,36 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Lane_pressure_and_idle_events_follow_the_threshold()
+    {
+        await StartConsumerAsync("pressure", o => o.Queue = o.Queue with { PressureThreshold = 5 });
+        var seen = new ConcurrentQueue<string>();
+        var factory = new ConnectionFactory { Uri = new Uri(_vhost.Url) };
+        await using var connection = await factory.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        var queue = (await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true)).QueueName;
+        await channel.QueueBindAsync(queue, BrokerNames.EventsExchange, "lane.#");
+
+        await _producer.PauseLaneAsync(SessionLane.Generate);
+        await TestVhost.EventuallyAsync(() => Task.FromResult(_hosts[0].IsPaused(SessionLane.Generate)), "generate paused");
+        foreach (var i in Enumerable.Range(1, 8))
+            await _producer.SubmitTaskAsync(ExternalTask.Create($"p-{i}", SessionLane.Generate));
+        await _producer.ResumeLaneAsync(SessionLane.Generate);
+        await TestVhost.EventuallyAsync(async () =>
+        {
+            while (await channel.BasicGetAsync(queue, autoAck: true) is { } message)
+            {
+                using var json = JsonDocument.Parse(message.Body);
+                seen.Enqueue($"{json.RootElement.GetProperty("event").GetString()}:{json.RootElement.GetProperty("lane").GetString()}:{json.RootElement.GetProperty("depth").GetInt64()}");
+            }
+            return seen.Any(e => e.StartsWith("lane.idle:generate", StringComparison.Ordinal));
+        }, "lane.pressure then lane.idle for generate");
+        Assert.StartsWith("lane.pressure:generate:", seen.First(), StringComparison.Ordinal);
+        Assert.True(long.Parse(seen.First().Split(':')[2], System.Globalization.CultureInfo.InvariantCulture) >= 5);
+        Assert.Equal("lane.idle:generate:0", seen.Last());
+    }
+
+    [Fact]
     public async Task Metrics_count_exactly_what_happened()
     {
         var counts = new ConcurrentDictionary<(string Name, string Lane), long>();
