@@ -113,20 +113,10 @@ public sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsync
                     headers[key] = value;
             }
         }
-        headers["lane"] = task.Lane.WireName();
         headers[BrokerNames.AttemptHeader] = attempt;
         if (lastError is not null)
             headers[BrokerNames.LastErrorHeader] = lastError.Length > 1000 ? lastError[..1000] : lastError;
-        return new BasicProperties
-        {
-            Persistent = true,
-            ContentType = "application/json",
-            MessageId = task.Id,
-            CorrelationId = task.Id,
-            Type = "lanequeue.task",
-            Priority = task.Lane.MessagePriority(),
-            Headers = headers,
-        };
+        return TaskMessage.Properties(task, headers);
     }
 
     public async ValueTask DisposeAsync()

@@ -41,15 +41,9 @@ public sealed class DeadLetters(IConnection connection)
             var letter = Describe(message);
             if (letter.Lane is not { } lane || (taskId is not null && letter.TaskId != taskId))
                 continue; // left unacked: back in the queue when the channel closes
-            var properties = new BasicProperties
-            {
-                Persistent = true,
-                ContentType = "application/json",
-                MessageId = letter.TaskId,
-                CorrelationId = letter.TaskId,
-                Priority = lane.MessagePriority(),
-                Headers = new Dictionary<string, object?> { ["lane"] = lane.WireName(), [BrokerNames.AttemptHeader] = 0, ["x-lanequeue-redriven"] = true },
-            };
+            var properties = TaskMessage.Properties(
+                new ExternalTask { Id = letter.TaskId!, Lane = lane },
+                new Dictionary<string, object?> { [BrokerNames.AttemptHeader] = 0, ["x-lanequeue-redriven"] = true });
             await writer.BasicPublishAsync(BrokerNames.TasksExchange, BrokerNames.RoutingKey(lane), mandatory: true, properties, message.Body, cancellationToken);
             await reader.BasicAckAsync(message.DeliveryTag, multiple: false, cancellationToken);
             moved++;

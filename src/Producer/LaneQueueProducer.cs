@@ -71,19 +71,9 @@ public sealed class LaneQueueProducer : IAsyncDisposable
         activity?.SetTag("messaging.rabbitmq.destination.routing_key", BrokerNames.RoutingKey(task.Lane));
         activity?.SetTag("lanequeue.task_id", task.Id);
         activity?.SetTag("lanequeue.lane", task.Lane.WireName());
-        var headers = new Dictionary<string, object?> { ["lane"] = task.Lane.WireName() };
+        var headers = new Dictionary<string, object?>();
         LaneQueueTelemetry.Inject(activity, headers);
-        var properties = new BasicProperties
-        {
-            Persistent = true,
-            ContentType = "application/json",
-            MessageId = task.Id,
-            CorrelationId = task.Id,
-            Type = "lanequeue.task",
-            Priority = task.Lane.MessagePriority(),
-            Timestamp = new AmqpTimestamp(task.CreatedAt.ToUnixTimeSeconds()),
-            Headers = headers,
-        };
+        var properties = TaskMessage.Properties(task, headers);
         try
         {
             await _publishChannel.BasicPublishAsync(
