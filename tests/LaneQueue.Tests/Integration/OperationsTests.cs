@@ -127,16 +127,18 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
         await TestVhost.EventuallyAsync(() => Task.FromResult(_hosts[0].IsPaused(SessionLane.Generate)), "generate paused");
         foreach (var i in Enumerable.Range(1, 8))
             await _producer.SubmitTaskAsync(ExternalTask.Create($"p-{i}", SessionLane.Generate));
-        await _producer.ResumeLaneAsync(SessionLane.Generate);
-        await TestVhost.EventuallyAsync(async () =>
+        async Task<bool> SeenAsync(string prefix)
         {
             while (await channel.BasicGetAsync(queue, autoAck: true) is { } message)
             {
                 using var json = JsonDocument.Parse(message.Body);
                 seen.Enqueue($"{json.RootElement.GetProperty("event").GetString()}:{json.RootElement.GetProperty("lane").GetString()}:{json.RootElement.GetProperty("depth").GetInt64()}");
             }
-            return seen.Any(e => e.StartsWith("lane.idle:generate", StringComparison.Ordinal));
-        }, "lane.pressure then lane.idle for generate");
+            return seen.Any(e => e.StartsWith(prefix, StringComparison.Ordinal));
+        }
+        await TestVhost.EventuallyAsync(() => SeenAsync("lane.pressure:generate"), "lane.pressure for generate");
+        await _producer.ResumeLaneAsync(SessionLane.Generate);
+        await TestVhost.EventuallyAsync(() => SeenAsync("lane.idle:generate"), "lane.idle for generate once it drained");
         Assert.StartsWith("lane.pressure:generate:", seen.First(), StringComparison.Ordinal);
         Assert.True(long.Parse(seen.First().Split(':')[2], System.Globalization.CultureInfo.InvariantCulture) >= 5);
         Assert.Equal("lane.idle:generate:0", seen.Last());
