@@ -35,7 +35,7 @@ public sealed class LaneTaskConsumer(
             using var slot = await slots.AcquireAsync(task.Lane, context.CancellationToken);
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken);
             if ((task.TimeoutMs ?? settings.Queue.TimeoutMs(task.Lane)) is { } timeoutMs)
-                timeout.CancelAfter(TimeSpan.FromMilliseconds(Math.Max(1, timeoutMs - (long)(DateTimeOffset.UtcNow - task.CreatedAt).TotalMilliseconds)));
+                timeout.CancelAfter(TimeSpan.FromMilliseconds(Math.Clamp(timeoutMs - (long)(DateTimeOffset.UtcNow - task.CreatedAt).TotalMilliseconds, 1, TaskParser.MaxTimeoutMs)));
 
             startedAt = DateTimeOffset.UtcNow;
             activity.Started(task.Lane);
