@@ -354,4 +354,55 @@ public class HostileInputTests(BrokerFixture broker, ITestOutputHelper output)
             await consumer.StopQuietlyAsync();
         }
     }
+
+    [Theory]
+    [InlineData("Query")]
+    [InlineData("urgent")]
+    [InlineData("")]
+    public async Task Routing_key_that_is_not_a_lane_comes_back_to_a_mandatory_publisher(string routingKey)
+    {
+        await using var vhost = await broker.CreateVhostAsync();
+        var consumer = await ConsumerHost.StartAsync(vhost.Url);
+        try
+        {
+            await using var client = await RawClient.ConnectAsync(vhost.Url);
+            var returned = await Assert.ThrowsAnyAsync<RabbitMQ.Client.Exceptions.PublishException>(() =>
+                client.PublishAsync(routingKey, """{"id":"r1","lane":"query","payload":{}}"""));
+            Assert.True(returned.IsReturn, "the broker must return the message (basic.return), not just nack it");
+            Assert.True((await client.RunValidAsync("after-return")).GetProperty("success").GetBoolean());
+        }
+        finally
+        {
+            await consumer.StopQuietlyAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Priority_queue_topology_dead_letters_to_lanequeue_priority_error()
+    {
+        await using var vhost = await broker.CreateVhostAsync();
+        var consumer = await ConsumerHost.StartAsync(vhost.Url, o => o.Topology = LaneTopology.PriorityQueue);
+        try
+        {
+            await using var client = await RawClient.ConnectAsync(vhost.Url);
+            await client.PublishAsync("generate", "not json");
+            await client.PublishAsync("control", """{"id":"p1","lane":"Control","payload":{}}""");
+            await client.PublishAsync("query", """{"messageType":["urn:message:Other:Thing"],"message":{"id":"p2","lane":"query","payload":{}}}""", "application/vnd.masstransit+json");
+            Assert.True((await client.RunValidAsync("after-garbage", SessionLane.Execute)).GetProperty("success").GetBoolean());
+
+            var queue = BrokerNames.DeadLetterQueue(BrokerNames.PriorityQueue);
+            await TestVhost.EventuallyAsync(async () => await client.CountAsync(queue) >= 3, $"3 dead letters in {queue}");
+            var reasons = (await client.DrainAsync(queue)).Select(d => d.Reason).Order(StringComparer.Ordinal).ToList();
+            output.WriteLine(string.Join(Environment.NewLine, reasons));
+            Assert.Equal(3, reasons.Count);
+            Assert.StartsWith("body: no consumer accepted this message", reasons[0], StringComparison.Ordinal);
+            Assert.StartsWith("body: not valid JSON", reasons[1], StringComparison.Ordinal);
+            Assert.StartsWith("lane: 'Control' is not a lane (lane names are lower case)", reasons[2], StringComparison.Ordinal);
+            Assert.Equal(0u, await client.CountAsync(BrokerNames.PriorityQueue));
+        }
+        finally
+        {
+            await consumer.StopQuietlyAsync();
+        }
+    }
 }
