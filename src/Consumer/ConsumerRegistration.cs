@@ -86,7 +86,7 @@ public static class ConsumerRegistration
                                 b.RoutingKey = BrokerNames.RoutingKey(bound);
                             });
                         }
-                        e.ConfigureDeadLetter(d => d.UseFilter(new SkippedMessageFilter(settings.MaxPayloadBytes)));
+                        e.UseContractDeadLetters(settings.MaxPayloadBytes);
                         e.ConnectReceiveEndpointObserver(endpoints);
                         e.ConfigureConsumer<LaneTaskConsumer>(context);
                     });

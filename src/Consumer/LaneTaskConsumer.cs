@@ -109,7 +109,7 @@ public sealed class LaneTaskConsumer(
         var timeoutMs = mode.Mode == TaskHandlerMode.External ? task.TimeoutMs ?? mode.TimeoutMs : task.TimeoutMs ?? settings.Queue.TimeoutMs(task.Lane);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(stopping.Token);
         if (timeoutMs is { } ms)
-            deadline.CancelAfter(TimeSpan.FromMilliseconds(ms));
+            deadline.CancelAfter(TimeSpan.FromMilliseconds(Math.Clamp(ms, 1, TaskParser.MaxTimeoutMs)));
 
         var startedAt = DateTimeOffset.UtcNow;
         ledger.Record(task.Id, TaskLedger.Known.Running, settings.ConsumerName);

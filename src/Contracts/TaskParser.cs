@@ -1,11 +1,14 @@
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using System.Text.Unicode;
 
 namespace LaneQueue.Contracts;
 
 /// <summary>
 /// Reads a task from raw bytes and checks it against the wire contract, naming the field at fault.
 /// Accepts the plain JSON wire format and MassTransit's envelope (whose <c>message</c> holds the task).
+/// Whatever the bytes, it either returns a valid task or throws <see cref="InvalidTaskException"/>; nothing else.
 /// </summary>
 public static partial class TaskParser
 {
@@ -13,8 +16,20 @@ public static partial class TaskParser
     public const int MaxIdLength = 200;
     public const int MaxOptionalStringLength = 200;
 
+    /// <summary>Largest <c>timeout_ms</c>: 2^31-1 ms, about 24.8 days.</summary>
+    public const long MaxTimeoutMs = int.MaxValue;
+
+    /// <summary>A body may be this much larger than the payload limit (room for the other fields or an envelope).</summary>
+    public const int MaxBodyOverheadBytes = 64 * 1024;
+
     public static ExternalTask Parse(ReadOnlyMemory<byte> body, int maxPayloadBytes = DefaultMaxPayloadBytes)
     {
+        // Checked before parsing, so a huge or broken body costs no more than a look at its bytes.
+        if (body.Length > (long)maxPayloadBytes + MaxBodyOverheadBytes)
+            throw new InvalidTaskException("body", $"{body.Length} bytes is over the limit of {(long)maxPayloadBytes + MaxBodyOverheadBytes} bytes (payload limit + {MaxBodyOverheadBytes / 1024} KiB)");
+        if (!Utf8.IsValid(body.Span))
+            throw new InvalidTaskException("body", "not valid UTF-8");
+
         JsonDocument document;
         try
         {
@@ -31,8 +46,13 @@ public static partial class TaskParser
             if (root.ValueKind != JsonValueKind.Object)
                 throw new InvalidTaskException("body", $"expected a JSON object, got {Describe(root.ValueKind)}");
 
+            // Before any lookup by key: a key with a broken escape would make the lookup itself throw.
+            RejectRepeatedKeys(root);
             if (IsMassTransitEnvelope(root, out var message))
+            {
                 root = message;
+                RejectRepeatedKeys(root);
+            }
 
             return Read(root, maxPayloadBytes);
         }
@@ -94,16 +114,92 @@ public static partial class TaskParser
             throw new InvalidTaskException("payload", $"{size} bytes is over the limit of {maxPayloadBytes} bytes");
         if (task.TimeoutMs is <= 0)
             throw new InvalidTaskException("timeout_ms", $"{task.TimeoutMs} must be a positive number of milliseconds");
+        if (task.TimeoutMs is > MaxTimeoutMs)
+            throw new InvalidTaskException("timeout_ms", $"{task.TimeoutMs} is over the limit of {MaxTimeoutMs} ms (about 24.8 days)");
         CheckLength("command_type", task.CommandType);
         CheckLength("session_id", task.SessionId);
     }
 
-    public static int PayloadBytes(JsonElement payload) => payload.GetRawText().Length;
+    /// <summary>The payload's size as UTF-8 JSON, as it travels.</summary>
+    public static int PayloadBytes(JsonElement payload) => JsonMarshal.GetRawUtf8Value(payload).Length;
 
+    /// <summary>Lengths count Unicode characters (code points), as JSON Schema's maxLength does.</summary>
     static void CheckLength(string field, string? value)
     {
-        if (value is { Length: > MaxOptionalStringLength })
-            throw new InvalidTaskException(field, $"{value.Length} characters is over the limit of {MaxOptionalStringLength}");
+        if (value is { Length: > MaxOptionalStringLength } && CodePoints(value) is var length and > MaxOptionalStringLength)
+            throw new InvalidTaskException(field, $"{length} characters is over the limit of {MaxOptionalStringLength}");
+    }
+
+    static int CodePoints(string value)
+    {
+        var count = 0;
+        for (var i = 0; i < value.Length; i++, count++)
+        {
+            if (char.IsHighSurrogate(value[i]) && i + 1 < value.Length && char.IsLowSurrogate(value[i + 1]))
+                i++;
+        }
+        return count;
+    }
+
+    /// <summary>
+    /// A key given twice would let two readers see two different tasks (most JSON libraries keep the last, some the
+    /// first), so the task object may hold each key once (as I-JSON, RFC 7493, asks).
+    /// </summary>
+    static void RejectRepeatedKeys(JsonElement root)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var property in root.EnumerateObject())
+        {
+            string name;
+            try
+            {
+                name = property.Name;
+            }
+            catch (InvalidOperationException)
+            {
+                throw new InvalidTaskException("body", "a key is not valid Unicode text (unpaired surrogate escape)");
+            }
+            if (!seen.Add(name))
+                throw new InvalidTaskException(KnownFields.Contains(name) ? name : "body", $"the key '{Truncate(name)}' appears more than once");
+        }
+    }
+
+    static readonly HashSet<string> KnownFields = new(StringComparer.Ordinal)
+    {
+        "id", "lane", "payload", "command_type", "session_id", "timeout_ms", "created_at", "preemptible", "checkpoint",
+    };
+
+    /// <summary>A JSON string's text; an unpaired surrogate escape such as <c>"\ud800"</c> is not text.</summary>
+    static string Text(JsonElement value, string field)
+    {
+        try
+        {
+            return value.GetString()!;
+        }
+        catch (InvalidOperationException)
+        {
+            throw new InvalidTaskException(field, "not valid Unicode text (unpaired surrogate escape)");
+        }
+    }
+
+    /// <summary>A JSON number with no fraction (<c>5</c>, <c>5.0</c> and <c>5e0</c> alike); saturates outside the range of long.</summary>
+    static bool TryGetWholeNumber(JsonElement value, out long number)
+    {
+        if (value.TryGetInt64(out number))
+            return true;
+        if (value.TryGetDecimal(out var exact))
+        {
+            if (exact != decimal.Truncate(exact))
+                return false;
+            number = exact > long.MaxValue ? long.MaxValue : exact < long.MinValue ? long.MinValue : (long)exact;
+            return true;
+        }
+        if (value.TryGetDouble(out var approximate) && double.IsFinite(approximate) && approximate == Math.Floor(approximate))
+        {
+            number = approximate > 0 ? long.MaxValue : long.MinValue;
+            return true;
+        }
+        return false;
     }
 
     static string RequiredString(JsonElement root, string name)
@@ -112,7 +208,7 @@ public static partial class TaskParser
             throw new InvalidTaskException(name, "missing");
         if (value.ValueKind != JsonValueKind.String)
             throw new InvalidTaskException(name, $"must be a string, got {Describe(value.ValueKind)}");
-        return value.GetString()!;
+        return Text(value, name);
     }
 
     static string? OptionalString(JsonElement root, string name)
@@ -120,7 +216,7 @@ public static partial class TaskParser
         if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
             return null;
         return value.ValueKind == JsonValueKind.String
-            ? value.GetString()
+            ? Text(value, name)
             : throw new InvalidTaskException(name, $"must be a string, got {Describe(value.ValueKind)}");
     }
 
@@ -128,8 +224,8 @@ public static partial class TaskParser
     {
         if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
             return null;
-        if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt64(out var number))
-            throw new InvalidTaskException(name, $"must be a whole number of milliseconds, got {Describe(value.ValueKind)}");
+        if (value.ValueKind != JsonValueKind.Number || !TryGetWholeNumber(value, out var number))
+            throw new InvalidTaskException(name, $"must be a whole number of milliseconds, got {(value.ValueKind == JsonValueKind.Number ? Truncate(value.GetRawText()) : Describe(value.ValueKind))}");
         return number > 0 ? number : throw new InvalidTaskException(name, $"{number} must be a positive number of milliseconds");
     }
 
@@ -149,9 +245,11 @@ public static partial class TaskParser
     {
         if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
             return null;
-        if (value.ValueKind == JsonValueKind.String && value.TryGetDateTimeOffset(out var at))
+        // RFC 3339 (what JSON Schema's date-time means): a date, T, a time with seconds, and Z or an offset;
+        // as the schema's pattern: years 1900-2999, offsets up to 14:00, no leap second.
+        if (value.ValueKind == JsonValueKind.String && Rfc3339().IsMatch(Text(value, name)) && value.TryGetDateTimeOffset(out var at))
             return at;
-        throw new InvalidTaskException(name, "must be an ISO 8601 timestamp such as 2026-01-31T12:00:00Z");
+        throw new InvalidTaskException(name, "must be an RFC 3339 timestamp with a time zone, such as 2026-01-31T12:00:00Z or 2026-01-31T13:00:00.5+01:00");
     }
 
     static string Describe(JsonValueKind kind) => kind switch
@@ -167,6 +265,10 @@ public static partial class TaskParser
 
     static string Truncate(string value) => value.Length <= 40 ? value : value[..40] + "…";
 
-    [GeneratedRegex("^[A-Za-z0-9][A-Za-z0-9._:@/-]*$")]
+    // \z, not $: in .NET, $ also matches before a final newline.
+    [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._:@/-]*\z")]
     private static partial Regex IdPattern();
+
+    [GeneratedRegex(@"^(19|2[0-9])[0-9]{2}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]|[+-]14:00)\z")]
+    private static partial Regex Rfc3339();
 }

@@ -1,0 +1,408 @@
+using System.Text;
+using LaneQueue.Consumer;
+using LaneQueue.Contracts;
+using LaneQueue.Producer;
+using LaneQueue.Tests.Broker;
+using RabbitMQ.Client;
+using Xunit.Abstractions;
+
+namespace LaneQueue.Tests.Integration;
+
+/// <summary>
+/// Messages that break the wire contract, published by a plain AMQP client against a real broker and an in-process
+/// consumer: each lands in the lane's dead-letter queue, byte for byte, with a reason in <c>MT-Fault-Message</c>; none
+/// is acked as a success, none is lost, none stays in (or loops through) the lane queue, and the consumer keeps going.
+/// </summary>
+[Collection(BrokerCollection.Name)]
+public class HostileInputTests(BrokerFixture broker, ITestOutputHelper output)
+{
+    public sealed record Garbage(string RoutingKey, byte[] Body, string? ContentType, string Reason);
+
+    static Garbage Json(string body, string reason, string routingKey = "query", string? contentType = "application/json") =>
+        new(routingKey, Encoding.UTF8.GetBytes(body), contentType, reason);
+
+    static readonly Dictionary<string, Garbage> Cases = new()
+    {
+        ["not JSON"] = Json("this is not json", "body: not valid JSON"),
+        ["truncated JSON"] = Json("""{"id":"t1","lane":"query","payload":{""", "body: not valid JSON"),
+        ["empty body"] = Json("", "body: not valid JSON"),
+        ["invalid UTF-8"] = new("query", [.. "{\"id\":\"a"u8, 0xff, 0xfe, .. "\",\"lane\":\"query\",\"payload\":{}}"u8], "application/json", "body: not valid UTF-8"),
+        ["JSON array"] = Json("[1,2,3]", "body: expected a JSON object, got an array"),
+        ["JSON string"] = Json("\"a task\"", "body: expected a JSON object, got a string"),
+        ["JSON number"] = Json("42", "body: expected a JSON object, got a number"),
+        ["JSON null"] = Json("null", "body: expected a JSON object, got null"),
+        ["missing id"] = Json("""{"lane":"query","payload":{}}""", "id: missing"),
+        ["empty id"] = Json("""{"id":"","lane":"query","payload":{}}""", "id: missing or empty"),
+        ["over-long id"] = Json($$$"""{"id":"{{{new string('i', 201)}}}","lane":"query","payload":{}}""", "id: 201 characters is over the limit of 200"),
+        ["id with a trailing newline"] = Json("""{"id":"abc\n","lane":"query","payload":{}}""", "id: "),
+        ["id with an unpaired surrogate"] = Json("""{"id":"a\ud800","lane":"query","payload":{}}""", "id: "),
+        ["numeric id"] = Json("""{"id":7,"lane":"query","payload":{}}""", "id: must be a string, got a number"),
+        ["unknown lane"] = Json("""{"id":"u1","lane":"urgent","payload":{}}""", "lane: 'urgent' is not a lane"),
+        ["lane in the wrong case"] = Json("""{"id":"u2","lane":"Query","payload":{}}""", "(lane names are lower case)"),
+        ["lane other than the routing key"] = Json("""{"id":"u3","lane":"execute","payload":{}}""", "lane: the task says 'execute' but was routed to queue 'lanequeue.query'"),
+        ["payload missing"] = Json("""{"id":"p1","lane":"query"}""", "payload: missing"),
+        ["duplicate id key"] = Json("""{"id":"ok","lane":"query","payload":{},"id":"other"}""", "id: the key 'id' appears more than once"),
+        ["nested too deep"] = Json("""{"id":"d1","lane":"query","payload":""" + new string('[', 100) + new string(']', 100) + "}", "body: not valid JSON"),
+        ["timeout_ms not a number"] = Json("""{"id":"x1","lane":"query","payload":{},"timeout_ms":"soon"}""", "timeout_ms: "),
+        ["timeout_ms too large"] = Json("""{"id":"x2","lane":"query","payload":{},"timeout_ms":9223372036854775807}""", "timeout_ms: "),
+        ["created_at without offset"] = Json("""{"id":"x3","lane":"query","payload":{},"created_at":"2026-01-31T12:00:00"}""", "created_at: "),
+        ["unknown command type"] = Json("""{"id":"x4","lane":"query","payload":{},"command_type":"no-such-handler"}""", "command_type: 'no-such-handler' has no handler"),
+        ["content type application/xml with XML"] = Json("<task><id>c2</id></task>", "body: not valid JSON", contentType: "application/xml"),
+        ["content type text/plain with text"] = Json("run c3 in the query lane", "body: not valid JSON", contentType: "text/plain"),
+        ["MassTransit envelope of another message type"] = Json(
+            """{"messageId":"0c7f0000-0000-0000-0000-000000000001","messageType":["urn:message:Other:Thing"],"message":{"id":"m1","lane":"query","payload":{}}}""",
+            "no consumer accepted this message", contentType: "application/vnd.masstransit+json"),
+        ["raw task labelled as a MassTransit envelope"] = Json("""{"id":"m2","lane":"query","payload":{}}""",
+            "body: sent as application/vnd.masstransit+json but is not a MassTransit envelope", contentType: "application/vnd.masstransit+json"),
+        ["MassTransit envelope holding a broken task"] = Json(
+            """{"messageType":["urn:message:LaneQueue.Contracts:ExternalTask"],"message":{"id":"m3","lane":"query"}}""",
+            "payload: missing", contentType: "application/vnd.masstransit+json"),
+    };
+
+    public static TheoryData<string> CaseNames() => [.. Cases.Keys];
+
+    [Theory]
+    [MemberData(nameof(CaseNames))]
+    public async Task Contract_violation_is_dead_lettered_unchanged_with_its_reason_and_the_consumer_keeps_consuming(string name)
+    {
+        var garbage = Cases[name];
+        await using var vhost = await broker.CreateVhostAsync();
+        var consumer = await ConsumerHost.StartAsync(vhost.Url);
+        try
+        {
+            await using var client = await RawClient.ConnectAsync(vhost.Url);
+            await client.PublishAsync(garbage.RoutingKey, garbage.Body, new BasicProperties { ContentType = garbage.ContentType });
+
+            var after = await client.RunValidAsync("after-garbage");
+            Assert.True(after.GetProperty("success").GetBoolean(), $"the valid task after '{name}' failed: {after}");
+
+            var dead = await client.DeadLettersAsync(SessionLane.Query, 1);
+            var letter = Assert.Single(dead);
+            output.WriteLine($"{name}: MT-Fault-Message = {letter.Reason}");
+            Assert.Contains(garbage.Reason, letter.Reason, StringComparison.Ordinal);
+            Assert.Equal(garbage.Body, letter.Body);
+            Assert.Equal(0u, await client.CountAsync(BrokerNames.LaneQueue(SessionLane.Query)));
+            Assert.DoesNotContain(client.Results.Values, r => r.GetProperty("success").GetBoolean() && r.GetProperty("task_id").GetString() != "after-garbage");
+        }
+        finally
+        {
+            await consumer.StopQuietlyAsync();
+        }
+    }
+
+    public sealed record Accepted(string? ContentType, string Body, string Id);
+
+    static readonly Dictionary<string, Accepted> AcceptedCases = new()
+    {
+        ["no content type"] = new(null, """{"id":"ok-1","lane":"query","payload":{"n":1}}""", "ok-1"),
+        ["application/json"] = new("application/json", """{"id":"ok-2","lane":"query","payload":{"n":1}}""", "ok-2"),
+        ["application/json with charset"] = new("application/json; charset=utf-8", """{"id":"ok-3","lane":"query","payload":{"n":1}}""", "ok-3"),
+        ["text/plain holding JSON"] = new("text/plain", """{"id":"ok-4","lane":"query","payload":{"n":1}}""", "ok-4"),
+        ["application/octet-stream holding JSON"] = new("application/octet-stream", """{"id":"ok-5","lane":"query","payload":{"n":1}}""", "ok-5"),
+        ["MassTransit envelope"] = new("application/vnd.masstransit+json",
+            """{"messageId":"0c7f0000-0000-0000-0000-000000000002","messageType":["urn:message:LaneQueue.Contracts:ExternalTask"],"message":{"id":"ok-6","lane":"query","payload":{"n":1}}}""", "ok-6"),
+        ["MassTransit envelope with every field"] = new("application/vnd.masstransit+json",
+            """{"messageId":"0c7f0000-0000-0000-0000-000000000003","conversationId":"0c7f0000-0000-0000-0000-000000000004","sourceAddress":"rabbitmq://elsewhere/x","destinationAddress":"rabbitmq://localhost/lanequeue.tasks","messageType":["urn:message:LaneQueue.Contracts:ExternalTask"],"message":{"id":"ok-7","lane":"query","payload":{"n":1},"command_type":"echo"},"sentTime":"2026-01-31T12:00:00Z","headers":{"x":1},"host":{"machineName":"m","processName":"p"}}""", "ok-7"),
+        ["unknown keys, null optionals, non-ASCII payload"] = new("application/json",
+            """{"id":"ok-8","lane":"query","payload":{"n":1,"text":"é€😀"},"extra":{"deep":[1,2]},"command_type":null,"session_id":null,"timeout_ms":null,"created_at":null}""", "ok-8"),
+        ["created_at far in the future with a timeout"] = new("application/json",
+            """{"id":"ok-9","lane":"query","payload":{"n":1},"created_at":"2999-12-31T23:59:59Z","timeout_ms":60000}""", "ok-9"),
+        ["created_at long ago without a timeout"] = new("application/json",
+            """{"id":"ok-10","lane":"query","payload":{"n":1},"created_at":"1900-01-01T00:00:00+14:00"}""", "ok-10"),
+    };
+
+    public static TheoryData<string> AcceptedNames() => [.. AcceptedCases.Keys];
+
+    [Theory]
+    [MemberData(nameof(AcceptedNames))]
+    public async Task Valid_task_in_any_accepted_form_runs_and_succeeds(string name)
+    {
+        var accepted = AcceptedCases[name];
+        await using var vhost = await broker.CreateVhostAsync();
+        var consumer = await ConsumerHost.StartAsync(vhost.Url);
+        try
+        {
+            await using var client = await RawClient.ConnectAsync(vhost.Url);
+            await client.PublishAsync("query", accepted.Body, accepted.ContentType);
+            var result = await client.ResultAsync(accepted.Id);
+            Assert.True(result.GetProperty("success").GetBoolean(), $"{name}: {result}");
+            Assert.Equal(1, result.GetProperty("result").GetProperty("n").GetInt32());
+            Assert.Equal(0u, await client.CountAsync(TestVhost.DeadLetters(SessionLane.Query)));
+        }
+        finally
+        {
+            await consumer.StopQuietlyAsync();
+        }
+    }
+
+    static string TaskWithPayload(string id, string payloadJson) => $$"""{"id":"{{id}}","lane":"query","payload":{{payloadJson}}}""";
+
+    /// <summary>A JSON string payload of exactly <paramref name="bytes"/> bytes on the wire (quotes included).</summary>
+    static string PayloadOf(int bytes, string unit = "x") =>
+        "\"" + string.Concat(Enumerable.Repeat(unit, (bytes - 2) / Encoding.UTF8.GetByteCount(unit))) + "\"";
+
+    [Fact]
+    public async Task Payload_over_the_default_1_MiB_limit_is_dead_lettered_and_one_at_the_limit_runs()
+    {
+        const int limit = TaskParser.DefaultMaxPayloadBytes;
+        await using var vhost = await broker.CreateVhostAsync();
+        var consumer = await ConsumerHost.StartAsync(vhost.Url);
+        try
+        {
+            await using var client = await RawClient.ConnectAsync(vhost.Url);
+            await client.PublishAsync("query", TaskWithPayload("at-limit", PayloadOf(limit)));
+            await client.PublishAsync("query", TaskWithPayload("over-limit", PayloadOf(limit + 1)));
+            // 524,290 characters but 1,048,578 bytes: the limit counts bytes.
+            await client.PublishAsync("query", TaskWithPayload("multi-byte-over-limit", PayloadOf(limit + 2, "é")));
+
+            var atLimit = await client.ResultAsync("at-limit");
+            Assert.True(atLimit.GetProperty("success").GetBoolean());
+            Assert.Equal(limit - 2, atLimit.GetProperty("result").GetString()!.Length);
+
+            var dead = await client.DeadLettersAsync(SessionLane.Query, 2);
+            var reasons = dead.Select(d => d.Reason).Order(StringComparer.Ordinal).ToList();
+            output.WriteLine(string.Join(Environment.NewLine, reasons));
+            Assert.Equal(
+                [$"payload: 1048577 bytes is over the limit of {limit} bytes", $"payload: 1048578 bytes is over the limit of {limit} bytes"],
+                reasons);
+            Assert.DoesNotContain("over-limit", client.Results.Keys);
+            Assert.DoesNotContain("multi-byte-over-limit", client.Results.Keys);
+        }
+        finally
+        {
+            await consumer.StopQuietlyAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Configured_MaxPayloadBytes_is_enforced_by_the_consumer()
+    {
+        await using var vhost = await broker.CreateVhostAsync();
+        var consumer = await ConsumerHost.StartAsync(vhost.Url, o => o.MaxPayloadBytes = 1000);
+        try
+        {
+            await using var client = await RawClient.ConnectAsync(vhost.Url);
+            await client.PublishAsync("query", TaskWithPayload("small-over", PayloadOf(1001)));
+            // Far over: refused before parsing (body > payload limit + 64 KiB).
+            await client.PublishAsync("query", TaskWithPayload("huge-over", PayloadOf(200_000)));
+            var ok = await client.RunValidAsync("small-ok");
+            Assert.True(ok.GetProperty("success").GetBoolean());
+
+            var reasons = (await client.DeadLettersAsync(SessionLane.Query, 2)).Select(d => d.Reason).ToList();
+            Assert.Contains("payload: 1001 bytes is over the limit of 1000 bytes", reasons);
+            Assert.Contains(reasons, r => r.StartsWith("body: ", StringComparison.Ordinal) && r.Contains("bytes is over the limit of 66536 bytes", StringComparison.Ordinal));
+        }
+        finally
+        {
+            await consumer.StopQuietlyAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Producer_refuses_a_payload_over_the_limit_and_publishes_nothing()
+    {
+        await using var vhost = await broker.CreateVhostAsync();
+        var consumer = await ConsumerHost.StartAsync(vhost.Url);
+        try
+        {
+            await using var client = await RawClient.ConnectAsync(vhost.Url);
+            await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = vhost.Url });
+            var over = ExternalTask.Create("p-over", SessionLane.Query, TaskJson.ParseElement(PayloadOf(TaskParser.DefaultMaxPayloadBytes + 1)));
+            var multiByte = ExternalTask.Create("p-multi", SessionLane.Query, new { text = new string('é', 600_000) });
+
+            var ex = await Assert.ThrowsAsync<InvalidTaskException>(() => producer.SubmitTaskAsync(over));
+            Assert.Equal("payload: 1048577 bytes is over the limit of 1048576 bytes", ex.Message);
+            Assert.Equal("payload", (await Assert.ThrowsAsync<InvalidTaskException>(() => producer.SubmitTaskAsync(multiByte))).Field);
+
+            var atLimit = await producer.SubmitAndWaitAsync(
+                ExternalTask.Create("p-at", SessionLane.Query, TaskJson.ParseElement(PayloadOf(TaskParser.DefaultMaxPayloadBytes))), TimeSpan.FromSeconds(30));
+            Assert.True(atLimit.Success);
+            Assert.Equal(0u, await client.CountAsync(TestVhost.DeadLetters(SessionLane.Query)));
+            Assert.Equal(["p-at"], client.Results.Keys);
+        }
+        finally
+        {
+            await consumer.StopQuietlyAsync();
+        }
+    }
+
+    static readonly Dictionary<string, Action<BasicProperties>> HeaderCases = new()
+    {
+        ["100 KB header value"] = p => p.Headers = new Dictionary<string, object?> { ["x-big"] = new string('h', 100 * 1024) },
+        ["header just under the frame size"] = p => p.Headers = new Dictionary<string, object?> { ["x-big"] = new string('h', 127 * 1024) },
+        ["nested tables and arrays"] = p => p.Headers = new Dictionary<string, object?>
+        {
+            ["x-nested"] = new Dictionary<string, object?>
+            {
+                ["a"] = new Dictionary<string, object?> { ["b"] = new Dictionary<string, object?> { ["c"] = "deep", ["n"] = 1 } },
+                ["list"] = new List<object?> { 1, "two", new Dictionary<string, object?> { ["three"] = 3.0 }, new List<object?> { null, true } },
+            },
+        },
+        ["odd value types"] = p => p.Headers = new Dictionary<string, object?>
+        {
+            ["x-bool"] = true, ["x-byte"] = (byte)255, ["x-short"] = (short)-1, ["x-long"] = long.MinValue, ["x-double"] = double.MaxValue,
+            ["x-float"] = float.Epsilon, ["x-negative-zero"] = -0.0, ["x-uint"] = uint.MaxValue, ["x-sbyte"] = (sbyte)-128, ["x-decimal"] = 12.345m, ["x-null"] = null, ["x-time"] = new AmqpTimestamp(0),
+            ["x-binary"] = new byte[] { 0xff, 0xfe, 0x00, 0xc3 }, [""] = "empty name", ["x-\u00e9\u0000"] = "odd name",
+        },
+        ["a thousand headers"] = p => p.Headers = Enumerable.Range(0, 1000).ToDictionary(i => $"x-h{i}", i => (object?)$"value {i}"),
+        ["MassTransit and tracing headers with garbage"] = p => p.Headers = new Dictionary<string, object?>
+        {
+            ["MT-Redelivery-Count"] = "many", ["MT-Fault-Message"] = "forged", ["MT-Reason"] = 7, ["MessageId"] = 42, ["Content-Type"] = 12,
+            ["MT-Host-MachineName"] = new Dictionary<string, object?> { ["x"] = 1 }, ["MT-Activity-Id"] = new byte[] { 0xff },
+            ["traceparent"] = "garbage", ["tracestate"] = new byte[] { 0x00, 0xff }, ["baggage"] = "%%%,=,;", ["x-lanequeue-attempt"] = "not a number",
+        },
+        ["W3C traceparent"] = p => p.Headers = new Dictionary<string, object?> { ["traceparent"] = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" },
+        ["odd basic properties"] = p =>
+        {
+            p.MessageId = new string('m', 255);
+            p.CorrelationId = "not-a-guid \u00e9";
+            p.Type = "urn:message:Something:Else";
+            p.ReplyTo = "nowhere";
+            p.AppId = "hostile";
+            p.Priority = 255;
+            p.Timestamp = new AmqpTimestamp(long.MaxValue);
+            p.Expiration = "600000";
+            p.ContentEncoding = "gzip";
+            p.DeliveryMode = DeliveryModes.Transient;
+        },
+    };
+
+    public static TheoryData<string> HeaderCaseNames() => [.. HeaderCases.Keys];
+
+    [Theory]
+    [MemberData(nameof(HeaderCaseNames))]
+    public async Task Hostile_headers_neither_break_a_valid_task_nor_keep_a_broken_one_from_its_dead_letter_queue(string name)
+    {
+        await using var vhost = await broker.CreateVhostAsync();
+        var consumer = await ConsumerHost.StartAsync(vhost.Url);
+        try
+        {
+            await using var client = await RawClient.ConnectAsync(vhost.Url);
+            BasicProperties Props(string? contentType = "application/json")
+            {
+                var properties = new BasicProperties { ContentType = contentType };
+                HeaderCases[name](properties);
+                return properties;
+            }
+
+            await client.PublishAsync("query", Encoding.UTF8.GetBytes("""{"id":"with-headers","lane":"query","payload":{"n":1}}"""), Props());
+            await client.PublishAsync("query", Encoding.UTF8.GetBytes("""{"lane":"query","payload":{"n":2}}"""), Props());
+            await client.PublishAsync("query", Encoding.UTF8.GetBytes("not json at all"), Props(contentType: null));
+            await client.PublishAsync("query", Encoding.UTF8.GetBytes("""{"id":"fails","lane":"query","payload":{},"command_type":"fail"}"""), Props());
+
+            var result = await client.ResultAsync("with-headers");
+            Assert.True(result.GetProperty("success").GetBoolean(), $"{name}: {result}");
+            Assert.False((await client.ResultAsync("fails")).GetProperty("success").GetBoolean());
+            var dead = await client.DeadLettersAsync(SessionLane.Query, 3);
+            var reasons = dead.Select(d => d.Reason).Order(StringComparer.Ordinal).ToList();
+            output.WriteLine($"{name}: {string.Join(" | ", reasons)}");
+            Assert.Equal(3, dead.Count);
+            Assert.Contains(reasons, r => r.StartsWith("body: not valid JSON", StringComparison.Ordinal));
+            Assert.Contains("id: missing", reasons);
+            // A forged MT-Redelivery-Count ("many") makes MassTransit's own fault handling throw on the handler's
+            // failure: the task is still dead-lettered (and its failed result published), under MassTransit's reason.
+            if (!name.StartsWith("MassTransit", StringComparison.Ordinal))
+                Assert.Contains(reasons, r => r.Contains("the fail handler always fails", StringComparison.Ordinal));
+            Assert.All(reasons, r => Assert.False(string.IsNullOrWhiteSpace(r)));
+
+            // Each dead letter keeps the headers it came with, or names those it had to drop to fit one AMQP frame.
+            var sent = Props().Headers?.Keys.ToList() ?? [];
+            foreach (var letter in dead)
+            {
+                var dropped = letter.Headers.TryGetValue(ContractDeadLetters.DroppedHeadersHeader, out var names) ? RawClient.HeaderText(names) : "";
+                if (dropped.Length > 0)
+                    output.WriteLine($"dropped from the dead letter: {dropped}");
+                Assert.All(sent, header => Assert.True(letter.Headers.ContainsKey(header) || dropped.Contains(header + " (", StringComparison.Ordinal),
+                    $"header '{header}' neither kept nor named as dropped"));
+            }
+
+            var after = await client.RunValidAsync("after-headers");
+            Assert.True(after.GetProperty("success").GetBoolean());
+            Assert.Equal(0u, await client.CountAsync(BrokerNames.LaneQueue(SessionLane.Query)));
+        }
+        finally
+        {
+            await consumer.StopQuietlyAsync();
+        }
+    }
+
+    [Theory]
+    [InlineData(double.NaN)]
+    [InlineData(double.PositiveInfinity)]
+    public async Task Header_the_broker_cannot_store_is_refused_at_publish_and_never_reaches_the_consumer(double value)
+    {
+        await using var vhost = await broker.CreateVhostAsync();
+        var consumer = await ConsumerHost.StartAsync(vhost.Url);
+        try
+        {
+            // RabbitMQ 3.10 cannot decode a NaN or infinite float in a header: it closes the publisher's connection,
+            // and the publish is never confirmed. The consumer sees nothing and carries on.
+            await using (var hostile = await RawClient.ConnectAsync(vhost.Url))
+            {
+                var properties = new BasicProperties { ContentType = "application/json", Headers = new Dictionary<string, object?> { ["x-float"] = value } };
+                var refused = await Assert.ThrowsAnyAsync<Exception>(() => hostile.PublishAsync("query", "{\"id\":\"nan\",\"lane\":\"query\",\"payload\":{}}"u8.ToArray(), properties));
+                output.WriteLine($"{value}: {refused.GetType().Name}: {refused.Message}");
+            }
+
+            await using var client = await RawClient.ConnectAsync(vhost.Url);
+            Assert.True((await client.RunValidAsync("after-nan")).GetProperty("success").GetBoolean());
+            Assert.DoesNotContain("nan", client.Results.Keys);
+            Assert.Equal(0u, await client.CountAsync(TestVhost.DeadLetters(SessionLane.Query)));
+        }
+        finally
+        {
+            await consumer.StopQuietlyAsync();
+        }
+    }
+
+    [Theory]
+    [InlineData("Query")]
+    [InlineData("urgent")]
+    [InlineData("")]
+    public async Task Routing_key_that_is_not_a_lane_comes_back_to_a_mandatory_publisher(string routingKey)
+    {
+        await using var vhost = await broker.CreateVhostAsync();
+        var consumer = await ConsumerHost.StartAsync(vhost.Url);
+        try
+        {
+            await using var client = await RawClient.ConnectAsync(vhost.Url);
+            var returned = await Assert.ThrowsAnyAsync<RabbitMQ.Client.Exceptions.PublishException>(() =>
+                client.PublishAsync(routingKey, """{"id":"r1","lane":"query","payload":{}}"""));
+            Assert.True(returned.IsReturn, "the broker must return the message (basic.return), not just nack it");
+            Assert.True((await client.RunValidAsync("after-return")).GetProperty("success").GetBoolean());
+        }
+        finally
+        {
+            await consumer.StopQuietlyAsync();
+        }
+    }
+
+    [Fact]
+    public async Task Priority_queue_topology_dead_letters_to_lanequeue_priority_error()
+    {
+        await using var vhost = await broker.CreateVhostAsync();
+        var consumer = await ConsumerHost.StartAsync(vhost.Url, o => o.Topology = LaneTopology.PriorityQueue);
+        try
+        {
+            await using var client = await RawClient.ConnectAsync(vhost.Url);
+            await client.PublishAsync("generate", "not json");
+            await client.PublishAsync("control", """{"id":"p1","lane":"Control","payload":{}}""");
+            await client.PublishAsync("query", """{"messageType":["urn:message:Other:Thing"],"message":{"id":"p2","lane":"query","payload":{}}}""", "application/vnd.masstransit+json");
+            Assert.True((await client.RunValidAsync("after-garbage", SessionLane.Execute)).GetProperty("success").GetBoolean());
+
+            var queue = BrokerNames.DeadLetterQueue(BrokerNames.PriorityQueue);
+            await TestVhost.EventuallyAsync(async () => await client.CountAsync(queue) >= 3, $"3 dead letters in {queue}");
+            var reasons = (await client.DrainAsync(queue)).Select(d => d.Reason).Order(StringComparer.Ordinal).ToList();
+            output.WriteLine(string.Join(Environment.NewLine, reasons));
+            Assert.Equal(3, reasons.Count);
+            Assert.StartsWith("body: no consumer accepted this message", reasons[0], StringComparison.Ordinal);
+            Assert.StartsWith("body: not valid JSON", reasons[1], StringComparison.Ordinal);
+            Assert.StartsWith("lane: 'Control' is not a lane (lane names are lower case)", reasons[2], StringComparison.Ordinal);
+            Assert.Equal(0u, await client.CountAsync(BrokerNames.PriorityQueue));
+        }
+        finally
+        {
+            await consumer.StopQuietlyAsync();
+        }
+    }
+}
