@@ -24,9 +24,10 @@ public sealed record BenchSettings
     public int GateBursts => Quick ? 2 : 3;
     public int GateBurstSize => 40;
     public int GateBurstTaskMs => 100;
+    public int GateBurstGapMs => Quick ? 500 : 1000;
 
     // 3. throughput
-    public int ThroughputTasks => Quick ? 4_000 : 15_000;
+    public int ThroughputTasks => Quick ? 3_000 : 15_000;
 
     // 4. scale
     public int[] ScaleCounts => [1, 2, 4];
@@ -34,6 +35,7 @@ public sealed record BenchSettings
 
     // 5. memory
     public int MemoryBacklog => Quick ? 20_000 : 100_000;
+    public int MemorySettleMs => Quick ? 500 : 1000;
 
     // 6. aging
     public int AgingDeadlineMs => 3_000;

@@ -88,12 +88,24 @@ public static class Plots
         var plot = new Plot();
         var ticks = new List<Tick>();
         var i = 0;
+        var offset = 0;
         var bars = new List<Bar>();
         foreach (var (variant, waits) in scenario.Samples)
         {
+            var gaveUp = scenario.Rows.Any(r => (string?)r["variant"] == variant && ((string?)r["waits"] ?? "").Contains("not started", StringComparison.Ordinal));
             for (var k = 0; k < waits.Count; k++)
-                bars.Add(new Bar { Position = i * (waits.Count + 1) + k, Value = waits[k] / 1000.0, FillColor = Palette[i % Palette.Length], Label = $"{waits[k] / 1000:0.0} s" });
-            ticks.Add(new Tick(i * (waits.Count + 1) + (waits.Count - 1) / 2.0, variant, true));
+            {
+                bars.Add(new Bar
+                {
+                    Position = offset + k,
+                    Value = waits[k] / 1000.0,
+                    FillColor = Palette[i % Palette.Length],
+                    Label = gaveUp && k == waits.Count - 1 ? $"probe {k + 1}: not started in {waits[k] / 1000:0.0} s"
+                        : waits[k] >= 1000 ? $"probe {k + 1}: {waits[k] / 1000:0.0} s" : $"probe {k + 1}: {waits[k]:0} ms",
+                });
+            }
+            ticks.Add(new Tick(offset + (waits.Count - 1) / 2.0, Wrap(variant), true));
+            offset += waits.Count + 1;
             i++;
         }
         plot.Add.Bars(bars);

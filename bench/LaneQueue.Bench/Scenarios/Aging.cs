@@ -52,6 +52,9 @@ public static class Aging
                          "previous started. The control's probe is given twice the deadline.");
         result.Notes.Add("Standard aging lifts a held lane 1 level at 75 % of the deadline left and 2 levels (level with query) at 50 %, so " +
                          "with nothing else in the way a probe is expected to start at about half the deadline plus one gate check.");
+        result.Notes.Add("Later probes often start much sooner: each consumer's gate ages on its own, and a consumer whose boost admitted " +
+                         "generate keeps the lane open until it starts a generate task or its next check sees the lane empty and holds it " +
+                         "again; a probe submitted right after the previous one started can land in that still-open lane.");
     }
 
     static async Task<(Dictionary<string, object?> Row, List<double> Waits)> MeasureAsync(BenchContext context, Variant variant)

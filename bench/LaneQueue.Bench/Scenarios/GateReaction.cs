@@ -46,7 +46,7 @@ public static class GateReaction
         }
         result.Notes.Add($"Fleet: {FleetSize} queue-per-lane consumer processes, slot budget {SlotBudget}, generate max concurrency {SlotBudget}, " +
                          $"query max concurrency 4 (default); backlog {settings.GateBacklog} generate tasks (sleep {settings.GenerateMs} ms); " +
-                         $"each burst is {settings.GateBurstSize} query tasks (sleep {settings.GateBurstTaskMs} ms), {settings.GateBursts} bursts per variant, 1 s apart.");
+                         $"each burst is {settings.GateBurstSize} query tasks (sleep {settings.GateBurstTaskMs} ms), {settings.GateBursts} bursts per variant, {settings.GateBurstGapMs} ms apart.");
         result.Notes.Add("Reaction = last generate start inside the burst - the instant the bench began publishing the burst (0 when no generate " +
                          "task started after it). Starts come from the results' started_at; the clock is the same machine's.");
     }
@@ -71,7 +71,7 @@ public static class GateReaction
         for (var b = 0; b < settings.GateBursts; b++)
         {
             if (b > 0)
-                await Task.Delay(1000, ct); // the gate resumes generate; the fleet is all generate again
+                await Task.Delay(settings.GateBurstGapMs, ct); // the gate resumes generate; the fleet is all generate again
             if ((await vhost.QueueAsync(BrokerNames.LaneQueue(SessionLane.Generate), ct))?.Ready is not > 0)
                 BenchContext.Log("    warning: the generate backlog ran out before a burst");
             var ids = Enumerable.Range(0, settings.GateBurstSize).Select(i => $"q-{b}-{i}").ToList();

@@ -62,7 +62,7 @@ public static class Memory
         using var smallFleet = await context.StartLaneQueueFleetAsync(smallVhost, 1, [], variant.PriorityTopology, "mem-small");
         var large = largeFleet.Processes[0];
         var small = smallFleet.Processes[0];
-        await Task.Delay(settings.Quick ? 1500 : 3000, ct);
+        await Task.Delay(settings.Quick ? 1000 : 3000, ct);
         var idle = Mib(large.RssKiB());
         var idleSmall = Mib(small.RssKiB());
         await using var largeProducer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = largeVhost.Url }, ct);
@@ -83,7 +83,7 @@ public static class Memory
             var topUp = SmallBacklog - smallReady;
             await Submit.ManyAsync(topUp, i => smallProducer.SubmitTaskAsync(Submit.Sleep($"t-{s}-{i}", SessionLane.Generate, settings.GenerateMs), ct), ct);
             await Submit.ManyAsync(step, i => largeProducer.SubmitTaskAsync(Submit.Sleep($"g-{offset + i}", SessionLane.Generate, settings.GenerateMs), ct), ct);
-            await Task.Delay(1000, ct);
+            await Task.Delay(settings.MemorySettleMs, ct);
             rss.Add(Mib(large.RssKiB()));
             smallRss.Add(Mib(small.RssKiB()));
             ready.Add((await largeVhost.QueueAsync(queue, ct))?.Ready ?? 0);

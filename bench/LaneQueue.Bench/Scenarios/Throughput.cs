@@ -105,7 +105,7 @@ public static class Throughput
                          "consumer's last ack). Publish rate: tasks / time to publish them all (confirmed) while the consumer runs.");
     }
 
-    static int Warmup(BenchSettings settings) => Math.Max(1000, settings.ThroughputTasks / 10);
+    static int Warmup(BenchSettings settings) => Math.Max(settings.Quick ? 500 : 1000, settings.ThroughputTasks / 10);
 
     sealed record Measurement(double Publish, double EndToEnd, double ConsumerCpuMicros, double BrokerCpuMicros);
 
