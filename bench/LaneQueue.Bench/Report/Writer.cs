@@ -43,7 +43,8 @@ public static class Writer
         await File.WriteAllTextAsync(md, Tables.Markdown(run, images));
         written.Add(md);
         var machine = Path.Combine(directory, "machine.txt");
-        await File.WriteAllLinesAsync(machine, run.Machine.Select(kv => $"{kv.Key}: {kv.Value}"));
+        await File.WriteAllLinesAsync(machine, run.Machine.Select(kv => $"{kv.Key}: {kv.Value}")
+            .Append($"run: {run.Mode}, {run.TotalSeconds:0.0} s"));
         written.Add(machine);
         written.AddRange(images);
         return written;

@@ -46,7 +46,7 @@ public static class Preemption
             new("variant", "variant"),
             new("config", "consumer settings"),
             new("backlog_at_first_query", "generate backlog at 1st query"),
-            new("generate_per_s", "generate tasks/s", "/s"),
+            new("generate_per_s", "generate started", "tasks/s"),
             new("samples", "queries"),
             new("p50_ms", "wait p50", "ms"),
             new("p99_ms", "wait p99", "ms"),
@@ -88,7 +88,7 @@ public static class Preemption
         result.Notes.Add($"Backlog {settings.PreemptionBacklog} generate tasks (sleep {settings.GenerateMs} ms) published after the fleet is up; " +
                          $"then {settings.PreemptionSamples} query tasks (echo) at {settings.QueryRatePerSecond}/s. " +
                          "Wait = result started_at - the bench's clock just before publishing (includes publish + confirm). " +
-                         $"With {settings.PreemptionSamples} samples p99 is the second-largest or largest sample (nearest rank).");
+                         $"Percentiles are nearest rank: with {settings.PreemptionSamples} samples p99 is the largest sample.");
     }
 
     static string? Word(string line, string prefix) =>
