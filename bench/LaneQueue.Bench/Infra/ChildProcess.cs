@@ -148,9 +148,13 @@ public sealed class ChildProcess : IDisposable
         }
     }
 
-    /// <summary>The pid of a local RabbitMQ node (beam.smp), when the broker runs on this machine and is visible.</summary>
+    /// <summary>
+    /// The pid of the local RabbitMQ node (the beam.smp started with "-s rabbit boot"; rabbitmqctl and friends run
+    /// short-lived beam.smp VMs of their own), the longest-running one when there are several; null when none is visible.
+    /// </summary>
     public static int? FindBrokerPid()
     {
+        (int Pid, long Start)? oldest = null;
         try
         {
             foreach (var dir in Directory.EnumerateDirectories("/proc"))
@@ -159,9 +163,16 @@ public sealed class ChildProcess : IDisposable
                     continue;
                 try
                 {
-                    if (File.ReadAllText(Path.Combine(dir, "comm")).Trim() == "beam.smp" &&
-                        File.ReadAllText(Path.Combine(dir, "cmdline")).Contains("rabbit", StringComparison.Ordinal))
-                        return pid;
+                    if (File.ReadAllText(Path.Combine(dir, "comm")).Trim() != "beam.smp" ||
+                        !File.ReadAllText(Path.Combine(dir, "cmdline")).Replace('\0', ' ').Contains("-s rabbit boot", StringComparison.Ordinal))
+                        continue;
+                    var stat = File.ReadAllText(Path.Combine(dir, "stat"));
+                    var start = long.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[19], System.Globalization.CultureInfo.InvariantCulture);
+                    if (oldest is null || start < oldest.Value.Start)
+                        oldest = (pid, start);
+                }
+                catch (FormatException)
+                {
                 }
                 catch (IOException)
                 {
@@ -174,7 +185,7 @@ public sealed class ChildProcess : IDisposable
         catch (IOException)
         {
         }
-        return null;
+        return oldest?.Pid;
     }
 
     /// <summary>Kills the process and its children (SIGKILL) and waits, bounded, for it to go.</summary>

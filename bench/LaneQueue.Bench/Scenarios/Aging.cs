@@ -28,6 +28,7 @@ public static class Aging
         [
             new("variant", "variant"),
             new("deadline_ms", "deadline", "ms"),
+            new("held_before_ms", "generate held before 1st probe", "ms"),
             new("waits", "generate probe waits", "ms"),
             new("max_wait_ms", "max wait", "ms"),
             new("flood_held", "flood still waiting at each start"),
@@ -49,7 +50,9 @@ public static class Aging
                          $"generate concurrency 1). Flood: query tasks of sleep {FloodTaskMs} ms, 300 at once then 100/s for the whole " +
                          $"measurement (the fleet runs at most {FleetSize * 4 * 1000 / FloodTaskMs}/s), so the query lane always has ready messages. " +
                          "Probes: generate echo tasks, the first once every consumer has paused generate, each next one as soon as the " +
-                         "previous started. The control's probe is given twice the deadline.");
+                         "previous started. The control's probe is given twice the deadline. 'Held before 1st probe': time from the first " +
+                         "consumer's 'Lane generate paused' log line to probe 1 (the aging clock runs from the pause, not from the task's " +
+                         "arrival, so probe 1 waits about half the deadline minus this).");
         result.Notes.Add("Standard aging lifts a held lane 1 level at 75 % of the deadline left and 2 levels (level with query) at 50 %, so " +
                          "with nothing else in the way a probe is expected to start at about half the deadline plus one gate check.");
         result.Notes.Add("Later probes often start much sooner: each consumer's gate ages on its own, and a consumer whose boost admitted " +
@@ -88,10 +91,16 @@ public static class Aging
 
         var waits = new List<double>();
         var held = new List<bool>();
+        var heldBefore = double.NaN;
         try
         {
             foreach (var process in fleet.Processes)
                 await process.WaitForLineAsync(l => l.Contains("Lane generate paused", StringComparison.Ordinal), TimeSpan.FromSeconds(15), ct);
+            // The gate's aging clock runs from the moment it held the lane, so note how long generate was held before probe 1.
+            var heldSince = fleet.Processes
+                .Select(p => p.Lines(l => l.Contains("Lane generate paused", StringComparison.Ordinal)).Select(l => l.At).DefaultIfEmpty(DateTimeOffset.UtcNow).Min())
+                .Min();
+            heldBefore = (DateTimeOffset.UtcNow - heldSince).TotalMilliseconds;
 
             var probes = variant.Boost ? settings.AgingProbes : 1;
             var timeout = TimeSpan.FromMilliseconds(variant.Boost ? deadline * 2 + 3000 : deadline * 2);
@@ -125,6 +134,7 @@ public static class Aging
             ["key"] = variant.Key,
             ["variant"] = variant.Name,
             ["deadline_ms"] = deadline,
+            ["held_before_ms"] = Stats.Round(heldBefore, 0),
             ["waits"] = string.Join(", ", waits.Select(w => w.ToString("0", System.Globalization.CultureInfo.InvariantCulture))) +
                         (startedAll ? "" : " (not started: still waiting when the bench gave up)"),
             ["waits_ms"] = waits.Select(w => Stats.Round(w)).ToList(),
