@@ -1,0 +1,109 @@
+using LaneQueue.Bench.Infra;
+using LaneQueue.Contracts;
+using LaneQueue.Producer;
+
+namespace LaneQueue.Bench.Scenarios;
+
+/// <summary>
+/// 2. Gate reaction. A queue-per-lane fleet of 2 is busy on a generate backlog (every slot generate); a burst of query
+/// tasks, more than the fleet's query prefetch, arrives at once, so the query lane has ready messages. Measured per
+/// burst: from the moment the bench starts publishing the burst (the first query becomes ready within a publish) to
+/// the last generate task that started while queries were still waiting (up to the start of the burst's last query),
+/// and how many generate tasks started in that span. Variants: the gate as shipped (check every 100 ms), a faster
+/// check (25 ms), and no gate (only the slot budget's lane order).
+/// </summary>
+public static class GateReaction
+{
+    sealed record Variant(string Key, string Name, string[] Args);
+
+    static readonly Variant[] Variants =
+    [
+        new("gate-100", "gate on, check 100 ms (default)", []),
+        new("gate-25", "gate on, check 25 ms", ["--LaneQueue:Gate:CheckIntervalMs=25"]),
+        new("gate-off", "gate off (slot budget only)", ["--LaneQueue:Gate:Enabled=false"]),
+    ];
+
+    const int FleetSize = 2;
+    const int SlotBudget = 4;
+
+    public static async Task RunAsync(BenchContext context, ScenarioResult result)
+    {
+        var settings = context.Settings;
+        result.Columns.AddRange(
+        [
+            new("variant", "variant"),
+            new("bursts", "bursts"),
+            new("reaction_median_ms", "reaction median", "ms"),
+            new("reaction_max_ms", "reaction max", "ms"),
+            new("late_starts_mean", "generate starts after 1st query, per burst (mean)"),
+            new("late_starts_max", "... max"),
+            new("burst_drain_median_ms", "burst start → last query start (median)", "ms"),
+        ]);
+        foreach (var variant in Variants)
+        {
+            BenchContext.Log($"  gate reaction: {variant.Name}");
+            result.Rows.Add(await MeasureAsync(context, variant));
+        }
+        result.Notes.Add($"Fleet: {FleetSize} queue-per-lane consumer processes, slot budget {SlotBudget}, generate max concurrency {SlotBudget}, " +
+                         $"query max concurrency 4 (default); backlog {settings.GateBacklog} generate tasks (sleep {settings.GenerateMs} ms); " +
+                         $"each burst is {settings.GateBurstSize} query tasks (sleep {settings.GateBurstTaskMs} ms), {settings.GateBursts} bursts per variant, {settings.GateBurstGapMs} ms apart.");
+        result.Notes.Add("Reaction = last generate start inside the burst - the instant the bench began publishing the burst (0 when no generate " +
+                         "task started after it). Starts come from the results' started_at; the clock is the same machine's.");
+    }
+
+    static async Task<Dictionary<string, object?>> MeasureAsync(BenchContext context, Variant variant)
+    {
+        var settings = context.Settings;
+        var ct = context.Token;
+        await using var vhost = await context.Broker.CreateVhostAsync("gate", ct);
+        await using var listener = await ResultListener.StartAsync(vhost.Url, ct);
+        using var fleet = await context.StartLaneQueueFleetAsync(vhost, FleetSize,
+            [$"--LaneQueue:SlotBudget={SlotBudget}", $"--LaneQueue:Queue:GenerateMaxConcurrency={SlotBudget}", .. variant.Args],
+            priorityTopology: false, "gate");
+        await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = vhost.Url }, ct);
+        await Submit.ManyAsync(settings.GateBacklog, i => producer.SubmitTaskAsync(Submit.Sleep($"g-{i}", SessionLane.Generate, settings.GenerateMs), ct), ct);
+        if (!await ResultListener.UntilAsync(() => listener.Count >= 20, TimeSpan.FromSeconds(30), ct))
+            throw new TimeoutException("the fleet did not start the backlog within 30 s");
+
+        var reactions = new List<double>();
+        var lateStarts = new List<int>();
+        var drains = new List<double>();
+        for (var b = 0; b < settings.GateBursts; b++)
+        {
+            if (b > 0)
+                await Task.Delay(settings.GateBurstGapMs, ct); // the gate resumes generate; the fleet is all generate again
+            if ((await vhost.QueueAsync(BrokerNames.LaneQueue(SessionLane.Generate), ct))?.Ready is not > 0)
+                BenchContext.Log("    warning: the generate backlog ran out before a burst");
+            var ids = Enumerable.Range(0, settings.GateBurstSize).Select(i => $"q-{b}-{i}").ToList();
+            var t0 = DateTimeOffset.UtcNow;
+            await Task.WhenAll(ids.Select(id => producer.SubmitTaskAsync(Submit.Sleep(id, SessionLane.Query, settings.GateBurstTaskMs), ct)));
+            var starts = new List<DateTimeOffset>();
+            foreach (var id in ids)
+            {
+                var outcome = await listener.WaitForAsync(id, TimeSpan.FromSeconds(60), ct)
+                    ?? throw new TimeoutException($"query {id} got no result within 60 s");
+                starts.Add(outcome.StartedAt);
+            }
+            var lastQueryStart = starts.Max();
+            await Task.Delay(300, ct); // generate tasks that started before the last query have finished by now (20 ms each)
+            var late = listener.All.Where(r => r.Lane == "generate" && r.StartedAt > t0 && r.StartedAt <= lastQueryStart).ToList();
+            reactions.Add(late.Count == 0 ? 0 : (late.Max(r => r.StartedAt) - t0).TotalMilliseconds);
+            lateStarts.Add(late.Count);
+            drains.Add((lastQueryStart - t0).TotalMilliseconds);
+            BenchContext.Log($"    burst {b + 1}: reaction {reactions[^1]:0} ms, {late.Count} generate starts after the first query, last query started after {drains[^1]:0} ms");
+        }
+        return new Dictionary<string, object?>
+        {
+            ["key"] = variant.Key,
+            ["variant"] = variant.Name,
+            ["bursts"] = reactions.Count,
+            ["reaction_median_ms"] = Stats.Round(Stats.Percentile(reactions, 50)),
+            ["reaction_max_ms"] = Stats.Round(reactions.Max()),
+            ["reactions_ms"] = reactions.Select(r => Stats.Round(r)).ToList(),
+            ["late_starts_mean"] = Stats.Round(lateStarts.Average()),
+            ["late_starts_max"] = lateStarts.Max(),
+            ["late_starts"] = lateStarts,
+            ["burst_drain_median_ms"] = Stats.Round(Stats.Percentile(drains, 50)),
+        };
+    }
+}

@@ -1,0 +1,200 @@
+using System.Diagnostics;
+using LaneQueue.Bench.Infra;
+using LaneQueue.Contracts;
+using LaneQueue.Producer;
+
+namespace LaneQueue.Bench.Scenarios;
+
+/// <summary>
+/// 1. Preemption latency. A fleet of 2 consumer processes is busy on a generate backlog (sleep 20 ms each); query tasks
+/// (echo) arrive at a steady rate; each query's wait is its result's started_at minus the bench's clock just before
+/// it published the query. Four variants, each in its own vhost, one after the other in the same run.
+/// </summary>
+public static class Preemption
+{
+    public enum Kind
+    {
+        QueuePerLane,
+        PriorityQueue,
+        Fifo,
+        XMaxPriority,
+        XMaxPriorityLimited,
+    }
+
+    public sealed record Variant(string Key, string Name, Kind Kind);
+
+    public static readonly Variant[] Variants =
+    [
+        new("lanequeue-lanes", "LaneQueue, queue per lane", Kind.QueuePerLane),
+        new("lanequeue-priority", "LaneQueue, priority-queue topology", Kind.PriorityQueue),
+        new("fifo", "MassTransit defaults, one FIFO queue", Kind.Fifo),
+        new("x-max-priority", "MassTransit defaults, x-max-priority queue", Kind.XMaxPriority),
+        new("x-max-priority-limit-4", "MassTransit, x-max-priority queue, concurrency limit 4", Kind.XMaxPriorityLimited),
+    ];
+
+    const int FleetSize = 2;
+    const int SlotBudget = 4;
+
+    /// <summary>LaneQueue's fleet: slot budget 4 per process and generate allowed to fill it, so every slot is busy.</summary>
+    static readonly string[] LaneQueueArgs = [$"--LaneQueue:SlotBudget={SlotBudget}", $"--LaneQueue:Queue:GenerateMaxConcurrency={SlotBudget}"];
+
+    public static async Task RunAsync(BenchContext context, ScenarioResult result)
+    {
+        var settings = context.Settings;
+        result.Columns.AddRange(
+        [
+            new("variant", "variant"),
+            new("config", "consumer settings"),
+            new("backlog_at_first_query", "generate backlog at 1st query"),
+            new("generate_per_s", "generate started", "tasks/s"),
+            new("samples", "queries"),
+            new("p50_ms", "wait p50", "ms"),
+            new("p99_ms", "wait p99", "ms"),
+            new("max_ms", "wait max", "ms"),
+            new("fifo_over_this_p99", "FIFO p99 / this p99", "x"),
+        ]);
+
+        foreach (var variant in Variants)
+        {
+            BenchContext.Log($"  preemption: {variant.Name}");
+            var (row, waits) = await MeasureAsync(context, variant);
+            result.Rows.Add(row);
+            result.Samples[variant.Key] = waits;
+        }
+
+        var fifoP99 = (double)result.Rows.Single(r => (string)r["key"]! == "fifo")["p99_ms"]!;
+        var limit = settings.GenerateMs + 50;
+        foreach (var row in result.Rows)
+        {
+            var p99 = (double)row["p99_ms"]!;
+            row["fifo_over_this_p99"] = Stats.Round(fifoP99 / Math.Max(p99, 0.1), 0);
+        }
+        foreach (var row in result.Rows.Where(r => ((string)r["key"]!).StartsWith("lanequeue", StringComparison.Ordinal)))
+        {
+            var p99 = (double)row["p99_ms"]!;
+            var ratio = fifoP99 / Math.Max(p99, 0.1);
+            result.Verdicts.Add(new Verdict($"{row["variant"]}: query wait p99 <= one generate run + 50 ms ({limit} ms)",
+                p99 <= limit, $"p99 {p99:0.0} ms"));
+            result.Verdicts.Add(new Verdict($"{row["variant"]}: p99 >= 100x better than FIFO",
+                ratio >= 100, $"FIFO p99 {fifoP99:0} ms / {p99:0.0} ms = {ratio:0}x" +
+                              (settings.Quick ? $" (quick: backlog {settings.PreemptionBacklog}, so FIFO waits are about 5x shorter than in the full run, whose backlog is 10,000)" : "")));
+        }
+        result.Notes.Add($"Fleet: {FleetSize} consumer processes per variant. LaneQueue: slot budget {SlotBudget} and generate max concurrency " +
+                         $"{SlotBudget} (every slot busy with generate work, prefetch = concurrency); baselines: MassTransit's defaults " +
+                         "(prefetch and concurrent message limit not set), see the config column for what they resolved to. The last " +
+                         $"baseline keeps MassTransit's default prefetch but limits concurrency to {SlotBudget} (ConcurrentMessageLimit, as " +
+                         "MassTransit's documentation recommends for limiting concurrency): the same number of tasks at once as LaneQueue, " +
+                         "so prefetched generate messages wait in the consumer, ahead of the query.");
+        result.Notes.Add($"Backlog {settings.PreemptionBacklog} generate tasks (sleep {settings.GenerateMs} ms) published after the fleet is up; " +
+                         $"then {settings.PreemptionSamples} query tasks (echo) at {settings.QueryRatePerSecond}/s. " +
+                         "Wait = result started_at - the bench's clock just before publishing (includes publish + confirm). " +
+                         $"Percentiles are nearest rank: with {settings.PreemptionSamples} samples p99 is the largest sample.");
+    }
+
+    static string? Word(string line, string prefix) =>
+        line.Split(' ').FirstOrDefault(w => w.StartsWith(prefix, StringComparison.Ordinal))?[prefix.Length..];
+
+    static async Task<(Dictionary<string, object?> Row, List<double> Waits)> MeasureAsync(BenchContext context, Variant variant)
+    {
+        var settings = context.Settings;
+        var ct = context.Token;
+        await using var vhost = await context.Broker.CreateVhostAsync("pre", ct);
+        await using var listener = await ResultListener.StartAsync(vhost.Url, ct);
+        var laneQueue = variant.Kind is Kind.QueuePerLane or Kind.PriorityQueue;
+        var priority = variant.Kind is Kind.XMaxPriority or Kind.XMaxPriorityLimited;
+        var baselineQueue = variant.Kind == Kind.Fifo ? "bench.fifo" : "bench.priority";
+        using var fleet = laneQueue
+            ? await context.StartLaneQueueFleetAsync(vhost, FleetSize, LaneQueueArgs, variant.Kind == Kind.PriorityQueue, "pre")
+            : await context.StartBaselineFleetAsync(vhost, FleetSize, baselineQueue, priority ? (byte)4 : null, "pre",
+                concurrency: variant.Kind == Kind.XMaxPriorityLimited ? SlotBudget : null);
+
+        await using var producer = laneQueue ? await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = vhost.Url }, ct) : null;
+        await using var raw = laneQueue ? null : await RawPublisher.ConnectAsync(vhost.Url, ct);
+        Task SubmitAsync(ExternalTask task) => producer is not null
+            ? producer.SubmitTaskAsync(task, ct)
+            : raw!.PublishAsync(baselineQueue, task, withPriority: priority, ct);
+
+        var publish = Stopwatch.StartNew();
+        await Submit.ManyAsync(settings.PreemptionBacklog, i => SubmitAsync(Submit.Sleep($"g-{i}", SessionLane.Generate, settings.GenerateMs)), ct);
+        var publishSeconds = publish.Elapsed.TotalSeconds;
+        if (!await ResultListener.UntilAsync(() => listener.Count >= 20, TimeSpan.FromSeconds(30), ct))
+            throw new TimeoutException($"{variant.Name}: the fleet did not start the backlog within 30 s");
+
+        var backlogQueue = variant.Kind switch
+        {
+            Kind.QueuePerLane => BrokerNames.LaneQueue(SessionLane.Generate),
+            Kind.PriorityQueue => BrokerNames.PriorityQueue,
+            _ => baselineQueue,
+        };
+        var backlogAtStart = (await vhost.QueueAsync(backlogQueue, ct))?.Ready ?? 0;
+
+        var windowStart = DateTimeOffset.UtcNow;
+        var submitted = new List<(string Id, DateTimeOffset At)>();
+        var publishes = new List<Task>();
+        var clock = Stopwatch.StartNew();
+        var interval = 1000.0 / settings.QueryRatePerSecond;
+        for (var k = 0; k < settings.PreemptionSamples; k++)
+        {
+            var due = TimeSpan.FromMilliseconds(k * interval) - clock.Elapsed;
+            if (due > TimeSpan.Zero)
+                await Task.Delay(due, ct);
+            var id = $"q-{k}";
+            submitted.Add((id, DateTimeOffset.UtcNow));
+            publishes.Add(SubmitAsync(Submit.Echo(id, SessionLane.Query)));
+        }
+        await Task.WhenAll(publishes);
+        var windowEnd = DateTimeOffset.UtcNow;
+        var backlogAtEnd = (await vhost.QueueAsync(backlogQueue, ct))?.Ready ?? 0;
+
+        // A FIFO query waits for the backlog ahead of it: bounded by the whole backlog's drain, capped at 5 minutes.
+        var deadline = Stopwatch.StartNew();
+        var waits = new List<double>();
+        foreach (var (id, at) in submitted)
+        {
+            var left = TimeSpan.FromMinutes(5) - deadline.Elapsed;
+            var outcome = await listener.WaitForAsync(id, left > TimeSpan.Zero ? left : TimeSpan.FromMilliseconds(1), ct)
+                ?? throw new TimeoutException($"{variant.Name}: query {id} got no result within 5 minutes");
+            waits.Add((outcome.StartedAt - at).TotalMilliseconds);
+        }
+
+        var generateInWindow = listener.All.Count(r => r.Lane == "generate" && r.StartedAt >= windowStart && r.StartedAt <= windowEnd);
+        var generatePerSecond = generateInWindow / (windowEnd - windowStart).TotalSeconds;
+        string config;
+        if (laneQueue)
+        {
+            config = variant.Kind == Kind.PriorityQueue
+                ? $"x-max-priority 4 queue, prefetch = slot budget {SlotBudget}"
+                : $"slot budget {SlotBudget}, generate concurrency {SlotBudget}, gate check 100 ms";
+        }
+        else
+        {
+            var ready = fleet.Processes[0].Lines(l => l.StartsWith("ready", StringComparison.Ordinal)).FirstOrDefault().Line ?? "";
+            var prefetch = Word(ready, "prefetch=") ?? "?";
+            var maxConcurrent = fleet.Processes
+                .Select(p => Word(p.Lines(l => l.StartsWith("stats", StringComparison.Ordinal)).LastOrDefault().Line ?? "", "max_concurrent="))
+                .Max();
+            var limit = variant.Kind == Kind.XMaxPriorityLimited ? $"ConcurrentMessageLimit {SlotBudget}" : "concurrency limit not set";
+            config = $"{(priority ? "EnablePriority(4), " : "")}prefetch {prefetch}, {limit} " +
+                     $"(observed {maxConcurrent} running at once per process)";
+        }
+        if (backlogAtEnd == 0)
+            BenchContext.Log($"    warning: {variant.Name}: the backlog ran out during the window");
+
+        var row = new Dictionary<string, object?>
+        {
+            ["key"] = variant.Key,
+            ["variant"] = variant.Name,
+            ["config"] = config,
+            ["backlog_published_s"] = Stats.Round(publishSeconds, 2),
+            ["backlog_at_first_query"] = backlogAtStart,
+            ["backlog_at_last_query"] = backlogAtEnd,
+            ["generate_per_s"] = Stats.Round(generatePerSecond, 0),
+            ["samples"] = waits.Count,
+            ["p50_ms"] = Stats.Round(Stats.Percentile(waits, 50)),
+            ["p99_ms"] = Stats.Round(Stats.Percentile(waits, 99)),
+            ["max_ms"] = Stats.Round(waits.Max()),
+        };
+        BenchContext.Log($"    p50 {row["p50_ms"]} ms, p99 {row["p99_ms"]} ms, max {row["max_ms"]} ms; backlog {backlogAtStart} -> {backlogAtEnd}; generate {row["generate_per_s"]}/s");
+        return (row, waits.Select(w => Stats.Round(w, 2)).ToList());
+    }
+}

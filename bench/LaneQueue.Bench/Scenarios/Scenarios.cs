@@ -1,0 +1,28 @@
+using LaneQueue.Bench.Infra;
+
+namespace LaneQueue.Bench.Scenarios;
+
+public static class Scenarios
+{
+    public static readonly (string Id, string Title, string What, Func<BenchContext, ScenarioResult, Task> Run)[] All =
+    [
+        ("preemption", "1. Preemption latency",
+            "Query tasks arriving at a busy fleet: wait from submit to start, LaneQueue vs MassTransit FIFO and x-max-priority baselines.",
+            Preemption.RunAsync),
+        ("gate", "2. Gate reaction",
+            "A burst of query tasks hits a fleet busy on generate work: how fast every consumer stops starting generate tasks, and how many still start.",
+            GateReaction.RunAsync),
+        ("throughput", "3. Throughput and overhead",
+            "No-op tasks, persistent, confirmed, manually acked: LaneQueue versus plain RabbitMQ.Client 7 with the same durability and prefetch.",
+            Throughput.RunAsync),
+        ("scale", "4. Horizontal scale",
+            "1, 2 and 4 consumer processes on one backlog of I/O-bound tasks (sleep 20 ms): throughput per process count.",
+            Scale.RunAsync),
+        ("memory", "5. Memory",
+            "Consumer RSS idle and while a large backlog waits at the broker: it must not grow with the backlog.",
+            Memory.RunAsync),
+        ("aging", "6. Aging",
+            "Under a continuous query flood, how long a generate task waits, versus the priority boost deadline.",
+            Aging.RunAsync),
+    ];
+}

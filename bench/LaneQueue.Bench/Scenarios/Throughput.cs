@@ -1,0 +1,171 @@
+using System.Diagnostics;
+using System.Globalization;
+using LaneQueue.Bench.Infra;
+using LaneQueue.Contracts;
+using LaneQueue.Producer;
+
+namespace LaneQueue.Bench.Scenarios;
+
+/// <summary>
+/// 3. Throughput and overhead: no-op tasks (echo), persistent messages, publisher confirms, manual acks, one consumer
+/// process, the same prefetch for LaneQueue and the raw client. Each measurement: a fresh vhost and consumer, a warm-up
+/// batch (JIT, connections), then N tasks published and consumed at once, from the first publish to the last
+/// completion. Rounds go through all variants in turn, so the load of a shared machine falls on all of them alike;
+/// the best round of each variant is reported.
+/// </summary>
+public static class Throughput
+{
+    enum Kind
+    {
+        LaneQueue,
+        Raw,
+        RawWithResults,
+        MassTransit,
+    }
+
+    sealed record Variant(string Key, string Name, Kind Kind, int Prefetch);
+
+    /// <summary>Prefetch 4 is LaneQueue's default for the query lane (QueryMaxConcurrency 4 = prefetch, slot budget 4);
+    /// 16 is MassTransit's default prefetch on this machine, set on LaneQueue with QueryMaxConcurrency and SlotBudget.</summary>
+    static readonly int[] Prefetches = [4, 16];
+
+    static readonly Variant[] Variants = Prefetches.SelectMany(p => new Variant[]
+    {
+        new($"lanequeue-{p}", "LaneQueue (producer + consumer, query lane)", Kind.LaneQueue, p),
+        new($"masstransit-{p}", "minimal MassTransit consumer + result publish", Kind.MassTransit, p),
+        new($"raw-{p}", "raw RabbitMQ.Client 7 (publish + consume + ack)", Kind.Raw, p),
+        new($"raw-results-{p}", "raw RabbitMQ.Client 7 + confirmed result publish", Kind.RawWithResults, p),
+    }).ToArray();
+
+    const string RawQueue = "bench.raw";
+
+    public static async Task RunAsync(BenchContext context, ScenarioResult result)
+    {
+        var settings = context.Settings;
+        var rounds = settings.Quick ? 1 : 2;
+        result.Columns.AddRange(
+        [
+            new("variant", "variant"),
+            new("prefetch", "prefetch"),
+            new("publish_per_s", "publish rate", "tasks/s"),
+            new("e2e_per_s", "end to end", "tasks/s"),
+            new("rounds_per_s", "all rounds", "tasks/s"),
+            new("e2e_vs_raw", "vs raw", "x"),
+            new("consumer_cpu_us", "consumer CPU per task", "µs"),
+            new("broker_cpu_us", "broker CPU per task", "µs"),
+        ]);
+        var measured = Variants.ToDictionary(v => v.Key, _ => new List<Measurement>());
+        for (var round = 1; round <= rounds; round++)
+        {
+            foreach (var variant in Variants)
+            {
+                BenchContext.Log($"  throughput round {round}: {variant.Name}, prefetch {variant.Prefetch}");
+                measured[variant.Key].Add(await MeasureAsync(context, variant));
+            }
+        }
+        foreach (var variant in Variants)
+        {
+            var runs = measured[variant.Key];
+            var best = runs.MaxBy(r => r.EndToEnd)!;
+            result.Rows.Add(new Dictionary<string, object?>
+            {
+                ["key"] = variant.Key,
+                ["variant"] = variant.Name,
+                ["prefetch"] = variant.Prefetch,
+                ["tasks"] = settings.ThroughputTasks,
+                ["publish_per_s"] = Stats.Round(best.Publish, 0),
+                ["e2e_per_s"] = Stats.Round(best.EndToEnd, 0),
+                ["rounds_per_s"] = string.Join(" / ", runs.Select(r => r.EndToEnd.ToString("0", CultureInfo.InvariantCulture))),
+                ["consumer_cpu_us"] = Stats.Round(best.ConsumerCpuMicros, 0),
+                ["broker_cpu_us"] = Stats.Round(best.BrokerCpuMicros, 0),
+            });
+        }
+        foreach (var prefetch in Prefetches)
+        {
+            var raw = (double)result.Rows.Single(r => (string)r["key"]! == $"raw-{prefetch}")["e2e_per_s"]!;
+            foreach (var row in result.Rows.Where(r => (int)r["prefetch"]! == prefetch))
+                row["e2e_vs_raw"] = Stats.Round((double)row["e2e_per_s"]! / raw, 2);
+            var lane = result.Rows.Single(r => (string)r["key"]! == $"lanequeue-{prefetch}");
+            var ratio = (double)lane["e2e_per_s"]! / raw;
+            result.Verdicts.Add(new Verdict($"prefetch {prefetch}: LaneQueue end-to-end throughput >= 0.7x raw RabbitMQ.Client", ratio >= 0.7,
+                $"{lane["e2e_per_s"]} / {raw} tasks/s = {ratio:0.00}x"));
+        }
+        result.Notes.Add($"{settings.ThroughputTasks} tasks per measurement after a warm-up of {Warmup(settings)}; {rounds} round(s), best shown; " +
+                         "at most 256 unconfirmed publishes in flight for every producer. " +
+                         "LaneQueue: LaneQueueProducer.SubmitTaskAsync into the query lane, one consumer process (prefetch 4: the default " +
+                         "configuration; prefetch 16: --LaneQueue:Queue:QueryMaxConcurrency=16 --LaneQueue:SlotBudget=16); each task's result " +
+                         "is published (confirmed) before the ack, and the bench reads every result. Raw: BasicPublishAsync to a durable queue, " +
+                         "a consumer process with BasicQos(prefetch) and manual BasicAck (dispatch concurrency 1, the client's default). " +
+                         "Raw + results: the raw consumer also publishes a confirmed result per task before acking, with dispatch concurrency " +
+                         "= prefetch - the work LaneQueue does per task. Minimal MassTransit: the bench's baseline consumer (raw JSON, " +
+                         "one handler that publishes a result, PrefetchCount = ConcurrentMessageLimit = prefetch): what MassTransit itself costs.");
+        result.Notes.Add("CPU per task: user + system CPU time of the consumer process, and of the local broker (beam.smp), during the " +
+                         "measured phase, divided by the tasks; the bench's own producer and result reader are not counted.");
+        result.Notes.Add("End to end: from the first publish to the last completion (LaneQueue: the last result received by the bench; raw: the " +
+                         "consumer's last ack). Publish rate: tasks / time to publish them all (confirmed) while the consumer runs.");
+    }
+
+    static int Warmup(BenchSettings settings) => Math.Max(settings.Quick ? 500 : 1000, settings.ThroughputTasks / 10);
+
+    sealed record Measurement(double Publish, double EndToEnd, double ConsumerCpuMicros, double BrokerCpuMicros);
+
+    static async Task<Measurement> MeasureAsync(BenchContext context, Variant variant)
+    {
+        var n = context.Settings.ThroughputTasks;
+        var warmup = Warmup(context.Settings);
+        var ct = context.Token;
+        await using var vhost = await context.Broker.CreateVhostAsync("tput", ct);
+        await using var listener = await ResultListener.StartAsync(vhost.Url, ct);
+        var laneQueue = variant.Kind == Kind.LaneQueue;
+        List<string> laneArgs = variant.Prefetch == 4
+            ? []
+            : [$"--LaneQueue:Queue:QueryMaxConcurrency={variant.Prefetch}", $"--LaneQueue:SlotBudget={variant.Prefetch}"];
+        using IDisposable consumer = variant.Kind switch
+        {
+            Kind.LaneQueue => await context.StartLaneQueueFleetAsync(vhost, 1, laneArgs, priorityTopology: false, "tput"),
+            Kind.MassTransit => await context.StartBaselineFleetAsync(vhost, 1, RawQueue, null, "tput", variant.Prefetch),
+            _ => await context.StartRawConsumerAsync(vhost, RawQueue, variant.Prefetch, [warmup, warmup + n], variant.Kind == Kind.RawWithResults),
+        };
+        // Completion: LaneQueue and the MassTransit consumer publish results the bench reads; the raw consumer prints milestones.
+        var byResults = variant.Kind is Kind.LaneQueue or Kind.MassTransit;
+        var rawProcess = byResults ? null : consumer as ChildProcess;
+        var consumerProcess = consumer as ChildProcess ?? ((Fleet)consumer).Processes[0];
+        var brokerPid = ChildProcess.FindBrokerPid();
+
+        await using var producer = laneQueue ? await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = vhost.Url }, ct) : null;
+        await using var raw = laneQueue ? null : await RawPublisher.ConnectAsync(vhost.Url, ct);
+        Task SubmitAsync(ExternalTask task) => producer is not null
+            ? producer.SubmitTaskAsync(task, ct)
+            : raw!.PublishAsync(RawQueue, task, withPriority: false, ct);
+
+        async Task<DateTimeOffset> CompletedAsync(int total)
+        {
+            if (byResults)
+            {
+                if (!await ResultListener.UntilAsync(() => listener.Count >= total, TimeSpan.FromMinutes(3), ct, pollMs: 2))
+                    throw new TimeoutException($"{variant.Name} completed {listener.Count} of {total} tasks in 3 minutes");
+                return listener.All.Max(r => r.ReceivedAt);
+            }
+            var line = await rawProcess!.WaitForLineAsync(l => l.StartsWith($"done {total} ", StringComparison.Ordinal), TimeSpan.FromMinutes(3), ct);
+            return DateTimeOffset.FromUnixTimeMilliseconds(long.Parse(line.Split(' ')[2], CultureInfo.InvariantCulture));
+        }
+
+        await Submit.ManyAsync(warmup, i => SubmitAsync(Submit.Echo($"w-{i}", SessionLane.Query)), ct);
+        await CompletedAsync(warmup);
+
+        var consumerCpu = consumerProcess.CpuTime();
+        var brokerCpu = brokerPid is { } bp ? ChildProcess.CpuTimeOf(bp) : null;
+        var start = DateTimeOffset.UtcNow;
+        var clock = Stopwatch.StartNew();
+        await Submit.ManyAsync(n, i => SubmitAsync(Submit.Echo($"e-{i}", SessionLane.Query)), ct);
+        var publishPerSecond = n / clock.Elapsed.TotalSeconds;
+        var end = await CompletedAsync(warmup + n);
+        var e2ePerSecond = n / (end - start).TotalSeconds;
+        var consumerMicros = (consumerProcess.CpuTime() - consumerCpu)?.TotalMicroseconds / n ?? double.NaN;
+        var brokerMicros = brokerPid is { } pid && brokerCpu is { } before && ChildProcess.CpuTimeOf(pid) is { } after
+            ? (after - before).TotalMicroseconds / n
+            : double.NaN;
+        BenchContext.Log($"    publish {publishPerSecond:0}/s, end to end {e2ePerSecond:0}/s; CPU per task: consumer {consumerMicros:0} µs, broker {brokerMicros:0} µs");
+        return new Measurement(publishPerSecond, e2ePerSecond, consumerMicros, brokerMicros);
+    }
+}
