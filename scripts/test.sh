@@ -12,7 +12,7 @@ export LANEQUEUE_RABBITMQ_MANAGEMENT_URL="${LANEQUEUE_RABBITMQ_MANAGEMENT_URL:-h
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-dotnet test LaneQueue.sln -c Release --logger "console;verbosity=normal" 2>&1 | tee "$log" || status=$?
+dotnet test LaneQueue.sln -c Release --logger "console;verbosity=normal" --blame-hang-timeout 5m --blame-hang-dump-type none 2>&1 | tee "$log" || status=$?
 
 # One plain closing line: "N passed, N failed".
 total() { grep -oE "$1: +[0-9]+" "$log" | awk '{ n += $2 } END { print n + 0 }'; }

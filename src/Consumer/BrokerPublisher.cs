@@ -100,7 +100,7 @@ public sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsync
         }
     }
 
-    /// <summary>Properties for a re-published task: those of the delivery, minus MassTransit's, plus the attempt count.</summary>
+    /// <summary>Properties for a re-published task: the delivery's headers (the producer's, trace context included) plus the attempt count.</summary>
     public static BasicProperties PropertiesFor(ExternalTask task, IReadOnlyBasicProperties? original, int attempt, string? lastError)
     {
         ArgumentNullException.ThrowIfNull(task);
@@ -109,7 +109,7 @@ public sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsync
         {
             foreach (var (key, value) in existing)
             {
-                if (!key.StartsWith("MT-", StringComparison.Ordinal) && key is not (BrokerNames.AttemptHeader or BrokerNames.LastErrorHeader))
+                if (key is not (BrokerNames.AttemptHeader or BrokerNames.LastErrorHeader))
                     headers[key] = value;
             }
         }

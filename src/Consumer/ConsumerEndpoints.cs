@@ -58,7 +58,8 @@ public sealed class LanesReadyCheck(MassTransit.IBusControl bus, LaneEndpoints e
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
         var health = bus.CheckHealth();
-        if (health.Status != MassTransit.BusHealthStatus.Healthy)
+        // Degraded is how MassTransit reports stopped endpoints, which is what a paused lane is.
+        if (health.Status is not (MassTransit.BusHealthStatus.Healthy or MassTransit.BusHealthStatus.Degraded))
             return Task.FromResult(HealthCheckResult.Unhealthy($"bus {health.Status}: {health.Description}"));
         var missing = SessionLanes.All.Where(lane => !endpoints.IsReady(lane)).Select(lane => lane.WireName()).ToList();
         if (options.Value.Topology == LaneTopology.QueuePerLane && missing.Count > 0)

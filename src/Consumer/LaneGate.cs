@@ -21,7 +21,7 @@ public sealed class LaneGate(
     LaneActivity activity,
     ConsumerMetrics metrics,
     BrokerPublisher publisher,
-    IBusControl bus,
+    SlotBudget slots,
     ILogger<LaneGate> logger) : BackgroundService
 {
     readonly SemaphoreSlim _wake = new(0, 1);
@@ -45,7 +45,9 @@ public sealed class LaneGate(
         _alerts = new DepthAlerts(settings.Queue, logger, laneEvents.Add);
         _laneEvents = laneEvents;
         activity.TaskStarted += OnTaskStarted;
-        await bus.WaitForHealthStatus(BusHealthStatus.Healthy, stoppingToken);
+        // Wait for the lane endpoints, not for a healthy bus: a lane paused by an operator leaves the bus "degraded".
+        while (!SessionLanes.All.All(endpoints.IsReady))
+            await Task.Delay(50, stoppingToken);
 
         IConnection? connection = null;
         IChannel? channel = null;
@@ -148,9 +150,16 @@ public sealed class LaneGate(
         }, cancellationToken, TaskContinuationOptions.None, TaskScheduler.Default).Unwrap();
     }
 
+    /// <summary>
+    /// A higher-lane start checks the broker at once, but only when it can matter: the lane has just filled its own slots
+    /// or the process's budget (more of it may be waiting at the broker) and some lower lane is still running or taking work.
+    /// </summary>
     void OnTaskStarted(SessionLane lane)
     {
-        if (lane == SessionLane.Generate)
+        var settings = options.Value;
+        if (lane == SessionLane.Generate || (activity.Active(lane) < settings.Queue.MaxConcurrency(lane) && slots.InUse < slots.Capacity))
+            return;
+        if (SessionLanes.All.Where(lower => lower > lane).All(lower => endpoints.IsPaused(lower) && activity.Active(lower) == 0))
             return;
         try
         {

@@ -1,7 +1,8 @@
 using LaneQueue.Consumer;
 using Microsoft.AspNetCore.Builder;
 
-var builder = WebApplication.CreateBuilder(args);
+// The content root is the program's folder, so appsettings.json is found whatever the working directory.
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 builder.AddLaneQueueConsumer();
 builder.AddLaneQueueTelemetry();
 var app = builder.Build();

@@ -145,6 +145,21 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Regression_a_consumer_started_while_a_lane_is_paused_still_runs_its_lane_gate()
+    {
+        // The gate once waited for a "healthy" bus, which a paused (stopped) endpoint never is: it never ran.
+        await StartConsumerAsync("first");
+        await _producer.PauseLaneAsync(SessionLane.Generate);
+        var late = await StartConsumerAsync("started-paused");
+        await TestVhost.EventuallyAsync(() => Task.FromResult(late.IsPaused(SessionLane.Generate)), "the late consumer paused generate");
+        await _producer.PauseLaneAsync(SessionLane.Query);
+        foreach (var i in Enumerable.Range(1, 3))
+            await _producer.SubmitTaskAsync(ExternalTask.Create($"waiting-{i}", SessionLane.Query));
+        await TestVhost.EventuallyAsync(() => Task.FromResult(late.Gate().LastReady[(int)SessionLane.Query] == 3), "the late consumer's gate reads the query lane's depth");
+        await _producer.ResumeLaneAsync(SessionLane.Query);
+    }
+
+    [Fact]
     public async Task Metrics_count_exactly_what_happened()
     {
         var counts = new ConcurrentDictionary<(string Name, string Lane), long>();

@@ -32,14 +32,26 @@ public class TaskRateLimitsTests
     }
 
     [Fact]
-    public async Task An_idle_lane_keeps_its_tokens_and_waiting_starts_are_released_in_order()
+    public async Task An_idle_lane_keeps_its_tokens_and_a_waiting_start_is_released_by_the_next_period()
     {
         using var limits = Limits(new RateLimit { LimitType = RateLimitType.PerSecond, MaxOperations = 2 });
         await Task.Delay(1200); // idle: nothing is burnt, the bucket stays full at 2
         Assert.True(limits.TryTake(SessionLane.Query));
         Assert.True(limits.TryTake(SessionLane.Query));
-        var third = limits.WaitAsync(SessionLane.Query, CancellationToken.None);
+        await limits.WaitAsync(SessionLane.Query, CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    [Fact]
+    public async Task A_start_over_the_limit_waits()
+    {
+        using var limits = Limits(new RateLimit { LimitType = RateLimitType.PerHour, MaxOperations = 2 });
+        Assert.True(limits.TryTake(SessionLane.Query));
+        Assert.True(limits.TryTake(SessionLane.Query));
+        using var cancel = new CancellationTokenSource();
+        var third = limits.WaitAsync(SessionLane.Query, cancel.Token);
+        await Task.Delay(200);
         Assert.False(third.IsCompleted);
-        await third.WaitAsync(TimeSpan.FromSeconds(10));
+        await cancel.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => third);
     }
 }
