@@ -92,7 +92,9 @@ public sealed class FleetListener(
         else if (command.Command is FleetCommand.Pause or FleetCommand.Resume && SessionLanes.TryParse(command.Lane, out var lane))
         {
             // Replayed in order, so the last pause or resume of a lane wins, also for consumers that start later.
-            await endpoints.SetOperatorPauseAsync(lane.Value, command.Command == FleetCommand.Pause);
+            if (lifetime.ApplicationStopping.IsCancellationRequested)
+                return; // stopping: no endpoint is to be started again
+            await endpoints.SetOperatorPauseAsync(lane.Value, command.Command == FleetCommand.Pause, lifetime.ApplicationStopping);
             Log.FleetCommandApplied(logger, command.Command, lane.Value.WireName(), 0);
         }
         else if (command.Command == FleetCommand.Drain && command.Consumer == options.Value.ConsumerName && command.At > _startedAt)

@@ -59,7 +59,8 @@ public sealed class LaneEndpoints : IReceiveEndpointObserver
             }
             else
             {
-                await endpoint.Start(cancellationToken).Ready;
+                // Bounded: an endpoint started while the bus stops never becomes ready.
+                await endpoint.Start(cancellationToken).Ready.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
                 state.Stopped = false;
             }
         }
@@ -79,12 +80,19 @@ public sealed class LaneEndpoints : IReceiveEndpointObserver
             var state = State(lane);
             if (state.Endpoint is not null)
                 continue;
+            // A pause that arrived before the endpoint existed (replayed at start) is applied by ReconcileAsync,
+            // which the lane gate calls once the bus has started: stopping an endpoint from inside its own "ready"
+            // notification races MassTransit's start-up.
             state.Endpoint = ready.ReceiveEndpoint;
-            // A pause that arrived before the endpoint existed (replayed at start) takes effect now.
-            if (IsPaused(lane))
-                _ = Task.Run(() => ApplyAsync(lane, _ => { }, CancellationToken.None));
         }
         return Task.CompletedTask;
+    }
+
+    /// <summary>Brings every lane's endpoint in line with what is wanted (a pause replayed before the endpoint existed).</summary>
+    public async Task ReconcileAsync(CancellationToken cancellationToken = default)
+    {
+        foreach (var lane in SessionLanes.All)
+            await ApplyAsync(lane, _ => { }, cancellationToken);
     }
 
     Task IReceiveEndpointObserver.Stopping(ReceiveEndpointStopping stopping) => Task.CompletedTask;

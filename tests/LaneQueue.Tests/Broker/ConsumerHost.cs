@@ -32,7 +32,8 @@ public static class ConsumerHost
         handlers?.Invoke(consumer);
         var host = builder.Build();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await host.StartAsync(timeout.Token);
+        // A start that ignores its token must fail the test, not hang the run.
+        await host.StartAsync(timeout.Token).WaitAsync(TimeSpan.FromSeconds(90));
         return host;
     }
 
@@ -44,7 +45,7 @@ public static class ConsumerHost
     public static async Task StopQuietlyAsync(this IHost host)
     {
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
-        await host.StopAsync(timeout.Token);
+        await host.StopAsync(timeout.Token).WaitAsync(TimeSpan.FromSeconds(60));
         host.Dispose();
     }
 }
