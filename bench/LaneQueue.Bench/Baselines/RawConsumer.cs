@@ -23,7 +23,7 @@ public static class RawConsumer
             new CreateChannelOptions(false, false, consumerDispatchConcurrency: results ? prefetch : (ushort)1), cancellationToken);
         await using var resultsChannel = await connection.CreateChannelAsync(
             new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true), cancellationToken);
-        await LaneQueueProducer.DeclareExchangesAsync(resultsChannel, cancellationToken);
+        await BrokerTopology.DeclareAsync(resultsChannel, cancellationToken);
         await channel.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false, cancellationToken: cancellationToken);
         await channel.BasicQosAsync(0, prefetch, false, cancellationToken);
         long count = 0;

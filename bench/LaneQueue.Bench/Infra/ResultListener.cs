@@ -35,7 +35,7 @@ public sealed class ResultListener : IAsyncDisposable
         var listener = new ResultListener();
         listener._connection = await BrokerConnection.ConnectAsync(url, "lanequeue-bench-results", cancellationToken);
         listener._channel = await listener._connection.CreateChannelAsync(cancellationToken: cancellationToken);
-        await LaneQueueProducer.DeclareExchangesAsync(listener._channel, cancellationToken);
+        await BrokerTopology.DeclareAsync(listener._channel, cancellationToken);
         var queue = await listener._channel.QueueDeclareAsync($"bench.results.{Guid.NewGuid():N}", durable: false, exclusive: true,
             autoDelete: true, cancellationToken: cancellationToken);
         await listener._channel.QueueBindAsync(queue.QueueName, BrokerNames.ResultsExchange, "#", cancellationToken: cancellationToken);
