@@ -14,6 +14,9 @@ public sealed class LaneEndpoints : IReceiveEndpointObserver
     readonly ConcurrentDictionary<SessionLane, bool> _paused = new();
     readonly ConcurrentDictionary<SessionLane, SemaphoreSlim> _switches = new();
 
+    /// <summary>Longest a pause or resume waits for MassTransit before the lane switch moves on.</summary>
+    public static TimeSpan SwitchTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     public bool IsPaused(SessionLane lane) => _paused.TryGetValue(lane, out var paused) && paused;
 
     public bool IsReady(SessionLane lane) => _endpoints.ContainsKey(lane);
@@ -27,7 +30,17 @@ public sealed class LaneEndpoints : IReceiveEndpointObserver
             if (IsPaused(lane) || !_endpoints.TryGetValue(lane, out var endpoint))
                 return;
             _paused[lane] = true;
-            await endpoint.Stop(cancellationToken);
+            // Bounded: a stop that waits on deliveries of a connection that just died must not hold this lane's switch forever.
+            using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            bounded.CancelAfter(SwitchTimeout);
+            try
+            {
+                await endpoint.Stop(bounded.Token);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                // stopping goes on in MassTransit; the lane counts as paused
+            }
         }
         finally
         {
@@ -44,7 +57,14 @@ public sealed class LaneEndpoints : IReceiveEndpointObserver
             if (!IsPaused(lane) || !_endpoints.TryGetValue(lane, out var endpoint))
                 return;
             var handle = endpoint.Start(cancellationToken);
-            await handle.Ready;
+            try
+            {
+                await handle.Ready.WaitAsync(SwitchTimeout, cancellationToken);
+            }
+            catch (TimeoutException)
+            {
+                // started, but not connected yet (broker restarting): MassTransit connects it when it can
+            }
             _paused[lane] = false;
         }
         finally
