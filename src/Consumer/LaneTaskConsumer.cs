@@ -137,7 +137,7 @@ public sealed class LaneTaskConsumer(
                     Attempt = attempt,
                     CancellationToken = deadline.Token,
                     YieldRequested = run.Yield.Token,
-                });
+                }).WaitAsync(deadline.Token); // a handler that ignores its token is abandoned at the deadline, its slot freed
             }
         }
         catch (OperationCanceledException) when (run.Cancel.IsCancellationRequested)
