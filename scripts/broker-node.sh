@@ -45,8 +45,9 @@ shift 2
 NODE="$NAME@localhost"
 DIR="$BASE/$NAME"
 
-command -v rabbitmq-server >/dev/null 2>&1 && command -v rabbitmqctl >/dev/null 2>&1 \
-  || die "rabbitmq-server is not installed: run 'bash scripts/broker-up.sh' (installs Debian's package) or 'apt-get install -y rabbitmq-server'"
+if ! command -v rabbitmq-server >/dev/null 2>&1 || ! command -v rabbitmqctl >/dev/null 2>&1; then
+  die "rabbitmq-server is not installed: run 'bash scripts/broker-up.sh' (installs Debian's package) or 'apt-get install -y rabbitmq-server'"
+fi
 if [[ $EUID -ne 0 && "$(id -un)" != rabbitmq ]]; then
   die "must run as root or as user rabbitmq (Debian's rabbitmq-server runs the node as user rabbitmq)"
 fi

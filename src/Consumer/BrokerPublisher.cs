@@ -106,12 +106,7 @@ public sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsync
         await WithRecoveryAsync(async confirmed =>
         {
             var declared = _retryQueues.GetOrAdd(queue, name => confirmed.QueueDeclareAsync(name, durable: true, exclusive: false, autoDelete: false,
-                arguments: new Dictionary<string, object?>
-                {
-                    ["x-message-ttl"] = (long)delay.TotalMilliseconds,
-                    ["x-dead-letter-exchange"] = BrokerNames.TasksExchange,
-                    ["x-dead-letter-routing-key"] = BrokerNames.RoutingKey(task.Lane),
-                }, cancellationToken: cancellationToken));
+                arguments: RetryQueueArguments(task.Lane, delay), cancellationToken: cancellationToken));
             try
             {
                 await declared;
@@ -123,6 +118,23 @@ public sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsync
             }
             await PublishConfirmedAsync(confirmed, "", queue, properties, TaskJson.Serialize(task), cancellationToken);
         }, cancellationToken);
+    }
+
+    /// <summary>
+    /// A holding queue's arguments: TTL, then back to the lane. With <see cref="LaneQueueOptions.QuorumQueues"/> it is a quorum queue
+    /// too (message TTL and dead-lettering need RabbitMQ 3.10+), so parked retries survive the loss of a cluster node.
+    /// </summary>
+    Dictionary<string, object?> RetryQueueArguments(SessionLane lane, TimeSpan delay)
+    {
+        var arguments = new Dictionary<string, object?>
+        {
+            ["x-message-ttl"] = (long)delay.TotalMilliseconds,
+            ["x-dead-letter-exchange"] = BrokerNames.TasksExchange,
+            ["x-dead-letter-routing-key"] = BrokerNames.RoutingKey(lane),
+        };
+        if (options.Value.QuorumQueues)
+            arguments["x-queue-type"] = "quorum";
+        return arguments;
     }
 
     /// <summary>Puts a task back at the tail of its lane (a preempted task with its checkpoint, or a redrive).</summary>

@@ -61,7 +61,21 @@ public sealed class LaneQueueProducer : IAsyncDisposable
         var channel = await connection.CreateChannelAsync(
             new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true),
             cancellationToken);
-        await BrokerTopology.DeclareAsync(channel, cancellationToken);
+        try
+        {
+            await BrokerTopology.DeclareAsync(channel, cancellationToken);
+        }
+        catch (OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == 403)
+        {
+            // A producer-only user (scripts/broker-users.sh) may not declare: the exchanges must exist already, which a passive
+            // declare checks without any permission.
+            await channel.DisposeAsync();
+            channel = await connection.CreateChannelAsync(
+                new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true),
+                cancellationToken);
+            await channel.ExchangeDeclarePassiveAsync(BrokerNames.TasksExchange, cancellationToken);
+            await channel.ExchangeDeclarePassiveAsync(BrokerNames.ResultsExchange, cancellationToken);
+        }
         return new LaneQueueProducer(options, connection, channel);
     }
 
