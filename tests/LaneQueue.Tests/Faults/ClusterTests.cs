@@ -58,7 +58,7 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
         _consumers.Add(await ConsumerProcess.StartAsync(_url, "cluster-a", settings));
         _consumers.Add(await ConsumerProcess.StartAsync(_url, "cluster-b", settings));
         await using var tally = await ResultTally.StartAsync(_url, quorum: true);
-        await using var load = await ProducerLoad.StartAsync(_url, tally, "cluster", producers: 2, perProducer: 300, pace: TimeSpan.FromMilliseconds(30), maxTaskMs: 100);
+        await using var load = await ProducerLoad.StartAsync(_url, tally, "cluster", producers: 2, perProducer: 500, pace: TimeSpan.FromMilliseconds(40), maxTaskMs: 100);
 
         await ConsumerKillTests.WaitUntilAsync(() => load.Submitted >= 100, TimeSpan.FromSeconds(60), "100 tasks submitted");
         var onNode1 = (await Repo.ScriptAsync("broker-node.sh", ["ctl", "lq-c1", "list_connections", "--no-table-headers", "client_properties"], TimeSpan.FromSeconds(60)))
@@ -76,7 +76,7 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
             output.WriteLine("consumer logs: " + string.Join(", ", _consumers.Select(c => c.SaveOutput("cluster"))));
         Assert.True(counts.Lost == 0, $"lost:\n{tally.DescribeMissing()}\n{report}");
         Assert.Equal(load.Submitted, counts.Accepted);
-        Assert.True(load.Submitted >= 540, $"producers should get nearly every task through the other nodes; {report}");
+        Assert.True(load.Submitted >= 900, $"producers should get nearly every task through the other nodes; {report}");
         foreach (var consumer in _consumers)
             Assert.False(consumer.HasExited, ConsumerKillTests.Tail(consumer.Output));
     }

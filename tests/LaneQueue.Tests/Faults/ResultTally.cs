@@ -125,11 +125,11 @@ public sealed class ResultTally : IAsyncDisposable
     }
 
     /// <summary>Waits (bounded) until every accepted task has completed; returns the counts either way.</summary>
-    public async Task<Counts> WaitForAllAsync(TimeSpan timeout, Action<string>? progress = null)
+    public async Task<Counts> WaitForAllAsync(TimeSpan timeout, Action<string>? progress = null, IReadOnlySet<string>? ignore = null)
     {
         var deadline = DateTime.UtcNow + timeout;
         var lastReport = DateTime.UtcNow;
-        while (DateTime.UtcNow < deadline && _accepted.Keys.Any(id => !IsCompleted(id)))
+        while (DateTime.UtcNow < deadline && _accepted.Keys.Any(id => !IsCompleted(id) && ignore?.Contains(id) != true))
         {
             await Task.Delay(200);
             if (progress is not null && DateTime.UtcNow - lastReport > TimeSpan.FromSeconds(10))
