@@ -52,14 +52,55 @@ public sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsync
         await events.BasicPublishAsync(exchange, routingKey, mandatory: false, new BasicProperties { ContentType = "application/json" }, body, cancellationToken);
     }
 
-    /// <summary>Publishes a lifecycle event to <see cref="BrokerNames.EventsExchange"/>.</summary>
+    /// <summary>
+    /// Publishes a lifecycle event to <see cref="BrokerNames.EventsExchange"/>. Best effort: while this connection is
+    /// down (broker restart, network cut) the event is dropped rather than failing the task it describes.
+    /// </summary>
     public async Task PublishEventAsync(TaskEvent taskEvent, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(taskEvent);
-        var (_, events) = await ChannelsAsync(cancellationToken);
-        await events.BasicPublishAsync(BrokerNames.EventsExchange, BrokerNames.EventRoutingKey(taskEvent.Event, taskEvent.Lane), mandatory: false,
-            new BasicProperties { ContentType = "application/json", Type = taskEvent.Event }, TaskJson.Serialize(taskEvent), cancellationToken);
+        try
+        {
+            var (_, events) = await ChannelsAsync(cancellationToken);
+            await events.BasicPublishAsync(BrokerNames.EventsExchange, BrokerNames.EventRoutingKey(taskEvent.Event, taskEvent.Lane), mandatory: false,
+                new BasicProperties { ContentType = "application/json", Type = taskEvent.Event }, TaskJson.Serialize(taskEvent), cancellationToken);
+        }
+        catch (Exception ex) when (BrokerConnection.IsConnectionFailure(ex) && !cancellationToken.IsCancellationRequested)
+        {
+            Interlocked.Increment(ref _droppedEvents);
+        }
     }
+
+    /// <summary>Lifecycle events dropped because the broker could not be reached.</summary>
+    public long DroppedEvents => Interlocked.Read(ref _droppedEvents);
+
+    long _droppedEvents;
+
+    /// <summary>
+    /// Runs a confirmed publish, waiting for the connection's automatic recovery (up to <see cref="RecoveryTimeout"/>) when
+    /// the broker is unreachable, then publishing again: a re-published task is never dropped on a connection blip.
+    /// </summary>
+    async Task WithRecoveryAsync(Func<IChannel, Task> publish, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + RecoveryTimeout;
+        while (true)
+        {
+            try
+            {
+                var (confirmed, _) = await ChannelsAsync(cancellationToken);
+                await publish(confirmed);
+                return;
+            }
+            catch (Exception ex) when (BrokerConnection.IsConnectionFailure(ex) && DateTime.UtcNow < deadline && !cancellationToken.IsCancellationRequested)
+            {
+                _retryQueues.Clear();
+                await Task.Delay(250, cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>How long a confirmed re-publish waits for the broker to come back before it fails.</summary>
+    public static TimeSpan RecoveryTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
     /// <summary>
     /// Parks a task in the lane's holding queue for <paramref name="delay"/> (message TTL); the broker then dead-letters it
@@ -68,24 +109,47 @@ public sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsync
     public async Task ScheduleRetryAsync(ExternalTask task, TimeSpan delay, BasicProperties properties, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(task);
-        var (confirmed, _) = await ChannelsAsync(cancellationToken);
         var queue = BrokerNames.RetryQueue(task.Lane, delay);
-        await _retryQueues.GetOrAdd(queue, name => confirmed.QueueDeclareAsync(name, durable: true, exclusive: false, autoDelete: false,
-            arguments: new Dictionary<string, object?>
+        await WithRecoveryAsync(async confirmed =>
+        {
+            var declared = _retryQueues.GetOrAdd(queue, name => confirmed.QueueDeclareAsync(name, durable: true, exclusive: false, autoDelete: false,
+                arguments: RetryQueueArguments(task.Lane, delay), cancellationToken: cancellationToken));
+            try
             {
-                ["x-message-ttl"] = (long)delay.TotalMilliseconds,
-                ["x-dead-letter-exchange"] = BrokerNames.TasksExchange,
-                ["x-dead-letter-routing-key"] = BrokerNames.RoutingKey(task.Lane),
-            }, cancellationToken: cancellationToken));
-        await PublishConfirmedAsync(confirmed, "", queue, properties, TaskJson.Serialize(task), cancellationToken);
+                await declared;
+            }
+            catch
+            {
+                _retryQueues.TryRemove(queue, out _);
+                throw;
+            }
+            await PublishConfirmedAsync(confirmed, "", queue, properties, TaskJson.Serialize(task), cancellationToken);
+        }, cancellationToken);
+    }
+
+    /// <summary>
+    /// A holding queue's arguments: TTL, then back to the lane. With <see cref="LaneQueueOptions.QuorumQueues"/> it is a quorum queue
+    /// too (message TTL and dead-lettering need RabbitMQ 3.10+), so parked retries survive the loss of a cluster node.
+    /// </summary>
+    Dictionary<string, object?> RetryQueueArguments(SessionLane lane, TimeSpan delay)
+    {
+        var arguments = new Dictionary<string, object?>
+        {
+            ["x-message-ttl"] = (long)delay.TotalMilliseconds,
+            ["x-dead-letter-exchange"] = BrokerNames.TasksExchange,
+            ["x-dead-letter-routing-key"] = BrokerNames.RoutingKey(lane),
+        };
+        if (options.Value.QuorumQueues)
+            arguments["x-queue-type"] = "quorum";
+        return arguments;
     }
 
     /// <summary>Puts a task back at the tail of its lane (a preempted task with its checkpoint, or a redrive).</summary>
     public async Task RequeueAsync(ExternalTask task, BasicProperties properties, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(task);
-        var (confirmed, _) = await ChannelsAsync(cancellationToken);
-        await PublishConfirmedAsync(confirmed, BrokerNames.TasksExchange, BrokerNames.RoutingKey(task.Lane), properties, TaskJson.Serialize(task), cancellationToken);
+        await WithRecoveryAsync(confirmed => PublishConfirmedAsync(confirmed, BrokerNames.TasksExchange, BrokerNames.RoutingKey(task.Lane), properties,
+            TaskJson.Serialize(task), cancellationToken), cancellationToken);
     }
 
     static async Task PublishConfirmedAsync(IChannel channel, string exchange, string routingKey, BasicProperties properties, byte[] body, CancellationToken cancellationToken)

@@ -1,3 +1,4 @@
+using LaneQueue.Contracts;
 using LaneQueue.Producer;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
@@ -18,6 +19,13 @@ public sealed class BrokerSetup(IOptions<LaneQueueOptions> options) : IHostedSer
             await using var connection = await BrokerConnection.ConnectAsync(settings.RabbitMqUrl, $"{settings.ConsumerName}-setup", cancellationToken);
             await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
             await BrokerTopology.DeclareAsync(channel, cancellationToken);
+            if (settings.QuorumQueues && settings.DeliveryLimit is not null)
+            {
+                var queues = settings.Topology == LaneTopology.PriorityQueue
+                    ? [BrokerNames.PriorityQueue]
+                    : SessionLanes.All.Select(BrokerNames.LaneQueue);
+                await PoisonMessages.DeclareErrorQueuesAsync(channel, queues, cancellationToken);
+            }
         }
         catch (Exception ex) when (ex is RabbitMQ.Client.Exceptions.BrokerUnreachableException or RabbitMQ.Client.Exceptions.OperationInterruptedException)
         {

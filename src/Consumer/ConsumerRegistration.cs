@@ -75,7 +75,10 @@ public static class ConsumerRegistration
                         e.PrefetchCount = limit;
                         e.ConcurrentMessageLimit = limit;
                         if (settings.QuorumQueues)
+                        {
                             e.SetQuorumQueue();
+                            PoisonMessages.Configure(e, queue, settings);
+                        }
                         if (settings.Topology == LaneTopology.PriorityQueue)
                             e.SetQueueArgument("x-max-priority", SessionLanes.All.Count);
                         foreach (var bound in lane is { } one ? [one] : SessionLanes.All)
@@ -102,23 +105,7 @@ public static class ConsumerRegistration
             ? [(BrokerNames.PriorityQueue, null)]
             : SessionLanes.All.Select(lane => (BrokerNames.LaneQueue(lane), (SessionLane?)lane));
 
-    static void ConfigureHost(IRabbitMqBusFactoryConfigurator cfg, string url, string consumerName)
-    {
-        var uri = new Uri(url);
-        var vhost = uri.AbsolutePath.Trim('/') is { Length: > 0 } path ? Uri.UnescapeDataString(path) : "/";
-        var credentials = uri.UserInfo.Split(':', 2);
-        var port = uri.IsDefaultPort ? (uri.Scheme == "amqps" ? 5671 : 5672) : uri.Port;
-        cfg.Host(uri.Host, (ushort)port, vhost, consumerName, h =>
-        {
-            if (credentials[0].Length > 0)
-                h.Username(Uri.UnescapeDataString(credentials[0]));
-            if (credentials.Length > 1)
-                h.Password(Uri.UnescapeDataString(credentials[1]));
-            h.Heartbeat(TimeSpan.FromSeconds(10));
-            if (uri.Scheme == "amqps")
-                h.UseSsl(s => s.ServerName = uri.Host);
-        });
-    }
+    static void ConfigureHost(IRabbitMqBusFactoryConfigurator cfg, string url, string consumerName) => BrokerHost.Configure(cfg, url, consumerName);
 }
 
 /// <summary>Returned by <see cref="ConsumerRegistration.AddLaneQueueConsumer"/> to register task handlers.</summary>

@@ -22,6 +22,9 @@ public sealed class LaneEndpoints : IReceiveEndpointObserver
 
     readonly ConcurrentDictionary<SessionLane, LaneState> _lanes = new();
 
+    /// <summary>Longest a pause or resume waits for MassTransit before the lane switch moves on.</summary>
+    public static TimeSpan SwitchTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     LaneState State(SessionLane lane) => _lanes.GetOrAdd(lane, _ => new LaneState());
 
     public bool IsPaused(SessionLane lane) => State(lane) is var s && (s.GateReason is not null || s.ByOperator);
@@ -55,12 +58,22 @@ public sealed class LaneEndpoints : IReceiveEndpointObserver
             if (wantStopped)
             {
                 state.Stopped = true;
-                await endpoint.Stop(cancellationToken);
+                // Bounded: a stop that waits on deliveries of a connection that just died must not hold this lane's switch forever.
+                using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                bounded.CancelAfter(SwitchTimeout);
+                try
+                {
+                    await endpoint.Stop(bounded.Token);
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    // stopping goes on in MassTransit; the lane counts as paused
+                }
             }
             else
             {
                 // Bounded: an endpoint started while the bus stops never becomes ready.
-                await endpoint.Start(cancellationToken).Ready.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
+                await endpoint.Start(cancellationToken).Ready.WaitAsync(SwitchTimeout, cancellationToken);
                 state.Stopped = false;
             }
         }

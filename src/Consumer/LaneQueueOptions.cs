@@ -29,6 +29,13 @@ public sealed class LaneQueueOptions
     /// <summary>Declare the lane queues as quorum queues (replicated; for clusters).</summary>
     public bool QuorumQueues { get; set; }
 
+    /// <summary>
+    /// With <see cref="QuorumQueues"/>: deliveries of one message after which the broker dead-letters it to the lane's
+    /// <c>_error</c> queue (<c>x-delivery-limit</c>), so a task that kills every consumer taking it cannot loop forever.
+    /// Every return counts (crash, connection loss, a lane paused with the message prefetched): keep it generous. Null: no limit.
+    /// </summary>
+    public int? DeliveryLimit { get; set; }
+
     /// <summary>Tasks this process runs at once over all lanes, on top of each lane's max concurrency.</summary>
     public int SlotBudget { get; set; } = 4;
 
@@ -69,10 +76,12 @@ public sealed class LaneQueueOptionsValidator : IValidateOptions<LaneQueueOption
     {
         ArgumentNullException.ThrowIfNull(options);
         var problems = new List<string>();
-        if (!Uri.TryCreate(options.RabbitMqUrl, UriKind.Absolute, out var uri) || uri.Scheme is not ("amqp" or "amqps"))
-            problems.Add($"LaneQueue:RabbitMqUrl must be an amqp:// or amqps:// URL, got '{BrokerConnection.Redact(options.RabbitMqUrl)}'");
+        if (!BrokerAddress.TryParse(options.RabbitMqUrl, out _, out var urlError))
+            problems.Add($"LaneQueue:RabbitMqUrl must be an amqp:// or amqps:// URL (several hosts separated by commas for a cluster): {urlError}");
         if (string.IsNullOrWhiteSpace(options.ConsumerName))
             problems.Add("LaneQueue:ConsumerName must not be empty");
+        if (options.DeliveryLimit is { } deliveryLimit && (deliveryLimit is < 1 or > 10_000 || !options.QuorumQueues))
+            problems.Add($"LaneQueue:DeliveryLimit needs LaneQueue:QuorumQueues=true (classic queues have no delivery limit) and a value between 1 and 10000, got {deliveryLimit}");
         if (options.SlotBudget is < 1 or > 10_000)
             problems.Add($"LaneQueue:SlotBudget must be between 1 and 10000, got {options.SlotBudget}");
         if (options.MaxPayloadBytes < 1)

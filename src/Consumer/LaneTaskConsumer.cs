@@ -63,6 +63,14 @@ public sealed class LaneTaskConsumer(
         }
         if (ledger.IsDuplicate(task.Id, context.ReceiveContext.Redelivered, out var first) || running.TryStart(task) is not { } run)
         {
+            if (first is not { State: TaskLedger.Known.Completed })
+            {
+                // Running (here or elsewhere) but not completed: that run may still fail (e.g. its broker connection is gone and this
+                // copy came back without the redelivered flag after a broker crash), so the copy is never dropped: it comes back later.
+                await publisher.ScheduleRetryAsync(task, DeferDelay, BrokerPublisher.PropertiesFor(task, delivery?.Properties, attempt, null));
+                Log.TaskSkipped(logger, task.Id, task.Lane.WireName(), $"same id running on {first?.Consumer ?? "this consumer"}; copy deferred {DeferDelay.TotalSeconds} s");
+                return;
+            }
             var where = first is null ? "running on this consumer" : $"{first.State.ToString().ToLowerInvariant()} on {first.Consumer ?? "this consumer"} at {first.At:O}";
             Log.TaskSkipped(logger, task.Id, task.Lane.WireName(), "duplicate id, " + where);
             await FinishAsync(context, task, attempt, TaskStatuses.Duplicate, TaskEvent.Duplicate, $"task id '{task.Id}' is {where}; not run twice", DateTimeOffset.UtcNow);
@@ -72,6 +80,13 @@ public sealed class LaneTaskConsumer(
         try
         {
             await RunAsync(context, task, attempt, run, delivery?.Properties, settings);
+        }
+        catch (Exception ex) when (ex is not (TaskDeadLetteredException or InvalidTaskException))
+        {
+            // Not completed (e.g. the result could not be published): the id may run again, here or on another consumer.
+            ledger.Record(task.Id, TaskLedger.Known.Unknown, settings.ConsumerName);
+            await publisher.PublishEventAsync(Event(TaskEvent.Failed, task, attempt, "abandoned: " + ex.Message));
+            throw;
         }
         finally
         {
@@ -138,7 +153,7 @@ public sealed class LaneTaskConsumer(
                     Attempt = attempt,
                     CancellationToken = deadline.Token,
                     YieldRequested = run.Yield.Token,
-                });
+                }).WaitAsync(deadline.Token); // a handler that ignores its token is abandoned at the deadline, its slot freed
             }
         }
         catch (OperationCanceledException) when (run.Cancel.IsCancellationRequested)
@@ -234,6 +249,9 @@ public sealed class LaneTaskConsumer(
             throw;
         }
     }
+
+    /// <summary>How long a copy of a task id that is running waits before it is looked at again.</summary>
+    static readonly TimeSpan DeferDelay = TimeSpan.FromSeconds(2);
 
     static int AttemptOf(ConsumeContext context) =>
         context.ReceiveContext.TransportHeaders.TryGetHeader(BrokerNames.AttemptHeader, out var value) && value is not null

@@ -78,11 +78,23 @@ public sealed class DeadLetters(IConnection connection)
         return new DeadLetter(
             id ?? message.BasicProperties.MessageId,
             lane,
-            Text(headers, BrokerNames.ReasonHeader) ?? "unknown",
+            Text(headers, BrokerNames.ReasonHeader) ?? BrokerDeathReason(headers) ?? "unknown",
             int.TryParse(Text(headers, BrokerNames.AttemptHeader), out var attempts) ? attempts + 1 : 1,
             Text(headers, BrokerNames.LastErrorHeader),
             DateTimeOffset.TryParse(Text(headers, "MT-Fault-Timestamp"), out var at) ? at : null,
             body.Length > 2000 ? body[..2000] + "…" : body);
+    }
+
+    /// <summary>Why the broker itself dead-lettered a message (<c>x-death</c>: e.g. <c>delivery_limit</c> for a task that kept killing its consumers).</summary>
+    static string? BrokerDeathReason(IDictionary<string, object?>? headers)
+    {
+        if (headers is null || !headers.TryGetValue("x-death", out var value) || value is not IList<object> deaths || deaths.Count == 0
+            || deaths[0] is not IDictionary<string, object?> death)
+            return null;
+        var reason = Text(death, "reason");
+        return reason == "delivery_limit"
+            ? $"delivery_limit: delivered more times than the queue's x-delivery-limit without being acked (did the task crash its consumers?) in {Text(death, "queue")}"
+            : reason is null ? null : $"{reason} (dead-lettered by the broker from {Text(death, "queue")})";
     }
 
     static string? Text(IDictionary<string, object?>? headers, string key) =>

@@ -13,6 +13,12 @@ public sealed record ProducerOptions
     public string RabbitMqUrl { get; init; } = BrokerConnection.UrlFromEnvironment();
     public int MaxPayloadBytes { get; init; } = TaskParser.DefaultMaxPayloadBytes;
     public string ClientName { get; init; } = $"lanequeue-producer@{Environment.MachineName}";
+
+    /// <summary>
+    /// How long a submit waits for the connection's automatic recovery (broker restart, network cut, cluster fail-over)
+    /// and publishes again, before it fails with <see cref="TaskRejectedException"/>. Zero: fail at once.
+    /// </summary>
+    public TimeSpan RecoveryTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }
 
 /// <summary>
@@ -24,7 +30,8 @@ public sealed class LaneQueueProducer : IAsyncDisposable
 {
     readonly ProducerOptions _options;
     readonly IConnection _connection;
-    readonly IChannel _publishChannel;
+    readonly SemaphoreSlim _publishLock = new(1, 1);
+    IChannel _publishChannel;
     readonly ConcurrentDictionary<string, TaskCompletionSource<ExternalTaskResult>> _waiting = new();
     readonly SemaphoreSlim _replyLock = new(1, 1);
     IChannel? _replyChannel;
@@ -55,13 +62,32 @@ public sealed class LaneQueueProducer : IAsyncDisposable
         var channel = await connection.CreateChannelAsync(
             new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true),
             cancellationToken);
-        await BrokerTopology.DeclareAsync(channel, cancellationToken);
+        try
+        {
+            await BrokerTopology.DeclareAsync(channel, cancellationToken);
+        }
+        catch (OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == 403)
+        {
+            // A producer-only user (scripts/broker-users.sh) may not declare: the exchanges must exist already, which a passive
+            // declare checks without any permission.
+            await channel.DisposeAsync();
+            channel = await connection.CreateChannelAsync(
+                new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true),
+                cancellationToken);
+            await channel.ExchangeDeclarePassiveAsync(BrokerNames.TasksExchange, cancellationToken);
+            await channel.ExchangeDeclarePassiveAsync(BrokerNames.ResultsExchange, cancellationToken);
+        }
         return new LaneQueueProducer(options, connection, channel);
     }
 
-    /// <summary>Validates and publishes a task; returns once the broker has stored it.</summary>
+    /// <summary>
+    /// Validates and publishes a task; returns once the broker has stored it. While the broker cannot be reached, it waits
+    /// for the connection to recover and publishes again (up to <see cref="ProducerOptions.RecoveryTimeout"/>): a task whose
+    /// confirm was lost with the connection may then be stored twice, which consumers de-duplicate by task id.
+    /// </summary>
     /// <exception cref="InvalidTaskException">The task breaks the wire contract; names the field.</exception>
-    /// <exception cref="TaskRejectedException">No queue is bound for the lane, or the broker nacked the message.</exception>
+    /// <exception cref="TaskRejectedException">No queue is bound for the lane, the broker nacked the message, or it stayed
+    /// unreachable for the whole recovery time-out (the task may or may not be stored: submit it again with the same id).</exception>
     public async Task SubmitTaskAsync(ExternalTask task, CancellationToken cancellationToken = default)
     {
         TaskParser.Validate(task, _options.MaxPayloadBytes);
@@ -74,11 +100,12 @@ public sealed class LaneQueueProducer : IAsyncDisposable
         var headers = new Dictionary<string, object?>();
         LaneQueueTelemetry.Inject(activity, headers);
         var properties = TaskMessage.Properties(task, headers);
+        var body = TaskJson.Serialize(task);
         try
         {
-            await _publishChannel.BasicPublishAsync(
+            await WithRecoveryAsync(channel => channel.BasicPublishAsync(
                 BrokerNames.TasksExchange, BrokerNames.RoutingKey(task.Lane), mandatory: true,
-                properties, TaskJson.Serialize(task), cancellationToken);
+                properties, body, cancellationToken).AsTask(), $"task '{task.Id}'", cancellationToken);
             LaneQueueTelemetry.CountSubmitted(task.Lane);
         }
         catch (PublishException ex) when (ex.IsReturn)
@@ -90,6 +117,60 @@ public sealed class LaneQueueProducer : IAsyncDisposable
         catch (PublishException ex)
         {
             throw new TaskRejectedException($"the broker refused task '{task.Id}' (nack); it was not stored, submit it again.", ex);
+        }
+    }
+
+    /// <summary>
+    /// Runs a publish on the confirmed channel; when the broker cannot be reached, waits for recovery and runs it again,
+    /// until <see cref="ProducerOptions.RecoveryTimeout"/> has passed.
+    /// </summary>
+    async Task WithRecoveryAsync(Func<IChannel, Task> publish, string what, CancellationToken cancellationToken)
+    {
+        var started = DateTime.UtcNow;
+        while (true)
+        {
+            try
+            {
+                await publish(await PublishChannelAsync(cancellationToken));
+                return;
+            }
+            catch (Exception ex) when (BrokerConnection.IsConnectionFailure(ex) && !cancellationToken.IsCancellationRequested)
+            {
+                if (DateTime.UtcNow - started >= _options.RecoveryTimeout)
+                {
+                    throw new TaskRejectedException(
+                        $"could not submit {what}: the broker at {BrokerConnection.Redact(_options.RabbitMqUrl)} has not been reachable for " +
+                        $"{_options.RecoveryTimeout.TotalSeconds:0.#} s ({ex.Message}). It may or may not be stored: submit it again with the same id " +
+                        "(consumers skip an id that already ran).", ex);
+                }
+                await Task.Delay(250, cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The confirmed publish channel; a new one when the broker closed just the channel (a refused publish). Channels of a
+    /// lost connection come back with its automatic recovery.
+    /// </summary>
+    async Task<IChannel> PublishChannelAsync(CancellationToken cancellationToken)
+    {
+        if (_publishChannel.IsOpen || !_connection.IsOpen)
+            return _publishChannel;
+        await _publishLock.WaitAsync(cancellationToken);
+        try
+        {
+            if (!_publishChannel.IsOpen && _connection.IsOpen && _publishChannel.CloseReason is { ReplyCode: 403 or 404 or 405 or 406 })
+            {
+                var old = _publishChannel;
+                _publishChannel = await _connection.CreateChannelAsync(
+                    new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true), cancellationToken);
+                await old.DisposeAsync();
+            }
+            return _publishChannel;
+        }
+        finally
+        {
+            _publishLock.Release();
         }
     }
 
@@ -170,8 +251,8 @@ public sealed class LaneQueueProducer : IAsyncDisposable
     {
         try
         {
-            await _publishChannel.BasicPublishAsync(exchange, routingKey, mandatory: true,
-                new BasicProperties { Persistent = true, ContentType = "application/json" }, body, cancellationToken);
+            await WithRecoveryAsync(channel => channel.BasicPublishAsync(exchange, routingKey, mandatory: true,
+                new BasicProperties { Persistent = true, ContentType = "application/json" }, body, cancellationToken).AsTask(), "the " + what, cancellationToken);
         }
         catch (PublishException ex)
         {
@@ -271,5 +352,6 @@ public sealed class LaneQueueProducer : IAsyncDisposable
         await _publishChannel.DisposeAsync();
         await _connection.DisposeAsync();
         _replyLock.Dispose();
+        _publishLock.Dispose();
     }
 }

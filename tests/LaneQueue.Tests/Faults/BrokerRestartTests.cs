@@ -1,0 +1,55 @@
+using Xunit.Abstractions;
+
+namespace LaneQueue.Tests.Faults;
+
+/// <summary>The broker restarts under load: producers and consumers ride it out by themselves.</summary>
+[Collection(FaultCollection.Name)]
+public sealed class BrokerRestartTests(FaultBrokerFixture broker, ITestOutputHelper output) : IAsyncLifetime
+{
+    string _vhost = "";
+    readonly List<ConsumerProcess> _consumers = [];
+
+    public async Task InitializeAsync() => _vhost = await broker.Node.CreateVhostAsync("lq-restart");
+
+    public async Task DisposeAsync()
+    {
+        foreach (var consumer in _consumers)
+            await consumer.DisposeAsync();
+        await broker.Node.DeleteVhostAsync(_vhost);
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Every_confirmed_task_completes_across_a_broker_restart(bool killBroker)
+    {
+        var url = broker.Node.Url(_vhost);
+        _consumers.Add(await ConsumerProcess.StartAsync(url, "consumer-a"));
+        _consumers.Add(await ConsumerProcess.StartAsync(url, "consumer-b"));
+        await using var tally = await ResultTally.StartAsync(url);
+        await using var load = await ProducerLoad.StartAsync(url, tally, killBroker ? "crash" : "restart", producers: 2, perProducer: 250, pace: TimeSpan.FromMilliseconds(20));
+
+        await ConsumerKillTests.WaitUntilAsync(() => load.Submitted >= 100, TimeSpan.FromSeconds(60), "100 tasks submitted before the restart");
+        output.WriteLine($"{DateTime.UtcNow:HH:mm:ss} {(killBroker ? "kill -9 of" : "graceful stop of")} the broker at {load}; {tally.Count()}");
+        if (killBroker)
+            await broker.Node.KillAsync();
+        else
+            await broker.Node.StopAsync();
+        await Task.Delay(TimeSpan.FromSeconds(3));
+        await broker.Node.StartAgainAsync();
+        output.WriteLine($"{DateTime.UtcNow:HH:mm:ss} broker back at {load}");
+
+        await load.Completion.WaitAsync(TimeSpan.FromSeconds(180));
+        var counts = await tally.WaitForAllAsync(TimeSpan.FromSeconds(120), output.WriteLine);
+        var report = $"{counts}; producers: {load}; non-persistent results: {tally.TransientResults}";
+        output.WriteLine(report);
+        foreach (var consumer in _consumers)
+            Assert.False(consumer.HasExited, $"consumer {consumer.Name} exited ({consumer.ExitCode}):\n{ConsumerKillTests.Tail(consumer.Output)}");
+        if (counts.Lost > 0)
+            output.WriteLine("consumer logs: " + string.Join(", ", _consumers.Select(c => c.SaveOutput("restart"))));
+        Assert.True(counts.Lost == 0, $"lost:\n{tally.DescribeMissing()}\n{report}\n{await broker.Node.QueuesAsync(_vhost)}\n" +
+                                      string.Join("\n", _consumers.Select(c => $"--- {c.Name} ---\n{ConsumerKillTests.Tail(c.Output, 30)}")));
+        Assert.Equal(load.Submitted, counts.Accepted);
+        Assert.True(counts.Accepted >= 400, $"the producers should get most tasks through; {report}");
+    }
+}

@@ -1,0 +1,83 @@
+using Xunit.Abstractions;
+
+namespace LaneQueue.Tests.Faults;
+
+/// <summary>Runs only with <c>LANEQUEUE_CLUSTER_TESTS=1</c> (it starts a 3-node cluster: minutes, not for every CI run).</summary>
+public sealed class ClusterFactAttribute : FactAttribute
+{
+    public const string Variable = "LANEQUEUE_CLUSTER_TESTS";
+
+    public ClusterFactAttribute()
+    {
+        if (Environment.GetEnvironmentVariable(Variable) != "1")
+            Skip = $"cluster test: run with {Variable}=1 (starts a 3-node RabbitMQ cluster with scripts/cluster.sh)";
+    }
+}
+
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ClusterCollection
+{
+    public const string Name = "cluster";
+}
+
+/// <summary>
+/// A 3-node cluster (scripts/cluster.sh), quorum lane queues, clients given every node in their URL. One node stops in
+/// the middle of the run: producers and consumers carry on through the other two, and every confirmed task completes.
+/// </summary>
+[Collection(ClusterCollection.Name)]
+[Trait("Category", "Cluster")]
+public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    readonly List<ConsumerProcess> _consumers = [];
+    string _url = "";
+
+    public async Task InitializeAsync()
+    {
+        var up = await Repo.ScriptAsync("cluster.sh", ["up"], TimeSpan.FromMinutes(5));
+        output.WriteLine(up.Output);
+        if (up.ExitCode != 0)
+        {
+            throw new InvalidOperationException(
+                "scripts/cluster.sh up failed: the cluster test starts three RabbitMQ nodes of Debian's rabbitmq-server (run as root after " +
+                "'bash scripts/broker-up.sh' installed it; ports 5711-5713, 15711-15713, 25711-25713 free on 127.0.0.1).\n" + up.Output);
+        }
+        _url = up.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Last(l => l.StartsWith("amqp://", StringComparison.Ordinal));
+    }
+
+    public async Task DisposeAsync()
+    {
+        foreach (var consumer in _consumers)
+            await consumer.DisposeAsync();
+        await Repo.ScriptAsync("cluster.sh", ["down"], TimeSpan.FromMinutes(3));
+    }
+
+    [ClusterFact]
+    public async Task Stopping_one_node_of_three_mid_run_loses_no_confirmed_task()
+    {
+        string[] settings = ["--LaneQueue:QuorumQueues=true"];
+        _consumers.Add(await ConsumerProcess.StartAsync(_url, "cluster-a", settings));
+        _consumers.Add(await ConsumerProcess.StartAsync(_url, "cluster-b", settings));
+        await using var tally = await ResultTally.StartAsync(_url, quorum: true);
+        await using var load = await ProducerLoad.StartAsync(_url, tally, "cluster", producers: 2, perProducer: 500, pace: TimeSpan.FromMilliseconds(40), maxTaskMs: 100);
+
+        await ConsumerKillTests.WaitUntilAsync(() => load.Submitted >= 100, TimeSpan.FromSeconds(60), "100 tasks submitted");
+        var onNode1 = (await Repo.ScriptAsync("broker-node.sh", ["ctl", "lq-c1", "list_connections", "--no-table-headers", "client_properties"], TimeSpan.FromSeconds(60)))
+            .Output.Split('\n').Count(l => l.Contains("connection_name", StringComparison.Ordinal));
+        output.WriteLine($"{DateTime.UtcNow:HH:mm:ss} stopping node lq-c1 ({onNode1} client connections on it) at {load}; {tally.Count()}");
+        var stop = await Repo.ScriptAsync("cluster.sh", ["stop", "1"], TimeSpan.FromMinutes(2));
+        Assert.True(stop.ExitCode == 0, stop.Output);
+        output.WriteLine($"{DateTime.UtcNow:HH:mm:ss} lq-c1 stopped at {load}; {tally.Count()}");
+
+        await load.Completion.WaitAsync(TimeSpan.FromMinutes(4));
+        var counts = await tally.WaitForAllAsync(TimeSpan.FromMinutes(3), output.WriteLine);
+        var report = $"{counts}; producers: {load}; client connections on the stopped node: {onNode1}";
+        output.WriteLine(report);
+        if (counts.Lost > 0)
+            output.WriteLine("consumer logs: " + string.Join(", ", _consumers.Select(c => c.SaveOutput("cluster"))));
+        Assert.True(counts.Lost == 0, $"lost:\n{tally.DescribeMissing()}\n{report}");
+        Assert.Equal(load.Submitted, counts.Accepted);
+        Assert.True(load.Submitted >= 900, $"producers should get nearly every task through the other nodes; {report}");
+        foreach (var consumer in _consumers)
+            Assert.False(consumer.HasExited, ConsumerKillTests.Tail(consumer.Output));
+    }
+}

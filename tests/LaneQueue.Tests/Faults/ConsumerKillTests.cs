@@ -1,0 +1,81 @@
+using LaneQueue.Contracts;
+using LaneQueue.Producer;
+using Xunit.Abstractions;
+
+namespace LaneQueue.Tests.Faults;
+
+/// <summary>kill -9 of a consumer process with tasks running and prefetched: the broker redelivers them all to the other consumer.</summary>
+[Collection(FaultCollection.Name)]
+public sealed class ConsumerKillTests(FaultBrokerFixture broker, ITestOutputHelper output) : IAsyncLifetime
+{
+    string _vhost = "";
+    readonly List<ConsumerProcess> _consumers = [];
+
+    public async Task InitializeAsync() => _vhost = await broker.Node.CreateVhostAsync("lq-kill");
+
+    public async Task DisposeAsync()
+    {
+        foreach (var consumer in _consumers)
+            await consumer.DisposeAsync();
+        await broker.Node.DeleteVhostAsync(_vhost);
+    }
+
+    [Fact]
+    public async Task Killing_a_consumer_process_loses_no_task()
+    {
+        var url = broker.Node.Url(_vhost);
+        var victim = await ConsumerProcess.StartAsync(url, "victim");
+        _consumers.Add(victim);
+        var survivor = await ConsumerProcess.StartAsync(url, "survivor");
+        _consumers.Add(survivor);
+        await using var tally = await ResultTally.StartAsync(url);
+        await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = url });
+
+        // 8 tasks per lane, 1.2 s each: with slot budget 4 per consumer, each consumer runs 4 and holds more prefetched.
+        var tasks = SessionLanes.All.SelectMany(lane => Enumerable.Range(1, 8)
+            .Select(i => ExternalTask.Create($"kill-{lane.WireName()}-{i}", lane, new { ms = 1200 }, "sleep"))).ToList();
+        foreach (var task in tasks)
+        {
+            await producer.SubmitTaskAsync(task);
+            tally.Accepted(task.Id);
+        }
+
+        await WaitUntilAsync(() => tally.StartedBy("victim").Count() >= 4, TimeSpan.FromSeconds(60), "the victim has 4 tasks running");
+        var unacked = await UnackedAsync();
+        var startedByVictim = tally.StartedBy("victim").ToHashSet();
+        var finishedByVictim = startedByVictim.Where(id => tally.ResultsOf(id).Any(r => r.Consumer == "victim")).ToHashSet();
+        victim.KillHard();
+        var interrupted = startedByVictim.Except(finishedByVictim).ToList();
+        output.WriteLine($"killed the victim (pid {victim.Pid}) with {interrupted.Count} tasks running; unacked in the broker just before: {unacked} (running + prefetched, both consumers)");
+
+        var counts = await tally.WaitForAllAsync(TimeSpan.FromSeconds(120), output.WriteLine);
+        var redelivered = interrupted.Count(id => tally.ResultsOf(id).Any(r => r.Status == TaskStatuses.Completed && r.Consumer == "survivor"));
+        var report = $"{counts}; running on the victim when killed={interrupted.Count}, of which completed on the survivor={redelivered}";
+        output.WriteLine(report);
+
+        Assert.True(counts.Lost == 0, $"lost tasks: {string.Join(", ", tally.Missing().Take(20))}; {report}\n--- survivor ---\n{Tail(survivor.Output)}");
+        Assert.True(interrupted.Count >= 1, $"the victim was running nothing when killed; {report}");
+        Assert.Equal(interrupted.Count, redelivered);
+        Assert.Equal(tasks.Count, counts.Completed);
+    }
+
+    async Task<long> UnackedAsync()
+    {
+        // rabbitmqctl reads the queues themselves (the management API's numbers lag by its statistics interval).
+        var run = await broker.Node.CtlAsync("list_queues", "-p", _vhost, "--no-table-headers", "messages_unacknowledged");
+        return run.Output.Split('\n').Sum(line => long.TryParse(line.Trim(), out var n) ? n : 0);
+    }
+
+    internal static async Task WaitUntilAsync(Func<bool> condition, TimeSpan timeout, string what)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (!condition())
+        {
+            if (DateTime.UtcNow > deadline)
+                Assert.Fail($"timed out after {timeout.TotalSeconds:0} s waiting for: {what}");
+            await Task.Delay(50);
+        }
+    }
+
+    internal static string Tail(string text, int lines = 40) => string.Join('\n', text.Split('\n').TakeLast(lines));
+}

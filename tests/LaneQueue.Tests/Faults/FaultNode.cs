@@ -1,0 +1,148 @@
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Text;
+
+namespace LaneQueue.Tests.Faults;
+
+/// <summary>
+/// A RabbitMQ node of this test run only (scripts/broker-node.sh: its own node name, ports and directory, loopback
+/// only), which a test may restart, kill or cut off without touching the shared broker other tests use.
+/// A node that cannot start fails the test with what to do; it never skips.
+/// </summary>
+public sealed class FaultNode : IAsyncDisposable
+{
+    static readonly TimeSpan ScriptTimeout = TimeSpan.FromSeconds(150);
+
+    readonly string[] _startArgs;
+
+    FaultNode(string name, int port, int managementPort, string[] startArgs)
+    {
+        Name = name;
+        Port = port;
+        ManagementPort = managementPort;
+        _startArgs = startArgs;
+        Management = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{managementPort}/"), Timeout = TimeSpan.FromSeconds(30) };
+        Management.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes("guest:guest")));
+    }
+
+    public string Name { get; }
+
+    public int Port { get; }
+
+    public int ManagementPort { get; }
+
+    /// <summary>The node's management HTTP API (guest, from loopback).</summary>
+    public HttpClient Management { get; }
+
+    /// <summary>Starts a fresh node <c>NAME@localhost</c> on 127.0.0.1:<paramref name="port"/> (management on port + 10000).</summary>
+    public static async Task<FaultNode> StartAsync(string name, int port, params string[] options)
+    {
+        var args = new List<string> { name, port.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        args.AddRange(options);
+        var managementPort = port + 10_000;
+        for (var i = 0; i < options.Length - 1; i++)
+        {
+            if (options[i] == "--mgmt-port")
+                managementPort = int.Parse(options[i + 1], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        var node = new FaultNode(name, port, managementPort, [.. args]);
+        await node.RunAsync("start", [.. args, "--fresh"]);
+        return node;
+    }
+
+    /// <summary>Starts the node again with its data (after <see cref="StopAsync"/> or <see cref="KillAsync"/>).</summary>
+    public Task StartAgainAsync() => RunAsync("start", _startArgs);
+
+    public Task StopAsync() => RunAsync("stop", [Name]);
+
+    /// <summary>kill -9 of the node's OS process.</summary>
+    public Task KillAsync() => RunAsync("kill", [Name]);
+
+    public Task<Repo.Run> CtlAsync(params string[] args) => Repo.ScriptAsync("broker-node.sh", ["ctl", Name, .. args], ScriptTimeout);
+
+    async Task RunAsync(string command, string[] args)
+    {
+        var run = await Repo.ScriptAsync("broker-node.sh", [command, .. args], ScriptTimeout);
+        if (run.ExitCode != 0)
+        {
+            throw new InvalidOperationException(
+                $"scripts/broker-node.sh {command} {string.Join(' ', args)} failed (exit {run.ExitCode}). The fault tests run RabbitMQ nodes of " +
+                "their own from Debian's rabbitmq-server: run them as root on a machine where 'bash scripts/broker-up.sh' has installed it, " +
+                $"with ports {Port}, {ManagementPort} and {Port + 20_000} free on 127.0.0.1.\n{run.Output}");
+        }
+    }
+
+    /// <summary>The queues of a vhost with their ready and unacked counts (for failure messages).</summary>
+    public async Task<string> QueuesAsync(string vhost) =>
+        (await CtlAsync("list_queues", "-p", vhost, "name", "messages_ready", "messages_unacknowledged", "consumers")).Output;
+
+    /// <summary>An AMQP URL of this node for <paramref name="vhost"/>.</summary>
+    public string Url(string vhost, string user = "guest", string password = "guest") =>
+        $"amqp://{Uri.EscapeDataString(user)}:{Uri.EscapeDataString(password)}@127.0.0.1:{Port}/{Uri.EscapeDataString(vhost)}";
+
+    /// <summary>A fresh vhost (guest may use it); returns its name.</summary>
+    public async Task<string> CreateVhostAsync(string prefix = "lq-fault")
+    {
+        var vhost = $"{prefix}-{Guid.NewGuid():N}"[..(prefix.Length + 9)];
+        using (var put = await Management.PutAsync($"api/vhosts/{Uri.EscapeDataString(vhost)}", JsonContent.Create(new { })))
+            put.EnsureSuccessStatusCode();
+        using (var permit = await Management.PutAsync($"api/permissions/{Uri.EscapeDataString(vhost)}/guest",
+                   JsonContent.Create(new { configure = ".*", write = ".*", read = ".*" })))
+            permit.EnsureSuccessStatusCode();
+        return vhost;
+    }
+
+    public async Task DeleteVhostAsync(string vhost)
+    {
+        try
+        {
+            using var _ = await Management.DeleteAsync($"api/vhosts/{Uri.EscapeDataString(vhost)}");
+        }
+        catch (HttpRequestException)
+        {
+            // the node is down; it is destroyed with its data at the end anyway
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Management.Dispose();
+        await Repo.ScriptAsync("broker-node.sh", ["destroy", Name], ScriptTimeout);
+    }
+}
+
+/// <summary>The node the fault tests share (one per test run); tests make a vhost each, and may restart or kill it.</summary>
+public sealed class FaultBrokerFixture : IAsyncLifetime
+{
+    public const int Port = 5701;
+
+    FaultNode? _node;
+    Exception? _failure;
+
+    public FaultNode Node => _node ?? throw new InvalidOperationException(_failure?.Message ?? "the fault node did not start", _failure);
+
+    public async Task InitializeAsync()
+    {
+        try
+        {
+            _node = await FaultNode.StartAsync("lq-fault", Port);
+        }
+        catch (InvalidOperationException ex)
+        {
+            _failure = ex; // every test of the collection then fails with this message
+        }
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_node is not null)
+            await _node.DisposeAsync();
+    }
+}
+
+/// <summary>Fault tests: never in parallel with any other test (they restart, kill and cut brokers and processes).</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class FaultCollection : ICollectionFixture<FaultBrokerFixture>
+{
+    public const string Name = "faults";
+}
