@@ -2,16 +2,12 @@ using Xunit.Abstractions;
 
 namespace LaneQueue.Tests.Faults;
 
-/// <summary>Runs only with <c>LANEQUEUE_CLUSTER_TESTS=1</c> (it starts a 3-node cluster: minutes, not for every CI run).</summary>
+/// <summary>
+/// The cluster test (it starts a 3-node cluster, so it takes minutes): scripts/test.sh runs it as a step of its own,
+/// <c>dotnet test --filter Category=Cluster</c>, after the main suite (<c>Category!=Cluster</c>). Never skipped.
+/// </summary>
 public sealed class ClusterFactAttribute : FactAttribute
 {
-    public const string Variable = "LANEQUEUE_CLUSTER_TESTS";
-
-    public ClusterFactAttribute()
-    {
-        if (Environment.GetEnvironmentVariable(Variable) != "1")
-            Skip = $"cluster test: run with {Variable}=1 (starts a 3-node RabbitMQ cluster with scripts/cluster.sh)";
-    }
 }
 
 [CollectionDefinition(Name, DisableParallelization = true)]
