@@ -55,12 +55,14 @@ dotnet "$PRODUCER" submit --url "$URL" --lane generate --id report --count 12 --
 sleep 3
 
 say "5/5 one query task, submitted now, while generate tasks are still waiting"
-waiting=$(curl -fsS -u "$MGMT_AUTH" "$MGMT/api/queues/$VHOST/lanequeue.generate" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("messages_ready",0))')
+# Exact ready counts from the broker (passive declares), via the lanequeue CLI's stats.
+pending() { dotnet "$PRODUCER" stats --url "$URL" --json --listen 0.3 | python3 -c 'import json,sys; print(next(l["pending"] for l in json.load(sys.stdin)["lanes"] if l["lane"]=="generate"))'; }
+waiting=$(pending)
 echo "generate tasks waiting at the broker: $waiting"
 dotnet "$PRODUCER" submit --url "$URL" --lane query --id urgent-query --payload '{"q":"status"}' --wait 30 \
   | python3 -c 'import json,sys; r=json.load(sys.stdin); print("query result:", json.dumps(r)); print("  -> ran on", r["consumer"], "at", r["started_at"], "ahead of the waiting generate tasks")'
 sleep 1
-left=$(curl -fsS -u "$MGMT_AUTH" "$MGMT/api/queues/$VHOST/lanequeue.generate" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("messages_ready",0))')
+left=$(pending)
 echo "generate tasks still waiting after the query finished: $left (they run next)"
 echo
 echo "Done. (consumers stop gracefully; the demo vhost is deleted)"
