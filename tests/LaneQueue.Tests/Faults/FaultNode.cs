@@ -47,11 +47,37 @@ public sealed class FaultNode : IAsyncDisposable
         }
         var node = new FaultNode(name, port, managementPort, [.. args]);
         await node.RunAsync("start", [.. args, "--fresh"]);
+        await node.WaitForManagementAsync();
         return node;
     }
 
     /// <summary>Starts the node again with its data (after <see cref="StopAsync"/> or <see cref="KillAsync"/>).</summary>
-    public Task StartAgainAsync() => RunAsync("start", _startArgs);
+    public async Task StartAgainAsync()
+    {
+        await RunAsync("start", _startArgs);
+        await WaitForManagementAsync();
+    }
+
+    /// <summary>The management plugin's listener can come up a moment after the node reports it has booted.</summary>
+    async Task WaitForManagementAsync()
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            try
+            {
+                using var response = await Management.GetAsync("api/overview");
+                if (response.IsSuccessStatusCode)
+                    return;
+            }
+            catch (HttpRequestException) when (DateTime.UtcNow < deadline)
+            {
+            }
+            if (DateTime.UtcNow >= deadline)
+                throw new InvalidOperationException($"node {Name} booted but its management API on 127.0.0.1:{ManagementPort} does not answer");
+            await Task.Delay(250);
+        }
+    }
 
     public Task StopAsync() => RunAsync("stop", [Name]);
 
