@@ -9,6 +9,7 @@
 #   broker-node.sh destroy NAME                  stop (or kill) it and delete its directory
 #   broker-node.sh status  NAME                  exit 0 when the node answers
 #   broker-node.sh ctl     NAME ARGS...          rabbitmqctl -n NAME@localhost ARGS...
+#   broker-node.sh reap    -                     destroy every node whose --owner process has exited
 #
 # start options:
 #   --mgmt-port P     management HTTP API on 127.0.0.1:P   [PORT + 10000]
@@ -18,6 +19,7 @@
 #   --no-tcp          no plain AMQP listener (TLS only); PORT is then only the base of the defaults
 #   --conf LINE       extra rabbitmq.conf line (repeatable)
 #   --fresh           delete the node's data first
+#   --owner PID       the process the node belongs to (a test run): 'reap' destroys the node once PID has exited
 #   --timeout S       seconds to wait for the node to boot [90]
 #
 # Names must start with "lq-" (so nothing here can ever address the shared default node). Everything binds
@@ -41,6 +43,17 @@ usage() { sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2;
 CMD="$1"
 NAME="$2"
 shift 2
+if [[ "$CMD" == reap ]]; then
+  # Nodes left behind by test runs that died before cleaning up: destroy those whose owner is gone (bounded: one pass).
+  for owner in "$BASE"/lq-*/owner.pid; do
+    [[ -e "$owner" ]] || continue
+    pid="$(cat "$owner" 2>/dev/null || true)"
+    if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
+      bash "${BASH_SOURCE[0]}" destroy "$(basename "$(dirname "$owner")")" || true
+    fi
+  done
+  exit 0
+fi
 [[ "$NAME" =~ ^lq-[A-Za-z0-9_-]+$ ]] || die "node name must match lq-[A-Za-z0-9_-]+ (got '$NAME')"
 NODE="$NAME@localhost"
 DIR="$BASE/$NAME"
@@ -87,7 +100,7 @@ stop_node() {
 }
 
 start_node() {
-  local port="" mgmt="" dist="" tls_port="" tls_dir="" verify=0 tcp=1 fresh=0 timeout=90
+  local port="" mgmt="" dist="" tls_port="" tls_dir="" verify=0 tcp=1 fresh=0 timeout=90 owner=""
   local extra=()
   port="${1:-}"; shift || true
   [[ "$port" =~ ^[0-9]+$ ]] || die "start needs NAME PORT"
@@ -102,6 +115,7 @@ start_node() {
       --conf) extra+=("$2"); shift 2 ;;
       --fresh) fresh=1; shift ;;
       --timeout) timeout="$2"; shift 2 ;;
+      --owner) owner="$2"; shift 2 ;;
       *) die "unknown option $1" ;;
     esac
   done
@@ -116,6 +130,7 @@ start_node() {
   if ((fresh)); then rm -rf "$DIR"; fi
   install -d -m 0755 -o rabbitmq -g rabbitmq "$BASE" 2>/dev/null || install -d -m 0755 "$BASE"
   install -d -m 0750 -o rabbitmq -g rabbitmq "$DIR" "$DIR/mnesia" "$DIR/log" "$DIR/conf"
+  if [[ -n "$owner" ]]; then echo "$owner" >"$DIR/owner.pid"; fi
 
   {
     echo "# written by scripts/broker-node.sh for $NODE"

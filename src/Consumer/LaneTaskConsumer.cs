@@ -61,7 +61,10 @@ public sealed class LaneTaskConsumer(
             await FinishAsync(context, task, attempt, TaskStatuses.Cancelled, TaskEvent.Cancelled, "cancelled before it started", DateTimeOffset.UtcNow);
             return;
         }
-        if (ledger.IsDuplicate(task.Id, context.ReceiveContext.Redelivered, out var first) || running.TryStart(task) is not { } run)
+        var duplicate = ledger.IsDuplicate(task.Id, context.ReceiveContext.Redelivered, out var first);
+        if (duplicate && first is { State: TaskLedger.Known.Running } && DateTimeOffset.UtcNow - first.At > DeferAtMost)
+            duplicate = false; // the run it points at went quiet (its consumer may have lost the broker and its events): run this copy
+        if (duplicate || running.TryStart(task) is not { } run)
         {
             if (first is not { State: TaskLedger.Known.Completed })
             {
@@ -252,6 +255,9 @@ public sealed class LaneTaskConsumer(
 
     /// <summary>How long a copy of a task id that is running waits before it is looked at again.</summary>
     static readonly TimeSpan DeferDelay = TimeSpan.FromSeconds(2);
+
+    /// <summary>How long a copy waits for a run of the same id it cannot see finish, before it runs itself (at least once).</summary>
+    static readonly TimeSpan DeferAtMost = TimeSpan.FromSeconds(30);
 
     static int AttemptOf(ConsumeContext context) =>
         context.ReceiveContext.TransportHeaders.TryGetHeader(BrokerNames.AttemptHeader, out var value) && value is not null

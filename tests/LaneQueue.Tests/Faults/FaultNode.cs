@@ -34,24 +34,83 @@ public sealed class FaultNode : IAsyncDisposable
     /// <summary>The node's management HTTP API (guest, from loopback).</summary>
     public HttpClient Management { get; }
 
-    /// <summary>Starts a fresh node <c>NAME@localhost</c> on 127.0.0.1:<paramref name="port"/> (management on port + 10000).</summary>
-    public static async Task<FaultNode> StartAsync(string name, int port, params string[] options)
+    /// <summary>
+    /// Starts a fresh node <c>PREFIX-PID@localhost</c> of this test run on the first free block of ports from
+    /// <paramref name="preferredPort"/> (AMQP port + <paramref name="ports"/> - 1, management + 10000, distribution + 20000),
+    /// so test runs of several engineers on one machine never meet. Nodes of runs that died are reaped first.
+    /// </summary>
+    public static async Task<FaultNode> StartAsync(string prefix, int preferredPort, int ports = 1, Func<int, string[]>? options = null)
     {
-        var args = new List<string> { name, port.ToString(System.Globalization.CultureInfo.InvariantCulture) };
-        args.AddRange(options);
+        await Repo.ScriptAsync("broker-node.sh", ["reap", "-"], ScriptTimeout);
+        var port = FreePortBlock(preferredPort, ports);
+        var name = $"{prefix}-{Environment.ProcessId}";
+        var extra = options?.Invoke(port) ?? [];
+        var args = new List<string> { name, port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--owner", Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        args.AddRange(extra);
         var managementPort = port + 10_000;
-        for (var i = 0; i < options.Length - 1; i++)
+        for (var i = 0; i < extra.Length - 1; i++)
         {
-            if (options[i] == "--mgmt-port")
-                managementPort = int.Parse(options[i + 1], System.Globalization.CultureInfo.InvariantCulture);
+            if (extra[i] == "--mgmt-port")
+                managementPort = int.Parse(extra[i + 1], System.Globalization.CultureInfo.InvariantCulture);
         }
         var node = new FaultNode(name, port, managementPort, [.. args]);
         await node.RunAsync("start", [.. args, "--fresh"]);
+        await node.WaitForManagementAsync();
         return node;
     }
 
+    static int FreePortBlock(int preferred, int count)
+    {
+        for (var port = preferred; port < preferred + 200; port += count)
+        {
+            if (Enumerable.Range(port, count).SelectMany(p => new[] { p, p + 10_000, p + 20_000 }).All(IsFree))
+                return port;
+        }
+        throw new InvalidOperationException($"no free block of ports from {preferred} (and +10000, +20000) on 127.0.0.1");
+    }
+
+    static bool IsFree(int port)
+    {
+        try
+        {
+            var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, port);
+            listener.Start();
+            listener.Stop();
+            return true;
+        }
+        catch (System.Net.Sockets.SocketException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Starts the node again with its data (after <see cref="StopAsync"/> or <see cref="KillAsync"/>).</summary>
-    public Task StartAgainAsync() => RunAsync("start", _startArgs);
+    public async Task StartAgainAsync()
+    {
+        await RunAsync("start", _startArgs);
+        await WaitForManagementAsync();
+    }
+
+    /// <summary>The management plugin's listener can come up a moment after the node reports it has booted.</summary>
+    async Task WaitForManagementAsync()
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (true)
+        {
+            try
+            {
+                using var response = await Management.GetAsync("api/overview");
+                if (response.IsSuccessStatusCode)
+                    return;
+            }
+            catch (HttpRequestException) when (DateTime.UtcNow < deadline)
+            {
+            }
+            if (DateTime.UtcNow >= deadline)
+                throw new InvalidOperationException($"node {Name} booted but its management API on 127.0.0.1:{ManagementPort} does not answer");
+            await Task.Delay(250);
+        }
+    }
 
     public Task StopAsync() => RunAsync("stop", [Name]);
 

@@ -14,8 +14,9 @@ namespace LaneQueue.Tests.Faults;
 [Collection(FaultCollection.Name)]
 public sealed class TlsTests(ITestOutputHelper output) : IAsyncLifetime
 {
-    const int BasePort = 5721;
-    const int TlsPort = 5722;
+    int BasePort => _node!.Port;
+
+    int TlsPort => _node!.Port + 1;
 
     readonly string _dir = Directory.CreateTempSubdirectory("lanequeue-tls-").FullName;
     FaultNode? _node;
@@ -29,7 +30,7 @@ public sealed class TlsTests(ITestOutputHelper output) : IAsyncLifetime
         await MakeCertificateAsync("client", "/CN=lanequeue-client", "extendedKeyUsage=clientAuth");
         // A second CA that signed nothing of this broker: trusting it alone must not be enough.
         await OpenSslAsync("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=Other CA", "-keyout", "other.key", "-out", "other.pem");
-        _node = await FaultNode.StartAsync("lq-tls", BasePort, "--no-tcp", "--tls-port", $"{TlsPort}", "--tls-dir", _dir, "--verify-peer");
+        _node = await FaultNode.StartAsync("lq-tls", 5721, ports: 2, port => ["--no-tcp", "--tls-port", $"{port + 1}", "--tls-dir", _dir, "--verify-peer"]);
     }
 
     async Task MakeCertificateAsync(string name, string subject, string extensions)
