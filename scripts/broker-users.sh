@@ -121,8 +121,8 @@ topic "$P_USER" lanequeue.results '^$' "^${prefix_re}[^*#]+\$"
 # MassTransit's fault exchanges (bound to each other; it publishes a Fault<TaskDelivery> event for every dead-lettered task)
 MT_FAULT='^MassTransit:Fault(--.+)?$'
 permit "$C_USER" \
-  "$MT_FAULT|^lanequeue\\.(tasks|results|events|fleet|fleet\\.log|external|external\\.completions)\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$" \
-  "$MT_FAULT|^lanequeue\\.(tasks|results|events|external)\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet\\.log\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^amq\\.default\$" \
+  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|fleet|fleet\\.log|external|external\\.completions)\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$" \
+  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|external)\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet\\.log\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^amq\\.default\$" \
   "$MT_FAULT|^lanequeue\\.(tasks|events|fleet|fleet\\.log|external\\.completions)\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$"
 topic "$C_USER" lanequeue.results '.*' '^$'
 # (retry holding queues are readable because declaring a queue with a dead-letter exchange needs read on it)
