@@ -24,9 +24,36 @@ public sealed class ConsumerProcess : IAsyncDisposable
 
     public int Pid => _process.Id;
 
-    public bool HasExited => _process.HasExited;
+    /// <summary>True once the process has exited, or when it was disposed (a supervisor may look at it again).</summary>
+    public bool HasExited
+    {
+        get
+        {
+            try
+            {
+                return _process.HasExited;
+            }
+            catch (InvalidOperationException)
+            {
+                return true; // disposed: no process is associated any more
+            }
+        }
+    }
 
-    public int? ExitCode => _process.HasExited ? _process.ExitCode : null;
+    public int? ExitCode
+    {
+        get
+        {
+            try
+            {
+                return _process.HasExited ? _process.ExitCode : null;
+            }
+            catch (InvalidOperationException)
+            {
+                return null;
+            }
+        }
+    }
 
     public string Output
     {
