@@ -17,13 +17,20 @@ public sealed class DeadLetters(IConnection connection)
     /// <summary>The queue that holds a lane's dead letters (queue-per-lane topology).</summary>
     public static string QueueOf(SessionLane lane) => BrokerNames.DeadLetterQueue(BrokerNames.LaneQueue(lane));
 
-    /// <summary>Reads up to <paramref name="max"/> dead letters without removing them.</summary>
+    /// <summary>Reads up to <paramref name="max"/> dead letters without removing them (none when the queue does not exist yet).</summary>
     public async Task<IReadOnlyList<DeadLetter>> ListAsync(string queue, int max = 1000, CancellationToken cancellationToken = default)
     {
         await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
         var letters = new List<DeadLetter>();
-        while (letters.Count < max && await channel.BasicGetAsync(queue, autoAck: false, cancellationToken) is { } message)
-            letters.Add(Describe(message));
+        try
+        {
+            while (letters.Count < max && await channel.BasicGetAsync(queue, autoAck: false, cancellationToken) is { } message)
+                letters.Add(Describe(message));
+        }
+        catch (RabbitMQ.Client.Exceptions.OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == 404)
+        {
+            return []; // the dead-letter queue appears with its first dead letter
+        }
         // Closing the channel without acks puts every message back, in order.
         return letters;
     }
