@@ -63,7 +63,7 @@ public sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsync
         {
             var (_, events) = await ChannelsAsync(cancellationToken);
             await events.BasicPublishAsync(BrokerNames.EventsExchange, BrokerNames.EventRoutingKey(taskEvent.Event, taskEvent.Lane), mandatory: false,
-                new BasicProperties { ContentType = "application/json", Type = taskEvent.Event }, TaskJson.Serialize(taskEvent), cancellationToken);
+                new BasicProperties { ContentType = "application/json", Type = taskEvent.Event, AppId = taskEvent.Consumer }, TaskJson.Serialize(taskEvent), cancellationToken);
         }
         catch (Exception ex) when (BrokerConnection.IsConnectionFailure(ex) && !cancellationToken.IsCancellationRequested)
         {

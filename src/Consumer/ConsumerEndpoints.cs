@@ -28,13 +28,11 @@ public static class ConsumerEndpoints
                 metrics.AddMeter(LaneQueueTelemetry.Name, "MassTransit").AddPrometheusExporter();
                 if (!string.IsNullOrEmpty(otlp))
                     metrics.AddOtlpExporter(o => o.Endpoint = new Uri(otlp));
-            })
-            .WithTracing(tracing =>
-            {
-                tracing.AddSource(LaneQueueTelemetry.Name, "MassTransit");
-                if (!string.IsNullOrEmpty(otlp))
-                    tracing.AddOtlpExporter(o => o.Endpoint = new Uri(otlp));
             });
+        // Spans are only recorded when there is somewhere to send them: with no exporter, recording MassTransit's
+        // receive/consume/send spans for every task costs CPU for nothing (trace context still flows through the headers).
+        if (!string.IsNullOrEmpty(otlp))
+            telemetry.WithTracing(tracing => tracing.AddSource(LaneQueueTelemetry.Name, "MassTransit").AddOtlpExporter(o => o.Endpoint = new Uri(otlp)));
         builder.Services.AddHealthChecks()
             .AddCheck("process", () => HealthCheckResult.Healthy(), tags: ["live"])
             .AddCheck<LanesReadyCheck>("lanes", tags: ["ready"]);

@@ -56,7 +56,10 @@ public sealed class FleetListener(
         var eventConsumer = new AsyncEventingBasicConsumer(events);
         eventConsumer.ReceivedAsync += (_, delivery) =>
         {
-            OnEvent(delivery.Body, settings.ConsumerName);
+            // Our own events come back too (a topic binding cannot leave the publisher out): app-id says whose it is, so they are
+            // dropped unread; our own runs are recorded where they happen, in order.
+            if (delivery.BasicProperties.AppId != settings.ConsumerName)
+                OnEvent(delivery.Body, settings.ConsumerName);
             return Task.CompletedTask;
         };
         await events.BasicConsumeAsync(queue, autoAck: true, eventConsumer, cancellationToken);

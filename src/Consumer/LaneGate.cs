@@ -27,7 +27,7 @@ public sealed class LaneGate(
     readonly SemaphoreSlim _wake = new(0, 1);
     readonly Dictionary<SessionLane, Task> _switching = [];
     DepthAlerts? _alerts;
-    List<LaneEvent> _laneEvents = [];
+    readonly List<LaneEvent> _laneEvents = [];
     int _checks;
 
     /// <summary>The latest ready counts read from the broker, by lane priority.</summary>
@@ -41,9 +41,7 @@ public sealed class LaneGate(
         if (settings.Topology != LaneTopology.QueuePerLane || !settings.Gate.Enabled)
             return;
         Policy = new GatePolicy(settings.Gate, settings.Queue.PriorityBoost);
-        var laneEvents = new List<LaneEvent>();
-        _alerts = new DepthAlerts(settings.Queue, logger, laneEvents.Add);
-        _laneEvents = laneEvents;
+        _alerts = new DepthAlerts(settings.Queue, logger, _laneEvents.Add);
         activity.TaskStarted += OnTaskStarted;
         // Wait for the lane endpoints, not for a healthy bus: a lane paused by an operator leaves the bus "degraded".
         while (!SessionLanes.All.All(endpoints.IsReady))

@@ -352,7 +352,7 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
         var first = await StartConsumerAsync(o => o.SlotBudget = 1, h => h.AddHandler(StartLog.CommandType, log.HandleAsync));
         // query prefetches 4, but the budget lets one run: three wait inside the consumer, unacked.
         foreach (var i in Enumerable.Range(1, 4))
-            await _producer.SubmitTaskAsync(StartLog.Make($"drain-{i}", SessionLane.Query, 1500));
+            await _producer.SubmitTaskAsync(StartLog.Make($"drain-{i}", SessionLane.Query, 4000)); // long enough to still run when the stop comes
         await TestVhost.EventuallyAsync(() => Task.FromResult(log.Starts.Count == 1), "one task running");
         await TestVhost.EventuallyAsync(async () => await ReadyAsync(BrokerNames.LaneQueue(SessionLane.Query)) == 0, "all four delivered");
 

@@ -153,6 +153,9 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
         var late = await StartConsumerAsync("started-paused");
         await TestVhost.EventuallyAsync(() => Task.FromResult(late.IsPaused(SessionLane.Generate)), "the late consumer paused generate");
         await _producer.PauseLaneAsync(SessionLane.Query);
+        // Both consumers must have applied the pause before the tasks go out, or the first one may still run them (the
+        // fleet command reaches each consumer on its own time) and the depth never reaches 3.
+        await TestVhost.EventuallyAsync(() => Task.FromResult(_hosts.All(h => h.IsPaused(SessionLane.Query))), "query paused on both consumers");
         foreach (var i in Enumerable.Range(1, 3))
             await _producer.SubmitTaskAsync(ExternalTask.Create($"waiting-{i}", SessionLane.Query));
         await TestVhost.EventuallyAsync(() => Task.FromResult(late.Gate().LastReady[(int)SessionLane.Query] == 3), "the late consumer's gate reads the query lane's depth");
