@@ -96,6 +96,12 @@ public static class ConsumerRegistration
                 }
             });
         });
+        // MassTransit's hosted service, with a stop that ends (BoundedBusStop), in its place among the hosted services.
+        var busService = services.Single(d => d.ServiceType == typeof(IHostedService) && d.ImplementationType == typeof(MassTransitHostedService));
+        services[services.IndexOf(busService)] = ServiceDescriptor.Singleton<IHostedService, BoundedBusStop>();
+        services.AddSingleton<MassTransitHostedService>();
+        // After the bus on purpose: hosted services stop in reverse order, so lane switches end before the bus stops.
+        services.AddHostedService(sp => sp.GetRequiredService<LaneEndpoints>());
         return new LaneQueueConsumerBuilder(services, handlers);
     }
 

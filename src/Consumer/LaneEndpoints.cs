@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
 using LaneQueue.Contracts;
 using MassTransit;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
 
 namespace LaneQueue.Consumer;
 
@@ -8,8 +10,10 @@ namespace LaneQueue.Consumer;
 /// The receive endpoint of each lane, captured when MassTransit reports it ready, and who wants it paused: the lane gate
 /// (higher lanes have work) and/or an operator (fleet command <c>pause</c>). While either does, the endpoint is stopped
 /// (basic.cancel: deliveries not started go back to the queue); when neither does, it is started again (basic.consume).
+/// As a hosted service it is registered after MassTransit, so it stops first: no switch starts once the bus is stopping,
+/// and the switches under way finish before it (MassTransit's stop of an endpoint that is still starting never returned).
 /// </summary>
-public sealed class LaneEndpoints : IReceiveEndpointObserver
+public sealed class LaneEndpoints(IOptions<LaneQueueOptions> options) : IReceiveEndpointObserver, IHostedService
 {
     sealed class LaneState
     {
@@ -21,6 +25,8 @@ public sealed class LaneEndpoints : IReceiveEndpointObserver
     }
 
     readonly ConcurrentDictionary<SessionLane, LaneState> _lanes = new();
+    readonly CancellationTokenSource _stop = new();
+    volatile bool _stopping;
 
     /// <summary>Longest a pause or resume waits for MassTransit before the lane switch moves on.</summary>
     public static TimeSpan SwitchTimeout { get; set; } = TimeSpan.FromSeconds(30);
@@ -52,6 +58,8 @@ public sealed class LaneEndpoints : IReceiveEndpointObserver
         try
         {
             change(state);
+            if (_stopping)
+                return; // the bus stops every endpoint itself
             var wantStopped = state.GateReason is not null || state.ByOperator;
             if (state.Endpoint is not { } endpoint || wantStopped == state.Stopped)
                 return;
@@ -93,19 +101,57 @@ public sealed class LaneEndpoints : IReceiveEndpointObserver
             var state = State(lane);
             if (state.Endpoint is not null)
                 continue;
-            // A pause that arrived before the endpoint existed (replayed at start) is applied by ReconcileAsync,
-            // which the lane gate calls once the bus has started: stopping an endpoint from inside its own "ready"
+            // A pause that arrived before the endpoint existed (replayed at start) is applied by ReconcileWhenReadyAsync,
+            // which runs in the background once every lane is ready: stopping an endpoint from inside its own "ready"
             // notification races MassTransit's start-up.
             state.Endpoint = ready.ReceiveEndpoint;
         }
         return Task.CompletedTask;
     }
 
-    /// <summary>Brings every lane's endpoint in line with what is wanted (a pause replayed before the endpoint existed).</summary>
-    public async Task ReconcileAsync(CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Once each lane's endpoint is ready, brings it in line with what is wanted: a pause replayed from the fleet log before the
+    /// endpoint existed. In the background, so the host's start never waits on it.
+    /// </summary>
+    async Task ReconcileWhenReadyAsync(CancellationToken cancellationToken)
     {
-        foreach (var lane in SessionLanes.All)
-            await ApplyAsync(lane, _ => { }, cancellationToken);
+        try
+        {
+            foreach (var lane in SessionLanes.All)
+            {
+                while (!IsReady(lane))
+                    await Task.Delay(50, cancellationToken);
+                await ApplyAsync(lane, _ => { }, cancellationToken);
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    Task IHostedService.StartAsync(CancellationToken cancellationToken)
+    {
+        if (options.Value.Topology == LaneTopology.QueuePerLane)
+            _ = ReconcileWhenReadyAsync(_stop.Token);
+        return Task.CompletedTask;
+    }
+
+    async Task IHostedService.StopAsync(CancellationToken cancellationToken)
+    {
+        _stopping = true;
+        await _stop.CancelAsync();
+        foreach (var state in _lanes.Values)
+        {
+            try
+            {
+                if (await state.Switch.WaitAsync(SwitchTimeout, cancellationToken))
+                    state.Switch.Release();
+            }
+            catch (OperationCanceledException)
+            {
+                return; // the host's shutdown time is up: let MassTransit stop what it can
+            }
+        }
     }
 
     Task IReceiveEndpointObserver.Stopping(ReceiveEndpointStopping stopping) => Task.CompletedTask;

@@ -46,7 +46,6 @@ public sealed class LaneGate(
         // Wait for the lane endpoints, not for a healthy bus: a lane paused by an operator leaves the bus "degraded".
         while (!SessionLanes.All.All(endpoints.IsReady))
             await Task.Delay(50, stoppingToken);
-        await endpoints.ReconcileAsync(stoppingToken);
 
         IConnection? connection = null;
         IChannel? channel = null;

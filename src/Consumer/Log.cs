@@ -58,4 +58,7 @@ public static partial class Log
 
     [LoggerMessage(1106, LogLevel.Warning, "Dead-letter queue of lane {Lane} holds {Depth} messages (DlqMaxSize {Max}); nothing is evicted - redrive or purge it")]
     public static partial void DeadLettersFull(ILogger logger, string lane, long depth, int max);
+
+    [LoggerMessage(1300, LogLevel.Warning, "The bus did not stop within {Seconds} s; shutting down without it (unacked deliveries go back to their queues when the connection closes)")]
+    public static partial void BusStopTimedOut(ILogger logger, double seconds);
 }

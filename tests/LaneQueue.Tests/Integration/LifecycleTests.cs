@@ -15,38 +15,27 @@ namespace LaneQueue.Tests.Integration;
 public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
 {
     static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
-    readonly List<IHost> _hosts = [];
     readonly ConcurrentQueue<TaskEvent> _events = new();
-    TestVhost _vhost = null!;
-    LaneQueueProducer _producer = null!;
+    TestFleet _fleet = null!;
     IAsyncDisposable? _watch;
 
-    public async Task InitializeAsync() => _vhost = await broker.CreateVhostAsync();
+    public async Task InitializeAsync() => _fleet = new TestFleet(await broker.CreateVhostAsync());
 
     public async Task DisposeAsync()
     {
         if (_watch is not null)
             await _watch.DisposeAsync();
-        if (_producer is not null)
-            await _producer.DisposeAsync();
-        foreach (var host in _hosts)
-            await host.StopQuietlyAsync();
-        await _vhost.DisposeAsync();
+        await _fleet.DisposeAsync();
     }
 
     async Task<IHost> StartConsumerAsync(Action<LaneQueueOptions>? configure = null, Action<LaneQueueConsumerBuilder>? handlers = null, string? name = null)
     {
-        var host = await ConsumerHost.StartAsync(_vhost.Url, configure, handlers, name ?? $"consumer-{_hosts.Count}");
-        _hosts.Add(host);
-        if (_producer is null)
+        var host = await _fleet.StartConsumerAsync(name ?? $"consumer-{_fleet.Hosts.Count}", configure, handlers);
+        _watch ??= await _fleet.Producer.WatchEventsAsync(e =>
         {
-            _producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = _vhost.Url });
-            _watch = await _producer.WatchEventsAsync(e =>
-            {
-                _events.Enqueue(e);
-                return Task.CompletedTask;
-            });
-        }
+            _events.Enqueue(e);
+            return Task.CompletedTask;
+        });
         return host;
     }
 
@@ -61,7 +50,7 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
     public async Task Every_transition_is_an_event_observable_by_producers()
     {
         await StartConsumerAsync();
-        var result = await _producer.SubmitAndWaitAsync(ExternalTask.Create("ev-1", SessionLane.Query, new { n = 1 }), Wait);
+        var result = await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create("ev-1", SessionLane.Query, new { n = 1 }), Wait);
         Assert.True(result.Success);
         Assert.Equal(1, result.Attempts);
         await EventuallyEventAsync("ev-1", TaskEvent.Completed);
@@ -73,7 +62,7 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
     public async Task Timeout_fires_then_the_task_is_retried_then_dead_lettered()
     {
         await StartConsumerAsync(o => o.Queue = o.Queue with { RetryPolicy = Fixed(retries: 2, delayMs: 100) });
-        var result = await _producer.SubmitAndWaitAsync(
+        var result = await _fleet.Producer.SubmitAndWaitAsync(
             ExternalTask.Create("slow-timeout", SessionLane.Execute, new { ms = 5000 }, "sleep") with { TimeoutMs = 200 }, Wait);
 
         Assert.False(result.Success);
@@ -85,7 +74,7 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
         Assert.Equal(3, EventsOf("slow-timeout").Count(e => e == TaskEvent.Timeout));
         Assert.Equal(2, EventsOf("slow-timeout").Count(e => e == TaskEvent.Retry));
 
-        var dead = await _producer.DeadLetters.ListAsync(DeadLetters.QueueOf(SessionLane.Execute));
+        var dead = await _fleet.Producer.DeadLetters.ListAsync(DeadLetters.QueueOf(SessionLane.Execute));
         var letter = Assert.Single(dead);
         Assert.Equal("slow-timeout", letter.TaskId);
         Assert.Equal(3, letter.Attempts);
@@ -101,12 +90,12 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
         var attempts = 0;
         await StartConsumerAsync(o => o.Queue = o.Queue with { RetryPolicy = Fixed(retries: 1, delayMs: 4000) },
             h => h.AddHandler("flaky", _ => Interlocked.Increment(ref attempts) == 1 ? throw new InvalidOperationException("first try fails") : Task.FromResult<object?>("ok")));
-        var flaky = await _producer.WatchResultAsync("flaky-1");
-        await _producer.SubmitTaskAsync(ExternalTask.Create("flaky-1", SessionLane.Generate, null, "flaky"));
+        var flaky = await _fleet.Producer.WatchResultAsync("flaky-1");
+        await _fleet.Producer.SubmitTaskAsync(ExternalTask.Create("flaky-1", SessionLane.Generate, null, "flaky"));
         await EventuallyEventAsync("flaky-1", TaskEvent.Retry);
 
         var others = await Task.WhenAll(Enumerable.Range(1, 3).Select(i =>
-            _producer.SubmitAndWaitAsync(ExternalTask.Create($"other-{i}", SessionLane.Generate, new { i }), Wait)));
+            _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create($"other-{i}", SessionLane.Generate, new { i }), Wait)));
         Assert.All(others, r => Assert.True(r.Success));
         Assert.False(flaky.IsCompleted, "the other generate tasks must finish while the retry still waits");
         Assert.Equal(1u, await ReadyAsync(BrokerNames.RetryQueue(SessionLane.Generate, TimeSpan.FromSeconds(4))));
@@ -125,28 +114,28 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
             h => h.AddHandler("flaky", _ => Volatile.Read(ref healthy) ? Task.FromResult<object?>("ok") : throw new InvalidOperationException("backend down")));
         var queue = DeadLetters.QueueOf(SessionLane.Query);
         foreach (var i in Enumerable.Range(1, 4))
-            Assert.False((await _producer.SubmitAndWaitAsync(ExternalTask.Create($"dl-{i}", SessionLane.Query, null, "flaky"), Wait)).Success);
+            Assert.False((await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create($"dl-{i}", SessionLane.Query, null, "flaky"), Wait)).Success);
         await TestVhost.EventuallyAsync(async () => await ReadyAsync(queue) == 4, "4 dead letters");
 
-        var listed = await _producer.DeadLetters.ListAsync(queue);
+        var listed = await _fleet.Producer.DeadLetters.ListAsync(queue);
         Assert.Equal(["dl-1", "dl-2", "dl-3", "dl-4"], listed.Select(l => l.TaskId).Order());
         Assert.All(listed, l => Assert.Contains("backend down", l.Reason, StringComparison.Ordinal));
         Assert.Equal(4u, await ReadyAsync(queue)); // listing removes nothing
 
         Volatile.Write(ref healthy, true);
-        var one = await _producer.WatchResultAsync("dl-2");
-        Assert.Equal(1, await _producer.DeadLetters.RedriveAsync(queue, "dl-2"));
+        var one = await _fleet.Producer.WatchResultAsync("dl-2");
+        Assert.Equal(1, await _fleet.Producer.DeadLetters.RedriveAsync(queue, "dl-2"));
         Assert.True((await one.WaitAsync(Wait)).Success);
         Assert.Equal(3u, await ReadyAsync(queue));
 
-        var rest = await Task.WhenAll(new[] { "dl-1", "dl-3" }.Select(id => _producer.WatchResultAsync(id)));
-        Assert.Equal(3, await _producer.DeadLetters.RedriveAsync(queue));
+        var rest = await Task.WhenAll(new[] { "dl-1", "dl-3" }.Select(id => _fleet.Producer.WatchResultAsync(id)));
+        Assert.Equal(3, await _fleet.Producer.DeadLetters.RedriveAsync(queue));
         Assert.All(await Task.WhenAll(rest.Select(r => r.WaitAsync(Wait))), r => Assert.True(r.Success));
 
         Volatile.Write(ref healthy, false);
-        Assert.False((await _producer.SubmitAndWaitAsync(ExternalTask.Create("dl-5", SessionLane.Query, null, "flaky"), Wait)).Success);
+        Assert.False((await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create("dl-5", SessionLane.Query, null, "flaky"), Wait)).Success);
         await TestVhost.EventuallyAsync(async () => await ReadyAsync(queue) == 1, "1 dead letter");
-        Assert.Equal(1u, await _producer.DeadLetters.PurgeAsync(queue));
+        Assert.Equal(1u, await _fleet.Producer.DeadLetters.PurgeAsync(queue));
         Assert.Equal(0u, await ReadyAsync(queue));
     }
 
@@ -155,14 +144,14 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
     {
         var log = new StartLog();
         await StartConsumerAsync(handlers: h => h.AddHandler(StartLog.CommandType, log.HandleAsync));
-        var running = await _producer.WatchResultAsync("long-1");
-        var waiting = await _producer.WatchResultAsync("behind-1");
-        await _producer.SubmitTaskAsync(StartLog.Make("long-1", SessionLane.Generate, 60_000));
-        await _producer.SubmitTaskAsync(StartLog.Make("behind-1", SessionLane.Generate, 60_000));
+        var running = await _fleet.Producer.WatchResultAsync("long-1");
+        var waiting = await _fleet.Producer.WatchResultAsync("behind-1");
+        await _fleet.Producer.SubmitTaskAsync(StartLog.Make("long-1", SessionLane.Generate, 60_000));
+        await _fleet.Producer.SubmitTaskAsync(StartLog.Make("behind-1", SessionLane.Generate, 60_000));
         await TestVhost.EventuallyAsync(() => Task.FromResult(log.StartOf("long-1") is not null), "long-1 running");
 
-        await _producer.CancelTaskAsync("behind-1");
-        await _producer.CancelTaskAsync("long-1");
+        await _fleet.Producer.CancelTaskAsync("behind-1");
+        await _fleet.Producer.CancelTaskAsync("long-1");
 
         var cancelledRun = await running.WaitAsync(Wait);
         Assert.Equal(TaskStatuses.Cancelled, cancelledRun.Status);
@@ -173,12 +162,12 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
 
         // A session: every task of it created before the cancel ends cancelled, later ones run.
         var sessionTask = StartLog.Make("s-1", SessionLane.Generate, 60_000) with { SessionId = "session-a" };
-        var s1 = await _producer.WatchResultAsync("s-1");
-        await _producer.SubmitTaskAsync(sessionTask);
+        var s1 = await _fleet.Producer.WatchResultAsync("s-1");
+        await _fleet.Producer.SubmitTaskAsync(sessionTask);
         await TestVhost.EventuallyAsync(() => Task.FromResult(log.StartOf("s-1") is not null), "s-1 running");
-        await _producer.CancelSessionAsync("session-a");
+        await _fleet.Producer.CancelSessionAsync("session-a");
         Assert.Equal(TaskStatuses.Cancelled, (await s1.WaitAsync(Wait)).Status);
-        var later = await _producer.SubmitAndWaitAsync(StartLog.Make("s-2", SessionLane.Generate, 0) with { SessionId = "session-a" }, Wait);
+        var later = await _fleet.Producer.SubmitAndWaitAsync(StartLog.Make("s-2", SessionLane.Generate, 0) with { SessionId = "session-a" }, Wait);
         Assert.True(later.Success);
     }
 
@@ -187,11 +176,11 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
     {
         var log = new StartLog();
         await StartConsumerAsync(handlers: h => h.AddHandler(StartLog.CommandType, log.HandleAsync));
-        await _hosts[0].StopQuietlyAsync();
-        _hosts.Clear();
-        var result = await _producer.WatchResultAsync("parked-1");
-        await _producer.SubmitTaskAsync(StartLog.Make("parked-1", SessionLane.Query, 0));
-        await _producer.CancelTaskAsync("parked-1");
+        await _fleet.Hosts[0].StopQuietlyAsync();
+        _fleet.Hosts.Clear();
+        var result = await _fleet.Producer.WatchResultAsync("parked-1");
+        await _fleet.Producer.SubmitTaskAsync(StartLog.Make("parked-1", SessionLane.Query, 0));
+        await _fleet.Producer.CancelTaskAsync("parked-1");
 
         await StartConsumerAsync(handlers: h => h.AddHandler(StartLog.CommandType, log.HandleAsync), name: "late-consumer");
         Assert.Equal(TaskStatuses.Cancelled, (await result.WaitAsync(Wait)).Status);
@@ -226,10 +215,10 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
             });
         });
 
-        var counting = await _producer.WatchResultAsync("count-1");
-        await _producer.SubmitTaskAsync(ExternalTask.Create("count-1", SessionLane.Generate, null, "count") with { Preemptible = true });
+        var counting = await _fleet.Producer.WatchResultAsync("count-1");
+        await _fleet.Producer.SubmitTaskAsync(ExternalTask.Create("count-1", SessionLane.Generate, null, "count") with { Preemptible = true });
         await TestVhost.EventuallyAsync(() => Task.FromResult(done.Count >= 3), "the count is under way");
-        var query = await _producer.SubmitAndWaitAsync(ExternalTask.Create("urgent-1", SessionLane.Query, null, "mark"), Wait);
+        var query = await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create("urgent-1", SessionLane.Query, null, "mark"), Wait);
         Assert.True(query.Success);
 
         var counted = await counting.WaitAsync(Wait);
@@ -248,10 +237,10 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
     public async Task A_task_that_ignores_the_yield_request_simply_finishes()
     {
         await StartConsumerAsync(o => o.SlotBudget = 1);
-        var slow = await _producer.WatchResultAsync("stubborn-1");
-        await _producer.SubmitTaskAsync(ExternalTask.Create("stubborn-1", SessionLane.Generate, new { ms = 1500 }, "sleep") with { Preemptible = true });
+        var slow = await _fleet.Producer.WatchResultAsync("stubborn-1");
+        await _fleet.Producer.SubmitTaskAsync(ExternalTask.Create("stubborn-1", SessionLane.Generate, new { ms = 1500 }, "sleep") with { Preemptible = true });
         await EventuallyEventAsync("stubborn-1", TaskEvent.Started);
-        var query = await _producer.SubmitAndWaitAsync(ExternalTask.Create("q-after", SessionLane.Query), Wait);
+        var query = await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create("q-after", SessionLane.Query), Wait);
         Assert.True(query.Success);
         var result = await slow.WaitAsync(Wait);
         Assert.True(result.Success);
@@ -269,13 +258,13 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
         });
 
         // A worker in "any language": plain AMQP, no LaneQueue library.
-        var factory = new ConnectionFactory { Uri = new Uri(_vhost.Url) };
+        var factory = new ConnectionFactory { Uri = new Uri(_fleet.Vhost.Url) };
         await using var connection = await factory.CreateConnectionAsync();
         await using var channel = await connection.CreateChannelAsync();
         var inbox = (await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true)).QueueName;
         await channel.QueueBindAsync(inbox, BrokerNames.ExternalExchange, "execute");
 
-        var result = _producer.SubmitAndWaitAsync(ExternalTask.Create("ext-1", SessionLane.Execute, new { job = "resize" }), Wait);
+        var result = _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create("ext-1", SessionLane.Execute, new { job = "resize" }), Wait);
         BasicGetResult? announced = null;
         await TestVhost.EventuallyAsync(async () => (announced = await channel.BasicGetAsync(inbox, autoAck: true)) is not null, "the external announcement");
         using (var task = JsonDocument.Parse(announced!.Body))
@@ -289,10 +278,10 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
         Assert.True(completed.Success);
         Assert.True(completed.Result.GetProperty("resized").GetBoolean());
 
-        var abandoned = await _producer.SubmitAndWaitAsync(ExternalTask.Create("ext-2", SessionLane.Execute), Wait);
+        var abandoned = await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create("ext-2", SessionLane.Execute), Wait);
         Assert.Equal(TaskStatuses.TimedOut, abandoned.Status);
         await TestVhost.EventuallyAsync(async () => await ReadyAsync(DeadLetters.QueueOf(SessionLane.Execute)) == 1, "the dead letter");
-        Assert.Contains("ext-2", (await _producer.DeadLetters.ListAsync(DeadLetters.QueueOf(SessionLane.Execute))).Select(d => d.TaskId));
+        Assert.Contains("ext-2", (await _fleet.Producer.DeadLetters.ListAsync(DeadLetters.QueueOf(SessionLane.Execute))).Select(d => d.TaskId));
     }
 
     [Fact]
@@ -302,13 +291,13 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
         {
             LaneHandlers = new() { [SessionLane.Query] = new LaneHandlerConfig { Mode = TaskHandlerMode.Hybrid } },
         });
-        var factory = new ConnectionFactory { Uri = new Uri(_vhost.Url) };
+        var factory = new ConnectionFactory { Uri = new Uri(_fleet.Vhost.Url) };
         await using var connection = await factory.CreateConnectionAsync();
         await using var channel = await connection.CreateChannelAsync();
         var inbox = (await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true)).QueueName;
         await channel.QueueBindAsync(inbox, BrokerNames.ExternalExchange, "query");
 
-        var result = await _producer.SubmitAndWaitAsync(ExternalTask.Create("hy-1", SessionLane.Query, new { x = 1 }), Wait);
+        var result = await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create("hy-1", SessionLane.Query, new { x = 1 }), Wait);
         Assert.True(result.Success);
         Assert.Equal(1, result.Result.GetProperty("x").GetInt32());
         Assert.NotNull(await channel.BasicGetAsync(inbox, autoAck: true));
@@ -322,17 +311,17 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
         await StartConsumerAsync(handlers: h => h.AddHandler(StartLog.CommandType, log.HandleAsync));
         await StartConsumerAsync(handlers: h => h.AddHandler(StartLog.CommandType, log.HandleAsync));
         var results = new ConcurrentQueue<ExternalTaskResult>();
-        var factory = new ConnectionFactory { Uri = new Uri(_vhost.Url) };
+        var factory = new ConnectionFactory { Uri = new Uri(_fleet.Vhost.Url) };
         await using var connection = await factory.CreateConnectionAsync();
         await using var channel = await connection.CreateChannelAsync();
         var replies = (await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true)).QueueName;
         await channel.QueueBindAsync(replies, BrokerNames.ResultsExchange, "twice-1");
 
-        await _producer.SubmitTaskAsync(StartLog.Make("twice-1", SessionLane.Query, 1000));
+        await _fleet.Producer.SubmitTaskAsync(StartLog.Make("twice-1", SessionLane.Query, 1000));
         await TestVhost.EventuallyAsync(() => Task.FromResult(log.StartOf("twice-1") is not null), "the first copy running");
-        await _producer.SubmitTaskAsync(StartLog.Make("twice-1", SessionLane.Query, 1000)); // while the first runs
+        await _fleet.Producer.SubmitTaskAsync(StartLog.Make("twice-1", SessionLane.Query, 1000)); // while the first runs
         await TestVhost.EventuallyAsync(() => Task.FromResult(log.Finished.Contains("twice-1")), "the first copy finished");
-        await _producer.SubmitTaskAsync(StartLog.Make("twice-1", SessionLane.Query, 1000)); // after it completed
+        await _fleet.Producer.SubmitTaskAsync(StartLog.Make("twice-1", SessionLane.Query, 1000)); // after it completed
 
         await TestVhost.EventuallyAsync(async () =>
         {
@@ -352,12 +341,12 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
         var first = await StartConsumerAsync(o => o.SlotBudget = 1, h => h.AddHandler(StartLog.CommandType, log.HandleAsync));
         // query prefetches 4, but the budget lets one run: three wait inside the consumer, unacked.
         foreach (var i in Enumerable.Range(1, 4))
-            await _producer.SubmitTaskAsync(StartLog.Make($"drain-{i}", SessionLane.Query, 4000)); // long enough to still run when the stop comes
+            await _fleet.Producer.SubmitTaskAsync(StartLog.Make($"drain-{i}", SessionLane.Query, 4000)); // long enough to still run when the stop comes
         await TestVhost.EventuallyAsync(() => Task.FromResult(log.Starts.Count == 1), "one task running");
         await TestVhost.EventuallyAsync(async () => await ReadyAsync(BrokerNames.LaneQueue(SessionLane.Query)) == 0, "all four delivered");
 
         await first.StopQuietlyAsync();
-        _hosts.Remove(first);
+        _fleet.Hosts.Remove(first);
         Assert.Single(log.Starts);
         Assert.Single(log.Finished);
         Assert.Equal(3u, await ReadyAsync(BrokerNames.LaneQueue(SessionLane.Query)));
@@ -371,7 +360,7 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
     /// <summary>Ready messages of a queue (0 when it does not exist yet), read with a passive declare.</summary>
     async Task<uint> ReadyAsync(string queue)
     {
-        var factory = new ConnectionFactory { Uri = new Uri(_vhost.Url) };
+        var factory = new ConnectionFactory { Uri = new Uri(_fleet.Vhost.Url) };
         await using var connection = await factory.CreateConnectionAsync();
         await using var channel = await connection.CreateChannelAsync();
         try

@@ -23,38 +23,24 @@ namespace LaneQueue.Tests.Integration;
 public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
 {
     static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
-    readonly List<IHost> _hosts = [];
-    TestVhost _vhost = null!;
-    LaneQueueProducer _producer = null!;
+    TestFleet _fleet = null!;
 
-    public async Task InitializeAsync() => _vhost = await broker.CreateVhostAsync();
+    public async Task InitializeAsync() => _fleet = new TestFleet(await broker.CreateVhostAsync());
 
-    public async Task DisposeAsync()
-    {
-        if (_producer is not null)
-            await _producer.DisposeAsync();
-        foreach (var host in _hosts)
-            await host.StopQuietlyAsync();
-        await _vhost.DisposeAsync();
-    }
+    public async Task DisposeAsync() => await _fleet.DisposeAsync();
 
-    async Task<IHost> StartConsumerAsync(string name, Action<LaneQueueOptions>? configure = null, Action<LaneQueueConsumerBuilder>? handlers = null)
-    {
-        var host = await ConsumerHost.StartAsync(_vhost.Url, o =>
+    Task<IHost> StartConsumerAsync(string name, Action<LaneQueueOptions>? configure = null, Action<LaneQueueConsumerBuilder>? handlers = null) =>
+        _fleet.StartConsumerAsync(name, o =>
         {
             o.HeartbeatIntervalMs = 500;
             configure?.Invoke(o);
-        }, handlers, name);
-        _hosts.Add(host);
-        _producer ??= await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = _vhost.Url });
-        return host;
-    }
+        }, handlers);
 
     async Task<(int Code, string Out, string Err)> CliAsync(params string[] args)
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        var code = await ProducerCli.Build().Parse([.. args, "--url", _vhost.Url]).InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
+        var code = await ProducerCli.Build().Parse([.. args, "--url", _fleet.Vhost.Url]).InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
         return (code, output.ToString(), error.ToString());
     }
 
@@ -63,13 +49,13 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
     {
         var a = await StartConsumerAsync("stats-a");
         await StartConsumerAsync("stats-b");
-        await _producer.PauseLaneAsync(SessionLane.Generate);
-        await TestVhost.EventuallyAsync(() => Task.FromResult(_hosts.All(h => h.IsPaused(SessionLane.Generate))), "generate paused on both");
+        await _fleet.Producer.PauseLaneAsync(SessionLane.Generate);
+        await TestVhost.EventuallyAsync(() => Task.FromResult(_fleet.Hosts.All(h => h.IsPaused(SessionLane.Generate))), "generate paused on both");
         foreach (var i in Enumerable.Range(1, 7))
-            await _producer.SubmitTaskAsync(ExternalTask.Create($"held-{i}", SessionLane.Generate));
-        Assert.True((await _producer.SubmitAndWaitAsync(ExternalTask.Create("done-1", SessionLane.Query), Wait)).Success);
+            await _fleet.Producer.SubmitTaskAsync(ExternalTask.Create($"held-{i}", SessionLane.Generate));
+        Assert.True((await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create("done-1", SessionLane.Query), Wait)).Success);
 
-        var stats = await _producer.ReadStatsAsync(TimeSpan.FromSeconds(1.5));
+        var stats = await _fleet.Producer.ReadStatsAsync(TimeSpan.FromSeconds(1.5));
         Assert.Equal(["stats-a", "stats-b"], stats.Consumers.Select(c => c.Consumer));
         var generate = stats.Lanes.Single(l => l.Lane == "generate");
         Assert.Equal(7, generate.Pending);
@@ -84,8 +70,8 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
         Assert.Equal(7, stats.TotalPending);
 
         await a.StopQuietlyAsync();
-        _hosts.Remove(a);
-        var after = await _producer.ReadStatsAsync(TimeSpan.FromSeconds(1.5));
+        _fleet.Hosts.Remove(a);
+        var after = await _fleet.Producer.ReadStatsAsync(TimeSpan.FromSeconds(1.5));
         Assert.Equal(["stats-b"], after.Consumers.Select(c => c.Consumer));
     }
 
@@ -96,20 +82,20 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
         Action<LaneQueueConsumerBuilder> record = h => h.AddHandler(StartLog.CommandType, log.HandleAsync);
         await StartConsumerAsync("pause-a", handlers: record);
         await StartConsumerAsync("pause-b", handlers: record);
-        await _producer.PauseLaneAsync(SessionLane.Execute);
-        await TestVhost.EventuallyAsync(() => Task.FromResult(_hosts.All(h => h.IsPaused(SessionLane.Execute))), "execute paused on both");
+        await _fleet.Producer.PauseLaneAsync(SessionLane.Execute);
+        await TestVhost.EventuallyAsync(() => Task.FromResult(_fleet.Hosts.All(h => h.IsPaused(SessionLane.Execute))), "execute paused on both");
 
         var late = await StartConsumerAsync("pause-late", handlers: record);
         await TestVhost.EventuallyAsync(() => Task.FromResult(late.IsPaused(SessionLane.Execute)), "the late consumer paused execute");
-        var result = await _producer.WatchResultAsync("paused-1");
-        await _producer.SubmitTaskAsync(StartLog.Make("paused-1", SessionLane.Execute, 0));
-        Assert.True((await _producer.SubmitAndWaitAsync(StartLog.Make("other-lane", SessionLane.Query, 0), Wait)).Success);
+        var result = await _fleet.Producer.WatchResultAsync("paused-1");
+        await _fleet.Producer.SubmitTaskAsync(StartLog.Make("paused-1", SessionLane.Execute, 0));
+        Assert.True((await _fleet.Producer.SubmitAndWaitAsync(StartLog.Make("other-lane", SessionLane.Query, 0), Wait)).Success);
         await Task.Delay(1000);
         Assert.Null(log.StartOf("paused-1"));
 
-        await _producer.ResumeLaneAsync(SessionLane.Execute);
+        await _fleet.Producer.ResumeLaneAsync(SessionLane.Execute);
         Assert.True((await result.WaitAsync(Wait)).Success);
-        await TestVhost.EventuallyAsync(() => Task.FromResult(_hosts.All(h => !h.IsPaused(SessionLane.Execute))), "execute resumed on all three");
+        await TestVhost.EventuallyAsync(() => Task.FromResult(_fleet.Hosts.All(h => !h.IsPaused(SessionLane.Execute))), "execute resumed on all three");
     }
 
     [Fact]
@@ -117,16 +103,16 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
     {
         await StartConsumerAsync("pressure", o => o.Queue = o.Queue with { PressureThreshold = 5 });
         var seen = new ConcurrentQueue<string>();
-        var factory = new ConnectionFactory { Uri = new Uri(_vhost.Url) };
+        var factory = new ConnectionFactory { Uri = new Uri(_fleet.Vhost.Url) };
         await using var connection = await factory.CreateConnectionAsync();
         await using var channel = await connection.CreateChannelAsync();
         var queue = (await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true)).QueueName;
         await channel.QueueBindAsync(queue, BrokerNames.EventsExchange, "lane.#");
 
-        await _producer.PauseLaneAsync(SessionLane.Generate);
-        await TestVhost.EventuallyAsync(() => Task.FromResult(_hosts[0].IsPaused(SessionLane.Generate)), "generate paused");
+        await _fleet.Producer.PauseLaneAsync(SessionLane.Generate);
+        await TestVhost.EventuallyAsync(() => Task.FromResult(_fleet.Hosts[0].IsPaused(SessionLane.Generate)), "generate paused");
         foreach (var i in Enumerable.Range(1, 8))
-            await _producer.SubmitTaskAsync(ExternalTask.Create($"p-{i}", SessionLane.Generate));
+            await _fleet.Producer.SubmitTaskAsync(ExternalTask.Create($"p-{i}", SessionLane.Generate));
         async Task<bool> SeenAsync(string prefix)
         {
             while (await channel.BasicGetAsync(queue, autoAck: true) is { } message)
@@ -137,7 +123,7 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
             return seen.Any(e => e.StartsWith(prefix, StringComparison.Ordinal));
         }
         await TestVhost.EventuallyAsync(() => SeenAsync("lane.pressure:generate"), "lane.pressure for generate");
-        await _producer.ResumeLaneAsync(SessionLane.Generate);
+        await _fleet.Producer.ResumeLaneAsync(SessionLane.Generate);
         await TestVhost.EventuallyAsync(() => SeenAsync("lane.idle:generate"), "lane.idle for generate once it drained");
         Assert.StartsWith("lane.pressure:generate:", seen.First(), StringComparison.Ordinal);
         Assert.True(long.Parse(seen.First().Split(':')[2], System.Globalization.CultureInfo.InvariantCulture) >= 5);
@@ -149,17 +135,17 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
     {
         // The gate once waited for a "healthy" bus, which a paused (stopped) endpoint never is: it never ran.
         await StartConsumerAsync("first");
-        await _producer.PauseLaneAsync(SessionLane.Generate);
+        await _fleet.Producer.PauseLaneAsync(SessionLane.Generate);
         var late = await StartConsumerAsync("started-paused");
         await TestVhost.EventuallyAsync(() => Task.FromResult(late.IsPaused(SessionLane.Generate)), "the late consumer paused generate");
-        await _producer.PauseLaneAsync(SessionLane.Query);
+        await _fleet.Producer.PauseLaneAsync(SessionLane.Query);
         // Both consumers must have applied the pause before the tasks go out, or the first one may still run them (the
         // fleet command reaches each consumer on its own time) and the depth never reaches 3.
-        await TestVhost.EventuallyAsync(() => Task.FromResult(_hosts.All(h => h.IsPaused(SessionLane.Query))), "query paused on both consumers");
+        await TestVhost.EventuallyAsync(() => Task.FromResult(_fleet.Hosts.All(h => h.IsPaused(SessionLane.Query))), "query paused on both consumers");
         foreach (var i in Enumerable.Range(1, 3))
-            await _producer.SubmitTaskAsync(ExternalTask.Create($"waiting-{i}", SessionLane.Query));
+            await _fleet.Producer.SubmitTaskAsync(ExternalTask.Create($"waiting-{i}", SessionLane.Query));
         await TestVhost.EventuallyAsync(() => Task.FromResult(late.Gate().LastReady[(int)SessionLane.Query] == 3), "the late consumer's gate reads the query lane's depth");
-        await _producer.ResumeLaneAsync(SessionLane.Query);
+        await _fleet.Producer.ResumeLaneAsync(SessionLane.Query);
     }
 
     [Fact]
@@ -186,8 +172,8 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
 
         await StartConsumerAsync("metrics", o => o.Queue = o.Queue with { RetryPolicy = new RetryPolicy { Strategy = RetryStrategy.Fixed, MaxRetries = 1, FixedDelayMs = 50 } });
         foreach (var i in Enumerable.Range(1, 3))
-            Assert.True((await _producer.SubmitAndWaitAsync(ExternalTask.Create($"m-{i}", SessionLane.Query), Wait)).Success);
-        Assert.False((await _producer.SubmitAndWaitAsync(ExternalTask.Create("m-fail", SessionLane.Execute, null, FailHandler.CommandType), Wait)).Success);
+            Assert.True((await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create($"m-{i}", SessionLane.Query), Wait)).Success);
+        Assert.False((await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create("m-fail", SessionLane.Execute, null, FailHandler.CommandType), Wait)).Success);
         await Task.Delay(300);
 
         Assert.Equal(4, counts.GetValueOrDefault((LaneQueueTelemetry.Submitted, "query")) + counts.GetValueOrDefault((LaneQueueTelemetry.Submitted, "execute")));
@@ -213,7 +199,7 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
         ActivitySource.AddActivityListener(listener);
         await StartConsumerAsync("traces");
 
-        Assert.True((await _producer.SubmitAndWaitAsync(ExternalTask.Create("traced-1", SessionLane.Query), Wait)).Success);
+        Assert.True((await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create("traced-1", SessionLane.Query), Wait)).Success);
         await TestVhost.EventuallyAsync(() => Task.FromResult(activities.Any(a => a.Kind == ActivityKind.Consumer && (string?)a.GetTagItem("lanequeue.task_id") == "traced-1")), "the consumer span");
         var produced = activities.Single(a => a.Kind == ActivityKind.Producer && (string?)a.GetTagItem("lanequeue.task_id") == "traced-1");
         var consumed = activities.Single(a => a.Kind == ActivityKind.Consumer && (string?)a.GetTagItem("lanequeue.task_id") == "traced-1");
@@ -222,7 +208,7 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
 
         // A producer in another language sets the W3C header by hand.
         const string traceId = "4bf92f3577b34da6a3ce929d0e0e4736";
-        var factory = new ConnectionFactory { Uri = new Uri(_vhost.Url) };
+        var factory = new ConnectionFactory { Uri = new Uri(_fleet.Vhost.Url) };
         await using var connection = await factory.CreateConnectionAsync();
         await using var channel = await connection.CreateChannelAsync();
         await channel.BasicPublishAsync(BrokerNames.TasksExchange, "query", mandatory: false,
@@ -239,7 +225,7 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         builder.AddLaneQueueConsumer(o =>
         {
-            o.RabbitMqUrl = _vhost.Url;
+            o.RabbitMqUrl = _fleet.Vhost.Url;
             o.ConsumerName = "web";
         });
         builder.AddLaneQueueTelemetry();
@@ -253,7 +239,7 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
             Assert.Equal("Healthy", await http.GetStringAsync("/health/live"));
             await TestVhost.EventuallyAsync(async () => (await http.GetAsync("/health/ready")).IsSuccessStatusCode, "ready");
 
-            await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = _vhost.Url });
+            await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = _fleet.Vhost.Url });
             Assert.True((await producer.SubmitAndWaitAsync(ExternalTask.Create("scraped-1", SessionLane.Control), Wait)).Success);
             string metrics = "";
             await TestVhost.EventuallyAsync(async () => (metrics = await http.GetStringAsync("/metrics")).Contains("commands_completed", StringComparison.Ordinal), "commands_completed in /metrics");
@@ -290,7 +276,7 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
         {
             try
             {
-                return (await _producer.DeadLetters.ListAsync(DeadLetters.QueueOf(SessionLane.Query))).Count == 1;
+                return (await _fleet.Producer.DeadLetters.ListAsync(DeadLetters.QueueOf(SessionLane.Query))).Count == 1;
             }
             catch (RabbitMQ.Client.Exceptions.OperationInterruptedException)
             {
@@ -307,7 +293,7 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
         Assert.Contains("\"purged\":1", purge.Out, StringComparison.Ordinal);
 
         Assert.Equal(0, (await CliAsync("pause", "--lane", "generate")).Code);
-        await TestVhost.EventuallyAsync(() => Task.FromResult(_hosts[0].IsPaused(SessionLane.Generate)), "generate paused by the CLI");
+        await TestVhost.EventuallyAsync(() => Task.FromResult(_fleet.Hosts[0].IsPaused(SessionLane.Generate)), "generate paused by the CLI");
         var stats = await CliAsync("stats", "--json", "--listen", "1.5");
         Assert.Equal(0, stats.Code);
         using (var parsed = JsonDocument.Parse(stats.Out))
@@ -321,7 +307,7 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
         Assert.Equal(0, (await CliAsync("resume", "--lane", "generate")).Code);
 
         Assert.Equal(0, (await CliAsync("handler", "set", "--lane", "execute", "--mode", "hybrid")).Code);
-        await TestVhost.EventuallyAsync(async () => (await _producer.ReadStatsAsync(TimeSpan.FromSeconds(1))).Lanes.Single(l => l.Lane == "execute").HandlerMode == "hybrid", "execute in hybrid mode");
+        await TestVhost.EventuallyAsync(async () => (await _fleet.Producer.ReadStatsAsync(TimeSpan.FromSeconds(1))).Lanes.Single(l => l.Lane == "execute").HandlerMode == "hybrid", "execute in hybrid mode");
         Assert.Equal(2, (await CliAsync("handler", "set", "--lane", "execute", "--mode", "sideways")).Code);
 
         Assert.Equal(0, (await CliAsync("cancel", "--id", "anything")).Code);
@@ -333,7 +319,7 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
         Assert.Contains("scripts/broker-up.sh", unreachable.ToString(), StringComparison.Ordinal);
 
         Assert.Equal(0, (await CliAsync("drain", "--consumer", "cli")).Code);
-        var lifetime = _hosts[0].Services.GetRequiredService<IHostApplicationLifetime>();
+        var lifetime = _fleet.Hosts[0].Services.GetRequiredService<IHostApplicationLifetime>();
         await TestVhost.EventuallyAsync(() => Task.FromResult(lifetime.ApplicationStopping.IsCancellationRequested), "the consumer drains");
     }
 }
