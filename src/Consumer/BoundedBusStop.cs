@@ -1,4 +1,3 @@
-using MassTransit;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -11,7 +10,7 @@ namespace LaneQueue.Consumer;
 /// never exit. After <see cref="LaneQueueOptions.ShutdownTimeoutSeconds"/> + 5 s (the host's own shutdown time) shutdown goes
 /// on without it; a delivery not yet acked goes back to its queue when the connection closes, so nothing is lost.
 /// </summary>
-public sealed class BoundedBusStop(MassTransitHostedService bus, IOptions<LaneQueueOptions> options, ILogger<BoundedBusStop> logger) : IHostedService
+public sealed class BoundedBusStop(IHostedService bus, IOptions<LaneQueueOptions> options, ILogger<BoundedBusStop> logger) : IHostedService
 {
     public Task StartAsync(CancellationToken cancellationToken) => bus.StartAsync(cancellationToken);
 
