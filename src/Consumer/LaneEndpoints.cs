@@ -11,7 +11,8 @@ namespace LaneQueue.Consumer;
 /// (higher lanes have work) and/or an operator (fleet command <c>pause</c>). While either does, the endpoint is stopped
 /// (basic.cancel: deliveries not started go back to the queue); when neither does, it is started again (basic.consume).
 /// As a hosted service it is registered after MassTransit, so it stops first: no switch starts once the bus is stopping,
-/// and the switches under way finish before it (MassTransit's stop of an endpoint that is still starting never returned).
+/// and the switches under way finish before it (MassTransit's bus stop could hang on an endpoint just paused and resumed;
+/// <see cref="BoundedBusStop"/> bounds what is left of that).
 /// </summary>
 public sealed class LaneEndpoints(IOptions<LaneQueueOptions> options) : IReceiveEndpointObserver, IHostedService
 {
