@@ -2,7 +2,6 @@ using LaneQueue.Contracts;
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
-using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 
 namespace LaneQueue.Consumer;
@@ -99,8 +98,8 @@ public static class ConsumerRegistration
         });
         // MassTransit's hosted service, with a stop that ends (BoundedBusStop), in its place among the hosted services.
         var busService = services.Single(d => d.ServiceType == typeof(IHostedService) && d.ImplementationType == typeof(MassTransitHostedService));
-        services[services.IndexOf(busService)] = ServiceDescriptor.Singleton<IHostedService>(sp => new BoundedBusStop(
-            sp.GetRequiredService<MassTransitHostedService>(), sp.GetRequiredService<IOptions<LaneQueueOptions>>(), sp.GetRequiredService<ILogger<BoundedBusStop>>()));
+        services[services.IndexOf(busService)] = ServiceDescriptor.Singleton<IHostedService>(sp =>
+            ActivatorUtilities.CreateInstance<BoundedBusStop>(sp, sp.GetRequiredService<MassTransitHostedService>()));
         services.AddSingleton<MassTransitHostedService>();
         // After the bus on purpose: hosted services stop in reverse order, so lane switches end before the bus stops.
         services.AddHostedService(sp => sp.GetRequiredService<LaneEndpoints>());

@@ -27,7 +27,7 @@ public sealed class LaneEndpoints(IOptions<LaneQueueOptions> options) : IReceive
 
     readonly ConcurrentDictionary<SessionLane, LaneState> _lanes = new();
     readonly CancellationTokenSource _stop = new();
-    volatile bool _stopping;
+    readonly TaskCompletionSource _allReady = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Longest a pause or resume waits for MassTransit before the lane switch moves on.</summary>
     public static TimeSpan SwitchTimeout { get; set; } = TimeSpan.FromSeconds(30);
@@ -44,6 +44,9 @@ public sealed class LaneEndpoints(IOptions<LaneQueueOptions> options) : IReceive
 
     public bool IsReady(SessionLane lane) => State(lane).Endpoint is not null;
 
+    /// <summary>Completes once every lane has its receive endpoint (queue-per-lane topology).</summary>
+    public Task AllReady => _allReady.Task;
+
     /// <summary>The lane gate's wish: paused with a reason, or running (null).</summary>
     public Task SetGatePauseAsync(SessionLane lane, string? reason, CancellationToken cancellationToken = default) =>
         ApplyAsync(lane, s => s.GateReason = reason, cancellationToken);
@@ -59,8 +62,8 @@ public sealed class LaneEndpoints(IOptions<LaneQueueOptions> options) : IReceive
         try
         {
             change(state);
-            if (_stopping)
-                return; // the bus stops every endpoint itself
+            if (_stop.IsCancellationRequested)
+                return; // stopping: the bus stops every endpoint itself
             var wantStopped = state.GateReason is not null || state.ByOperator;
             if (state.Endpoint is not { } endpoint || wantStopped == state.Stopped)
                 return;
@@ -107,23 +110,22 @@ public sealed class LaneEndpoints(IOptions<LaneQueueOptions> options) : IReceive
             // notification races MassTransit's start-up.
             state.Endpoint = ready.ReceiveEndpoint;
         }
+        if (SessionLanes.All.All(IsReady))
+            _allReady.TrySetResult(); // continuations run elsewhere, never inside MassTransit's notification
         return Task.CompletedTask;
     }
 
     /// <summary>
-    /// Once each lane's endpoint is ready, brings it in line with what is wanted: a pause replayed from the fleet log before the
-    /// endpoint existed. In the background, so the host's start never waits on it.
+    /// Once every lane's endpoint is ready, brings each in line with what is wanted: a pause replayed from the fleet log before
+    /// the endpoint existed. In the background, so the host's start never waits on it.
     /// </summary>
     async Task ReconcileWhenReadyAsync(CancellationToken cancellationToken)
     {
         try
         {
+            await AllReady.WaitAsync(cancellationToken);
             foreach (var lane in SessionLanes.All)
-            {
-                while (!IsReady(lane))
-                    await Task.Delay(50, cancellationToken);
                 await ApplyAsync(lane, _ => { }, cancellationToken);
-            }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -139,7 +141,6 @@ public sealed class LaneEndpoints(IOptions<LaneQueueOptions> options) : IReceive
 
     async Task IHostedService.StopAsync(CancellationToken cancellationToken)
     {
-        _stopping = true;
         await _stop.CancelAsync();
         foreach (var state in _lanes.Values)
         {

@@ -44,8 +44,7 @@ public sealed class LaneGate(
         _alerts = new DepthAlerts(settings.Queue, logger, _laneEvents.Add);
         activity.TaskStarted += OnTaskStarted;
         // Wait for the lane endpoints, not for a healthy bus: a lane paused by an operator leaves the bus "degraded".
-        while (!SessionLanes.All.All(endpoints.IsReady))
-            await Task.Delay(50, stoppingToken);
+        await endpoints.AllReady.WaitAsync(stoppingToken);
 
         IConnection? connection = null;
         IChannel? channel = null;

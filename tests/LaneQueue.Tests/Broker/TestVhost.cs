@@ -1,6 +1,7 @@
 using System.Net.Http.Json;
 using System.Text.Json;
 using LaneQueue.Contracts;
+using RabbitMQ.Client;
 
 namespace LaneQueue.Tests.Broker;
 
@@ -26,6 +27,27 @@ public sealed class TestVhost(BrokerFixture broker, string name, string url) : I
             JsonContent.Create(new { count, ackmode = "ack_requeue_false", encoding = "auto", truncate = 50000 }));
         response.EnsureSuccessStatusCode();
         return await response.Content.ReadFromJsonAsync<List<JsonElement>>() ?? [];
+    }
+
+    /// <summary>Messages ready in a queue (0 when it does not exist yet), read over AMQP: no management-API refresh lag.</summary>
+    public async Task<uint> ReadyAsync(string queue) => (await DeclarePassiveAsync(queue))?.MessageCount ?? 0;
+
+    /// <summary>Consumers of a queue (0 when it does not exist yet), read over AMQP.</summary>
+    public async Task<uint> ConsumersAsync(string queue) => (await DeclarePassiveAsync(queue))?.ConsumerCount ?? 0;
+
+    async Task<QueueDeclareOk?> DeclarePassiveAsync(string queue)
+    {
+        var factory = new ConnectionFactory { Uri = new Uri(Url) };
+        await using var connection = await factory.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        try
+        {
+            return await channel.QueueDeclarePassiveAsync(queue);
+        }
+        catch (RabbitMQ.Client.Exceptions.OperationInterruptedException)
+        {
+            return null;
+        }
     }
 
     /// <summary>Polls until <paramref name="condition"/> holds or the time-out passes (then fails with <paramref name="what"/>).</summary>

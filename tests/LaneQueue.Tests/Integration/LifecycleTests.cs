@@ -70,7 +70,7 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
         Assert.Equal(3, result.Attempts);
         Assert.Contains("timed out after 200 ms", result.Error, StringComparison.Ordinal);
         await EventuallyEventAsync("slow-timeout", TaskEvent.DeadLettered);
-        await TestVhost.EventuallyAsync(async () => await ReadyAsync(DeadLetters.QueueOf(SessionLane.Execute)) == 1, "the dead letter");
+        await TestVhost.EventuallyAsync(async () => await _fleet.Vhost.ReadyAsync(DeadLetters.QueueOf(SessionLane.Execute)) == 1, "the dead letter");
         Assert.Equal(3, EventsOf("slow-timeout").Count(e => e == TaskEvent.Timeout));
         Assert.Equal(2, EventsOf("slow-timeout").Count(e => e == TaskEvent.Retry));
 
@@ -98,7 +98,7 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
             _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create($"other-{i}", SessionLane.Generate, new { i }), Wait)));
         Assert.All(others, r => Assert.True(r.Success));
         Assert.False(flaky.IsCompleted, "the other generate tasks must finish while the retry still waits");
-        Assert.Equal(1u, await ReadyAsync(BrokerNames.RetryQueue(SessionLane.Generate, TimeSpan.FromSeconds(4))));
+        Assert.Equal(1u, await _fleet.Vhost.ReadyAsync(BrokerNames.RetryQueue(SessionLane.Generate, TimeSpan.FromSeconds(4))));
 
         var final = await flaky.WaitAsync(Wait);
         Assert.True(final.Success);
@@ -115,18 +115,18 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
         var queue = DeadLetters.QueueOf(SessionLane.Query);
         foreach (var i in Enumerable.Range(1, 4))
             Assert.False((await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create($"dl-{i}", SessionLane.Query, null, "flaky"), Wait)).Success);
-        await TestVhost.EventuallyAsync(async () => await ReadyAsync(queue) == 4, "4 dead letters");
+        await TestVhost.EventuallyAsync(async () => await _fleet.Vhost.ReadyAsync(queue) == 4, "4 dead letters");
 
         var listed = await _fleet.Producer.DeadLetters.ListAsync(queue);
         Assert.Equal(["dl-1", "dl-2", "dl-3", "dl-4"], listed.Select(l => l.TaskId).Order());
         Assert.All(listed, l => Assert.Contains("backend down", l.Reason, StringComparison.Ordinal));
-        Assert.Equal(4u, await ReadyAsync(queue)); // listing removes nothing
+        Assert.Equal(4u, await _fleet.Vhost.ReadyAsync(queue)); // listing removes nothing
 
         Volatile.Write(ref healthy, true);
         var one = await _fleet.Producer.WatchResultAsync("dl-2");
         Assert.Equal(1, await _fleet.Producer.DeadLetters.RedriveAsync(queue, "dl-2"));
         Assert.True((await one.WaitAsync(Wait)).Success);
-        Assert.Equal(3u, await ReadyAsync(queue));
+        Assert.Equal(3u, await _fleet.Vhost.ReadyAsync(queue));
 
         var rest = await Task.WhenAll(new[] { "dl-1", "dl-3" }.Select(id => _fleet.Producer.WatchResultAsync(id)));
         Assert.Equal(3, await _fleet.Producer.DeadLetters.RedriveAsync(queue));
@@ -134,9 +134,9 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
 
         Volatile.Write(ref healthy, false);
         Assert.False((await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create("dl-5", SessionLane.Query, null, "flaky"), Wait)).Success);
-        await TestVhost.EventuallyAsync(async () => await ReadyAsync(queue) == 1, "1 dead letter");
+        await TestVhost.EventuallyAsync(async () => await _fleet.Vhost.ReadyAsync(queue) == 1, "1 dead letter");
         Assert.Equal(1u, await _fleet.Producer.DeadLetters.PurgeAsync(queue));
-        Assert.Equal(0u, await ReadyAsync(queue));
+        Assert.Equal(0u, await _fleet.Vhost.ReadyAsync(queue));
     }
 
     [Fact]
@@ -280,7 +280,7 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
 
         var abandoned = await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create("ext-2", SessionLane.Execute), Wait);
         Assert.Equal(TaskStatuses.TimedOut, abandoned.Status);
-        await TestVhost.EventuallyAsync(async () => await ReadyAsync(DeadLetters.QueueOf(SessionLane.Execute)) == 1, "the dead letter");
+        await TestVhost.EventuallyAsync(async () => await _fleet.Vhost.ReadyAsync(DeadLetters.QueueOf(SessionLane.Execute)) == 1, "the dead letter");
         Assert.Contains("ext-2", (await _fleet.Producer.DeadLetters.ListAsync(DeadLetters.QueueOf(SessionLane.Execute))).Select(d => d.TaskId));
     }
 
@@ -343,33 +343,17 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
         foreach (var i in Enumerable.Range(1, 4))
             await _fleet.Producer.SubmitTaskAsync(StartLog.Make($"drain-{i}", SessionLane.Query, 4000)); // long enough to still run when the stop comes
         await TestVhost.EventuallyAsync(() => Task.FromResult(log.Starts.Count == 1), "one task running");
-        await TestVhost.EventuallyAsync(async () => await ReadyAsync(BrokerNames.LaneQueue(SessionLane.Query)) == 0, "all four delivered");
+        await TestVhost.EventuallyAsync(async () => await _fleet.Vhost.ReadyAsync(BrokerNames.LaneQueue(SessionLane.Query)) == 0, "all four delivered");
 
         await first.StopQuietlyAsync();
         _fleet.Hosts.Remove(first);
         Assert.Single(log.Starts);
         Assert.Single(log.Finished);
-        Assert.Equal(3u, await ReadyAsync(BrokerNames.LaneQueue(SessionLane.Query)));
-        Assert.Equal(0u, await ReadyAsync(DeadLetters.QueueOf(SessionLane.Query)));
+        Assert.Equal(3u, await _fleet.Vhost.ReadyAsync(BrokerNames.LaneQueue(SessionLane.Query)));
+        Assert.Equal(0u, await _fleet.Vhost.ReadyAsync(DeadLetters.QueueOf(SessionLane.Query)));
 
         await StartConsumerAsync(handlers: h => h.AddHandler(StartLog.CommandType, log.HandleAsync), name: "second");
         await TestVhost.EventuallyAsync(() => Task.FromResult(log.Finished.Count == 4), "the returned tasks ran");
         Assert.Equal(4, log.Starts.Select(s => s.Id).Distinct().Count());
-    }
-
-    /// <summary>Ready messages of a queue (0 when it does not exist yet), read with a passive declare.</summary>
-    async Task<uint> ReadyAsync(string queue)
-    {
-        var factory = new ConnectionFactory { Uri = new Uri(_fleet.Vhost.Url) };
-        await using var connection = await factory.CreateConnectionAsync();
-        await using var channel = await connection.CreateChannelAsync();
-        try
-        {
-            return (await channel.QueueDeclarePassiveAsync(queue)).MessageCount;
-        }
-        catch (RabbitMQ.Client.Exceptions.OperationInterruptedException)
-        {
-            return 0;
-        }
     }
 }

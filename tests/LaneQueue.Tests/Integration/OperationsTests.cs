@@ -156,24 +156,15 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
         await StartConsumerAsync("first");
         await _fleet.Producer.PauseLaneAsync(SessionLane.Generate);
         var generate = BrokerNames.LaneQueue(SessionLane.Generate);
-        await TestVhost.EventuallyAsync(async () => await ConsumersOfAsync(generate) == 0, "the first consumer left the generate queue");
+        await TestVhost.EventuallyAsync(async () => await _fleet.Vhost.ConsumersAsync(generate) == 0, "the first consumer left the generate queue");
         await StartConsumerAsync("gate-off", o => o.Gate.Enabled = false);
-        await TestVhost.EventuallyAsync(async () => await ConsumersOfAsync(BrokerNames.LaneQueue(SessionLane.Query)) == 2, "both consume the query lane");
+        await TestVhost.EventuallyAsync(async () => await _fleet.Vhost.ConsumersAsync(BrokerNames.LaneQueue(SessionLane.Query)) == 2, "both consume the query lane");
         await Task.Delay(500);
-        Assert.Equal(0u, await ConsumersOfAsync(generate));
+        Assert.Equal(0u, await _fleet.Vhost.ConsumersAsync(generate));
 
         await _fleet.Producer.ResumeLaneAsync(SessionLane.Generate);
-        await TestVhost.EventuallyAsync(async () => await ConsumersOfAsync(generate) == 2, "both consume generate again");
+        await TestVhost.EventuallyAsync(async () => await _fleet.Vhost.ConsumersAsync(generate) == 2, "both consume generate again");
         Assert.True((await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create("after-resume", SessionLane.Generate), Wait)).Success);
-    }
-
-    /// <summary>How many consumers a queue has, read with a passive declare.</summary>
-    async Task<uint> ConsumersOfAsync(string queue)
-    {
-        var factory = new ConnectionFactory { Uri = new Uri(_fleet.Vhost.Url) };
-        await using var connection = await factory.CreateConnectionAsync();
-        await using var channel = await connection.CreateChannelAsync();
-        return (await channel.QueueDeclarePassiveAsync(queue)).ConsumerCount;
     }
 
     [Fact]
