@@ -37,10 +37,10 @@ for n in 1 2; do
   dotnet "$CONSUMER" --LaneQueue:RabbitMqUrl="$URL" --LaneQueue:ConsumerName="consumer-$n" \
     --Logging:Console:FormatterName=simple --Logging:Console:FormatterOptions:SingleLine=true \
     --Logging:Console:FormatterOptions:TimestampFormat="HH:mm:ss.fff " \
-    --Logging:LogLevel:Default=Warning --Logging:LogLevel:LaneQueue=Debug 2>&1 \
-    | grep --line-buffered -E "started in lane|paused|resumed|fail|error" \
-    | sed -u -e "s/^/  [consumer-$n] /" -e 's/ LaneQueue.Consumer.[A-Za-z]*\[[0-9]*\]//' &
-  pids+=($!)
+    --Logging:LogLevel:Default=Warning --Logging:LogLevel:LaneQueue=Debug \
+    > >(grep --line-buffered -E "started in lane|paused|resumed|fail|error" \
+        | sed -u -e "s/^/  [consumer-$n] /" -e 's/ LaneQueue.Consumer.[A-Za-z]*\[[0-9]*\]//') 2>&1 &
+  pids+=($!) # the consumer itself (a pipeline's $! would be sed, and the consumer would outlive the demo)
 done
 for _ in $(seq 1 60); do
   ready=$(curl -fsS -u "$MGMT_AUTH" "$MGMT/api/queues/$VHOST/lanequeue.generate" 2>/dev/null \
