@@ -10,6 +10,6 @@ export LANEQUEUE_RABBITMQ_MANAGEMENT_URL="${LANEQUEUE_RABBITMQ_MANAGEMENT_URL:-h
 # The broker at LANEQUEUE_RABBITMQ_URL if it answers, else one started as for the tests.
 bash scripts/broker-up.sh
 
-dotnet build src/Consumer/LaneQueue.Consumer.csproj -c Release -nologo -v quiet
+dotnet build src/Worker/LaneQueue.Worker.csproj -c Release -nologo -v quiet
 dotnet build bench/LaneQueue.Bench/LaneQueue.Bench.csproj -c Release -nologo -v quiet
 exec dotnet bench/LaneQueue.Bench/bin/Release/net10.0/LaneQueue.Bench.dll "$@"

@@ -21,8 +21,8 @@ echo "demo vhost: $VHOST (watch it in the management UI: $MGMT/#/queues)"
 
 say "2/5 build"
 dotnet build LaneQueue.sln -c Release -v quiet -nologo
-CONSUMER=src/Consumer/bin/Release/net10.0/LaneQueue.Consumer.dll
-PRODUCER=src/Producer/bin/Release/net10.0/LaneQueue.Producer.dll
+CONSUMER=src/Worker/bin/Release/net10.0/LaneQueue.Worker.dll
+PRODUCER=src/Cli/bin/Release/net10.0/LaneQueue.Cli.dll
 
 pids=()
 cleanup() {
@@ -34,7 +34,7 @@ trap cleanup EXIT
 
 say "3/5 a fleet of two consumers"
 for n in 1 2; do
-  dotnet "$CONSUMER" --LaneQueue:RabbitMqUrl="$URL" --LaneQueue:ConsumerName="consumer-$n" \
+  dotnet "$CONSUMER" --LaneQueue:RabbitMqUrl="$URL" --LaneQueue:ConsumerName="consumer-$n" --Worker:BuiltInHandlers=true \
     --Logging:Console:FormatterName=simple --Logging:Console:FormatterOptions:SingleLine=true \
     --Logging:Console:FormatterOptions:TimestampFormat="HH:mm:ss.fff " \
     --Logging:LogLevel:Default=Warning --Logging:LogLevel:LaneQueue=Debug \

@@ -78,13 +78,13 @@ async Task<int> RunBenchAsync()
         AmqpUrl = Option("--url") ?? (Environment.GetEnvironmentVariable("LANEQUEUE_RABBITMQ_URL") is { Length: > 0 } u ? u : "amqp://guest:guest@localhost:5672/"),
         ManagementUrl = Option("--management-url") ?? Environment.GetEnvironmentVariable("LANEQUEUE_RABBITMQ_MANAGEMENT_URL"),
         OutputDirectory = Path.GetFullPath(Option("--out") ?? Path.Combine(root, "bench", "results", quick ? "quick" : "")),
-        ConsumerDll = Path.GetFullPath(Option("--consumer-dll") ?? Path.Combine(root, "src", "Consumer", "bin", "Release", "net10.0", "LaneQueue.Consumer.dll")),
+        ConsumerDll = Path.GetFullPath(Option("--consumer-dll") ?? Path.Combine(root, "src", "Worker", "bin", "Release", "net10.0", "LaneQueue.Worker.dll")),
         BenchDll = typeof(BenchSettings).Assembly.Location,
         Only = Option("--only")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet(),
     };
     if (!File.Exists(settings.ConsumerDll))
     {
-        Console.Error.WriteLine($"The consumer is not built: {settings.ConsumerDll} is missing. Run 'dotnet build src/Consumer -c Release' " +
+        Console.Error.WriteLine($"The consumer is not built: {settings.ConsumerDll} is missing. Run 'dotnet build src/Worker -c Release' " +
                                 "(scripts/bench.sh does) or pass --consumer-dll.");
         return 2;
     }

@@ -52,6 +52,7 @@ public sealed class BenchContext(BenchSettings settings, Broker broker, Cancella
                     $"--LaneQueue:RabbitMqUrl={vhost.Url}",
                     $"--LaneQueue:ConsumerName={name}",
                     "--LaneQueue:ShutdownTimeoutSeconds=2",
+                    "--Worker:BuiltInHandlers=true",
                     .. extra,
                 ], Path.GetDirectoryName(Settings.ConsumerDll)));
             }

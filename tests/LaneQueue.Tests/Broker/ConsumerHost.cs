@@ -6,7 +6,7 @@ using Microsoft.Extensions.Logging;
 namespace LaneQueue.Tests.Broker;
 
 /// <summary>Starts a LaneQueue consumer (a whole generic host with its own bus) inside the test process.</summary>
-public static class ConsumerHost
+internal static class ConsumerHost
 {
     public static async Task<IHost> StartAsync(
         string url,
@@ -29,6 +29,7 @@ public static class ConsumerHost
             o.ShutdownTimeoutSeconds = 10;
             configure?.Invoke(o);
         });
+        consumer.AddBuiltInHandlers();
         handlers?.Invoke(consumer);
         var host = builder.Build();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));

@@ -5,7 +5,7 @@ using System.Text;
 namespace LaneQueue.Tests.Faults;
 
 /// <summary>
-/// The built consumer (<c>dotnet LaneQueue.Consumer.dll --LaneQueue:...</c>) as a child process the test can kill -9.
+/// The built consumer (<c>dotnet LaneQueue.TestWorker.dll --LaneQueue:...</c>) as a child process the test can kill -9.
 /// Its output is kept for the failure message; the process (tree) is killed when disposed.
 /// </summary>
 public sealed class ConsumerProcess : IAsyncDisposable

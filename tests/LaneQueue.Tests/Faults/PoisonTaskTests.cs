@@ -32,7 +32,7 @@ public sealed class PoisonTaskTests(FaultBrokerFixture broker, ITestOutputHelper
     {
         const int limit = 3;
         var url = broker.Node.Url(_vhost);
-        string[] settings = ["--LaneQueue:EnableTestHandlers=true", "--LaneQueue:QuorumQueues=true", $"--LaneQueue:DeliveryLimit={limit}"];
+        string[] settings = ["--LaneQueue:QuorumQueues=true", $"--LaneQueue:DeliveryLimit={limit}"];
         var crashes = 0;
         foreach (var name in new[] { "consumer-a", "consumer-b" })
             _processes[name] = await ConsumerProcess.StartAsync(url, name, settings);
@@ -77,7 +77,7 @@ public sealed class PoisonTaskTests(FaultBrokerFixture broker, ITestOutputHelper
             }
         }
         await SubmitNormalAsync(20);
-        await producer.SubmitTaskAsync(ExternalTask.Create("poison-1", SessionLane.Execute, null, CrashHandler.CommandType));
+        await producer.SubmitTaskAsync(ExternalTask.Create("poison-1", SessionLane.Execute, null, "crash"));
         await SubmitNormalAsync(60);
 
         var errorQueue = DeadLetters.QueueOf(SessionLane.Execute);

@@ -26,14 +26,14 @@ public static class Repo
     {
         get
         {
-            var beside = Path.Combine(AppContext.BaseDirectory, "LaneQueue.Consumer.dll");
-            if (File.Exists(beside) && File.Exists(Path.Combine(AppContext.BaseDirectory, "LaneQueue.Consumer.runtimeconfig.json")))
+            var beside = Path.Combine(AppContext.BaseDirectory, "LaneQueue.TestWorker.dll");
+            if (File.Exists(beside) && File.Exists(Path.Combine(AppContext.BaseDirectory, "LaneQueue.TestWorker.runtimeconfig.json")))
                 return beside;
             var config = new DirectoryInfo(AppContext.BaseDirectory).Parent?.Name ?? "Debug";
-            var built = Path.Combine(Root, "src", "Consumer", "bin", config, "net10.0", "LaneQueue.Consumer.dll");
+            var built = Path.Combine(Root, "tests", "LaneQueue.TestWorker", "bin", config, "net10.0", "LaneQueue.TestWorker.dll");
             return File.Exists(built)
                 ? built
-                : throw new FileNotFoundException($"the consumer is not built: run 'dotnet build src/Consumer -c {config}'", built);
+                : throw new FileNotFoundException($"the consumer is not built: run 'dotnet build tests/LaneQueue.TestWorker -c {config}'", built);
         }
     }
 

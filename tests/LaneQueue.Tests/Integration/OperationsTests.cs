@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.CommandLine;
+using LaneQueue.Cli;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Text;

@@ -1,0 +1,166 @@
+using System.CommandLine;
+using System.Text.Json;
+using LaneQueue.Contracts;
+
+using LaneQueue.Producer;
+
+namespace LaneQueue.Cli;
+
+/// <summary><c>wait</c>, <c>stats</c>, <c>pause</c>, <c>resume</c>, <c>cancel</c>, <c>drain</c>, <c>handler set</c>.</summary>
+static class FleetCli
+{
+    public static void AddTo(RootCommand root)
+    {
+        root.Add(Wait());
+        root.Add(Stats());
+        root.Add(PauseOrResume("pause", "Pause a lane on every consumer (also those that start later)", pause: true));
+        root.Add(PauseOrResume("resume", "Resume a paused lane on every consumer", pause: false));
+        root.Add(Cancel());
+        root.Add(Drain());
+        root.Add(Handler());
+    }
+
+    static Command Wait()
+    {
+        var id = new Option<string>("--id") { Description = "Task id", Required = true };
+        var timeout = new Option<double>("--timeout") { Description = "Seconds to wait", DefaultValueFactory = _ => 60 };
+        var command = new Command("wait", "Wait for the result of a task submitted elsewhere (start waiting before it finishes)") { id, timeout };
+        command.SetAction((parse, ct) => CliRun.WithProducerAsync(parse, ct, async (producer, output) =>
+        {
+            var result = await producer.WatchResultAsync(parse.GetValue(id)!, ct);
+            ExternalTaskResult done;
+            try
+            {
+                done = await result.WaitAsync(TimeSpan.FromSeconds(parse.GetValue(timeout)), ct);
+            }
+            catch (TimeoutException)
+            {
+                throw new TimeoutException($"no result for task '{parse.GetValue(id)}' within {parse.GetValue(timeout)} s");
+            }
+            await output.WriteLineAsync(parse.GetValue(ProducerCli.Json)
+                ? JsonSerializer.Serialize(done, TaskJson.Options)
+                : $"{done.TaskId}: {done.Status} on {done.Consumer} after {done.Attempts} attempt(s){(done.Error is null ? "" : ": " + done.Error)}");
+            return done.Success ? ProducerCli.Ok : ProducerCli.TaskFailed;
+        }));
+        return command;
+    }
+
+    static Command Stats()
+    {
+        var watch = new Option<bool>("--watch") { Description = "Refresh until Ctrl+C" };
+        var iterations = new Option<int>("--iterations") { Description = "With --watch: stop after this many refreshes (0 = never)", DefaultValueFactory = _ => 0 };
+        var listen = new Option<double>("--listen") { Description = "Seconds to listen for consumer heartbeats", DefaultValueFactory = _ => 2.5 };
+        var command = new Command("stats", "Lanes across the fleet: pending, active/max, mode, paused and why, counts, oldest wait; consumers online") { watch, iterations, listen };
+        command.SetAction((parse, ct) => CliRun.WithProducerAsync(parse, ct, async (producer, output) =>
+        {
+            var round = 0;
+            do
+            {
+                var stats = await producer.ReadStatsAsync(TimeSpan.FromSeconds(parse.GetValue(listen)), ct);
+                if (parse.GetValue(ProducerCli.Json))
+                    await output.WriteLineAsync(JsonSerializer.Serialize(stats, TaskJson.Options));
+                else
+                {
+                    if (parse.GetValue(watch) && !Console.IsOutputRedirected)
+                        await output.WriteAsync("\u001b[2J\u001b[H");
+                    await output.WriteAsync(Table(stats));
+                }
+                round++;
+            }
+            while (parse.GetValue(watch) && (parse.GetValue(iterations) == 0 || round < parse.GetValue(iterations)) && !ct.IsCancellationRequested);
+            return ProducerCli.Ok;
+        }));
+        return command;
+    }
+
+    public static string Table(QueueStats stats)
+    {
+        ArgumentNullException.ThrowIfNull(stats);
+        var lines = new List<string>
+        {
+            $"{"LANE",-9}{"PENDING",8}{"ACTIVE/MAX",12}  {"MODE",-9}{"PAUSED",-8}{"DONE",8}{"FAILED",8}{"DEAD",6}{"DLQ",6}{"OLDEST",9}  WHY",
+        };
+        foreach (var lane in stats.Lanes)
+        {
+            var paused = stats.Consumers.Count == 0 ? "-" : $"{lane.PausedOn}/{stats.Consumers.Count}";
+            var oldest = lane.OldestWaitingMs is { } ms ? $"{ms / 1000.0:0.0}s" : "-";
+            lines.Add($"{lane.Lane,-9}{lane.Pending?.ToString() ?? "-",8}{$"{lane.Active}/{lane.MaxConcurrency}",12}  {lane.HandlerMode,-9}{paused,-8}{lane.Completed,8}{lane.Failed,8}{lane.DeadLettered,6}{lane.DeadLettersWaiting,6}{oldest,9}  {string.Join("; ", lane.PausedReasons)}");
+        }
+        lines.Add($"consumers online: {stats.Consumers.Count}{(stats.Consumers.Count == 0 ? "" : " (" + string.Join(", ", stats.Consumers.Select(c => c.Consumer)) + ")")}");
+        lines.Add($"totals: pending {stats.TotalPending}, active {stats.TotalActive}, external pending {stats.ExternalPending}");
+        return string.Join(Environment.NewLine, lines) + Environment.NewLine;
+    }
+
+    static Command PauseOrResume(string name, string description, bool pause)
+    {
+        var lane = CliRun.LaneOption();
+        var command = new Command(name, description) { lane };
+        command.SetAction((parse, ct) => CliRun.WithProducerAsync(parse, ct, async (producer, output) =>
+        {
+            if (CliRun.Lane(parse, lane) is not { } which)
+                return ProducerCli.InvalidInput;
+            await (pause ? producer.PauseLaneAsync(which, ct) : producer.ResumeLaneAsync(which, ct));
+            await Report(parse, output, new { command = name, lane = which.WireName() }, $"lane {which.WireName()} {(pause ? "paused" : "resumed")} on every consumer");
+            return ProducerCli.Ok;
+        }));
+        return command;
+    }
+
+    static Command Cancel()
+    {
+        var id = new Option<string?>("--id") { Description = "Task to cancel" };
+        var session = new Option<string?>("--session") { Description = "Cancel every task of this session created before now" };
+        var command = new Command("cancel", "Cancel a task (waiting: skipped; running: its token fires) or a whole session") { id, session };
+        command.SetAction((parse, ct) => CliRun.WithProducerAsync(parse, ct, async (producer, output) =>
+        {
+            var (taskId, sessionId) = (parse.GetValue(id), parse.GetValue(session));
+            if (taskId is null == sessionId is null)
+            {
+                await parse.InvocationConfiguration.Error.WriteLineAsync("error: give exactly one of --id or --session");
+                return ProducerCli.InvalidInput;
+            }
+            await (taskId is not null ? producer.CancelTaskAsync(taskId, ct) : producer.CancelSessionAsync(sessionId!, ct));
+            await Report(parse, output, new { command = "cancel", task_id = taskId, session_id = sessionId }, $"cancel sent for {(taskId is not null ? "task " + taskId : "session " + sessionId)}");
+            return ProducerCli.Ok;
+        }));
+        return command;
+    }
+
+    static Command Drain()
+    {
+        var consumer = new Option<string>("--consumer") { Description = "Consumer name (see stats)", Required = true };
+        var command = new Command("drain", "Ask one consumer to stop taking tasks, finish running ones, return the rest and exit") { consumer };
+        command.SetAction((parse, ct) => CliRun.WithProducerAsync(parse, ct, async (producer, output) =>
+        {
+            await producer.DrainConsumerAsync(parse.GetValue(consumer)!, ct);
+            await Report(parse, output, new { command = "drain", consumer = parse.GetValue(consumer) }, $"drain sent to {parse.GetValue(consumer)}");
+            return ProducerCli.Ok;
+        }));
+        return command;
+    }
+
+    static Command Handler()
+    {
+        var lane = CliRun.LaneOption();
+        var mode = new Option<string>("--mode") { Description = "internal, external or hybrid", Required = true };
+        var timeout = new Option<long?>("--timeout-ms") { Description = "How long an external worker may take" };
+        var set = new Command("set", "Set a lane's handler mode on every consumer") { lane, mode, timeout };
+        set.SetAction((parse, ct) => CliRun.WithProducerAsync(parse, ct, async (producer, output) =>
+        {
+            if (CliRun.Lane(parse, lane) is not { } which)
+                return ProducerCli.InvalidInput;
+            if (!Enum.TryParse<TaskHandlerMode>(parse.GetValue(mode), ignoreCase: true, out var parsed) || !Enum.IsDefined(parsed))
+            {
+                await parse.InvocationConfiguration.Error.WriteLineAsync($"error: --mode '{parse.GetValue(mode)}' is not internal, external or hybrid");
+                return ProducerCli.InvalidInput;
+            }
+            await producer.SetLaneHandlerAsync(which, parsed, parse.GetValue(timeout), ct);
+            await Report(parse, output, new { command = "handler set", lane = which.WireName(), mode = parsed.ToString().ToLowerInvariant() }, $"lane {which.WireName()} handler mode set to {parsed.ToString().ToLowerInvariant()}");
+            return ProducerCli.Ok;
+        }));
+        return new Command("handler", "Lane handler modes") { set };
+    }
+
+    public static Task Report(ParseResult parse, TextWriter output, object json, string text) =>
+        output.WriteLineAsync(parse.GetValue(ProducerCli.Json) ? JsonSerializer.Serialize(json) : text);
+}

@@ -1,0 +1,141 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Text.Json;
+using LaneQueue.Contracts;
+
+using LaneQueue.Producer;
+
+namespace LaneQueue.Cli;
+
+/// <summary>
+/// The <c>lanequeue</c> command line: <c>submit</c>, <c>wait</c>, <c>stats</c>, <c>pause</c>, <c>resume</c>, <c>cancel</c>,
+/// <c>dead-letters list|redrive|purge</c>, <c>drain</c>, <c>handler set</c>. Human output by default, <c>--json</c> for scripts.
+/// Exit codes: 0 done, 2 invalid task or arguments, 3 broker refused or unreachable, 4 no result in time, 5 task failed.
+/// </summary>
+public static class ProducerCli
+{
+    public const int Ok = 0, InvalidInput = 2, Rejected = 3, TimedOut = 4, TaskFailed = 5;
+
+    /// <summary>The broker URL, for every command.</summary>
+    public static readonly Option<string> Url = new("--url")
+    {
+        Description = $"Broker URL (default: ${BrokerConnection.UrlVariable} or {BrokerConnection.DefaultUrl})",
+        DefaultValueFactory = _ => BrokerConnection.UrlFromEnvironment(),
+        Recursive = true,
+    };
+
+    /// <summary>Machine-readable output, for every command.</summary>
+    public static readonly Option<bool> Json = new("--json") { Description = "Print JSON instead of text", Recursive = true };
+
+    public static RootCommand Build()
+    {
+        var lane = new Option<string>("--lane") { Description = $"Lane: {SessionLanes.NamesList}", Required = true };
+        var id = new Option<string?>("--id") { Description = "Task id (default: a new GUID); with --count, the prefix of the ids" };
+        var payload = new Option<string>("--payload") { Description = "Payload as JSON", DefaultValueFactory = _ => "{}" };
+        var commandType = new Option<string?>("--command-type") { Description = "Handler to run (e.g. sleep, echo)" };
+        var session = new Option<string?>("--session") { Description = "Session id" };
+        var timeoutMs = new Option<long?>("--timeout-ms") { Description = "Task timeout in milliseconds" };
+        var count = new Option<int>("--count") { Description = "Submit this many tasks (ids <id>-1..<id>-N)", DefaultValueFactory = _ => 1 };
+        var wait = new Option<double?>("--wait") { Description = "Wait up to this many seconds for the result and print it" };
+        var quiet = new Option<bool>("--quiet") { Description = "Print nothing but errors" };
+
+        var submit = new Command("submit", "Submit tasks to a lane; returns once the broker has stored them")
+        {
+            lane, id, payload, commandType, session, timeoutMs, count, wait, quiet,
+        };
+        submit.SetAction(async (parse, cancellationToken) =>
+        {
+            var output = parse.InvocationConfiguration.Output;
+            var errors = parse.InvocationConfiguration.Error;
+            if (!SessionLanes.TryParse(parse.GetValue(lane), out var parsedLane))
+            {
+                await errors.WriteLineAsync($"error: --lane '{parse.GetValue(lane)}' is not a lane; expected one of {SessionLanes.NamesList}");
+                return InvalidInput;
+            }
+            JsonElement body;
+            try
+            {
+                body = TaskJson.ParseElement(parse.GetValue(payload)!);
+            }
+            catch (JsonException ex)
+            {
+                await errors.WriteLineAsync($"error: --payload is not valid JSON: {ex.Message}");
+                return InvalidInput;
+            }
+            var n = parse.GetValue(count);
+            if (n < 1)
+            {
+                await errors.WriteLineAsync("error: --count must be at least 1");
+                return InvalidInput;
+            }
+            var baseId = parse.GetValue(id) ?? Guid.NewGuid().ToString("N");
+            var tasks = Enumerable.Range(1, n).Select(i => new ExternalTask
+            {
+                Id = n == 1 ? baseId : $"{baseId}-{i}",
+                Lane = parsedLane.Value,
+                Payload = body,
+                CommandType = parse.GetValue(commandType),
+                SessionId = parse.GetValue(session),
+                TimeoutMs = parse.GetValue(timeoutMs),
+            }).ToList();
+
+            try
+            {
+                await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = parse.GetValue(Url)! }, cancellationToken);
+                var waitSeconds = parse.GetValue(wait);
+                if (waitSeconds is { } seconds)
+                {
+                    if (n != 1)
+                    {
+                        await errors.WriteLineAsync("error: --wait works with a single task (--count 1)");
+                        return InvalidInput;
+                    }
+                    var result = await producer.SubmitAndWaitAsync(tasks[0], TimeSpan.FromSeconds(seconds), cancellationToken);
+                    await output.WriteLineAsync(JsonSerializer.Serialize(result, TaskJson.Options));
+                    return result.Success ? Ok : TaskFailed;
+                }
+                await SubmitAllAsync(producer, tasks, parse.GetValue(quiet) || parse.GetValue(Json) ? null : output, cancellationToken);
+                if (parse.GetValue(Json))
+                    await output.WriteLineAsync(JsonSerializer.Serialize(new { submitted = tasks.Count, lane = parsedLane.Value.WireName(), ids = tasks.Select(t => t.Id) }));
+                return Ok;
+            }
+            catch (InvalidTaskException ex)
+            {
+                await errors.WriteLineAsync($"error: invalid task: {ex.Message}");
+                return InvalidInput;
+            }
+            catch (TaskRejectedException ex)
+            {
+                await errors.WriteLineAsync($"error: {ex.Message}");
+                return Rejected;
+            }
+            catch (TimeoutException ex)
+            {
+                await errors.WriteLineAsync($"error: {ex.Message}");
+                return TimedOut;
+            }
+        });
+
+        var root = new RootCommand("lanequeue: submit tasks to the priority lanes and operate the consumer fleet") { submit, Url, Json };
+        FleetCli.AddTo(root);
+        DeadLetterCli.AddTo(root);
+        return root;
+    }
+
+    static async Task SubmitAllAsync(LaneQueueProducer producer, List<ExternalTask> tasks, TextWriter? progress, CancellationToken cancellationToken)
+    {
+        var clock = Stopwatch.StartNew();
+        var done = 0;
+        foreach (var chunk in tasks.Chunk(64))
+        {
+            await Task.WhenAll(chunk.Select(task => producer.SubmitTaskAsync(task, cancellationToken)));
+            done += chunk.Length;
+            if (progress is not null && tasks.Count > 1 && (done == tasks.Count || clock.ElapsedMilliseconds > 500 && done % 512 == 0))
+                await progress.WriteLineAsync($"submitted {done}/{tasks.Count}");
+        }
+        if (progress is not null)
+            await progress.WriteLineAsync(tasks.Count == 1
+                ? $"submitted {tasks[0].Id} to lane {tasks[0].Lane.WireName()}"
+                : $"submitted {tasks.Count} tasks to lane {tasks[0].Lane.WireName()} in {clock.Elapsed.TotalSeconds:0.0} s");
+    }
+}

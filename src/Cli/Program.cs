@@ -1,0 +1,3 @@
+using LaneQueue.Cli;
+
+return await ProducerCli.Build().Parse(args).InvokeAsync();

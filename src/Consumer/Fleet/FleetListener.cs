@@ -1,0 +1,138 @@
+using System.Text.Json;
+using LaneQueue.Contracts;
+using LaneQueue.Producer;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using RabbitMQ.Client;
+using RabbitMQ.Client.Events;
+
+namespace LaneQueue.Consumer;
+
+/// <summary>
+/// Keeps this consumer in step with the fleet: replays and follows the fleet command stream
+/// (<see cref="BrokerNames.FleetLog"/>: cancellations, handler modes), and follows the other consumers'
+/// <c>command.*</c> events so a task id that runs or ran elsewhere is not run twice. Starts before the bus, and
+/// waits for the replay, so no task is taken before the commands issued earlier are known.
+/// </summary>
+internal sealed class FleetListener(
+    IOptions<LaneQueueOptions> options,
+    TaskLedger ledger,
+    RunningTasks running,
+    LaneModes modes,
+    LaneEndpoints endpoints,
+    IHostApplicationLifetime lifetime,
+    ILogger<FleetListener> logger) : IHostedService, IAsyncDisposable
+{
+    static readonly string[] FollowedEvents = [TaskEvent.Started, TaskEvent.Completed, TaskEvent.Preempted, TaskEvent.DeadLettered, TaskEvent.Cancelled, TaskEvent.Failed];
+
+    readonly DateTimeOffset _startedAt = DateTimeOffset.UtcNow;
+    IConnection? _connection;
+    long _lastDeliveryTicks;
+
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        _connection = await BrokerConnection.ConnectAsync(settings.RabbitMqUrl, $"{settings.ConsumerName}-fleet", cancellationToken);
+
+        var commands = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
+        await commands.BasicQosAsync(0, 500, false, cancellationToken);
+        var commandConsumer = new AsyncEventingBasicConsumer(commands);
+        commandConsumer.ReceivedAsync += async (_, delivery) =>
+        {
+            Interlocked.Exchange(ref _lastDeliveryTicks, DateTime.UtcNow.Ticks);
+            await OnCommandAsync(delivery.Body);
+            await commands.BasicAckAsync(delivery.DeliveryTag, false);
+        };
+        await commands.BasicConsumeAsync(BrokerNames.FleetLog, autoAck: false, $"{settings.ConsumerName}-fleet-log", noLocal: false, exclusive: false,
+            new Dictionary<string, object?> { ["x-stream-offset"] = "first" }, commandConsumer, cancellationToken);
+
+        var events = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
+        var name = $"lanequeue.fleet-events.{settings.ConsumerName}.{Guid.NewGuid():N}";
+        var queue = (await events.QueueDeclareAsync(name.Length > 200 ? name[..200] : name,
+            durable: false, exclusive: true, autoDelete: true, cancellationToken: cancellationToken)).QueueName;
+        foreach (var kind in FollowedEvents)
+            await events.QueueBindAsync(queue, BrokerNames.EventsExchange, kind + ".*", cancellationToken: cancellationToken);
+        var eventConsumer = new AsyncEventingBasicConsumer(events);
+        eventConsumer.ReceivedAsync += (_, delivery) =>
+        {
+            // Our own events come back too (a topic binding cannot leave the publisher out): app-id says whose it is, so they are
+            // dropped unread; our own runs are recorded where they happen, in order.
+            if (delivery.BasicProperties.AppId != settings.ConsumerName)
+                OnEvent(delivery.Body, settings.ConsumerName);
+            return Task.CompletedTask;
+        };
+        await events.BasicConsumeAsync(queue, autoAck: true, eventConsumer, cancellationToken);
+
+        // Wait for the replay of earlier commands to go quiet (bounded), so the first tasks already see them.
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        await Task.Delay(150, cancellationToken);
+        while (DateTime.UtcNow < deadline && DateTime.UtcNow.Ticks - Interlocked.Read(ref _lastDeliveryTicks) < TimeSpan.FromMilliseconds(150).Ticks)
+            await Task.Delay(50, cancellationToken);
+    }
+
+    async Task OnCommandAsync(ReadOnlyMemory<byte> body)
+    {
+        FleetCommand command;
+        try
+        {
+            command = TaskJson.Deserialize<FleetCommand>(body.Span);
+        }
+        catch (JsonException ex)
+        {
+            Log.FleetCommandIgnored(logger, ex.Message);
+            return;
+        }
+        if (ledger.Apply(command))
+        {
+            var cancelled = running.CancelWhere(ledger.IsCancelled);
+            Log.FleetCommandApplied(logger, command.Command, command.TaskId ?? command.SessionId ?? "", cancelled);
+        }
+        else if (modes.Apply(command))
+        {
+            Log.FleetCommandApplied(logger, command.Command, command.Lane ?? "", 0);
+        }
+        else if (command.Command is FleetCommand.Pause or FleetCommand.Resume && SessionLanes.TryParse(command.Lane, out var lane))
+        {
+            // Replayed in order, so the last pause or resume of a lane wins, also for consumers that start later.
+            if (lifetime.ApplicationStopping.IsCancellationRequested)
+                return; // stopping: no endpoint is to be started again
+            await endpoints.SetOperatorPauseAsync(lane.Value, command.Command == FleetCommand.Pause, lifetime.ApplicationStopping);
+            Log.FleetCommandApplied(logger, command.Command, lane.Value.WireName(), 0);
+        }
+        else if (command.Command == FleetCommand.Drain && command.Consumer == options.Value.ConsumerName && command.At > _startedAt)
+        {
+            Log.FleetCommandApplied(logger, command.Command, command.Consumer, 0);
+            lifetime.StopApplication();
+        }
+    }
+
+    void OnEvent(ReadOnlyMemory<byte> body, string self)
+    {
+        TaskEvent taskEvent;
+        try
+        {
+            taskEvent = TaskJson.Deserialize<TaskEvent>(body.Span);
+        }
+        catch (JsonException)
+        {
+            return;
+        }
+        if (taskEvent.Consumer == self)
+            return; // our own runs are recorded where they happen, in order
+        ledger.Record(taskEvent.TaskId, taskEvent.Event switch
+        {
+            TaskEvent.Started => TaskLedger.Known.Running,
+            TaskEvent.Completed or TaskEvent.Cancelled => TaskLedger.Known.Completed,
+            _ => TaskLedger.Known.Unknown, // preempted, failed (retried or dead-lettered): the id may legitimately run again
+        }, taskEvent.Consumer);
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_connection is not null)
+            await _connection.DisposeAsync();
+    }
+}

@@ -1,0 +1,64 @@
+using Microsoft.Extensions.Logging;
+
+namespace LaneQueue.Consumer;
+
+/// <summary>Every log event of the consumer, with stable event ids. Payloads are never logged.</summary>
+internal static partial class Log
+{
+    [LoggerMessage(1000, LogLevel.Information, "Consumer {ConsumerName} starting: topology {Topology}, broker {Broker}, slot budget {SlotBudget}")]
+    public static partial void Starting(ILogger logger, string consumerName, LaneTopology topology, string broker, int slotBudget);
+
+    [LoggerMessage(1001, LogLevel.Debug, "Task {TaskId} started in lane {Lane} (waited {WaitMs} ms)")]
+    public static partial void TaskStarted(ILogger logger, string taskId, string lane, long waitMs);
+
+    [LoggerMessage(1002, LogLevel.Debug, "Task {TaskId} completed in lane {Lane} in {RunMs} ms")]
+    public static partial void TaskCompleted(ILogger logger, string taskId, string lane, long runMs);
+
+    [LoggerMessage(1003, LogLevel.Warning, "Task {TaskId} in lane {Lane} ended {Status}: {Error}; moved to the dead-letter queue")]
+    public static partial void TaskFailed(ILogger logger, string taskId, string lane, string status, string error);
+
+    [LoggerMessage(1004, LogLevel.Warning, "Rejected a message from {Queue}: {Reason}; moved to the dead-letter queue")]
+    public static partial void MessageRejected(ILogger logger, string queue, string reason);
+
+    [LoggerMessage(1005, LogLevel.Information, "Task {TaskId} in lane {Lane} will retry in {DelayMs} ms (attempt {Attempt}): {Error}")]
+    public static partial void TaskRetrying(ILogger logger, string taskId, string lane, long delayMs, int attempt, string error);
+
+    [LoggerMessage(1006, LogLevel.Information, "Task {TaskId} in lane {Lane} skipped: {Reason}")]
+    public static partial void TaskSkipped(ILogger logger, string taskId, string lane, string reason);
+
+    [LoggerMessage(1007, LogLevel.Information, "Task {TaskId} in lane {Lane} yielded to higher-lane work; back in its lane with a checkpoint")]
+    public static partial void TaskYielded(ILogger logger, string taskId, string lane);
+
+    [LoggerMessage(1008, LogLevel.Information, "Asked task {TaskId} in lane {Lane} to yield: lane {Waiting} has work and no slot is free")]
+    public static partial void YieldRequested(ILogger logger, string taskId, string lane, string waiting);
+
+    [LoggerMessage(1200, LogLevel.Information, "Fleet command {Command} {Target} applied ({Cancelled} running tasks cancelled)")]
+    public static partial void FleetCommandApplied(ILogger logger, string command, string target, int cancelled);
+
+    [LoggerMessage(1201, LogLevel.Warning, "Ignored an unreadable fleet command: {Error}")]
+    public static partial void FleetCommandIgnored(ILogger logger, string error);
+
+    [LoggerMessage(1100, LogLevel.Information, "Lane {Lane} paused: {Reason}")]
+    public static partial void LanePaused(ILogger logger, string lane, string reason);
+
+    [LoggerMessage(1101, LogLevel.Information, "Lane {Lane} resumed: {Reason}")]
+    public static partial void LaneResumed(ILogger logger, string lane, string reason);
+
+    [LoggerMessage(1102, LogLevel.Warning, "Lane gate could not read queue depths: {Error}; keeping the current lane states")]
+    public static partial void GateCheckFailed(ILogger logger, string error);
+
+    [LoggerMessage(1103, LogLevel.Information, "Lane {Lane} pressure: {Depth} ready messages (threshold {Threshold})")]
+    public static partial void LanePressure(ILogger logger, string lane, long depth, int threshold);
+
+    [LoggerMessage(1104, LogLevel.Information, "Lane {Lane} idle")]
+    public static partial void LaneIdle(ILogger logger, string lane);
+
+    [LoggerMessage(1105, LogLevel.Warning, "Queue depth alert: lane {Lane} is {Level} with {Depth} ready (warning at {Warning}, critical at {Critical})")]
+    public static partial void DepthAlert(ILogger logger, string lane, string level, long depth, int warning, int critical);
+
+    [LoggerMessage(1106, LogLevel.Warning, "Dead-letter queue of lane {Lane} holds {Depth} messages (DlqMaxSize {Max}); nothing is evicted - redrive or purge it")]
+    public static partial void DeadLettersFull(ILogger logger, string lane, long depth, int max);
+
+    [LoggerMessage(1300, LogLevel.Warning, "The bus did not stop within {Seconds} s; shutting down without it (unacked deliveries go back to their queues when the connection closes)")]
+    public static partial void BusStopTimedOut(ILogger logger, double seconds);
+}

@@ -1,0 +1,104 @@
+using LaneQueue.Contracts;
+using LaneQueue.Producer;
+using Microsoft.Extensions.Options;
+
+namespace LaneQueue.Consumer;
+
+public enum LaneTopology
+{
+    /// <summary>One durable queue per lane; the lane gate pauses lower lanes while higher lanes have ready messages.</summary>
+    QueuePerLane,
+
+    /// <summary>One classic queue with x-max-priority = 4; lane = message priority; prefetch = slot budget.</summary>
+    PriorityQueue,
+}
+
+/// <summary>Consumer settings, bound from the <c>LaneQueue</c> configuration section (env: <c>LaneQueue__Name</c>).</summary>
+public sealed class LaneQueueOptions
+{
+    public const string Section = "LaneQueue";
+
+    /// <summary>Broker URL; defaults to <c>LANEQUEUE_RABBITMQ_URL</c>.</summary>
+    public string RabbitMqUrl { get; set; } = BrokerConnection.UrlFromEnvironment();
+
+    /// <summary>Shown in results, logs and the broker's connection list.</summary>
+    public string ConsumerName { get; set; } = $"{Environment.MachineName}-{Environment.ProcessId}";
+
+    public LaneTopology Topology { get; set; } = LaneTopology.QueuePerLane;
+
+    /// <summary>Declare the lane queues as quorum queues (replicated; for clusters).</summary>
+    public bool QuorumQueues { get; set; }
+
+    /// <summary>
+    /// With <see cref="QuorumQueues"/>: deliveries of one message after which the broker dead-letters it to the lane's
+    /// <c>_error</c> queue (<c>x-delivery-limit</c>), so a task that kills every consumer taking it cannot loop forever.
+    /// Every return counts (crash, connection loss, a lane paused with the message prefetched): keep it generous. Null: no limit.
+    /// </summary>
+    public int? DeliveryLimit { get; set; }
+
+    /// <summary>Tasks this process runs at once over all lanes, on top of each lane's max concurrency.</summary>
+    public int SlotBudget { get; set; } = 4;
+
+    public int MaxPayloadBytes { get; set; } = TaskParser.DefaultMaxPayloadBytes;
+
+    /// <summary>How long shutdown waits for running tasks before returning the rest to the broker.</summary>
+    public int ShutdownTimeoutSeconds { get; set; } = 30;
+
+    public GateOptions Gate { get; set; } = new();
+
+    /// <summary>How often this consumer publishes its heartbeat (fleet stats drop it after 3 missed beats).</summary>
+    public int HeartbeatIntervalMs { get; set; } = 2000;
+
+    /// <summary>Per-lane limits on task starts, on top of the process-wide <c>Queue:RateLimit</c>.</summary>
+    public Dictionary<SessionLane, RateLimit> LaneRateLimits { get; set; } = [];
+
+    public SessionQueueConfig Queue { get; set; } = new();
+}
+
+/// <summary>Lane gate settings (queue-per-lane topology).</summary>
+public sealed class GateOptions
+{
+    public bool Enabled { get; set; } = true;
+
+    /// <summary>How often the gate asks the broker how many messages are ready in each lane.</summary>
+    public int CheckIntervalMs { get; set; } = 100;
+
+    /// <summary>A lower lane is paused while a higher lane has at least this many ready messages.</summary>
+    public int PauseAtReady { get; set; } = 1;
+
+    /// <summary>Hysteresis: a paused lane resumes only after this many checks in a row found the higher lanes clear.</summary>
+    public int ResumeAfterClearChecks { get; set; } = 2;
+}
+
+internal sealed class LaneQueueOptionsValidator : IValidateOptions<LaneQueueOptions>
+{
+    public ValidateOptionsResult Validate(string? name, LaneQueueOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var problems = new List<string>();
+        if (!BrokerAddress.TryParse(options.RabbitMqUrl, out _, out var urlError))
+            problems.Add($"LaneQueue:RabbitMqUrl must be an amqp:// or amqps:// URL (several hosts separated by commas for a cluster): {urlError}");
+        if (string.IsNullOrWhiteSpace(options.ConsumerName))
+            problems.Add("LaneQueue:ConsumerName must not be empty");
+        if (options.DeliveryLimit is { } deliveryLimit && (deliveryLimit is < 1 or > 10_000 || !options.QuorumQueues))
+            problems.Add($"LaneQueue:DeliveryLimit needs LaneQueue:QuorumQueues=true (classic queues have no delivery limit) and a value between 1 and 10000, got {deliveryLimit}");
+        if (options.SlotBudget is < 1 or > 10_000)
+            problems.Add($"LaneQueue:SlotBudget must be between 1 and 10000, got {options.SlotBudget}");
+        if (options.MaxPayloadBytes < 1)
+            problems.Add($"LaneQueue:MaxPayloadBytes must be positive, got {options.MaxPayloadBytes}");
+        if (options.ShutdownTimeoutSeconds < 0)
+            problems.Add($"LaneQueue:ShutdownTimeoutSeconds must not be negative, got {options.ShutdownTimeoutSeconds}");
+        if (options.HeartbeatIntervalMs is < 100 or > 60_000)
+            problems.Add($"LaneQueue:HeartbeatIntervalMs must be between 100 and 60000, got {options.HeartbeatIntervalMs}");
+        if (options.Gate.CheckIntervalMs is < 10 or > 60_000)
+            problems.Add($"LaneQueue:Gate:CheckIntervalMs must be between 10 and 60000, got {options.Gate.CheckIntervalMs}");
+        if (options.Gate.PauseAtReady < 1)
+            problems.Add($"LaneQueue:Gate:PauseAtReady must be at least 1, got {options.Gate.PauseAtReady}");
+        if (options.Gate.ResumeAfterClearChecks < 1)
+            problems.Add($"LaneQueue:Gate:ResumeAfterClearChecks must be at least 1, got {options.Gate.ResumeAfterClearChecks}");
+        problems.AddRange(options.Queue.Validate().Select(p => "LaneQueue:Queue:" + p));
+        foreach (var (lane, limit) in options.LaneRateLimits)
+            problems.AddRange(limit.Validate().Select(p => $"LaneQueue:LaneRateLimits:{lane}:{p}"));
+        return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
+    }
+}

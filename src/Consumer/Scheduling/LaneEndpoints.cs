@@ -1,0 +1,164 @@
+using System.Collections.Concurrent;
+using LaneQueue.Contracts;
+using MassTransit;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace LaneQueue.Consumer;
+
+/// <summary>
+/// The receive endpoint of each lane, captured when MassTransit reports it ready, and who wants it paused: the lane gate
+/// (higher lanes have work) and/or an operator (fleet command <c>pause</c>). While either does, the endpoint is stopped
+/// (basic.cancel: deliveries not started go back to the queue); when neither does, it is started again (basic.consume).
+/// As a hosted service it is registered after MassTransit, so it stops first: no switch starts once the bus is stopping,
+/// and the switches under way finish before it (MassTransit's bus stop could hang on an endpoint just paused and resumed;
+/// <see cref="BoundedBusStop"/> bounds what is left of that).
+/// </summary>
+internal sealed class LaneEndpoints(IOptions<LaneQueueOptions> options) : IReceiveEndpointObserver, IHostedService
+{
+    sealed class LaneState
+    {
+        public readonly SemaphoreSlim Switch = new(1, 1);
+        public IReceiveEndpoint? Endpoint;
+        public bool Stopped;
+        public string? GateReason;
+        public bool ByOperator;
+    }
+
+    readonly ConcurrentDictionary<SessionLane, LaneState> _lanes = new();
+    readonly CancellationTokenSource _stop = new();
+    readonly TaskCompletionSource _allReady = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Longest a pause or resume waits for MassTransit before the lane switch moves on.</summary>
+    public static TimeSpan SwitchTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    LaneState State(SessionLane lane) => _lanes.GetOrAdd(lane, _ => new LaneState());
+
+    public bool IsPaused(SessionLane lane) => State(lane) is var s && (s.GateReason is not null || s.ByOperator);
+
+    public bool IsPausedByOperator(SessionLane lane) => State(lane).ByOperator;
+
+    /// <summary>Why the lane is paused, or null when it runs.</summary>
+    public string? PauseReason(SessionLane lane) =>
+        State(lane) is var s && s.ByOperator ? "paused by operator" : s.GateReason;
+
+    public bool IsReady(SessionLane lane) => State(lane).Endpoint is not null;
+
+    /// <summary>Completes once every lane has its receive endpoint (queue-per-lane topology).</summary>
+    public Task AllReady => _allReady.Task;
+
+    /// <summary>The lane gate's wish: paused with a reason, or running (null).</summary>
+    public Task SetGatePauseAsync(SessionLane lane, string? reason, CancellationToken cancellationToken = default) =>
+        ApplyAsync(lane, s => s.GateReason = reason, cancellationToken);
+
+    /// <summary>An operator's pause or resume (fleet commands, replayed by consumers that start later).</summary>
+    public Task SetOperatorPauseAsync(SessionLane lane, bool paused, CancellationToken cancellationToken = default) =>
+        ApplyAsync(lane, s => s.ByOperator = paused, cancellationToken);
+
+    async Task ApplyAsync(SessionLane lane, Action<LaneState> change, CancellationToken cancellationToken)
+    {
+        var state = State(lane);
+        await state.Switch.WaitAsync(cancellationToken);
+        try
+        {
+            change(state);
+            if (_stop.IsCancellationRequested)
+                return; // stopping: the bus stops every endpoint itself
+            var wantStopped = state.GateReason is not null || state.ByOperator;
+            if (state.Endpoint is not { } endpoint || wantStopped == state.Stopped)
+                return;
+            if (wantStopped)
+            {
+                state.Stopped = true;
+                // Bounded: a stop that waits on deliveries of a connection that just died must not hold this lane's switch forever.
+                using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                bounded.CancelAfter(SwitchTimeout);
+                try
+                {
+                    await endpoint.Stop(bounded.Token);
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    // stopping goes on in MassTransit; the lane counts as paused
+                }
+            }
+            else
+            {
+                // Bounded: an endpoint started while the bus stops never becomes ready.
+                await endpoint.Start(cancellationToken).Ready.WaitAsync(SwitchTimeout, cancellationToken);
+                state.Stopped = false;
+            }
+        }
+        finally
+        {
+            state.Switch.Release();
+        }
+    }
+
+    Task IReceiveEndpointObserver.Ready(ReceiveEndpointReady ready)
+    {
+        var queue = ready.InputAddress.AbsolutePath.Split('/')[^1];
+        foreach (var lane in SessionLanes.All)
+        {
+            if (queue != BrokerNames.LaneQueue(lane))
+                continue;
+            var state = State(lane);
+            if (state.Endpoint is not null)
+                continue;
+            // A pause that arrived before the endpoint existed (replayed at start) is applied by ReconcileWhenReadyAsync,
+            // which runs in the background once every lane is ready: stopping an endpoint from inside its own "ready"
+            // notification races MassTransit's start-up.
+            state.Endpoint = ready.ReceiveEndpoint;
+        }
+        if (SessionLanes.All.All(IsReady))
+            _allReady.TrySetResult(); // continuations run elsewhere, never inside MassTransit's notification
+        return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Once every lane's endpoint is ready, brings each in line with what is wanted: a pause replayed from the fleet log before
+    /// the endpoint existed. In the background, so the host's start never waits on it.
+    /// </summary>
+    async Task ReconcileWhenReadyAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await AllReady.WaitAsync(cancellationToken);
+            foreach (var lane in SessionLanes.All)
+                await ApplyAsync(lane, _ => { }, cancellationToken);
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    Task IHostedService.StartAsync(CancellationToken cancellationToken)
+    {
+        if (options.Value.Topology == LaneTopology.QueuePerLane)
+            _ = ReconcileWhenReadyAsync(_stop.Token);
+        return Task.CompletedTask;
+    }
+
+    async Task IHostedService.StopAsync(CancellationToken cancellationToken)
+    {
+        await _stop.CancelAsync();
+        foreach (var state in _lanes.Values)
+        {
+            try
+            {
+                if (await state.Switch.WaitAsync(SwitchTimeout, cancellationToken))
+                    state.Switch.Release();
+            }
+            catch (OperationCanceledException)
+            {
+                return; // the host's shutdown time is up: let MassTransit stop what it can
+            }
+        }
+    }
+
+    Task IReceiveEndpointObserver.Stopping(ReceiveEndpointStopping stopping) => Task.CompletedTask;
+
+    Task IReceiveEndpointObserver.Completed(ReceiveEndpointCompleted completed) => Task.CompletedTask;
+
+    Task IReceiveEndpointObserver.Faulted(ReceiveEndpointFaulted faulted) => Task.CompletedTask;
+}

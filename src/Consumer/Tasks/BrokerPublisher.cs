@@ -1,0 +1,196 @@
+using System.Collections.Concurrent;
+using LaneQueue.Contracts;
+using LaneQueue.Producer;
+using Microsoft.Extensions.Options;
+using RabbitMQ.Client;
+using RabbitMQ.Client.Exceptions;
+
+namespace LaneQueue.Consumer;
+
+/// <summary>
+/// The consumer's own RabbitMQ.Client connection for what MassTransit cannot express: re-publishing a task
+/// (to a retry holding queue, or back to its lane with a checkpoint) with publisher confirms before the original
+/// is acked, and lifecycle events (best effort, no confirm wait).
+/// </summary>
+internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsyncDisposable
+{
+    readonly SemaphoreSlim _open = new(1, 1);
+    readonly ConcurrentDictionary<string, Task> _retryQueues = new();
+    IConnection? _connection;
+    IChannel? _confirmed;
+    IChannel? _events;
+
+    async Task<(IChannel Confirmed, IChannel Events)> ChannelsAsync(CancellationToken cancellationToken)
+    {
+        if (_confirmed is { IsOpen: true } confirmed && _events is { IsOpen: true } events)
+            return (confirmed, events);
+        await _open.WaitAsync(cancellationToken);
+        try
+        {
+            var settings = options.Value;
+            _connection ??= await BrokerConnection.ConnectAsync(settings.RabbitMqUrl, $"{settings.ConsumerName}-publisher", cancellationToken);
+            if (_confirmed is not { IsOpen: true })
+            {
+                _confirmed = await _connection.CreateChannelAsync(
+                    new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true), cancellationToken);
+                _retryQueues.Clear();
+            }
+            if (_events is not { IsOpen: true })
+                _events = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
+            return (_confirmed, _events);
+        }
+        finally
+        {
+            _open.Release();
+        }
+    }
+
+    /// <summary>Publishes a transient message on the events channel (no confirm wait), e.g. a heartbeat.</summary>
+    public async Task PublishAsync(string exchange, string routingKey, byte[] body, CancellationToken cancellationToken = default)
+    {
+        var (_, events) = await ChannelsAsync(cancellationToken);
+        await events.BasicPublishAsync(exchange, routingKey, mandatory: false, new BasicProperties { ContentType = "application/json" }, body, cancellationToken);
+    }
+
+    /// <summary>
+    /// Publishes a lifecycle event to <see cref="BrokerNames.EventsExchange"/>. Best effort: while this connection is
+    /// down (broker restart, network cut) the event is dropped rather than failing the task it describes.
+    /// </summary>
+    public async Task PublishEventAsync(TaskEvent taskEvent, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(taskEvent);
+        try
+        {
+            var (_, events) = await ChannelsAsync(cancellationToken);
+            await events.BasicPublishAsync(BrokerNames.EventsExchange, BrokerNames.EventRoutingKey(taskEvent.Event, taskEvent.Lane), mandatory: false,
+                new BasicProperties { ContentType = "application/json", Type = taskEvent.Event, AppId = taskEvent.Consumer }, TaskJson.Serialize(taskEvent), cancellationToken);
+        }
+        catch (Exception ex) when (BrokerConnection.IsConnectionFailure(ex) && !cancellationToken.IsCancellationRequested)
+        {
+            Interlocked.Increment(ref _droppedEvents);
+        }
+    }
+
+    /// <summary>Lifecycle events dropped because the broker could not be reached.</summary>
+    public long DroppedEvents => Interlocked.Read(ref _droppedEvents);
+
+    long _droppedEvents;
+
+    /// <summary>
+    /// Runs a confirmed publish, waiting for the connection's automatic recovery (up to <see cref="RecoveryTimeout"/>) when
+    /// the broker is unreachable, then publishing again: a re-published task is never dropped on a connection blip.
+    /// </summary>
+    async Task WithRecoveryAsync(Func<IChannel, Task> publish, CancellationToken cancellationToken)
+    {
+        var deadline = DateTime.UtcNow + RecoveryTimeout;
+        while (true)
+        {
+            try
+            {
+                var (confirmed, _) = await ChannelsAsync(cancellationToken);
+                await publish(confirmed);
+                return;
+            }
+            catch (Exception ex) when (BrokerConnection.IsConnectionFailure(ex) && DateTime.UtcNow < deadline && !cancellationToken.IsCancellationRequested)
+            {
+                _retryQueues.Clear();
+                await Task.Delay(250, cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>How long a confirmed re-publish waits for the broker to come back before it fails.</summary>
+    public static TimeSpan RecoveryTimeout { get; set; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// Parks a task in the lane's holding queue for <paramref name="delay"/> (message TTL); the broker then dead-letters it
+    /// back to <see cref="BrokerNames.TasksExchange"/> with the lane as routing key. No consumer slot is held meanwhile.
+    /// </summary>
+    public async Task ScheduleRetryAsync(ExternalTask task, TimeSpan delay, BasicProperties properties, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        var queue = BrokerNames.RetryQueue(task.Lane, delay);
+        await WithRecoveryAsync(async confirmed =>
+        {
+            var declared = _retryQueues.GetOrAdd(queue, name => confirmed.QueueDeclareAsync(name, durable: true, exclusive: false, autoDelete: false,
+                arguments: RetryQueueArguments(task.Lane, delay), cancellationToken: cancellationToken));
+            try
+            {
+                await declared;
+            }
+            catch
+            {
+                _retryQueues.TryRemove(queue, out _);
+                throw;
+            }
+            await PublishConfirmedAsync(confirmed, "", queue, properties, TaskJson.Serialize(task), cancellationToken);
+        }, cancellationToken);
+    }
+
+    /// <summary>
+    /// A holding queue's arguments: TTL, then back to the lane. With <see cref="LaneQueueOptions.QuorumQueues"/> it is a quorum queue
+    /// too (message TTL and dead-lettering need RabbitMQ 3.10+), so parked retries survive the loss of a cluster node.
+    /// </summary>
+    Dictionary<string, object?> RetryQueueArguments(SessionLane lane, TimeSpan delay)
+    {
+        var arguments = new Dictionary<string, object?>
+        {
+            ["x-message-ttl"] = (long)delay.TotalMilliseconds,
+            ["x-dead-letter-exchange"] = BrokerNames.TasksExchange,
+            ["x-dead-letter-routing-key"] = BrokerNames.RoutingKey(lane),
+        };
+        if (options.Value.QuorumQueues)
+            arguments["x-queue-type"] = "quorum";
+        return arguments;
+    }
+
+    /// <summary>Puts a task back at the tail of its lane (a preempted task with its checkpoint, or a redrive).</summary>
+    public async Task RequeueAsync(ExternalTask task, BasicProperties properties, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        await WithRecoveryAsync(confirmed => PublishConfirmedAsync(confirmed, BrokerNames.TasksExchange, BrokerNames.RoutingKey(task.Lane), properties,
+            TaskJson.Serialize(task), cancellationToken), cancellationToken);
+    }
+
+    static async Task PublishConfirmedAsync(IChannel channel, string exchange, string routingKey, BasicProperties properties, byte[] body, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await channel.BasicPublishAsync(exchange, routingKey, mandatory: true, properties, body, cancellationToken);
+        }
+        catch (PublishException ex)
+        {
+            throw new InvalidOperationException($"the broker did not store the re-published task ({(ex.IsReturn ? "unroutable" : "nacked")}); the original stays unacked", ex);
+        }
+    }
+
+    /// <summary>Properties for a re-published task: the delivery's headers (the producer's, trace context included) plus the attempt count.</summary>
+    public static BasicProperties PropertiesFor(ExternalTask task, IReadOnlyBasicProperties? original, int attempt, string? lastError)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        var headers = new Dictionary<string, object?>();
+        if (original?.Headers is { } existing)
+        {
+            foreach (var (key, value) in existing)
+            {
+                if (key is not (BrokerNames.AttemptHeader or BrokerNames.LastErrorHeader))
+                    headers[key] = value;
+            }
+        }
+        headers[BrokerNames.AttemptHeader] = attempt;
+        if (lastError is not null)
+            headers[BrokerNames.LastErrorHeader] = lastError.Length > 1000 ? lastError[..1000] : lastError;
+        return TaskMessage.Properties(task, headers);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (_confirmed is not null)
+            await _confirmed.DisposeAsync();
+        if (_events is not null)
+            await _events.DisposeAsync();
+        if (_connection is not null)
+            await _connection.DisposeAsync();
+        _open.Dispose();
+    }
+}

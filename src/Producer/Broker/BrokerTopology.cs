@@ -1,0 +1,26 @@
+using LaneQueue.Contracts;
+using RabbitMQ.Client;
+
+namespace LaneQueue.Producer;
+
+/// <summary>
+/// Declares the exchanges (and the fleet command stream) producers and consumers share. Idempotent, with the same
+/// arguments as infra/rabbitmq/definitions.json. The lane queues are declared by the consumers.
+/// </summary>
+internal static class BrokerTopology
+{
+    public static async Task DeclareAsync(IChannel channel, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(channel);
+        await channel.ExchangeDeclareAsync(BrokerNames.TasksExchange, ExchangeType.Direct, durable: true, autoDelete: false, cancellationToken: cancellationToken);
+        await channel.ExchangeDeclareAsync(BrokerNames.ResultsExchange, ExchangeType.Topic, durable: true, autoDelete: false, cancellationToken: cancellationToken);
+        await channel.ExchangeDeclareAsync(BrokerNames.EventsExchange, ExchangeType.Topic, durable: true, autoDelete: false, cancellationToken: cancellationToken);
+        await channel.ExchangeDeclareAsync(BrokerNames.HeartbeatsExchange, ExchangeType.Fanout, durable: true, autoDelete: false, cancellationToken: cancellationToken);
+        await channel.ExchangeDeclareAsync(BrokerNames.FleetExchange, ExchangeType.Fanout, durable: true, autoDelete: false, cancellationToken: cancellationToken);
+        await channel.ExchangeDeclareAsync(BrokerNames.ExternalExchange, ExchangeType.Topic, durable: true, autoDelete: false, cancellationToken: cancellationToken);
+        await channel.ExchangeDeclareAsync(BrokerNames.ExternalCompletionsExchange, ExchangeType.Direct, durable: true, autoDelete: false, cancellationToken: cancellationToken);
+        await channel.QueueDeclareAsync(BrokerNames.FleetLog, durable: true, exclusive: false, autoDelete: false,
+            arguments: new Dictionary<string, object?> { ["x-queue-type"] = "stream", ["x-max-age"] = "1D" }, cancellationToken: cancellationToken);
+        await channel.QueueBindAsync(BrokerNames.FleetLog, BrokerNames.FleetExchange, "", cancellationToken: cancellationToken);
+    }
+}

@@ -1,3 +1,0 @@
-using LaneQueue.Producer;
-
-return await ProducerCli.Build().Parse(args).InvokeAsync();
