@@ -26,7 +26,7 @@ public sealed record ProducerOptions
 /// (publisher confirms, persistent delivery, mandatory routing), so "accepted" means "stored".
 /// Safe for concurrent use.
 /// </summary>
-public sealed class LaneQueueProducer : IAsyncDisposable
+public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
 {
     readonly ProducerOptions _options;
     readonly IConnection _connection;

@@ -1,0 +1,43 @@
+using LaneQueue.Contracts;
+
+namespace LaneQueue.Producer;
+
+/// <summary>
+/// Submits tasks to LaneQueue and follows them: what application code injects (<c>services.AddLaneQueueProducer()</c>)
+/// and what its tests mock or replace with the broker-free harness. <see cref="LaneQueueProducer"/> is the RabbitMQ one.
+/// </summary>
+public interface ILaneQueueProducer
+{
+    /// <summary>Validates and publishes a task; returns once the broker has stored it (publisher confirm).</summary>
+    /// <exception cref="InvalidTaskException">The task breaks the wire contract; names the field.</exception>
+    /// <exception cref="TaskRejectedException">The broker did not store it (unroutable, nacked, unreachable past the recovery time-out).</exception>
+    Task SubmitTaskAsync(ExternalTask task, CancellationToken cancellationToken = default);
+
+    /// <summary>Submits a task and waits for its result.</summary>
+    /// <exception cref="TimeoutException">No result arrived within <paramref name="timeout"/>; the task may still run.</exception>
+    Task<ExternalTaskResult> SubmitAndWaitAsync(ExternalTask task, TimeSpan timeout, CancellationToken cancellationToken = default);
+
+    /// <summary>Starts listening for a task's result before it is submitted, so none is missed; await the returned task for it.</summary>
+    Task<Task<ExternalTaskResult>> WatchResultAsync(string taskId, CancellationToken cancellationToken = default);
+
+    /// <summary>Cancels a task on every consumer: skipped if still waiting, its token fired if running.</summary>
+    Task CancelTaskAsync(string taskId, CancellationToken cancellationToken = default);
+
+    /// <summary>Cancels every task of a session created before now.</summary>
+    Task CancelSessionAsync(string sessionId, CancellationToken cancellationToken = default);
+
+    /// <summary>Pauses a lane on every consumer, including those that start later, until <see cref="ResumeLaneAsync"/>.</summary>
+    Task PauseLaneAsync(SessionLane lane, CancellationToken cancellationToken = default);
+
+    /// <summary>Resumes a lane paused with <see cref="PauseLaneAsync"/>.</summary>
+    Task ResumeLaneAsync(SessionLane lane, CancellationToken cancellationToken = default);
+
+    /// <summary>Completes a task of an External lane (the reference's <c>complete_external_task</c>).</summary>
+    Task CompleteExternalTaskAsync(ExternalCompletion completion, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Follows lifecycle events (<see cref="TaskEvent"/>); <paramref name="pattern"/> is a topic binding such as
+    /// <c>command.#</c> or <c>command.completed.query</c>. Dispose the result to stop.
+    /// </summary>
+    Task<IAsyncDisposable> WatchEventsAsync(Func<TaskEvent, Task> onEvent, string pattern = "command.#", CancellationToken cancellationToken = default);
+}
