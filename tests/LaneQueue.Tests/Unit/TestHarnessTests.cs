@@ -36,6 +36,45 @@ public class TestHarnessTests
         Assert.Equal("test-harness", analysis.Consumer);
     }
 
+    interface IReportStore
+    {
+        void Save(string prompt);
+    }
+
+    sealed class FakeReportStore : IReportStore
+    {
+        public static ConcurrentQueue<string> Saved { get; } = new();
+
+        public void Save(string prompt) => Saved.Enqueue(prompt);
+    }
+
+    sealed class AnalysisHandler(IReportStore store) : ITaskHandler
+    {
+        public Task<object?> HandleAsync(TaskContext context)
+        {
+            store.Save(context.Task.Payload.GetProperty("prompt").GetString()!);
+            return Task.FromResult<object?>(new { saved = true });
+        }
+    }
+
+    /// <summary>The example of docs/testing.md, as written there.</summary>
+    [Fact]
+    public async Task The_docs_example_runs_as_written()
+    {
+        await using var harness = new LaneQueueTestHarness(o => o.SlotBudget = 1);   // options as AddLaneQueueConsumer(o => ...)
+        harness.Services.AddSingleton<IReportStore, FakeReportStore>();              // your handlers' dependencies
+        harness.Consumer.AddHandler<AnalysisHandler>("analysis");                    // the same builder as the real consumer
+
+        await harness.SubmitTaskAsync(ExternalTask.Create("background-analysis", SessionLane.Generate, new { prompt = "..." }, "analysis"));
+        await harness.SubmitTaskAsync(ExternalTask.Create("urgent-query", SessionLane.Query, new { q = "status" }));
+        harness.Start();                                                             // a new harness is held: the backlog above waits
+        await harness.WhenIdleAsync(TimeSpan.FromSeconds(10));
+
+        Assert.Equal(["urgent-query", "background-analysis"], harness.Started.Select(s => s.TaskId));
+        Assert.All(harness.Results, r => Assert.Equal(TaskStatuses.Completed, r.Status));
+        Assert.Contains("...", FakeReportStore.Saved);
+    }
+
     [Fact]
     public async Task With_one_slot_held_by_a_running_task_the_freed_slot_goes_to_the_urgent_query()
     {
