@@ -406,14 +406,17 @@ public sealed partial class LaneQueueTestHarness
         {
             _ledger.Record(task.Id, TaskLedger.Known.Unknown, _settings.ConsumerName);
             PublishEventLocked(Event(timedOut ? TaskEvent.Timeout : TaskEvent.Failed, task, attempt, error));
-            if (_settings.Queue.RetryPolicy.DelayBefore(attempt + 1) is { } delay)
+            // A payload that does not fit a typed handler (InvalidTaskException) can never succeed: not retried, as on the fleet.
+            var retryable = ex is not InvalidTaskException;
+            if (retryable && _settings.Queue.RetryPolicy.DelayBefore(attempt + 1) is { } delay)
             {
                 PublishEventLocked(Event(TaskEvent.Retry, task, attempt + 1, error) with { DelayMs = (long)delay.TotalMilliseconds });
                 ScheduleRetryLocked(new Entry(task, attempt + 1, error), delay * RetryDelayScale);
                 return;
             }
             var status = timedOut ? TaskStatuses.TimedOut : TaskStatuses.Failed;
-            AddDeadLetterLocked(entry, $"{status} after {attempt + 1} attempt(s): {error} ({ex.GetType().Name})", error);
+            var why = retryable ? $"{status} after {attempt + 1} attempt(s)" : $"{status}, not retried (it cannot succeed)";
+            AddDeadLetterLocked(entry, $"{why}: {error} ({ex.GetType().Name})", error);
             PublishResultLocked(task, attempt, startedAt, status, error, TaskJson.EmptyObject);
             PublishEventLocked(Event(TaskEvent.DeadLettered, task, attempt, error));
         }
@@ -522,7 +525,7 @@ public sealed partial class LaneQueueTestHarness
         Lane = task.Lane,
         SessionId = task.SessionId,
         Consumer = _settings.ConsumerName,
-        Attempt = attempt,
+        Attempt = attempt + 1, // events count attempts from 1, like results
         Error = error,
     };
 

@@ -193,8 +193,8 @@ public class TestHarnessTests
         Assert.Equal(3, letter.Attempts);
         Assert.Equal("boom", letter.LastError);
         Assert.Equal(
-            ["command.started/0", "command.failed/0", "command.retry/1/100", "command.started/1", "command.failed/1", "command.retry/2/200",
-             "command.started/2", "command.failed/2", "command.dead_lettered/2"],
+            ["command.started/1", "command.failed/1", "command.retry/2/100", "command.started/2", "command.failed/2", "command.retry/3/200",
+             "command.started/3", "command.failed/3", "command.dead_lettered/3"],
             harness.Events.Select(e => $"{e.Event}/{e.Attempt}{(e.DelayMs is { } ms ? $"/{ms}" : "")}").ToArray());
     }
 
