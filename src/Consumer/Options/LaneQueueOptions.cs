@@ -4,15 +4,6 @@ using Microsoft.Extensions.Options;
 
 namespace LaneQueue.Consumer;
 
-public enum LaneTopology
-{
-    /// <summary>One durable queue per lane; the lane gate pauses lower lanes while higher lanes have ready messages.</summary>
-    QueuePerLane,
-
-    /// <summary>One classic queue with x-max-priority = 4; lane = message priority; prefetch = slot budget.</summary>
-    PriorityQueue,
-}
-
 /// <summary>Consumer settings, bound from the <c>LaneQueue</c> configuration section (env: <c>LaneQueue__Name</c>).</summary>
 public sealed class LaneQueueOptions
 {
