@@ -40,7 +40,7 @@ public sealed record QueueStats
 /// Builds <see cref="QueueStats"/> from the consumers' heartbeats (listened to for a little more than one heartbeat
 /// interval) and the broker's queue depths. A consumer that stopped beating is simply not heard: it drops out.
 /// </summary>
-public static class FleetStats
+internal static class FleetStats
 {
     public static async Task<QueueStats> ReadAsync(IConnection connection, TimeSpan listen, CancellationToken cancellationToken = default)
     {
