@@ -96,7 +96,7 @@ topic() {   # topic USER EXCHANGE WRITE READ
 log "management API $MGMT, vhost $VHOST"
 echo '{}' | api PUT "vhosts/$(enc "$VHOST")"
 
-# The exchanges producers need before any consumer ran (same arguments as src/Producer/BrokerTopology.cs).
+# The exchanges producers need before any consumer ran (same arguments as src/Producer/Broker/BrokerTopology.cs).
 for spec in lanequeue.tasks:direct lanequeue.results:topic lanequeue.events:topic lanequeue.fleet:fanout \
             lanequeue.external:topic lanequeue.external.completions:direct; do
   json "{\"type\":\"${spec#*:}\",\"durable\":true,\"auto_delete\":false,\"internal\":false,\"arguments\":{}}" \

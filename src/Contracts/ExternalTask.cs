@@ -56,9 +56,13 @@ public sealed record ExternalTask
         CommandType = commandType,
     };
 
-    public bool IsTimedOut(DateTimeOffset now) => RemainingMs(now) is <= 0;
+    /// <summary>
+    /// Whether a run that started at <paramref name="runStartedAt"/> is past <see cref="TimeoutMs"/> (how long one run may
+    /// take, as the consumer enforces it: from the run's start, not from <see cref="CreatedAt"/>). False without a timeout.
+    /// </summary>
+    public bool IsTimedOut(DateTimeOffset runStartedAt, DateTimeOffset now) => RemainingMs(runStartedAt, now) is <= 0;
 
-    /// <summary>Milliseconds left before <see cref="TimeoutMs"/> runs out, or null without a timeout.</summary>
-    public long? RemainingMs(DateTimeOffset now) =>
-        TimeoutMs is { } timeout ? timeout - (long)(now - CreatedAt).TotalMilliseconds : null;
+    /// <summary>Milliseconds a run that started at <paramref name="runStartedAt"/> has left, or null without a timeout.</summary>
+    public long? RemainingMs(DateTimeOffset runStartedAt, DateTimeOffset now) =>
+        TimeoutMs is { } timeout ? timeout - (long)(now - runStartedAt).TotalMilliseconds : null;
 }

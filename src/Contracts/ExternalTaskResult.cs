@@ -16,7 +16,10 @@ public sealed record ExternalTaskResult
     [JsonPropertyName("success")]
     public bool Success { get; init; }
 
-    /// <summary><c>completed</c>, <c>failed</c>, <c>timed_out</c>, <c>cancelled</c> or <c>duplicate</c>; failed and timed-out tasks wait in the dead-letter queue.</summary>
+    /// <summary>
+    /// <c>completed</c>, <c>failed</c>, <c>timed_out</c>, <c>cancelled</c> or <c>duplicate</c> (see <see cref="TaskStatuses"/>);
+    /// failed and timed-out tasks wait in the dead-letter queue.
+    /// </summary>
     [JsonPropertyName("status")]
     public string Status { get; init; } = TaskStatuses.Completed;
 
@@ -38,18 +41,18 @@ public sealed record ExternalTaskResult
     [JsonPropertyName("finished_at")]
     public DateTimeOffset FinishedAt { get; init; }
 
-    /// <summary>Retries before the run that produced this result.</summary>
+    /// <summary>Which attempt this result ends, counting from 1: the first run is 1, its first retry 2 (retries before it + 1).</summary>
     [JsonPropertyName("attempts")]
     public int Attempts { get; init; }
 }
 
+/// <summary>Every <see cref="ExternalTaskResult.Status"/> a consumer produces.</summary>
 public static class TaskStatuses
 {
     public const string Completed = "completed";
     public const string Failed = "failed";
     public const string TimedOut = "timed_out";
     public const string Cancelled = "cancelled";
-    public const string DeadLettered = "dead_lettered";
 
     /// <summary>The id already ran (or is running) elsewhere; this copy was not run.</summary>
     public const string Duplicate = "duplicate";

@@ -36,7 +36,10 @@ public sealed record TaskEvent
     [JsonPropertyName("consumer")]
     public string? Consumer { get; init; }
 
-    /// <summary>Retries before this run (0 = first run).</summary>
+    /// <summary>
+    /// The attempt the event is about, counting from 1 like <see cref="ExternalTaskResult.Attempts"/>; for <see cref="Retry"/>
+    /// the attempt that comes next.
+    /// </summary>
     [JsonPropertyName("attempt")]
     public int Attempt { get; init; }
 

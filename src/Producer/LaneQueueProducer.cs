@@ -8,45 +8,44 @@ using RabbitMQ.Client.Exceptions;
 
 namespace LaneQueue.Producer;
 
-public sealed record ProducerOptions
-{
-    public string RabbitMqUrl { get; init; } = BrokerConnection.UrlFromEnvironment();
-    public int MaxPayloadBytes { get; init; } = TaskParser.DefaultMaxPayloadBytes;
-    public string ClientName { get; init; } = $"lanequeue-producer@{Environment.MachineName}";
-
-    /// <summary>
-    /// How long a submit waits for the connection's automatic recovery (broker restart, network cut, cluster fail-over)
-    /// and publishes again, before it fails with <see cref="TaskRejectedException"/>. Zero: fail at once.
-    /// </summary>
-    public TimeSpan RecoveryTimeout { get; init; } = TimeSpan.FromSeconds(30);
-}
-
 /// <summary>
 /// Submits tasks to LaneQueue. A submit returns only after the broker has confirmed the message
-/// (publisher confirms, persistent delivery, mandatory routing), so "accepted" means "stored".
-/// Safe for concurrent use.
+/// (publisher confirms, persistent delivery, mandatory routing), so "accepted" means "stored"; the lane queues exist from
+/// <see cref="ConnectAsync"/> on, so that holds before any consumer ever ran. Safe for concurrent use. Applications
+/// usually inject <see cref="ILaneQueueProducer"/> (<see cref="ProducerRegistration"/>); scripts and the CLI connect here.
 /// </summary>
 public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
 {
     readonly ProducerOptions _options;
     readonly IConnection _connection;
-    readonly SemaphoreSlim _publishLock = new(1, 1);
-    IChannel _publishChannel;
+    readonly ConfirmedPublisher _publisher;
     readonly ConcurrentDictionary<string, TaskCompletionSource<ExternalTaskResult>> _waiting = new();
     readonly SemaphoreSlim _replyLock = new(1, 1);
     IChannel? _replyChannel;
     string? _replyQueue;
 
-    LaneQueueProducer(ProducerOptions options, IConnection connection, IChannel publishChannel)
+    LaneQueueProducer(ProducerOptions options, IConnection connection)
     {
         _options = options;
         _connection = connection;
-        _publishChannel = publishChannel;
+        _publisher = new ConfirmedPublisher(connection, options.RecoveryTimeout);
     }
 
+    /// <summary>
+    /// Connects to the broker and declares what producers and consumers share, idempotently: the exchanges and the lane
+    /// queues of <see cref="ProducerOptions.Topology"/> with the arguments the consumers give them
+    /// (<see cref="ProducerOptions.QuorumQueues"/>, <see cref="ProducerOptions.DeliveryLimit"/>), so a task submitted before
+    /// any consumer ran waits in its lane. A user without configure permission (the producer user of
+    /// <c>scripts/broker-users.sh</c>) declares nothing: the exchanges must exist, and the lanes are there once a consumer ran.
+    /// </summary>
+    /// <exception cref="ArgumentException">The options are invalid; the message names the setting.</exception>
+    /// <exception cref="TaskRejectedException">The broker cannot be reached, or its lanes differ from the options (the
+    /// message names the setting, e.g. <c>LaneQueue:QuorumQueues</c>, with both values).</exception>
     public static async Task<LaneQueueProducer> ConnectAsync(ProducerOptions? options = null, CancellationToken cancellationToken = default)
     {
-        options ??= new ProducerOptions();
+        options = options is null ? new ProducerOptions() : options with { };
+        if (ProducerOptionsValidator.Problems(options) is { Count: > 0 } problems)
+            throw new ArgumentException(string.Join("; ", problems), nameof(options));
         IConnection connection;
         try
         {
@@ -58,26 +57,47 @@ public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
                 $"cannot reach RabbitMQ at {BrokerConnection.Redact(options.RabbitMqUrl)}: {ex.Message}. " +
                 $"Start one with 'bash scripts/broker-up.sh' or set {BrokerConnection.UrlVariable}.", ex);
         }
-
-        var channel = await connection.CreateChannelAsync(
-            new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true),
-            cancellationToken);
         try
         {
-            await BrokerTopology.DeclareAsync(channel, cancellationToken);
+            await DeclareAsync(connection, options, cancellationToken);
+        }
+        catch
+        {
+            await connection.DisposeAsync();
+            throw;
+        }
+        return new LaneQueueProducer(options, connection);
+    }
+
+    static async Task DeclareAsync(IConnection connection, ProducerOptions options, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using (var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken))
+                await BrokerTopology.DeclareAsync(channel, cancellationToken);
+            await LaneQueueTopology.For(options).DeclareAsync(connection, cancellationToken);
+        }
+        catch (TopologyMismatchException ex)
+        {
+            throw new TaskRejectedException(ex.Message, ex);
         }
         catch (OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == 403)
         {
             // A producer-only user (scripts/broker-users.sh) may not declare: the exchanges must exist already, which a passive
             // declare checks without any permission.
-            await channel.DisposeAsync();
-            channel = await connection.CreateChannelAsync(
-                new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true),
-                cancellationToken);
-            await channel.ExchangeDeclarePassiveAsync(BrokerNames.TasksExchange, cancellationToken);
-            await channel.ExchangeDeclarePassiveAsync(BrokerNames.ResultsExchange, cancellationToken);
+            await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
+            try
+            {
+                await channel.ExchangeDeclarePassiveAsync(BrokerNames.TasksExchange, cancellationToken);
+                await channel.ExchangeDeclarePassiveAsync(BrokerNames.ResultsExchange, cancellationToken);
+            }
+            catch (OperationInterruptedException missing) when (missing.ShutdownReason?.ReplyCode == 404)
+            {
+                throw new TaskRejectedException(
+                    $"the exchanges '{BrokerNames.TasksExchange}' and '{BrokerNames.ResultsExchange}' do not exist on the broker and this user " +
+                    $"may not declare them ({ex.ShutdownReason?.ReplyText}): run scripts/broker-users.sh (it declares them) or start a consumer first.", missing);
+            }
         }
-        return new LaneQueueProducer(options, connection, channel);
     }
 
     /// <summary>
@@ -103,76 +123,30 @@ public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
         var body = TaskJson.Serialize(task);
         try
         {
-            await WithRecoveryAsync(channel => channel.BasicPublishAsync(
-                BrokerNames.TasksExchange, BrokerNames.RoutingKey(task.Lane), mandatory: true,
-                properties, body, cancellationToken).AsTask(), $"task '{task.Id}'", cancellationToken);
+            await _publisher.PublishAsync(BrokerNames.TasksExchange, BrokerNames.RoutingKey(task.Lane), properties, body, cancellationToken);
             LaneQueueTelemetry.CountSubmitted(task.Lane);
         }
         catch (PublishException ex) when (ex.IsReturn)
         {
             throw new TaskRejectedException(
                 $"task '{task.Id}' was not routed: no queue is bound to lane '{task.Lane.WireName()}' on exchange " +
-                $"'{BrokerNames.TasksExchange}'. Start a consumer (it declares the lane queues) or check the vhost in the broker URL.", ex);
+                $"'{BrokerNames.TasksExchange}'. The producer declares the lane queues when it connects, unless its user may not " +
+                "(then a consumer declares them when it starts); was the queue deleted, or is the vhost in the broker URL the consumers' one?", ex);
         }
         catch (PublishException ex)
         {
             throw new TaskRejectedException($"the broker refused task '{task.Id}' (nack); it was not stored, submit it again.", ex);
         }
-    }
-
-    /// <summary>
-    /// Runs a publish on the confirmed channel; when the broker cannot be reached, waits for recovery and runs it again,
-    /// until <see cref="ProducerOptions.RecoveryTimeout"/> has passed.
-    /// </summary>
-    async Task WithRecoveryAsync(Func<IChannel, Task> publish, string what, CancellationToken cancellationToken)
-    {
-        var started = DateTime.UtcNow;
-        while (true)
+        catch (TimeoutException ex)
         {
-            try
-            {
-                await publish(await PublishChannelAsync(cancellationToken));
-                return;
-            }
-            catch (Exception ex) when (BrokerConnection.IsConnectionFailure(ex) && !cancellationToken.IsCancellationRequested)
-            {
-                if (DateTime.UtcNow - started >= _options.RecoveryTimeout)
-                {
-                    throw new TaskRejectedException(
-                        $"could not submit {what}: the broker at {BrokerConnection.Redact(_options.RabbitMqUrl)} has not been reachable for " +
-                        $"{_options.RecoveryTimeout.TotalSeconds:0.#} s ({ex.Message}). It may or may not be stored: submit it again with the same id " +
-                        "(consumers skip an id that already ran).", ex);
-                }
-                await Task.Delay(250, cancellationToken);
-            }
+            throw Unreachable($"task '{task.Id}'", ex);
         }
     }
 
-    /// <summary>
-    /// The confirmed publish channel; a new one when the broker closed just the channel (a refused publish). Channels of a
-    /// lost connection come back with its automatic recovery.
-    /// </summary>
-    async Task<IChannel> PublishChannelAsync(CancellationToken cancellationToken)
-    {
-        if (_publishChannel.IsOpen || !_connection.IsOpen)
-            return _publishChannel;
-        await _publishLock.WaitAsync(cancellationToken);
-        try
-        {
-            if (!_publishChannel.IsOpen && _connection.IsOpen && _publishChannel.CloseReason is { ReplyCode: 403 or 404 or 405 or 406 })
-            {
-                var old = _publishChannel;
-                _publishChannel = await _connection.CreateChannelAsync(
-                    new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true), cancellationToken);
-                await old.DisposeAsync();
-            }
-            return _publishChannel;
-        }
-        finally
-        {
-            _publishLock.Release();
-        }
-    }
+    TaskRejectedException Unreachable(string what, TimeoutException timeout) => new(
+        $"could not submit {what}: the broker at {BrokerConnection.Redact(_options.RabbitMqUrl)} has not been reachable for " +
+        $"{_options.RecoveryTimeout.TotalSeconds:0.#} s ({timeout.InnerException?.Message ?? timeout.Message}). It may or may not be stored: submit it again with the same id " +
+        "(consumers skip an id that already ran).", timeout);
 
     /// <summary>The dead-letter queues: list, redrive, purge.</summary>
     public DeadLetters DeadLetters => new(_connection);
@@ -251,12 +225,15 @@ public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
     {
         try
         {
-            await WithRecoveryAsync(channel => channel.BasicPublishAsync(exchange, routingKey, mandatory: true,
-                new BasicProperties { Persistent = true, ContentType = "application/json" }, body, cancellationToken).AsTask(), "the " + what, cancellationToken);
+            await _publisher.PublishAsync(exchange, routingKey, new BasicProperties { Persistent = true, ContentType = "application/json" }, body, cancellationToken);
         }
         catch (PublishException ex)
         {
             throw new TaskRejectedException($"the broker did not take the {what}: {(ex.IsReturn ? "unroutable" : "nacked")}", ex);
+        }
+        catch (TimeoutException ex)
+        {
+            throw Unreachable("the " + what, ex);
         }
     }
 
@@ -349,9 +326,8 @@ public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
     {
         if (_replyChannel is not null)
             await _replyChannel.DisposeAsync();
-        await _publishChannel.DisposeAsync();
+        await _publisher.DisposeAsync();
         await _connection.DisposeAsync();
         _replyLock.Dispose();
-        _publishLock.Dispose();
     }
 }

@@ -65,8 +65,9 @@ public static class Memory
         await Task.Delay(settings.Quick ? 1000 : 3000, ct);
         var idle = Mib(large.RssKiB());
         var idleSmall = Mib(small.RssKiB());
-        await using var largeProducer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = largeVhost.Url }, ct);
-        await using var smallProducer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = smallVhost.Url }, ct);
+        var topology = variant.PriorityTopology ? LaneTopology.PriorityQueue : LaneTopology.QueuePerLane;
+        await using var largeProducer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = largeVhost.Url, Topology = topology }, ct);
+        await using var smallProducer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = smallVhost.Url, Topology = topology }, ct);
         var queue = variant.PriorityTopology ? BrokerNames.PriorityQueue : BrokerNames.LaneQueue(SessionLane.Generate);
         var row = new Dictionary<string, object?> { ["key"] = variant.Key, ["variant"] = variant.Name, ["idle_mib"] = Stats.Round(idle), ["idle_small_mib"] = Stats.Round(idleSmall) };
 

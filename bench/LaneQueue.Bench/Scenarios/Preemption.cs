@@ -108,7 +108,11 @@ public static class Preemption
             : await context.StartBaselineFleetAsync(vhost, FleetSize, baselineQueue, priority ? (byte)4 : null, "pre",
                 concurrency: variant.Kind == Kind.XMaxPriorityLimited ? SlotBudget : null);
 
-        await using var producer = laneQueue ? await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = vhost.Url }, ct) : null;
+        await using var producer = laneQueue ? await LaneQueueProducer.ConnectAsync(new ProducerOptions
+            {
+                RabbitMqUrl = vhost.Url,
+                Topology = variant.Kind == Kind.PriorityQueue ? LaneTopology.PriorityQueue : LaneTopology.QueuePerLane,
+            }, ct) : null;
         await using var raw = laneQueue ? null : await RawPublisher.ConnectAsync(vhost.Url, ct);
         Task SubmitAsync(ExternalTask task) => producer is not null
             ? producer.SubmitTaskAsync(task, ct)

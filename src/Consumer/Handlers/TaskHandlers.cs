@@ -17,8 +17,26 @@ internal sealed class TaskHandlers
         _factories[commandType] = factory;
     }
 
-    public void Add<THandler>(string commandType) where THandler : class, ITaskHandler =>
-        Add(commandType, services => ActivatorUtilities.GetServiceOrCreateInstance<THandler>(services));
+    /// <summary>
+    /// Registers a handler type that implements <see cref="ITaskHandler"/> or <see cref="ITaskHandler{TPayload}"/>; it is
+    /// created per task from the container (its dependencies injected), or resolved when registered as a service.
+    /// </summary>
+    public void Add<THandler>(string commandType) where THandler : class
+    {
+        if (typeof(ITaskHandler).IsAssignableFrom(typeof(THandler)))
+        {
+            Add(commandType, services => (ITaskHandler)ActivatorUtilities.GetServiceOrCreateInstance<THandler>(services));
+            return;
+        }
+        var typed = typeof(THandler).GetInterfaces().Where(i => i.IsGenericType && i.GetGenericTypeDefinition() == typeof(ITaskHandler<>)).ToList();
+        if (typed.Count != 1)
+        {
+            throw new ArgumentException(
+                $"{typeof(THandler).Name} must implement ITaskHandler or exactly one ITaskHandler<TPayload> to handle '{commandType}'", nameof(THandler));
+        }
+        var adapter = typeof(TypedHandler<>).MakeGenericType(typed[0].GetGenericArguments()[0]);
+        Add(commandType, services => (ITaskHandler)Activator.CreateInstance(adapter, ActivatorUtilities.GetServiceOrCreateInstance<THandler>(services))!);
+    }
 
     /// <summary>The handler for a command type, or null when none is registered.</summary>
     public ITaskHandler? Resolve(string? commandType, IServiceProvider services) =>

@@ -1,4 +1,3 @@
-using LaneQueue.Contracts;
 using LaneQueue.Producer;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
@@ -6,8 +5,10 @@ using Microsoft.Extensions.Options;
 namespace LaneQueue.Consumer;
 
 /// <summary>
-/// Runs before the bus starts: checks the broker answers (failing the start with what to do when it does not)
-/// and declares the ingress and results exchanges, so producers can bind result queues from the first moment.
+/// Runs before the bus starts: checks the broker answers (failing the start with what to do when it does not),
+/// declares the shared exchanges, so producers can bind result queues from the first moment, and the lane queues from
+/// the one definition producers use too (<see cref="LaneQueueTopology"/>; MassTransit re-declares them with the same
+/// arguments). Lanes the broker has with other arguments, or in the other topology, fail the start naming the setting.
 /// </summary>
 internal sealed class BrokerSetup(IOptions<LaneQueueOptions> options) : IHostedService
 {
@@ -17,15 +18,13 @@ internal sealed class BrokerSetup(IOptions<LaneQueueOptions> options) : IHostedS
         try
         {
             await using var connection = await BrokerConnection.ConnectAsync(settings.RabbitMqUrl, $"{settings.ConsumerName}-setup", cancellationToken);
-            await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
-            await BrokerTopology.DeclareAsync(channel, cancellationToken);
-            if (settings.QuorumQueues && settings.DeliveryLimit is not null)
-            {
-                var queues = settings.Topology == LaneTopology.PriorityQueue
-                    ? [BrokerNames.PriorityQueue]
-                    : SessionLanes.All.Select(BrokerNames.LaneQueue);
-                await PoisonMessages.DeclareErrorQueuesAsync(channel, queues, cancellationToken);
-            }
+            await using (var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken))
+                await BrokerTopology.DeclareAsync(channel, cancellationToken);
+            await new LaneQueueTopology(settings.Topology, settings.QuorumQueues, settings.DeliveryLimit).DeclareAsync(connection, cancellationToken);
+        }
+        catch (TopologyMismatchException ex)
+        {
+            throw new InvalidOperationException($"cannot start consumer '{settings.ConsumerName}': {ex.Message}", ex);
         }
         catch (Exception ex) when (ex is RabbitMQ.Client.Exceptions.BrokerUnreachableException or RabbitMQ.Client.Exceptions.OperationInterruptedException)
         {

@@ -52,11 +52,11 @@ public static class ConsumerEndpoints
 }
 
 /// <summary>Ready when the bus is connected and every lane has its receive endpoint (paused ones count as ready).</summary>
-internal sealed class LanesReadyCheck(MassTransit.IBusControl bus, LaneEndpoints endpoints, IOptions<LaneQueueOptions> options) : IHealthCheck
+internal sealed class LanesReadyCheck(MassTransit.Transports.IBusInstance<ILaneQueueBus> bus, LaneEndpoints endpoints, IOptions<LaneQueueOptions> options) : IHealthCheck
 {
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
-        var health = bus.CheckHealth();
+        var health = bus.BusControl.CheckHealth();
         // Degraded is how MassTransit reports stopped endpoints, which is what a paused lane is.
         if (health.Status is not (MassTransit.BusHealthStatus.Healthy or MassTransit.BusHealthStatus.Degraded))
             return Task.FromResult(HealthCheckResult.Unhealthy($"bus {health.Status}: {health.Description}"));

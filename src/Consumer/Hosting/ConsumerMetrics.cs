@@ -1,6 +1,7 @@
 using System.Diagnostics.Metrics;
 using LaneQueue.Contracts;
 using LaneQueue.Producer;
+using Microsoft.Extensions.Options;
 
 namespace LaneQueue.Consumer;
 
@@ -27,10 +28,12 @@ internal sealed class ConsumerMetrics
     readonly Histogram<double> _latency;
     readonly Histogram<double> _wait;
 
-    public ConsumerMetrics(IMeterFactory meters, LaneActivity activity)
+    public ConsumerMetrics(IMeterFactory meters, LaneActivity activity, IOptions<LaneQueueOptions> options)
     {
         ArgumentNullException.ThrowIfNull(meters);
-        var meter = meters.Create(LaneQueueTelemetry.Name);
+        ArgumentNullException.ThrowIfNull(options);
+        // With Queue:EnableMetrics false the instruments hang off a meter nobody can listen to: nothing is recorded.
+        var meter = options.Value.Queue.EnableMetrics ? meters.Create(LaneQueueTelemetry.Name) : new Meter(LaneQueueTelemetry.Name + ".disabled");
         _counters =
         [
             meter.CreateCounter<long>(LaneQueueTelemetry.Completed, "{task}", "Tasks that completed"),

@@ -6,14 +6,26 @@ using Microsoft.Extensions.Options;
 
 namespace LaneQueue.Consumer;
 
-/// <summary>The host wiring of a LaneQueue consumer: options, handlers, MassTransit endpoints, lane gate.</summary>
+/// <summary>The host wiring of a LaneQueue consumer: options, handlers, its own MassTransit bus, lane gate, fleet.</summary>
 public static class ConsumerRegistration
 {
     /// <summary>Adds a LaneQueue consumer to the host; configuration comes from the <c>LaneQueue</c> section.</summary>
     public static LaneQueueConsumerBuilder AddLaneQueueConsumer(this IHostApplicationBuilder builder, Action<LaneQueueOptions>? configure = null)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        var services = builder.Services;
+        return builder.Services.AddLaneQueueConsumer(configure);
+    }
+
+    /// <summary>
+    /// Adds a LaneQueue consumer; options are bound from the <c>LaneQueue</c> configuration section and validated at start.
+    /// LaneQueue runs its own MassTransit bus (<see cref="ILaneQueueBus"/>, MassTransit's MultiBus), so a host that already
+    /// has a bus of its own (<c>AddMassTransit</c>) keeps it, with its consumers, side by side on the same broker.
+    /// </summary>
+    public static LaneQueueConsumerBuilder AddLaneQueueConsumer(this IServiceCollection services, Action<LaneQueueOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        if (services.Any(d => d.ServiceType == typeof(TaskHandlers)))
+            throw new InvalidOperationException("AddLaneQueueConsumer was called twice: one LaneQueue consumer per host (it has a slot budget for the whole process)");
         var options = services.AddOptions<LaneQueueOptions>().BindConfiguration(LaneQueueOptions.Section).ValidateOnStart();
         if (configure is not null)
             options.Configure(configure);
@@ -29,6 +41,10 @@ public static class ConsumerRegistration
         services.AddMetrics();
         services.AddSingleton<ConsumerMetrics>();
         services.AddSingleton<RunningTasks>();
+        services.AddSingleton<Preemption>();
+        services.AddSingleton<TaskAdmission>();
+        services.AddSingleton<TaskExecution>();
+        services.AddSingleton<TaskOutcome>();
         services.AddSingleton<TaskLedger>();
         services.AddSingleton<LaneModes>();
         services.AddSingleton<BrokerPublisher>();
@@ -37,7 +53,6 @@ public static class ConsumerRegistration
         services.AddHostedService<BrokerSetup>();
         services.AddHostedService(sp => sp.GetRequiredService<FleetListener>());
         services.AddHostedService(sp => sp.GetRequiredService<ExternalTasks>());
-        services.AddHostedService<Preemption>();
         services.AddSingleton<FleetHeartbeat>();
         services.AddHostedService(sp => sp.GetRequiredService<FleetHeartbeat>());
         services.AddSingleton<LaneGate>();
@@ -51,16 +66,16 @@ public static class ConsumerRegistration
             host.StopTimeout = TimeSpan.FromSeconds(lane.Value.ShutdownTimeoutSeconds);
         });
 
-        services.AddMassTransit(x =>
+        services.AddMassTransit<ILaneQueueBus>(x =>
         {
             x.AddConsumer<LaneTaskConsumer>();
             x.UsingRabbitMq((context, cfg) =>
             {
                 var settings = context.GetRequiredService<IOptions<LaneQueueOptions>>().Value;
-                ConfigureHost(cfg, settings.RabbitMqUrl, settings.ConsumerName);
-                // Results and events leave as plain JSON any language can read; tasks arrive as plain JSON
-                // (any or no content type) or in MassTransit's envelope.
-                cfg.UseRawJsonSerializer(RawSerializerOptions.AnyMessageType | RawSerializerOptions.AddTransportHeaders, isDefault: true);
+                BrokerHost.Configure(cfg, settings.RabbitMqUrl, settings.ConsumerName);
+                // Tasks arrive as plain JSON (any or no content type) or in MassTransit's envelope. Nothing is published
+                // through this bus: results, events and re-published tasks go through BrokerPublisher.
+                cfg.UseRawJsonDeserializer(RawSerializerOptions.AnyMessageType | RawSerializerOptions.AddTransportHeaders, isDefault: true);
                 cfg.UseJsonDeserializer();
 
                 var endpoints = context.GetRequiredService<LaneEndpoints>();
@@ -94,11 +109,17 @@ public static class ConsumerRegistration
                 }
             });
         });
-        // MassTransit's hosted service, with a stop that ends (BoundedBusStop), in its place among the hosted services.
-        var busService = services.Single(d => d.ServiceType == typeof(IHostedService) && d.ImplementationType == typeof(MassTransitHostedService));
-        services[services.IndexOf(busService)] = ServiceDescriptor.Singleton<IHostedService>(sp =>
-            ActivatorUtilities.CreateInstance<BoundedBusStop>(sp, sp.GetRequiredService<MassTransitHostedService>()));
-        services.AddSingleton<MassTransitHostedService>();
+        // MassTransit's hosted service (one for every bus of the host, ours and any of its own), with a stop that ends
+        // (BoundedBusStop), in its place among the hosted services.
+        var busServices = services.Where(d => d.ServiceType == typeof(IHostedService) && d.ImplementationType == typeof(MassTransitHostedService)).ToList();
+        if (busServices.Count > 0)
+        {
+            services[services.IndexOf(busServices[0])] = ServiceDescriptor.Singleton<IHostedService>(sp =>
+                ActivatorUtilities.CreateInstance<BoundedBusStop>(sp, sp.GetRequiredService<MassTransitHostedService>()));
+            foreach (var extra in busServices.Skip(1))
+                services.Remove(extra);
+            services.AddSingleton<MassTransitHostedService>();
+        }
         // After the bus on purpose: hosted services stop in reverse order, so lane switches end before the bus stops.
         services.AddHostedService(sp => sp.GetRequiredService<LaneEndpoints>());
         return new LaneQueueConsumerBuilder(services, handlers);
@@ -110,7 +131,6 @@ public static class ConsumerRegistration
             ? [(BrokerNames.PriorityQueue, null)]
             : SessionLanes.All.Select(lane => (BrokerNames.LaneQueue(lane), (SessionLane?)lane));
 
-    static void ConfigureHost(IRabbitMqBusFactoryConfigurator cfg, string url, string consumerName) => BrokerHost.Configure(cfg, url, consumerName);
 }
 
 /// <summary>Returned by <see cref="ConsumerRegistration.AddLaneQueueConsumer"/> to register task handlers.</summary>
@@ -126,12 +146,18 @@ public sealed class LaneQueueConsumerBuilder
 
     public IServiceCollection Services { get; }
 
-    public LaneQueueConsumerBuilder AddHandler<THandler>(string commandType) where THandler : class, ITaskHandler
+    /// <summary>
+    /// Runs <typeparamref name="THandler"/> (an <see cref="ITaskHandler"/> or an <see cref="ITaskHandler{TPayload}"/>) for
+    /// tasks whose <c>command_type</c> is <paramref name="commandType"/>. It is created for each task with its dependencies
+    /// from the container.
+    /// </summary>
+    public LaneQueueConsumerBuilder AddHandler<THandler>(string commandType) where THandler : class
     {
         handlers.Add<THandler>(commandType);
         return this;
     }
 
+    /// <summary>Runs a delegate for tasks whose <c>command_type</c> is <paramref name="commandType"/>.</summary>
     public LaneQueueConsumerBuilder AddHandler(string commandType, Func<TaskContext, Task<object?>> handle)
     {
         handlers.Add(commandType, _ => new DelegateHandler(handle));

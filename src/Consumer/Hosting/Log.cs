@@ -1,3 +1,4 @@
+using LaneQueue.Contracts;
 using Microsoft.Extensions.Logging;
 
 namespace LaneQueue.Consumer;

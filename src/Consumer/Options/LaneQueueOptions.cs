@@ -4,15 +4,6 @@ using Microsoft.Extensions.Options;
 
 namespace LaneQueue.Consumer;
 
-public enum LaneTopology
-{
-    /// <summary>One durable queue per lane; the lane gate pauses lower lanes while higher lanes have ready messages.</summary>
-    QueuePerLane,
-
-    /// <summary>One classic queue with x-max-priority = 4; lane = message priority; prefetch = slot budget.</summary>
-    PriorityQueue,
-}
-
 /// <summary>Consumer settings, bound from the <c>LaneQueue</c> configuration section (env: <c>LaneQueue__Name</c>).</summary>
 public sealed class LaneQueueOptions
 {
@@ -44,6 +35,12 @@ public sealed class LaneQueueOptions
     /// <summary>How long shutdown waits for running tasks before returning the rest to the broker.</summary>
     public int ShutdownTimeoutSeconds { get; set; } = 30;
 
+    /// <summary>
+    /// How long a confirmed publish (a result, a retry, a checkpoint) waits for the broker connection to recover before it
+    /// fails; the task then stays unacked and the broker delivers it again.
+    /// </summary>
+    public int RecoveryTimeoutSeconds { get; set; } = 60;
+
     public GateOptions Gate { get; set; } = new();
 
     /// <summary>How often this consumer publishes its heartbeat (fleet stats drop it after 3 missed beats).</summary>
@@ -68,6 +65,9 @@ public sealed class GateOptions
 
     /// <summary>Hysteresis: a paused lane resumes only after this many checks in a row found the higher lanes clear.</summary>
     public int ResumeAfterClearChecks { get; set; } = 2;
+
+    /// <summary>Longest a lane's pause or resume waits for MassTransit to stop or start its endpoint before moving on.</summary>
+    public int SwitchTimeoutMs { get; set; } = 30_000;
 }
 
 internal sealed class LaneQueueOptionsValidator : IValidateOptions<LaneQueueOptions>
@@ -88,6 +88,10 @@ internal sealed class LaneQueueOptionsValidator : IValidateOptions<LaneQueueOpti
             problems.Add($"LaneQueue:MaxPayloadBytes must be positive, got {options.MaxPayloadBytes}");
         if (options.ShutdownTimeoutSeconds < 0)
             problems.Add($"LaneQueue:ShutdownTimeoutSeconds must not be negative, got {options.ShutdownTimeoutSeconds}");
+        if (options.RecoveryTimeoutSeconds is < 0 or > 3600)
+            problems.Add($"LaneQueue:RecoveryTimeoutSeconds must be between 0 and 3600, got {options.RecoveryTimeoutSeconds}");
+        if (options.Gate.SwitchTimeoutMs is < 100 or > 600_000)
+            problems.Add($"LaneQueue:Gate:SwitchTimeoutMs must be between 100 and 600000, got {options.Gate.SwitchTimeoutMs}");
         if (options.HeartbeatIntervalMs is < 100 or > 60_000)
             problems.Add($"LaneQueue:HeartbeatIntervalMs must be between 100 and 60000, got {options.HeartbeatIntervalMs}");
         if (options.Gate.CheckIntervalMs is < 10 or > 60_000)

@@ -16,9 +16,17 @@ public sealed record SessionQueueConfig
     /// <summary>Handler mode and timeout per lane; lanes not listed run Internal with the default timeout.</summary>
     public Dictionary<SessionLane, LaneHandlerConfig> LaneHandlers { get; init; } = [];
 
-    public bool EnableDlq { get; init; }
+    /// <summary>
+    /// Dead-letter queue size at which the consumer logs an alert. Dead letters are always kept (never evicted, unlike the
+    /// original's DLQ, which dropped the oldest): the broker policy <c>lanequeue-dead-letters</c> bounds them.
+    /// </summary>
     public int DlqMaxSize { get; init; } = 1000;
-    public bool EnableMetrics { get; init; }
+
+    /// <summary>
+    /// Record the <c>LaneQueue</c> meter's metrics (counters, gauges, histograms). On by default here (the original's default
+    /// is off); false leaves the meter empty. The fleet heartbeat's counts are kept either way.
+    /// </summary>
+    public bool EnableMetrics { get; init; } = true;
     public bool EnableAlerts { get; init; }
     public int AlertWarningDepth { get; init; } = 50;
     public int AlertCriticalDepth { get; init; } = 100;
@@ -32,8 +40,6 @@ public sealed record SessionQueueConfig
 
     /// <summary>Depth at which a lane emits <c>lane.pressure</c> (and <c>lane.idle</c> when it drains); null = off.</summary>
     public int? PressureThreshold { get; init; }
-
-    public string? StoragePath { get; init; }
 
     public int MaxConcurrency(SessionLane lane) => lane switch
     {
@@ -53,12 +59,14 @@ public sealed record SessionQueueConfig
     /// <summary>DLQ (1000) + metrics + alerts + 60 s default timeout, as the original's builder.</summary>
     public SessionQueueConfig WithLaneFeatures() => this with
     {
-        EnableDlq = true,
         DlqMaxSize = 1000,
         EnableMetrics = true,
         EnableAlerts = true,
         DefaultTimeoutMs = 60_000,
     };
+
+    /// <summary>Metrics on (the original's <c>with_metrics()</c>).</summary>
+    public SessionQueueConfig WithMetrics() => this with { EnableMetrics = true };
 
     /// <summary>The Python and Node SDKs' name for <see cref="WithLaneFeatures"/>.</summary>
     public SessionQueueConfig EnableAllFeatures() => WithLaneFeatures();

@@ -30,7 +30,7 @@ internal sealed class LaneEndpoints(IOptions<LaneQueueOptions> options) : IRecei
     readonly TaskCompletionSource _allReady = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Longest a pause or resume waits for MassTransit before the lane switch moves on.</summary>
-    public static TimeSpan SwitchTimeout { get; set; } = TimeSpan.FromSeconds(30);
+    TimeSpan SwitchTimeout => TimeSpan.FromMilliseconds(options.Value.Gate.SwitchTimeoutMs);
 
     LaneState State(SessionLane lane) => _lanes.GetOrAdd(lane, _ => new LaneState());
 

@@ -1,5 +1,4 @@
 using LaneQueue.Contracts;
-using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 
 namespace LaneQueue.Consumer;
@@ -9,25 +8,14 @@ namespace LaneQueue.Consumer;
 /// below it that is marked preemptible is asked to yield (<see cref="TaskContext.YieldRequested"/>). A handler that yields
 /// returns a checkpoint and its task goes back to its lane; one that ignores the request simply finishes.
 /// </summary>
-internal sealed class Preemption(SlotBudget slots, RunningTasks running, ILogger<Preemption> logger) : IHostedService
+internal sealed class Preemption(SlotBudget slots, RunningTasks running, ILogger<Preemption> logger)
 {
-    public Task StartAsync(CancellationToken cancellationToken)
-    {
-        slots.Contended += OnContended;
-        return Task.CompletedTask;
-    }
-
-    void OnContended(SessionLane waiting)
+    /// <summary>A task of <paramref name="waiting"/> found no free slot.</summary>
+    public void SlotContended(SessionLane waiting)
     {
         if (slots.InUse < slots.Capacity)
             return;
         if (running.RequestYieldBelow(waiting) is { } victim)
             Log.YieldRequested(logger, victim.Id, victim.Lane.WireName(), waiting.WireName());
-    }
-
-    public Task StopAsync(CancellationToken cancellationToken)
-    {
-        slots.Contended -= OnContended;
-        return Task.CompletedTask;
     }
 }

@@ -25,9 +25,6 @@ internal sealed class SlotBudget
 
     public int Capacity { get; }
 
-    /// <summary>Raised (outside the lock) when a task of this lane has to wait for a slot.</summary>
-    public event Action<SessionLane>? Contended;
-
     public int InUse
     {
         get
@@ -46,7 +43,7 @@ internal sealed class SlotBudget
         }
     }
 
-    /// <summary>Waits for a slot; dispose the returned handle to give it back.</summary>
+    /// <summary>Waits for a slot (the returned task is already complete when one is free); dispose the handle to give it back.</summary>
     public Task<IDisposable> AcquireAsync(SessionLane lane, CancellationToken cancellationToken = default)
     {
         TaskCompletionSource<IDisposable> waiter;
@@ -60,7 +57,6 @@ internal sealed class SlotBudget
             waiter = new TaskCompletionSource<IDisposable>(TaskCreationOptions.RunContinuationsAsynchronously);
             _waiting.Enqueue(waiter, ((int)lane, _order++));
         }
-        Contended?.Invoke(lane);
         if (cancellationToken.CanBeCanceled)
         {
             cancellationToken.Register(() =>

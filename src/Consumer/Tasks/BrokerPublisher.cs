@@ -8,9 +8,9 @@ using RabbitMQ.Client.Exceptions;
 namespace LaneQueue.Consumer;
 
 /// <summary>
-/// The consumer's own RabbitMQ.Client connection for what MassTransit cannot express: re-publishing a task
-/// (to a retry holding queue, or back to its lane with a checkpoint) with publisher confirms before the original
-/// is acked, and lifecycle events (best effort, no confirm wait).
+/// The consumer's one publishing path (MassTransit only receives): results and re-published tasks (to a retry holding
+/// queue, or back to their lane with a checkpoint) with publisher confirms before the delivery is acked; lifecycle events,
+/// lane events and heartbeats best effort, without a confirm wait.
 /// </summary>
 internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsyncDisposable
 {
@@ -99,8 +99,8 @@ internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsy
         }
     }
 
-    /// <summary>How long a confirmed re-publish waits for the broker to come back before it fails.</summary>
-    public static TimeSpan RecoveryTimeout { get; set; } = TimeSpan.FromSeconds(60);
+    /// <summary>How long a confirmed publish waits for the broker to come back before it fails.</summary>
+    TimeSpan RecoveryTimeout => TimeSpan.FromSeconds(options.Value.RecoveryTimeoutSeconds);
 
     /// <summary>
     /// Parks a task in the lane's holding queue for <paramref name="delay"/> (message TTL); the broker then dead-letters it
@@ -142,6 +142,27 @@ internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsy
         if (options.Value.QuorumQueues)
             arguments["x-queue-type"] = "quorum";
         return arguments;
+    }
+
+    /// <summary>
+    /// Publishes a task's result to <see cref="BrokerNames.ResultsExchange"/> with the task id as routing key, confirmed (the
+    /// delivery is acked only after this returns). Not mandatory: nobody may be listening for this id.
+    /// </summary>
+    public async Task PublishResultAsync(ExternalTaskResult result, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(result);
+        var properties = new BasicProperties
+        {
+            Persistent = true,
+            ContentType = "application/json",
+            MessageId = Guid.NewGuid().ToString("N"),
+            CorrelationId = result.TaskId,
+            Type = "lanequeue.result",
+            AppId = options.Value.ConsumerName,
+        };
+        var body = TaskJson.Serialize(result);
+        await WithRecoveryAsync(confirmed => confirmed.BasicPublishAsync(BrokerNames.ResultsExchange, result.TaskId, mandatory: false, properties, body, cancellationToken).AsTask(),
+            cancellationToken);
     }
 
     /// <summary>Puts a task back at the tail of its lane (a preempted task with its checkpoint, or a redrive).</summary>

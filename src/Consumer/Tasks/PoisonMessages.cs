@@ -1,6 +1,5 @@
-using LaneQueue.Contracts;
+using LaneQueue.Producer;
 using MassTransit;
-using RabbitMQ.Client;
 
 namespace LaneQueue.Consumer;
 
@@ -10,7 +9,9 @@ namespace LaneQueue.Consumer;
 /// delivery limit: that loops until someone purges the task. With quorum queues and <see cref="LaneQueueOptions.DeliveryLimit"/>
 /// the broker counts deliveries (<c>x-delivery-limit</c>) and, past the limit, dead-letters the message to the lane's
 /// <c>lanequeue.&lt;lane&gt;_error</c> exchange (<c>x-dead-letter-exchange</c>), where it waits with its <c>x-death</c>
-/// reason <c>delivery_limit</c> for a look and a redrive.
+/// reason <c>delivery_limit</c> for a look and a redrive. The arguments come from <see cref="LaneQueueTopology"/>, which
+/// also declares the error exchanges and queues up front (MassTransit declares them only on its first fault), so a message
+/// the broker dead-letters for its delivery limit always has somewhere to go.
 /// </summary>
 internal static class PoisonMessages
 {
@@ -18,26 +19,7 @@ internal static class PoisonMessages
     {
         ArgumentNullException.ThrowIfNull(endpoint);
         ArgumentNullException.ThrowIfNull(settings);
-        if (settings.DeliveryLimit is not { } limit)
-            return;
-        endpoint.SetQueueArgument("x-delivery-limit", limit);
-        endpoint.SetQueueArgument("x-dead-letter-exchange", BrokerNames.DeadLetterQueue(queue));
-    }
-
-    /// <summary>
-    /// Declares the error exchanges and queues up front (MassTransit declares them only on its first fault), so a message the
-    /// broker dead-letters for its delivery limit always has somewhere to go. Same arguments as MassTransit's own.
-    /// </summary>
-    public static async Task DeclareErrorQueuesAsync(IChannel channel, IEnumerable<string> queues, CancellationToken cancellationToken)
-    {
-        ArgumentNullException.ThrowIfNull(channel);
-        ArgumentNullException.ThrowIfNull(queues);
-        foreach (var queue in queues)
-        {
-            var error = BrokerNames.DeadLetterQueue(queue);
-            await channel.ExchangeDeclareAsync(error, ExchangeType.Fanout, durable: true, autoDelete: false, cancellationToken: cancellationToken);
-            await channel.QueueDeclareAsync(error, durable: true, exclusive: false, autoDelete: false, cancellationToken: cancellationToken);
-            await channel.QueueBindAsync(error, error, "", cancellationToken: cancellationToken);
-        }
+        foreach (var (key, value) in LaneQueueTopology.DeadLetterArguments(queue, settings.DeliveryLimit))
+            endpoint.SetQueueArgument(key, value);
     }
 }

@@ -5,7 +5,7 @@ namespace LaneQueue.Producer;
 
 /// <summary>
 /// Declares the exchanges (and the fleet command stream) producers and consumers share. Idempotent, with the same
-/// arguments as infra/rabbitmq/definitions.json. The lane queues are declared by the consumers.
+/// arguments as infra/rabbitmq/definitions.json. The lane queues: <see cref="LaneQueueTopology"/>.
 /// </summary>
 internal static class BrokerTopology
 {

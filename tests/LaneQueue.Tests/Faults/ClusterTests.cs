@@ -54,7 +54,7 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
         _consumers.Add(await ConsumerProcess.StartAsync(_url, "cluster-a", settings));
         _consumers.Add(await ConsumerProcess.StartAsync(_url, "cluster-b", settings));
         await using var tally = await ResultTally.StartAsync(_url, quorum: true);
-        await using var load = await ProducerLoad.StartAsync(_url, tally, "cluster", producers: 2, perProducer: 500, pace: TimeSpan.FromMilliseconds(40), maxTaskMs: 100);
+        await using var load = await ProducerLoad.StartAsync(_url, tally, "cluster", producers: 2, perProducer: 500, pace: TimeSpan.FromMilliseconds(40), maxTaskMs: 100, quorum: true);
 
         await ConsumerKillTests.WaitUntilAsync(() => load.Submitted >= 100, TimeSpan.FromSeconds(60), "100 tasks submitted");
         var onNode1 = (await Repo.ScriptAsync("broker-node.sh", ["ctl", "lq-c1", "list_connections", "--no-table-headers", "client_properties"], TimeSpan.FromSeconds(60)))

@@ -64,7 +64,7 @@ public sealed class PoisonTaskTests(FaultBrokerFixture broker, ITestOutputHelper
         });
 
         await using var tally = await ResultTally.StartAsync(url);
-        await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = url });
+        await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = url, QuorumQueues = true, DeliveryLimit = limit });
         var normal = 0;
         async Task SubmitNormalAsync(int count)
         {

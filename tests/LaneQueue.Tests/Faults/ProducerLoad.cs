@@ -26,11 +26,11 @@ public sealed class ProducerLoad : IAsyncDisposable
     public Task Completion { get; private set; } = Task.CompletedTask;
 
     public static async Task<ProducerLoad> StartAsync(string url, ResultTally tally, string prefix, int producers, int perProducer,
-        TimeSpan pace, int maxTaskMs = 50, TimeSpan? submitTimeout = null)
+        TimeSpan pace, int maxTaskMs = 50, TimeSpan? submitTimeout = null, bool quorum = false)
     {
         var load = new ProducerLoad();
         for (var p = 0; p < producers; p++)
-            load._producers.Add(await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = url, ClientName = $"{prefix}-producer-{p}" }));
+            load._producers.Add(await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = url, ClientName = $"{prefix}-producer-{p}", QuorumQueues = quorum }));
         load.Completion = Task.WhenAll(load._producers.Select((producer, p) => Task.Run(() => load.RunAsync(producer, tally, $"{prefix}-p{p}", perProducer, pace, maxTaskMs, submitTimeout ?? TimeSpan.FromSeconds(90)))));
         return load;
     }

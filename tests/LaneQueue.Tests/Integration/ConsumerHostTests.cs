@@ -17,7 +17,7 @@ public class ConsumerHostTests(BrokerFixture broker)
         var consumer = await ConsumerHost.StartAsync(vhost.Url, o => o.QuorumQueues = true);
         try
         {
-            await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = vhost.Url });
+            await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = vhost.Url, QuorumQueues = true });
             var result = await producer.SubmitAndWaitAsync(ExternalTask.Create("quorum-1", SessionLane.Execute), TimeSpan.FromSeconds(30));
             Assert.True(result.Success);
             foreach (var lane in SessionLanes.All)

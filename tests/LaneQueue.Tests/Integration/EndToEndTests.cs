@@ -93,9 +93,14 @@ public class EndToEndTests(BrokerFixture broker)
     [Fact]
     public async Task Unroutable_task_is_rejected_at_the_producer()
     {
-        // A fresh vhost where no consumer has declared the lane queues: nothing is bound to the ingress exchange.
+        // The producer declares the lane queues when it connects; with the query lane's queue deleted after that, nothing
+        // takes the task (its exchange is still bound to the ingress exchange, but no queue to it).
         await using var vhost = await broker.CreateVhostAsync();
         await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = vhost.Url });
+        var factory = new ConnectionFactory { Uri = new Uri(vhost.Url) };
+        await using (var connection = await factory.CreateConnectionAsync())
+        await using (var channel = await connection.CreateChannelAsync())
+            await channel.QueueDeleteAsync(BrokerNames.LaneQueue(SessionLane.Query));
         var ex = await Assert.ThrowsAsync<TaskRejectedException>(() => producer.SubmitTaskAsync(ExternalTask.Create("lost-1", SessionLane.Query)));
         Assert.Contains("not routed", ex.Message, StringComparison.Ordinal);
         Assert.Contains("'query'", ex.Message, StringComparison.Ordinal);

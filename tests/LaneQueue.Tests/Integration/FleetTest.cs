@@ -39,7 +39,7 @@ public abstract class FleetTest(BrokerFixture broker) : IAsyncLifetime
                 Configure(o);
             }, h => h.AddHandler(StartLog.CommandType, Log.HandleAsync), name: Names[i]));
         }
-        Producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = Vhost.Url });
+        Producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = Vhost.Url, Topology = Topology });
     }
 
     public async Task DisposeAsync()

@@ -32,9 +32,8 @@ public class ContractsTests
     {
         var config = new SessionQueueConfig();
         Assert.Equal([2, 4, 2, 1], SessionLanes.All.Select(config.MaxConcurrency));
-        Assert.False(config.EnableDlq);
         Assert.Equal(1000, config.DlqMaxSize);
-        Assert.False(config.EnableMetrics);
+        Assert.True(config.EnableMetrics); // the one default that differs from the original: metrics are on
         Assert.False(config.EnableAlerts);
         Assert.Null(config.DefaultTimeoutMs);
         Assert.Equal(TaskHandlerMode.Internal, config.Handler(SessionLane.Query).Mode);
@@ -49,14 +48,15 @@ public class ContractsTests
     }
 
     [Fact]
-    public void With_lane_features_turns_on_dlq_metrics_alerts_and_a_60s_timeout()
+    public void With_lane_features_turns_on_metrics_alerts_and_a_60s_timeout()
     {
-        var config = new SessionQueueConfig().WithLaneFeatures();
-        Assert.True(config.EnableDlq && config.EnableMetrics && config.EnableAlerts);
+        var config = new SessionQueueConfig { EnableMetrics = false }.WithLaneFeatures();
+        Assert.True(config.EnableMetrics && config.EnableAlerts);
         Assert.Equal(1000, config.DlqMaxSize);
         Assert.Equal(60_000, config.DefaultTimeoutMs);
         var sdkName = new SessionQueueConfig().EnableAllFeatures();
-        Assert.True(sdkName.EnableDlq && sdkName.EnableMetrics && sdkName.EnableAlerts);
+        Assert.True(sdkName.EnableMetrics && sdkName.EnableAlerts);
+        Assert.True(new SessionQueueConfig { EnableMetrics = false }.WithMetrics().EnableMetrics);
         Assert.Equal(60_000, sdkName.DefaultTimeoutMs);
     }
 

@@ -112,13 +112,14 @@ public class TaskParserTests
     }
 
     [Fact]
-    public void Timeout_helpers_count_from_created_at()
+    public void Timeout_helpers_count_from_the_start_of_the_run_not_from_created_at()
     {
         var created = new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+        var started = created.AddMinutes(5); // waited five minutes in its lane: that does not count against its timeout
         var task = ExternalTask.Create("a", SessionLane.Query) with { CreatedAt = created, TimeoutMs = 1000 };
-        Assert.Equal(600, task.RemainingMs(created.AddMilliseconds(400)));
-        Assert.False(task.IsTimedOut(created.AddMilliseconds(999)));
-        Assert.True(task.IsTimedOut(created.AddMilliseconds(1000)));
-        Assert.Null((task with { TimeoutMs = null }).RemainingMs(created));
+        Assert.Equal(600, task.RemainingMs(started, started.AddMilliseconds(400)));
+        Assert.False(task.IsTimedOut(started, started.AddMilliseconds(999)));
+        Assert.True(task.IsTimedOut(started, started.AddMilliseconds(1000)));
+        Assert.Null((task with { TimeoutMs = null }).RemainingMs(started, started));
     }
 }

@@ -1,0 +1,107 @@
+using System.Text.Json;
+using LaneQueue.Contracts;
+using Microsoft.Extensions.Options;
+
+namespace LaneQueue.Consumer;
+
+/// <summary>How one run of a task ended (see <see cref="TaskExecution"/>).</summary>
+internal abstract record RunEnd
+{
+    /// <summary>The handler (or external worker) returned this result.</summary>
+    public sealed record Completed(JsonElement Result) : RunEnd;
+
+    /// <summary>The handler gave its slot up; the task resumes from this checkpoint.</summary>
+    public sealed record Yielded(JsonElement? Checkpoint) : RunEnd;
+
+    /// <summary>The task was cancelled while it ran.</summary>
+    public sealed record Cancelled : RunEnd;
+
+    /// <summary>
+    /// The run failed. <see cref="Retryable"/> is false for a failure that can never succeed (the payload does not fit the
+    /// handler: an <see cref="InvalidTaskException"/>), which goes to the dead-letter queue without retries.
+    /// </summary>
+    public sealed record Failed(string Error, bool TimedOut, bool Retryable, Exception Exception) : RunEnd;
+}
+
+/// <summary>
+/// Runs one admitted task: its handler (or the external worker, per the lane's handler mode) under its timeout, with the
+/// tokens that cancel it or ask it to yield, and says how the run ended. Publishes nothing itself except the external
+/// announcement; <see cref="TaskOutcome"/> records what the run's end means.
+/// </summary>
+internal sealed class TaskExecution(TaskHandlers handlers, IServiceProvider services, ExternalTasks external, IOptions<LaneQueueOptions> options)
+{
+    /// <summary>The handler for the task in this mode (null for an External lane); refuses a command type nobody handles.</summary>
+    public ITaskHandler? HandlerFor(ExternalTask task, LaneHandlerConfig mode)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        if (mode.Mode == TaskHandlerMode.External)
+            return null;
+        return handlers.Resolve(task.CommandType, services)
+            ?? throw new InvalidTaskException("command_type",
+                $"'{task.CommandType}' has no handler on consumer {options.Value.ConsumerName}; known: {string.Join(", ", handlers.CommandTypes)}");
+    }
+
+    /// <summary>How long this run may take: the task's <c>timeout_ms</c>, else the lane's (handler mode or queue settings).</summary>
+    public long? TimeoutMs(ExternalTask task, LaneHandlerConfig mode) =>
+        mode.Mode == TaskHandlerMode.External ? task.TimeoutMs ?? mode.TimeoutMs : task.TimeoutMs ?? options.Value.Queue.TimeoutMs(task.Lane);
+
+    /// <summary>
+    /// Runs the task. <paramref name="stopping"/> fires when the task is cancelled or the delivery is abandoned;
+    /// <paramref name="abandoned"/> alone (the consumer stopping past its drain time) lets the exception through.
+    /// </summary>
+    public async Task<RunEnd> RunAsync(ExternalTask task, int attempt, RunningTasks.Run run, ITaskHandler? handler, LaneHandlerConfig mode,
+        DateTimeOffset startedAt, CancellationToken stopping, CancellationToken abandoned)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        ArgumentNullException.ThrowIfNull(run);
+        var settings = options.Value;
+        var timeoutMs = TimeoutMs(task, mode);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(stopping);
+        if (timeoutMs is { } ms)
+            deadline.CancelAfter(TimeSpan.FromMilliseconds(Math.Clamp(ms, 1, TaskParser.MaxTimeoutMs)));
+        object? value;
+        try
+        {
+            if (handler is null)
+            {
+                var completion = await external.RunAsync(task, settings.ConsumerName, TimeSpan.FromMilliseconds(timeoutMs ?? mode.TimeoutMs), deadline.Token);
+                value = completion.Success ? completion.Result : throw new ExternalTaskFailedException(completion.Error ?? "the external worker reported a failure");
+            }
+            else
+            {
+                if (mode.Mode == TaskHandlerMode.Hybrid)
+                    await external.AnnounceAsync(task, settings.ConsumerName, stopping);
+                value = await handler.HandleAsync(new TaskContext
+                {
+                    Task = task,
+                    ConsumerName = settings.ConsumerName,
+                    Attempt = attempt,
+                    StartedAt = startedAt,
+                    TimeoutMs = timeoutMs,
+                    CancellationToken = deadline.Token,
+                    YieldRequested = run.Yield.Token,
+                }).WaitAsync(deadline.Token); // a handler that ignores its token is abandoned at the deadline, its slot freed
+            }
+        }
+        catch (OperationCanceledException) when (run.Cancel.IsCancellationRequested)
+        {
+            return new RunEnd.Cancelled();
+        }
+        catch (Exception ex) when (!abandoned.IsCancellationRequested)
+        {
+            var timedOut = deadline.IsCancellationRequested && !stopping.IsCancellationRequested || ex is TimeoutException;
+            return new RunEnd.Failed(timedOut ? $"timed out after {timeoutMs} ms" : ex.Message, timedOut, ex is not InvalidTaskException, ex);
+        }
+
+        return value switch
+        {
+            TaskYield yielded => new RunEnd.Yielded(yielded.Checkpoint is null ? null : JsonSerializer.SerializeToElement(yielded.Checkpoint, TaskJson.Options)),
+            null => new RunEnd.Completed(TaskJson.EmptyObject),
+            JsonElement element => new RunEnd.Completed(element),
+            _ => new RunEnd.Completed(JsonSerializer.SerializeToElement(value, TaskJson.Options)),
+        };
+    }
+}
+
+/// <summary>An external worker completed a task with <c>success: false</c>.</summary>
+internal sealed class ExternalTaskFailedException(string message) : Exception(message);

@@ -1,0 +1,156 @@
+using System.Diagnostics;
+using System.Text.Json;
+using LaneQueue.Contracts;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using RabbitMQ.Client;
+
+namespace LaneQueue.Consumer;
+
+/// <summary>
+/// What a task's start and end mean, each in exactly one place: the result (confirmed, before the delivery is acked), the
+/// <c>command.*</c> event, the de-duplication ledger, metrics and the log line; a retry parked in a holding queue; a task put
+/// back in its lane; or a dead letter (thrown as <see cref="TaskDeadLetteredException"/>: MassTransit moves the delivery to
+/// the lane's <c>_error</c> queue with the reason).
+/// </summary>
+internal sealed class TaskOutcome(
+    BrokerPublisher publisher,
+    TaskLedger ledger,
+    ConsumerMetrics metrics,
+    IOptions<LaneQueueOptions> options,
+    ILogger<TaskOutcome> logger)
+{
+    string ConsumerName => options.Value.ConsumerName;
+
+    public async Task StartedAsync(ExternalTask task, int attempt, TaskHandlerMode mode, DateTimeOffset startedAt)
+    {
+        ledger.Record(task.Id, TaskLedger.Known.Running, ConsumerName);
+        Log.TaskStarted(logger, task.Id, task.Lane.WireName(), (long)(startedAt - task.CreatedAt).TotalMilliseconds);
+        await publisher.PublishEventAsync(Event(TaskEvent.Started, task, attempt));
+        if (mode != TaskHandlerMode.Internal)
+            await publisher.PublishEventAsync(Event(TaskEvent.ExternalPending, task, attempt));
+    }
+
+    /// <summary>Records how a run ended: result and event, retry, checkpoint or dead letter.</summary>
+    public async Task RunEndedAsync(ExternalTask task, int attempt, IReadOnlyBasicProperties? properties, DateTimeOffset startedAt, TimeSpan ran, RunEnd end)
+    {
+        switch (end)
+        {
+            case RunEnd.Completed completed:
+                await PublishResultAsync(task, attempt, startedAt, TaskStatuses.Completed, null, completed.Result);
+                ledger.Record(task.Id, TaskLedger.Known.Completed, ConsumerName);
+                metrics.Count(ConsumerMetrics.Outcome.Completed, task.Lane);
+                metrics.Ran(task.Lane, startedAt - task.CreatedAt, ran);
+                await publisher.PublishEventAsync(Event(TaskEvent.Completed, task, attempt));
+                Log.TaskCompleted(logger, task.Id, task.Lane.WireName(), (long)ran.TotalMilliseconds);
+                break;
+            case RunEnd.Yielded yielded:
+                await publisher.RequeueAsync(task with { Checkpoint = yielded.Checkpoint }, BrokerPublisher.PropertiesFor(task, properties, attempt, null));
+                ledger.Record(task.Id, TaskLedger.Known.Unknown, ConsumerName);
+                metrics.Count(ConsumerMetrics.Outcome.Preempted, task.Lane);
+                Log.TaskYielded(logger, task.Id, task.Lane.WireName());
+                await publisher.PublishEventAsync(Event(TaskEvent.Preempted, task, attempt));
+                break;
+            case RunEnd.Cancelled:
+                await EndWithoutRunAsync(task, attempt, TaskStatuses.Cancelled, TaskEvent.Cancelled, "cancelled while running", startedAt);
+                break;
+            case RunEnd.Failed failed:
+                await FailedAsync(task, attempt, properties, startedAt, failed);
+                break;
+        }
+    }
+
+    /// <summary>Retry after the policy's delay in a holding queue (the slot is freed), or dead-letter when none is left.</summary>
+    async Task FailedAsync(ExternalTask task, int attempt, IReadOnlyBasicProperties? properties, DateTimeOffset startedAt, RunEnd.Failed failed)
+    {
+        ledger.Record(task.Id, TaskLedger.Known.Unknown, ConsumerName);
+        metrics.Count(failed.TimedOut ? ConsumerMetrics.Outcome.Timeout : ConsumerMetrics.Outcome.Failed, task.Lane);
+        Activity.Current?.SetStatus(ActivityStatusCode.Error, failed.Error);
+        await publisher.PublishEventAsync(Event(failed.TimedOut ? TaskEvent.Timeout : TaskEvent.Failed, task, attempt, failed.Error));
+        if (failed.Retryable && options.Value.Queue.RetryPolicy.DelayBefore(attempt + 1) is { } delay)
+        {
+            await publisher.ScheduleRetryAsync(task, delay, BrokerPublisher.PropertiesFor(task, properties, attempt + 1, failed.Error));
+            metrics.Count(ConsumerMetrics.Outcome.Retried, task.Lane);
+            Log.TaskRetrying(logger, task.Id, task.Lane.WireName(), (long)delay.TotalMilliseconds, attempt + 1, failed.Error);
+            await publisher.PublishEventAsync(Event(TaskEvent.Retry, task, attempt + 1, failed.Error) with { DelayMs = (long)delay.TotalMilliseconds });
+            return;
+        }
+
+        var status = failed.TimedOut ? TaskStatuses.TimedOut : TaskStatuses.Failed;
+        Log.TaskFailed(logger, task.Id, task.Lane.WireName(), status, failed.Error);
+        await PublishResultAsync(task, attempt, startedAt, status, failed.Error, TaskJson.EmptyObject);
+        metrics.Count(ConsumerMetrics.Outcome.DeadLettered, task.Lane);
+        await publisher.PublishEventAsync(Event(TaskEvent.DeadLettered, task, attempt, failed.Error));
+        var why = failed.Retryable ? $"{status} after {attempt + 1} attempt(s)" : $"{status}, not retried (it cannot succeed)";
+        throw new TaskDeadLetteredException($"{why}: {failed.Error} ({failed.Exception.GetType().Name})");
+    }
+
+    /// <summary>Ends a task that did not run (cancelled before it started, a duplicate id) or was cancelled while running.</summary>
+    public async Task EndWithoutRunAsync(ExternalTask task, int attempt, string status, string eventName, string error, DateTimeOffset startedAt)
+    {
+        await PublishResultAsync(task, attempt, startedAt, status, error, TaskJson.EmptyObject);
+        if (status == TaskStatuses.Cancelled)
+        {
+            ledger.Record(task.Id, TaskLedger.Known.Completed, ConsumerName);
+            metrics.Count(ConsumerMetrics.Outcome.Cancelled, task.Lane);
+        }
+        await publisher.PublishEventAsync(Event(eventName, task, attempt, error));
+    }
+
+    /// <summary>Puts a task that has not started back at the tail of its lane, untouched (confirmed before the ack).</summary>
+    public async Task ReturnToLaneAsync(ExternalTask task, int attempt, IReadOnlyBasicProperties? properties, string why)
+    {
+        await publisher.RequeueAsync(task, BrokerPublisher.PropertiesFor(task, properties, attempt, null));
+        ledger.Record(task.Id, TaskLedger.Known.Unknown, ConsumerName);
+        Log.TaskSkipped(logger, task.Id, task.Lane.WireName(), why);
+    }
+
+    /// <summary>A copy of an id that is running somewhere: parked for <paramref name="delay"/>, then looked at again (never dropped).</summary>
+    public async Task DeferCopyAsync(ExternalTask task, int attempt, IReadOnlyBasicProperties? properties, TimeSpan delay, string runningOn)
+    {
+        await publisher.ScheduleRetryAsync(task, delay, BrokerPublisher.PropertiesFor(task, properties, attempt, null));
+        Log.TaskSkipped(logger, task.Id, task.Lane.WireName(), $"same id running on {runningOn}; copy deferred {delay.TotalSeconds} s");
+    }
+
+    /// <summary>
+    /// The run ended without an outcome (e.g. the result could not be published, or the consumer stopped past its drain
+    /// time): the id may run again, here or on another consumer.
+    /// </summary>
+    public async Task AbandonedAsync(ExternalTask task, int attempt, Exception exception)
+    {
+        ledger.Record(task.Id, TaskLedger.Known.Unknown, ConsumerName);
+        await publisher.PublishEventAsync(Event(TaskEvent.Failed, task, attempt, "abandoned: " + exception.Message));
+    }
+
+    Task PublishResultAsync(ExternalTask task, int attempt, DateTimeOffset startedAt, string status, string? error, JsonElement result) =>
+        publisher.PublishResultAsync(new ExternalTaskResult
+        {
+            TaskId = task.Id,
+            Lane = task.Lane,
+            Success = status == TaskStatuses.Completed,
+            Status = status,
+            Result = result,
+            Error = error,
+            SessionId = task.SessionId,
+            Consumer = ConsumerName,
+            StartedAt = startedAt,
+            FinishedAt = DateTimeOffset.UtcNow,
+            Attempts = attempt + 1,
+        });
+
+    /// <summary>An event about attempt <paramref name="attempt"/> (0-based retries before it; the event counts from 1).</summary>
+    TaskEvent Event(string name, ExternalTask task, int attempt, string? error = null) => new()
+    {
+        Event = name,
+        TaskId = task.Id,
+        Lane = task.Lane,
+        SessionId = task.SessionId,
+        Consumer = ConsumerName,
+        Attempt = attempt + 1,
+        Error = error,
+    };
+}
+
+/// <summary>A task that failed for good; MassTransit moves it to the lane's dead-letter queue with this message as reason.</summary>
+/// <remarks>No inner exception on purpose: MassTransit reports the innermost exception's message as the reason.</remarks>
+internal sealed class TaskDeadLetteredException(string message) : Exception(message);

@@ -1,0 +1,591 @@
+using System.Text.Json;
+using LaneQueue.Contracts;
+using LaneQueue.Producer;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace LaneQueue.Consumer.Testing;
+
+/// <summary>
+/// The harness's scheduler and task lifecycle. One dispatcher at a time (<see cref="PumpAsync"/>) picks the next task
+/// under the lock: lanes highest first, skipping lanes paused by an operator or held back by the gate (the real
+/// <see cref="GatePolicy"/>, fed with the lanes' waiting counts instead of the broker's ready counts), a lane at its max
+/// concurrency, or one without a rate-limit token; when the slot budget is full nothing below starts and, as
+/// <see cref="Preemption"/> does, the lowest-lane preemptible task below is asked to yield. The run then follows
+/// <see cref="LaneTaskConsumer"/> step by step, with the same results, events, attempts and dead-letter reasons.
+/// </summary>
+public sealed partial class LaneQueueTestHarness
+{
+    /// <summary>A task waiting in a lane: the task as read from the wire, and its retry count (the <c>x-lanequeue-attempt</c> header).</summary>
+    sealed class Entry(ExternalTask task, int attempt, string? lastError)
+    {
+        public ExternalTask Task { get; } = task;
+        public int Attempt { get; } = attempt;
+        public string? LastError { get; } = lastError;
+    }
+
+    /// <summary>How often a lane held back only by a rate limit is looked at again.</summary>
+    const int RateLimitPollMs = 10;
+
+    readonly LinkedList<Entry>[] _waiting = new LinkedList<Entry>[SessionLanes.All.Count];
+    readonly bool[] _pausedByOperator = new bool[SessionLanes.All.Count];
+    readonly int[] _laneInUse = new int[SessionLanes.All.Count];
+    readonly DateTimeOffset?[] _lastStart = new DateTimeOffset?[SessionLanes.All.Count];
+    int _slotsInUse;
+    readonly HashSet<string> _runningIds = new(StringComparer.Ordinal);
+    readonly HashSet<Entry> _retrying = [];
+    readonly Dictionary<string, List<Entry>> _deferred = new(StringComparer.Ordinal);
+    readonly List<Task> _runTasks = [];
+    readonly List<StartedTask> _startLog = [];
+    readonly List<ExternalTaskResult> _results = [];
+    readonly List<TaskEvent> _events = [];
+    readonly List<DeadLetter> _deadLetters = [];
+    readonly List<Exception> _faults = [];
+    readonly List<Subscription> _subscriptions = [];
+    readonly Dictionary<string, TaskCompletionSource<ExternalTaskResult>> _resultWatchers = new(StringComparer.Ordinal);
+    readonly Dictionary<string, TaskCompletionSource<ExternalCompletion>> _externalWaits = new(StringComparer.Ordinal);
+    int _eventsInFlight;
+    bool _pumping;
+    bool _pumpAgain;
+    Task? _pumpTask;
+    int? _wakeAfterMs;
+    TaskCompletionSource _idle;
+
+    void RequestPump()
+    {
+        lock (_lock)
+        {
+            if (_disposed)
+                return;
+            if (_pumping)
+            {
+                _pumpAgain = true;
+                return;
+            }
+            _pumping = true;
+            _pumpAgain = false;
+            _pumpTask = Task.Run(PumpAsync);
+        }
+    }
+
+    /// <summary>Starts what can start, one task at a time, until nothing can; the only place tasks start.</summary>
+    async Task PumpAsync()
+    {
+        try
+        {
+            while (true)
+            {
+                Entry? next;
+                lock (_lock)
+                {
+                    next = PickLocked();
+                    if (next is null)
+                    {
+                        if (_pumpAgain && !_disposed)
+                        {
+                            _pumpAgain = false;
+                            continue;
+                        }
+                        _pumping = false;
+                        if (_wakeAfterMs is { } ms && !_disposed)
+                            _wake.Change(ms, Timeout.Infinite);
+                        SignalIfIdleLocked();
+                        return;
+                    }
+                }
+                await DispatchAsync(next).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex)
+        {
+            lock (_lock)
+            {
+                _faults.Add(ex);
+                _pumping = false;
+                SignalIfIdleLocked();
+            }
+        }
+    }
+
+    /// <summary>The next task to start, with its lane's and the budget's slot taken; null when none can start now.</summary>
+    Entry? PickLocked()
+    {
+        _wakeAfterMs = null;
+        if (!_open || _disposed)
+            return null;
+        _gate?.Evaluate(new GateSnapshot(
+            [.. _waiting.Select(lane => (long)lane.Count)],
+            (DateTimeOffset?[])_lastStart.Clone(),
+            DateTimeOffset.UtcNow));
+        foreach (var lane in SessionLanes.All)
+        {
+            var i = (int)lane;
+            if (_waiting[i].Count == 0 || _pausedByOperator[i])
+                continue;
+            if (_gate is not null && _gate.IsPaused(lane))
+            {
+                if (_settings.Queue.PriorityBoost.Strategy != BoostStrategy.Disabled)
+                    WakeAfter(_settings.Gate.CheckIntervalMs); // aging may admit it later
+                continue;
+            }
+            if (_laneInUse[i] >= LaneLimit(lane))
+                continue;
+            if (_slotsInUse >= _settings.SlotBudget)
+            {
+                // Contended: no lower lane gets a slot before this one; ask a preemptible lower-lane run to yield.
+                _runs.RequestYieldBelow(lane);
+                return null;
+            }
+            if (!_rateLimits.CanStart(lane))
+            {
+                WakeAfter(RateLimitPollMs);
+                continue;
+            }
+            var entry = _waiting[i].First!.Value;
+            _waiting[i].RemoveFirst();
+            _laneInUse[i]++;
+            _slotsInUse++;
+            return entry;
+        }
+        return null;
+    }
+
+    /// <summary>A lane's concurrency: its max concurrency per lane; the whole budget in the single-queue priority topology.</summary>
+    int LaneLimit(SessionLane lane) =>
+        _settings.Topology == LaneTopology.PriorityQueue ? _settings.SlotBudget : _settings.Queue.MaxConcurrency(lane);
+
+    void WakeAfter(int ms) => _wakeAfterMs = _wakeAfterMs is { } due ? Math.Min(due, ms) : ms;
+
+    void ReleaseLocked(SessionLane lane)
+    {
+        _laneInUse[(int)lane]--;
+        _slotsInUse--;
+    }
+
+    /// <summary>
+    /// The delivery checks of <see cref="LaneTaskConsumer"/> in its order (cancelled, duplicate id, handler), then the start.
+    /// On the dispatcher only, so starts are recorded in the order they are decided.
+    /// </summary>
+    async Task DispatchAsync(Entry entry)
+    {
+        var task = entry.Task;
+        if (_ledger.IsCancelled(task))
+        {
+            lock (_lock)
+            {
+                ReleaseLocked(task.Lane);
+                FinishUnstartedLocked(entry, TaskStatuses.Cancelled, TaskEvent.Cancelled, "cancelled before it started");
+            }
+            return;
+        }
+        lock (_lock)
+        {
+            if (_runningIds.Contains(task.Id))
+            {
+                // The consumer parks a copy of an id that is running and looks at it again later; here: when that run ends.
+                ReleaseLocked(task.Lane);
+                if (!_deferred.TryGetValue(task.Id, out var copies))
+                    _deferred[task.Id] = copies = [];
+                copies.Add(entry);
+                return;
+            }
+            if (_ledger.Lookup(task.Id) is { State: TaskLedger.Known.Completed } first)
+            {
+                ReleaseLocked(task.Lane);
+                var where = $"{first.State.ToString().ToLowerInvariant()} on {first.Consumer ?? "this consumer"} at {first.At:O}";
+                FinishUnstartedLocked(entry, TaskStatuses.Duplicate, TaskEvent.Duplicate, $"task id '{task.Id}' is {where}; not run twice");
+                return;
+            }
+        }
+
+        var run = _runs.TryStart(task) ?? throw new InvalidOperationException($"task '{task.Id}' is already registered as running");
+        if (_ledger.IsCancelled(task))
+        {
+            // cancelled between the first look and now
+            _runs.Finish(run);
+            lock (_lock)
+            {
+                ReleaseLocked(task.Lane);
+                FinishUnstartedLocked(entry, TaskStatuses.Cancelled, TaskEvent.Cancelled, "cancelled before it started");
+            }
+            return;
+        }
+
+        var mode = _modes.For(task.Lane);
+        var scope = ServiceProvider.CreateAsyncScope();
+        ITaskHandler? handler;
+        try
+        {
+            handler = mode.Mode == TaskHandlerMode.External ? null : _handlers.Resolve(task.CommandType, scope.ServiceProvider)
+                ?? throw new InvalidTaskException("command_type",
+                    $"'{task.CommandType}' has no handler on consumer {_settings.ConsumerName}; known: {string.Join(", ", _handlers.CommandTypes)}");
+        }
+        catch (Exception ex)
+        {
+            await scope.DisposeAsync().ConfigureAwait(false);
+            _runs.Finish(run);
+            lock (_lock)
+            {
+                ReleaseLocked(task.Lane);
+                if (ex is not InvalidTaskException)
+                {
+                    // The consumer's "abandoned" path: not a contract breach, but the message cannot be run either.
+                    _ledger.Record(task.Id, TaskLedger.Known.Unknown, _settings.ConsumerName);
+                    PublishEventLocked(Event(TaskEvent.Failed, task, entry.Attempt, "abandoned: " + ex.Message));
+                }
+                AddDeadLetterLocked(entry, ex.Message, entry.LastError);
+            }
+            return;
+        }
+
+        _rateLimits.Take(task.Lane);
+        var startedAt = DateTimeOffset.UtcNow;
+        lock (_lock)
+        {
+            _runningIds.Add(task.Id);
+            _ledger.Record(task.Id, TaskLedger.Known.Running, _settings.ConsumerName);
+            _lastStart[(int)task.Lane] = startedAt;
+            _startLog.Add(new StartedTask(task.Id, task.Lane, entry.Attempt, startedAt));
+            PublishEventLocked(Event(TaskEvent.Started, task, entry.Attempt));
+            _runTasks.RemoveAll(t => t.IsCompleted);
+            _runTasks.Add(Task.Run(() => RunAsync(entry, run, handler, mode, scope, startedAt)));
+        }
+    }
+
+    async Task RunAsync(Entry entry, RunningTasks.Run run, ITaskHandler? handler, LaneHandlerConfig mode, AsyncServiceScope scope, DateTimeOffset startedAt)
+    {
+        var task = entry.Task;
+        try
+        {
+            await using (scope.ConfigureAwait(false))
+                await LifecycleAsync(entry, run, handler, mode, startedAt).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (!_disposing.IsCancellationRequested)
+        {
+            // As the consumer: not completed (e.g. a result that cannot be serialized): "abandoned", and the message is dead-lettered.
+            lock (_lock)
+            {
+                _ledger.Record(task.Id, TaskLedger.Known.Unknown, _settings.ConsumerName);
+                PublishEventLocked(Event(TaskEvent.Failed, task, entry.Attempt, "abandoned: " + ex.Message));
+                AddDeadLetterLocked(entry, ex.Message, entry.LastError);
+            }
+        }
+        catch (Exception) when (_disposing.IsCancellationRequested)
+        {
+            // the harness is stopping: the run just ends
+        }
+        finally
+        {
+            _runs.Finish(run);
+            lock (_lock)
+            {
+                ReleaseLocked(task.Lane);
+                _runningIds.Remove(task.Id);
+                if (_deferred.Remove(task.Id, out var copies))
+                {
+                    foreach (var copy in copies)
+                        EnqueueLocked(copy);
+                }
+                SignalIfIdleLocked();
+            }
+            RequestPump();
+        }
+    }
+
+    /// <summary><see cref="LaneTaskConsumer"/>'s run, from the timeout on: handler (or external worker), then one end state.</summary>
+    async Task LifecycleAsync(Entry entry, RunningTasks.Run run, ITaskHandler? handler, LaneHandlerConfig mode, DateTimeOffset startedAt)
+    {
+        var task = entry.Task;
+        var attempt = entry.Attempt;
+        var timeoutMs = mode.Mode == TaskHandlerMode.External ? task.TimeoutMs ?? mode.TimeoutMs : task.TimeoutMs ?? _settings.Queue.TimeoutMs(task.Lane);
+        using var stopping = CancellationTokenSource.CreateLinkedTokenSource(_disposing.Token, run.Cancel.Token);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(stopping.Token);
+        if (timeoutMs is { } ms)
+            deadline.CancelAfter(TimeSpan.FromMilliseconds(Math.Clamp(ms, 1, TaskParser.MaxTimeoutMs)));
+
+        object? value;
+        try
+        {
+            if (handler is null)
+            {
+                var completion = await WaitForExternalWorkerAsync(entry, TimeSpan.FromMilliseconds(timeoutMs ?? mode.TimeoutMs), deadline.Token).ConfigureAwait(false);
+                value = completion.Success ? completion.Result : throw new ExternalTaskFailedException(completion.Error ?? "the external worker reported a failure");
+            }
+            else
+            {
+                if (mode.Mode == TaskHandlerMode.Hybrid)
+                {
+                    lock (_lock)
+                        PublishEventLocked(Event(TaskEvent.ExternalPending, task, attempt));
+                }
+                value = await handler.HandleAsync(new TaskContext
+                {
+                    Task = task,
+                    ConsumerName = _settings.ConsumerName,
+                    Attempt = attempt,
+                    CancellationToken = deadline.Token,
+                    YieldRequested = run.Yield.Token,
+                }).WaitAsync(deadline.Token).ConfigureAwait(false); // a handler that ignores its token is abandoned at the deadline
+            }
+        }
+        catch (OperationCanceledException) when (run.Cancel.IsCancellationRequested)
+        {
+            lock (_lock)
+            {
+                _ledger.Record(task.Id, TaskLedger.Known.Completed, _settings.ConsumerName);
+                PublishResultLocked(task, attempt, startedAt, TaskStatuses.Cancelled, "cancelled while running", TaskJson.EmptyObject);
+                PublishEventLocked(Event(TaskEvent.Cancelled, task, attempt, "cancelled while running"));
+            }
+            return;
+        }
+        catch (Exception ex) when (!_disposing.IsCancellationRequested)
+        {
+            var timedOut = (deadline.IsCancellationRequested && !stopping.IsCancellationRequested) || ex is TimeoutException;
+            var error = timedOut ? $"timed out after {timeoutMs} ms" : ex.Message;
+            Fail(entry, timedOut, error, startedAt, ex);
+            return;
+        }
+
+        if (value is TaskYield yielded)
+        {
+            var resumed = task with { Checkpoint = yielded.Checkpoint is null ? null : JsonSerializer.SerializeToElement(yielded.Checkpoint, TaskJson.Options) };
+            lock (_lock)
+            {
+                _ledger.Record(task.Id, TaskLedger.Known.Unknown, _settings.ConsumerName);
+                PublishEventLocked(Event(TaskEvent.Preempted, task, attempt));
+                EnqueueLocked(new Entry(resumed, attempt, entry.LastError));
+            }
+            return;
+        }
+
+        var result = value switch
+        {
+            null => TaskJson.EmptyObject,
+            JsonElement element => element,
+            _ => JsonSerializer.SerializeToElement(value, TaskJson.Options),
+        };
+        lock (_lock)
+        {
+            PublishResultLocked(task, attempt, startedAt, TaskStatuses.Completed, null, result);
+            _ledger.Record(task.Id, TaskLedger.Known.Completed, _settings.ConsumerName);
+            PublishEventLocked(Event(TaskEvent.Completed, task, attempt));
+        }
+    }
+
+    /// <summary>An External lane's run: announced by <c>command.external_pending</c>, ended by <see cref="CompleteExternalTaskAsync"/>.</summary>
+    async Task<ExternalCompletion> WaitForExternalWorkerAsync(Entry entry, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var task = entry.Task;
+        var waiter = new TaskCompletionSource<ExternalCompletion>(TaskCreationOptions.RunContinuationsAsynchronously);
+        lock (_lock)
+        {
+            if (!_externalWaits.TryAdd(task.Id, waiter))
+                throw new InvalidOperationException($"task '{task.Id}' already waits for an external worker here");
+            PublishEventLocked(Event(TaskEvent.ExternalPending, task, entry.Attempt));
+        }
+        try
+        {
+            return await waiter.Task.WaitAsync(timeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            throw new TimeoutException($"no external worker completed task '{task.Id}' within {timeout.TotalMilliseconds:0} ms");
+        }
+        finally
+        {
+            lock (_lock)
+                _externalWaits.Remove(task.Id);
+        }
+    }
+
+    /// <summary>As the consumer: a retry after the policy's delay (back of its lane, attempt + 1), or the final result and a dead letter.</summary>
+    void Fail(Entry entry, bool timedOut, string error, DateTimeOffset startedAt, Exception ex)
+    {
+        var task = entry.Task;
+        var attempt = entry.Attempt;
+        lock (_lock)
+        {
+            _ledger.Record(task.Id, TaskLedger.Known.Unknown, _settings.ConsumerName);
+            PublishEventLocked(Event(timedOut ? TaskEvent.Timeout : TaskEvent.Failed, task, attempt, error));
+            // A payload that does not fit a typed handler (InvalidTaskException) can never succeed: not retried, as on the fleet.
+            var retryable = ex is not InvalidTaskException;
+            if (retryable && _settings.Queue.RetryPolicy.DelayBefore(attempt + 1) is { } delay)
+            {
+                PublishEventLocked(Event(TaskEvent.Retry, task, attempt + 1, error) with { DelayMs = (long)delay.TotalMilliseconds });
+                ScheduleRetryLocked(new Entry(task, attempt + 1, error), delay * RetryDelayScale);
+                return;
+            }
+            var status = timedOut ? TaskStatuses.TimedOut : TaskStatuses.Failed;
+            var why = retryable ? $"{status} after {attempt + 1} attempt(s)" : $"{status}, not retried (it cannot succeed)";
+            AddDeadLetterLocked(entry, $"{why}: {error} ({ex.GetType().Name})", error);
+            PublishResultLocked(task, attempt, startedAt, status, error, TaskJson.EmptyObject);
+            PublishEventLocked(Event(TaskEvent.DeadLettered, task, attempt, error));
+        }
+    }
+
+    void ScheduleRetryLocked(Entry retry, TimeSpan delay)
+    {
+        if (delay <= TimeSpan.Zero)
+        {
+            EnqueueLocked(retry);
+            return;
+        }
+        _retrying.Add(retry);
+        _ = ReturnAfterAsync(retry, delay);
+    }
+
+    async Task ReturnAfterAsync(Entry retry, TimeSpan delay)
+    {
+        try
+        {
+            await Task.Delay(delay, _disposing.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return;
+        }
+        lock (_lock)
+        {
+            if (_retrying.Remove(retry))
+                EnqueueLocked(retry);
+            SignalIfIdleLocked();
+        }
+        RequestPump();
+    }
+
+    /// <summary>Puts a task at the back of its lane (a new task, a retry back from its delay, a task that yielded).</summary>
+    void EnqueueLocked(Entry entry) => _waiting[(int)entry.Task.Lane].AddLast(entry);
+
+    /// <summary>Ends every waiting task (in a lane, in a retry delay or parked as a copy) that a cancel now covers.</summary>
+    void SweepCancelledLocked()
+    {
+        foreach (var lane in _waiting)
+        {
+            for (var node = lane.First; node is not null;)
+            {
+                var next = node.Next;
+                if (_ledger.IsCancelled(node.Value.Task))
+                {
+                    lane.Remove(node);
+                    FinishUnstartedLocked(node.Value, TaskStatuses.Cancelled, TaskEvent.Cancelled, "cancelled before it started");
+                }
+                node = next;
+            }
+        }
+        foreach (var retry in _retrying.Where(r => _ledger.IsCancelled(r.Task)).ToList())
+        {
+            _retrying.Remove(retry);
+            FinishUnstartedLocked(retry, TaskStatuses.Cancelled, TaskEvent.Cancelled, "cancelled before it started");
+        }
+        foreach (var (id, copies) in _deferred)
+        {
+            foreach (var copy in copies.Where(c => _ledger.IsCancelled(c.Task)).ToList())
+            {
+                copies.Remove(copy);
+                FinishUnstartedLocked(copy, TaskStatuses.Cancelled, TaskEvent.Cancelled, "cancelled before it started");
+            }
+        }
+    }
+
+    /// <summary>A task that ends without running (cancelled before it started, duplicate id): result and event, as the consumer's FinishAsync.</summary>
+    void FinishUnstartedLocked(Entry entry, string status, string eventName, string error)
+    {
+        var task = entry.Task;
+        PublishResultLocked(task, entry.Attempt, DateTimeOffset.UtcNow, status, error, TaskJson.EmptyObject);
+        if (status == TaskStatuses.Cancelled)
+            _ledger.Record(task.Id, TaskLedger.Known.Completed, _settings.ConsumerName);
+        PublishEventLocked(Event(eventName, task, entry.Attempt, error));
+    }
+
+    /// <summary>The result as the consumer sends it and a producer reads it (through the wire JSON).</summary>
+    void PublishResultLocked(ExternalTask task, int attempt, DateTimeOffset startedAt, string status, string? error, JsonElement result)
+    {
+        var published = Wire(new ExternalTaskResult
+        {
+            TaskId = task.Id,
+            Lane = task.Lane,
+            Success = status == TaskStatuses.Completed,
+            Status = status,
+            Result = result,
+            Error = error,
+            SessionId = task.SessionId,
+            Consumer = _settings.ConsumerName,
+            StartedAt = startedAt,
+            FinishedAt = DateTimeOffset.UtcNow,
+            Attempts = attempt + 1,
+        });
+        _results.Add(published);
+        if (_resultWatchers.Remove(task.Id, out var watcher))
+            watcher.TrySetResult(published);
+    }
+
+    TaskEvent Event(string name, ExternalTask task, int attempt, string? error = null) => new()
+    {
+        Event = name,
+        TaskId = task.Id,
+        Lane = task.Lane,
+        SessionId = task.SessionId,
+        Consumer = _settings.ConsumerName,
+        Attempt = attempt + 1, // events count attempts from 1, like results
+        Error = error,
+    };
+
+    /// <summary>Records an event and queues it for every subscriber whose pattern matches its routing key.</summary>
+    void PublishEventLocked(TaskEvent taskEvent)
+    {
+        var published = Wire(taskEvent);
+        _events.Add(published);
+        var routingKey = BrokerNames.EventRoutingKey(published.Event, published.Lane);
+        foreach (var subscription in _subscriptions)
+        {
+            if (TopicPattern.Matches(subscription.Pattern, routingKey) && subscription.Offer(published))
+                _eventsInFlight++;
+        }
+    }
+
+    async Task DeliverAsync(Subscription subscription)
+    {
+        await foreach (var taskEvent in subscription.Reader.ReadAllAsync().ConfigureAwait(false))
+        {
+            try
+            {
+                if (!subscription.Stopped)
+                    await subscription.OnEvent(taskEvent).ConfigureAwait(false);
+            }
+            catch (Exception ex)
+            {
+                lock (_lock)
+                    _faults.Add(ex);
+            }
+            finally
+            {
+                lock (_lock)
+                {
+                    _eventsInFlight--;
+                    SignalIfIdleLocked();
+                }
+            }
+        }
+    }
+
+    /// <summary>A dead letter as <c>DeadLetters.ListAsync</c> describes one: reason (<c>MT-Fault-Message</c>), runs, last error, body.</summary>
+    void AddDeadLetterLocked(Entry entry, string reason, string? lastError)
+    {
+        var body = System.Text.Encoding.UTF8.GetString(TaskJson.Serialize(entry.Task));
+        _deadLetters.Add(new DeadLetter(entry.Task.Id, entry.Task.Lane, reason, entry.Attempt + 1, lastError, DateTimeOffset.UtcNow,
+            body.Length > 2000 ? body[..2000] + "…" : body));
+    }
+
+    static T Wire<T>(T value) => TaskJson.Deserialize<T>(TaskJson.Serialize(value));
+
+    bool IsIdleLocked() =>
+        _slotsInUse == 0 && !_pumping && _retrying.Count == 0 && _eventsInFlight == 0
+        && (!_open || SessionLanes.All.All(lane => _waiting[(int)lane].Count == 0 || _pausedByOperator[(int)lane]));
+
+    void SignalIfIdleLocked()
+    {
+        if (_disposed || IsIdleLocked())
+            _idle.TrySetResult();
+        else if (_idle.Task.IsCompleted)
+            _idle = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+}

@@ -1,0 +1,134 @@
+using LaneQueue.Contracts;
+using RabbitMQ.Client;
+using RabbitMQ.Client.Exceptions;
+
+namespace LaneQueue.Producer;
+
+/// <summary>One receive queue of the lane topology: its name, the lanes routed to it and its declare arguments.</summary>
+internal sealed record LaneReceiveQueue(string Name, IReadOnlyList<SessionLane> Lanes, IReadOnlyDictionary<string, object?> Arguments)
+{
+    /// <summary>The queue's <c>_error</c> exchange and queue, declared up front when the broker dead-letters to it (delivery limit).</summary>
+    public string? ErrorQueue => Arguments.ContainsKey(LaneQueueTopology.DeadLetterExchangeArgument) ? BrokerNames.DeadLetterQueue(Name) : null;
+}
+
+/// <summary>
+/// The one definition of the lane queues, declared by producers (<see cref="LaneQueueProducer.ConnectAsync"/>) and by
+/// consumers before their bus starts, so a task submitted before any consumer ran is stored, and producer and consumer
+/// cannot differ silently. It is what the consumer's MassTransit receive endpoints declare (MassTransit re-declares the
+/// same right after): per receive queue a durable fanout exchange named like the queue and bound to it, the durable queue
+/// with its arguments, and an exchange-to-exchange binding from <see cref="BrokerNames.TasksExchange"/> (direct) per lane,
+/// routing key = lane. With a delivery limit also the <c>_error</c> exchange and queue the broker dead-letters to.
+/// An existing queue declared with other arguments fails the declaration with a <see cref="TopologyMismatchException"/>
+/// that names the setting.
+/// </summary>
+internal sealed record LaneQueueTopology(LaneTopology Topology, bool QuorumQueues, int? DeliveryLimit)
+{
+    public const string QueueTypeArgument = "x-queue-type";
+    public const string DeliveryLimitArgument = "x-delivery-limit";
+    public const string DeadLetterExchangeArgument = "x-dead-letter-exchange";
+    public const string MaxPriorityArgument = "x-max-priority";
+
+    /// <summary>The producer's view of the topology.</summary>
+    public static LaneQueueTopology For(ProducerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return new(options.Topology, options.QuorumQueues, options.DeliveryLimit);
+    }
+
+    /// <summary>The receive queues, in declaration order.</summary>
+    public IReadOnlyList<LaneReceiveQueue> Queues =>
+        Topology == LaneTopology.PriorityQueue
+            ? [Queue(BrokerNames.PriorityQueue, SessionLanes.All)]
+            : [.. SessionLanes.All.Select(lane => Queue(BrokerNames.LaneQueue(lane), [lane]))];
+
+    /// <summary>The queues of the other topology: if one exists, the broker's lanes are laid out differently.</summary>
+    public IReadOnlyList<string> OtherTopologyQueues =>
+        Topology == LaneTopology.PriorityQueue ? [.. SessionLanes.All.Select(BrokerNames.LaneQueue)] : [BrokerNames.PriorityQueue];
+
+    LaneReceiveQueue Queue(string name, IReadOnlyList<SessionLane> lanes)
+    {
+        var arguments = new Dictionary<string, object?>();
+        if (QuorumQueues)
+        {
+            arguments[QueueTypeArgument] = "quorum";
+            foreach (var (key, value) in DeadLetterArguments(name, DeliveryLimit))
+                arguments[key] = value;
+        }
+        if (Topology == LaneTopology.PriorityQueue)
+            arguments[MaxPriorityArgument] = SessionLanes.All.Count;
+        return new LaneReceiveQueue(name, lanes, arguments);
+    }
+
+    /// <summary>
+    /// A quorum queue's poison-message arguments (<see cref="DeliveryLimit"/>): the broker counts deliveries and, past the
+    /// limit, dead-letters to the queue's <c>_error</c> exchange. None without a limit.
+    /// </summary>
+    public static IReadOnlyDictionary<string, object?> DeadLetterArguments(string queue, int? deliveryLimit) =>
+        deliveryLimit is { } limit
+            ? new Dictionary<string, object?> { [DeliveryLimitArgument] = limit, [DeadLetterExchangeArgument] = BrokerNames.DeadLetterQueue(queue) }
+            : new Dictionary<string, object?>();
+
+    /// <summary>
+    /// Declares the lane topology (idempotent). Opens its own channels on <paramref name="connection"/>: a refused
+    /// declaration closes its channel.
+    /// </summary>
+    /// <exception cref="TopologyMismatchException">The broker has the lanes laid out or declared differently.</exception>
+    /// <exception cref="OperationInterruptedException">Another refusal, e.g. ACCESS_REFUSED (403) for a user without configure permission.</exception>
+    public async Task DeclareAsync(IConnection connection, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        foreach (var other in OtherTopologyQueues)
+        {
+            if (await QueueExistsAsync(connection, other, cancellationToken))
+                throw TopologyMismatchException.OtherTopology(Topology, other);
+        }
+        await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
+        await channel.ExchangeDeclareAsync(BrokerNames.TasksExchange, ExchangeType.Direct, durable: true, autoDelete: false, cancellationToken: cancellationToken);
+        foreach (var queue in Queues)
+        {
+            if (queue.ErrorQueue is { } error)
+                await DeclareBoundQueueAsync(connection, channel, error, new Dictionary<string, object?>(), cancellationToken);
+            await DeclareBoundQueueAsync(connection, channel, queue.Name, queue.Arguments, cancellationToken);
+            foreach (var lane in queue.Lanes)
+                await channel.ExchangeBindAsync(queue.Name, BrokerNames.TasksExchange, BrokerNames.RoutingKey(lane), cancellationToken: cancellationToken);
+        }
+    }
+
+    /// <summary>A durable fanout exchange and a durable queue of the same name, bound (MassTransit's receive-queue layout).</summary>
+    static async Task DeclareBoundQueueAsync(IConnection connection, IChannel channel, string name, IReadOnlyDictionary<string, object?> arguments, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await channel.ExchangeDeclareAsync(name, ExchangeType.Fanout, durable: true, autoDelete: false, cancellationToken: cancellationToken);
+        }
+        catch (OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == 406)
+        {
+            throw TopologyMismatchException.Exchange(name, ex);
+        }
+        try
+        {
+            await channel.QueueDeclareAsync(name, durable: true, exclusive: false, autoDelete: false,
+                arguments: new Dictionary<string, object?>(arguments), cancellationToken: cancellationToken);
+        }
+        catch (OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == 406)
+        {
+            throw await TopologyMismatchException.DiagnoseAsync(connection, name, arguments, ex, cancellationToken);
+        }
+        await channel.QueueBindAsync(name, name, "", cancellationToken: cancellationToken);
+    }
+
+    /// <summary>Whether a queue exists (passive declare: needs no permission).</summary>
+    static async Task<bool> QueueExistsAsync(IConnection connection, string queue, CancellationToken cancellationToken)
+    {
+        await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
+        try
+        {
+            await channel.QueueDeclarePassiveAsync(queue, cancellationToken);
+            return true;
+        }
+        catch (OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == 404)
+        {
+            return false;
+        }
+    }
+}

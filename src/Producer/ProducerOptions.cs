@@ -1,0 +1,40 @@
+using LaneQueue.Contracts;
+
+namespace LaneQueue.Producer;
+
+/// <summary>
+/// Producer settings. <see cref="ProducerRegistration.AddLaneQueueProducer(Microsoft.Extensions.DependencyInjection.IServiceCollection, Action{ProducerOptions}?)"/>
+/// binds them from the <c>LaneQueue</c> configuration section, the consumer's section, so one <c>LaneQueue:RabbitMqUrl</c>
+/// (and one <c>LaneQueue:Topology</c>, <c>QuorumQueues</c>, <c>DeliveryLimit</c>) serves both; scripts pass them to
+/// <see cref="LaneQueueProducer.ConnectAsync"/>. The lane settings must match the consumers' (the producer declares the
+/// lane queues with them, and the broker refuses a declaration that differs from an existing queue).
+/// </summary>
+public sealed record ProducerOptions
+{
+    /// <summary>The configuration section the options are bound from (the consumer's).</summary>
+    public const string Section = "LaneQueue";
+
+    /// <summary>Broker URL (see the README for host lists and TLS options); defaults to <c>LANEQUEUE_RABBITMQ_URL</c>.</summary>
+    public string RabbitMqUrl { get; set; } = BrokerConnection.UrlFromEnvironment();
+
+    /// <summary>Largest payload a submit accepts (the consumers' <c>LaneQueue:MaxPayloadBytes</c>).</summary>
+    public int MaxPayloadBytes { get; set; } = TaskParser.DefaultMaxPayloadBytes;
+
+    /// <summary>Shown in the broker's connection list.</summary>
+    public string ClientName { get; set; } = $"lanequeue-producer@{Environment.MachineName}";
+
+    /// <summary>
+    /// How long a submit waits for the connection's automatic recovery (broker restart, network cut, cluster fail-over)
+    /// and publishes again, before it fails with <see cref="TaskRejectedException"/>. Zero: fail at once.
+    /// </summary>
+    public TimeSpan RecoveryTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The lane topology of the consumers (default <see cref="LaneTopology.QueuePerLane"/>, like theirs).</summary>
+    public LaneTopology Topology { get; set; } = LaneTopology.QueuePerLane;
+
+    /// <summary>Whether the consumers declare the lane queues as quorum queues (default false, like theirs).</summary>
+    public bool QuorumQueues { get; set; }
+
+    /// <summary>The consumers' delivery limit of the quorum lane queues (<c>x-delivery-limit</c>); null: none (their default).</summary>
+    public int? DeliveryLimit { get; set; }
+}

@@ -1,0 +1,32 @@
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Options;
+
+namespace LaneQueue.Tests.Unit;
+
+public sealed class ConsumerMetricsTests
+{
+    [Theory]
+    [InlineData(true, 1)]
+    [InlineData(false, 0)]
+    public void Enable_metrics_decides_whether_the_LaneQueue_meter_records(bool enabled, int expected)
+    {
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var options = Options.Create(new LaneQueueOptions { Queue = new SessionQueueConfig { EnableMetrics = enabled } });
+        var metrics = new ConsumerMetrics(services.GetRequiredService<IMeterFactory>(), new LaneActivity(), options);
+        var recorded = 0;
+        using var listener = new MeterListener();
+        listener.InstrumentPublished = (instrument, l) =>
+        {
+            if (instrument.Meter.Name == "LaneQueue" && instrument.Name == "commands.completed")
+                l.EnableMeasurementEvents(instrument);
+        };
+        listener.SetMeasurementEventCallback<long>((_, value, _, _) => recorded += (int)value);
+        listener.Start();
+
+        metrics.Count(ConsumerMetrics.Outcome.Completed, SessionLane.Query);
+
+        Assert.Equal(expected, recorded);
+        Assert.Equal(1, metrics.Total(ConsumerMetrics.Outcome.Completed, SessionLane.Query)); // the heartbeat's count either way
+    }
+}
