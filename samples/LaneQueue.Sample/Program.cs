@@ -9,15 +9,7 @@ var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings {
 // Logs go to stderr; stdout carries only the example's machine-readable lines.
 builder.Logging.AddConsole(console => console.LogToStandardErrorThreshold = LogLevel.Trace);
 
-// LaneQueue consumer (section "LaneQueue"): runs our typed handler for command type "analysis"; tasks without a command
-// type run the built-in echo handler. LaneQueue runs its MassTransit bus of its own inside.
-builder.AddLaneQueueConsumer()
-    .AddHandler<AnalysisHandler>("analysis");
-
-// LaneQueue producer (same section, LaneQueue:RabbitMqUrl): ILaneQueueProducer, to inject where tasks are submitted.
-builder.Services.AddLaneQueueProducer();
-
-// The application's own MassTransit bus and consumer, on the same broker, next to LaneQueue's.
+// The application's own MassTransit bus and consumer, on the same broker as LaneQueue's bus.
 builder.Services.AddMassTransit(x =>
 {
     x.AddConsumer<GreetingConsumer>();
@@ -29,6 +21,14 @@ builder.Services.AddMassTransit(x =>
 });
 // Start-up returns once the receive endpoints are bound, so nothing published right after is lost.
 builder.Services.AddOptions<MassTransitHostOptions>().Configure(host => host.WaitUntilStarted = true);
+
+// LaneQueue consumer (section "LaneQueue"): runs our typed handler for command type "analysis"; tasks without a command
+// type run the built-in echo handler. LaneQueue runs a MassTransit bus of its own (MultiBus), next to the one above.
+builder.AddLaneQueueConsumer()
+    .AddHandler<AnalysisHandler>("analysis");
+
+// LaneQueue producer (same section, LaneQueue:RabbitMqUrl): ILaneQueueProducer, to inject where tasks are submitted.
+builder.Services.AddLaneQueueProducer();
 
 builder.Services.AddSingleton<Greetings>();
 builder.Services.AddHostedService<PriorityExample>();
