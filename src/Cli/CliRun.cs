@@ -13,12 +13,17 @@ static class CliRun
         var errors = parse.InvocationConfiguration.Error;
         try
         {
-            await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = parse.GetValue(ProducerCli.Url)! }, cancellationToken);
+            await using var producer = await LaneQueueProducer.ConnectAsync(CliProducerOptions.From(parse), cancellationToken);
             return await body(producer, parse.InvocationConfiguration.Output);
         }
         catch (InvalidTaskException ex)
         {
             await errors.WriteLineAsync($"error: invalid task: {ex.Message}");
+            return ProducerCli.InvalidInput;
+        }
+        catch (ArgumentException ex)
+        {
+            await errors.WriteLineAsync($"error: {ex.Message}");
             return ProducerCli.InvalidInput;
         }
         catch (TaskRejectedException ex)

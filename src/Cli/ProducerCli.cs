@@ -81,7 +81,7 @@ public static class ProducerCli
 
             try
             {
-                await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = parse.GetValue(Url)! }, cancellationToken);
+                await using var producer = await LaneQueueProducer.ConnectAsync(CliProducerOptions.From(parse), cancellationToken);
                 var waitSeconds = parse.GetValue(wait);
                 if (waitSeconds is { } seconds)
                 {
@@ -102,6 +102,11 @@ public static class ProducerCli
             catch (InvalidTaskException ex)
             {
                 await errors.WriteLineAsync($"error: invalid task: {ex.Message}");
+                return InvalidInput;
+            }
+            catch (ArgumentException ex)
+            {
+                await errors.WriteLineAsync($"error: {ex.Message}");
                 return InvalidInput;
             }
             catch (TaskRejectedException ex)

@@ -1,4 +1,5 @@
 using LaneQueue.Contracts;
+using LaneQueue.Producer;
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
@@ -77,6 +78,16 @@ public static class ConsumerRegistration
                 // through this bus: results, events and re-published tasks go through BrokerPublisher.
                 cfg.UseRawJsonDeserializer(RawSerializerOptions.AnyMessageType | RawSerializerOptions.AddTransportHeaders, isDefault: true);
                 cfg.UseJsonDeserializer();
+                if (settings.QuorumQueues)
+                {
+                    // MassTransit copies a lane queue's arguments to its _error queue: keep it quorum, without the lane's delivery
+                    // limit and dead-lettering (LaneQueueTopology declares it so up front, and a looked-at letter is never dropped).
+                    cfg.SendTopology.ConfigureErrorSettings = error =>
+                    {
+                        error.SetQueueArgument(LaneQueueTopology.DeliveryLimitArgument, null);
+                        error.SetQueueArgument(LaneQueueTopology.DeadLetterExchangeArgument, null);
+                    };
+                }
 
                 var endpoints = context.GetRequiredService<LaneEndpoints>();
                 foreach (var (queue, lane) in LaneQueues(settings))

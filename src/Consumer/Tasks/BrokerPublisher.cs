@@ -8,36 +8,30 @@ using RabbitMQ.Client.Exceptions;
 namespace LaneQueue.Consumer;
 
 /// <summary>
-/// The consumer's one publishing path (MassTransit only receives): results and re-published tasks (to a retry holding
-/// queue, or back to their lane with a checkpoint) with publisher confirms before the delivery is acked; lifecycle events,
-/// lane events and heartbeats best effort, without a confirm wait.
+/// The consumer's one publishing path (MassTransit only receives), on one connection of its own: results and
+/// re-published tasks (to a retry holding queue, or back to their lane with a checkpoint) confirmed before the delivery is
+/// acked, through the shared <see cref="ConfirmedPublisher"/> (which waits for the connection's recovery, up to
+/// <see cref="LaneQueueOptions.RecoveryTimeoutSeconds"/>); lifecycle events, lane events and heartbeats best effort, on a
+/// second channel without a confirm wait.
 /// </summary>
 internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsyncDisposable
 {
     readonly SemaphoreSlim _open = new(1, 1);
     readonly ConcurrentDictionary<string, Task> _retryQueues = new();
+    IChannel? _retryQueuesChannel;
     IConnection? _connection;
-    IChannel? _confirmed;
+    ConfirmedPublisher? _confirmed;
     IChannel? _events;
 
-    async Task<(IChannel Confirmed, IChannel Events)> ChannelsAsync(CancellationToken cancellationToken)
+    /// <summary>The confirmed path; the connection is opened on first use and recovers by itself after that.</summary>
+    async Task<ConfirmedPublisher> ConfirmedAsync(CancellationToken cancellationToken)
     {
-        if (_confirmed is { IsOpen: true } confirmed && _events is { IsOpen: true } events)
-            return (confirmed, events);
+        if (_confirmed is { } confirmed)
+            return confirmed;
         await _open.WaitAsync(cancellationToken);
         try
         {
-            var settings = options.Value;
-            _connection ??= await BrokerConnection.ConnectAsync(settings.RabbitMqUrl, $"{settings.ConsumerName}-publisher", cancellationToken);
-            if (_confirmed is not { IsOpen: true })
-            {
-                _confirmed = await _connection.CreateChannelAsync(
-                    new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true), cancellationToken);
-                _retryQueues.Clear();
-            }
-            if (_events is not { IsOpen: true })
-                _events = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
-            return (_confirmed, _events);
+            return _confirmed ??= new ConfirmedPublisher(await ConnectionAsync(cancellationToken), TimeSpan.FromSeconds(options.Value.RecoveryTimeoutSeconds));
         }
         finally
         {
@@ -45,10 +39,32 @@ internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsy
         }
     }
 
+    /// <summary>The best-effort channel (no confirms), opened again when it was closed.</summary>
+    async Task<IChannel> EventsAsync(CancellationToken cancellationToken)
+    {
+        if (_events is { IsOpen: true } events)
+            return events;
+        await _open.WaitAsync(cancellationToken);
+        try
+        {
+            if (_events is not { IsOpen: true })
+                _events = await (await ConnectionAsync(cancellationToken)).CreateChannelAsync(cancellationToken: cancellationToken);
+            return _events;
+        }
+        finally
+        {
+            _open.Release();
+        }
+    }
+
+    /// <summary>Called under <c>_open</c>.</summary>
+    async Task<IConnection> ConnectionAsync(CancellationToken cancellationToken) =>
+        _connection ??= await BrokerConnection.ConnectAsync(options.Value.RabbitMqUrl, $"{options.Value.ConsumerName}-publisher", cancellationToken);
+
     /// <summary>Publishes a transient message on the events channel (no confirm wait), e.g. a heartbeat.</summary>
     public async Task PublishAsync(string exchange, string routingKey, byte[] body, CancellationToken cancellationToken = default)
     {
-        var (_, events) = await ChannelsAsync(cancellationToken);
+        var events = await EventsAsync(cancellationToken);
         await events.BasicPublishAsync(exchange, routingKey, mandatory: false, new BasicProperties { ContentType = "application/json" }, body, cancellationToken);
     }
 
@@ -61,7 +77,7 @@ internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsy
         ArgumentNullException.ThrowIfNull(taskEvent);
         try
         {
-            var (_, events) = await ChannelsAsync(cancellationToken);
+            var events = await EventsAsync(cancellationToken);
             await events.BasicPublishAsync(BrokerNames.EventsExchange, BrokerNames.EventRoutingKey(taskEvent.Event, taskEvent.Lane), mandatory: false,
                 new BasicProperties { ContentType = "application/json", Type = taskEvent.Event, AppId = taskEvent.Consumer }, TaskJson.Serialize(taskEvent), cancellationToken);
         }
@@ -76,31 +92,12 @@ internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsy
 
     long _droppedEvents;
 
-    /// <summary>
-    /// Runs a confirmed publish, waiting for the connection's automatic recovery (up to <see cref="RecoveryTimeout"/>) when
-    /// the broker is unreachable, then publishing again: a re-published task is never dropped on a connection blip.
-    /// </summary>
+    /// <summary>Runs a confirmed operation through the shared recovery loop (<see cref="ConfirmedPublisher.RunAsync"/>).</summary>
     async Task WithRecoveryAsync(Func<IChannel, Task> publish, CancellationToken cancellationToken)
     {
-        var deadline = DateTime.UtcNow + RecoveryTimeout;
-        while (true)
-        {
-            try
-            {
-                var (confirmed, _) = await ChannelsAsync(cancellationToken);
-                await publish(confirmed);
-                return;
-            }
-            catch (Exception ex) when (BrokerConnection.IsConnectionFailure(ex) && DateTime.UtcNow < deadline && !cancellationToken.IsCancellationRequested)
-            {
-                _retryQueues.Clear();
-                await Task.Delay(250, cancellationToken);
-            }
-        }
+        var confirmed = await ConfirmedAsync(cancellationToken);
+        await confirmed.RunAsync(publish, cancellationToken);
     }
-
-    /// <summary>How long a confirmed publish waits for the broker to come back before it fails.</summary>
-    TimeSpan RecoveryTimeout => TimeSpan.FromSeconds(options.Value.RecoveryTimeoutSeconds);
 
     /// <summary>
     /// Parks a task in the lane's holding queue for <paramref name="delay"/> (message TTL); the broker then dead-letters it
@@ -112,6 +109,9 @@ internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsy
         var queue = BrokerNames.RetryQueue(task.Lane, delay);
         await WithRecoveryAsync(async confirmed =>
         {
+            // Declared once per channel: a new channel (after a refusal or a recovery) declares again.
+            if (!ReferenceEquals(Interlocked.Exchange(ref _retryQueuesChannel, confirmed), confirmed))
+                _retryQueues.Clear();
             var declared = _retryQueues.GetOrAdd(queue, name => confirmed.QueueDeclareAsync(name, durable: true, exclusive: false, autoDelete: false,
                 arguments: RetryQueueArguments(task.Lane, delay), cancellationToken: cancellationToken));
             try

@@ -87,12 +87,20 @@ internal sealed record LaneQueueTopology(LaneTopology Topology, bool QuorumQueue
         foreach (var queue in Queues)
         {
             if (queue.ErrorQueue is { } error)
-                await DeclareBoundQueueAsync(connection, channel, error, new Dictionary<string, object?>(), cancellationToken);
+                await DeclareBoundQueueAsync(connection, channel, error, ErrorQueueArguments, cancellationToken);
             await DeclareBoundQueueAsync(connection, channel, queue.Name, queue.Arguments, cancellationToken);
             foreach (var lane in queue.Lanes)
                 await channel.ExchangeBindAsync(queue.Name, BrokerNames.TasksExchange, BrokerNames.RoutingKey(lane), cancellationToken: cancellationToken);
         }
     }
+
+    /// <summary>
+    /// A dead-letter queue's arguments: a quorum queue (replicated like its lane) without a delivery limit or dead-lettering
+    /// of its own, so a dead letter that is looked at many times is never dropped. The consumer's MassTransit bus declares its
+    /// <c>_error</c> queues the same way (it would otherwise copy the lane queue's limit).
+    /// </summary>
+    public IReadOnlyDictionary<string, object?> ErrorQueueArguments =>
+        QuorumQueues ? new Dictionary<string, object?> { ["x-queue-type"] = "quorum" } : new Dictionary<string, object?>();
 
     /// <summary>A durable fanout exchange and a durable queue of the same name, bound (MassTransit's receive-queue layout).</summary>
     static async Task DeclareBoundQueueAsync(IConnection connection, IChannel channel, string name, IReadOnlyDictionary<string, object?> arguments, CancellationToken cancellationToken)

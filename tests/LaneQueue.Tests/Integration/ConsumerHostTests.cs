@@ -33,6 +33,37 @@ public class ConsumerHostTests(BrokerFixture broker)
     }
 
     [Fact]
+    public async Task With_quorum_queues_and_a_delivery_limit_a_failed_task_is_dead_lettered_once_into_a_quorum_error_queue_without_a_limit()
+    {
+        await using var vhost = await broker.CreateVhostAsync();
+        var consumer = await ConsumerHost.StartAsync(vhost.Url, o =>
+        {
+            o.QuorumQueues = true;
+            o.DeliveryLimit = 5;
+            o.Queue = o.Queue with { RetryPolicy = new RetryPolicy { Strategy = RetryStrategy.None } };
+        });
+        try
+        {
+            await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = vhost.Url, QuorumQueues = true, DeliveryLimit = 5 });
+            var result = await producer.SubmitAndWaitAsync(ExternalTask.Create("dlq-quorum-1", SessionLane.Execute, new { message = "boom" }, "fail"), TimeSpan.FromSeconds(30));
+            Assert.Equal(TaskStatuses.Failed, result.Status);
+            var error = TestVhost.DeadLetters(SessionLane.Execute);
+            await TestVhost.EventuallyAsync(async () => await vhost.ReadyAsync(error) == 1, "the dead letter");
+            var queue = (await vhost.QueueAsync(error))!.Value;
+            Assert.Equal("quorum", queue.GetProperty("type").GetString());
+            Assert.False(queue.GetProperty("arguments").TryGetProperty("x-delivery-limit", out _), queue.GetProperty("arguments").ToString());
+            // MassTransit's move to the _error queue went through at the first try: the letter carries the handler's reason, and
+            // it is there once (a refused declare would have dropped the channel and had the task delivered again).
+            var letter = Assert.Single(await producer.DeadLetters.ListAsync(error));
+            Assert.Contains("boom", letter.Reason, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await consumer.StopQuietlyAsync();
+        }
+    }
+
+    [Fact]
     public async Task Graceful_shutdown_finishes_the_running_task_and_publishes_its_result()
     {
         await using var vhost = await broker.CreateVhostAsync();
