@@ -88,6 +88,18 @@ public class LibraryHostTests(BrokerFixture broker)
     }
 
     [Fact]
+    public async Task AddMassTransit_after_AddLaneQueueConsumer_fails_the_start_saying_which_order_works()
+    {
+        await using var vhost = await broker.CreateVhostAsync();
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        builder.AddLaneQueueConsumer(o => o.RabbitMqUrl = vhost.Url);
+        builder.Services.AddMassTransit(x => x.UsingInMemory());
+        using var host = builder.Build();
+        var ex = await Assert.ThrowsAsync<InvalidOperationException>(() => host.StartAsync().WaitAsync(Wait));
+        Assert.Contains("call services.AddMassTransit(...) first", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_payload_that_does_not_fit_the_typed_handler_is_dead_lettered_at_once_with_the_reason()
     {
         await using var vhost = await broker.CreateVhostAsync();

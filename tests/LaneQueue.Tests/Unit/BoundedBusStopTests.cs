@@ -1,3 +1,4 @@
+using Microsoft.Extensions.DependencyInjection;
 using System.Diagnostics;
 using LaneQueue.Consumer;
 using Microsoft.Extensions.Hosting;
@@ -8,6 +9,8 @@ namespace LaneQueue.Tests.Unit;
 
 public sealed class BoundedBusStopTests
 {
+    static readonly IServiceProvider NoServices = new ServiceCollection().BuildServiceProvider();
+
     /// <summary>Stands in for MassTransit's hosted service when its stop never returns and ignores its token.</summary>
     sealed class HangingStop : IHostedService
     {
@@ -26,7 +29,7 @@ public sealed class BoundedBusStopTests
     public async Task A_bus_stop_that_never_returns_is_given_up_after_the_shutdown_time()
     {
         var bus = new HangingStop();
-        var stop = new BoundedBusStop(bus, Options.Create(new LaneQueueOptions { ShutdownTimeoutSeconds = 1 }), NullLogger<BoundedBusStop>.Instance);
+        var stop = new BoundedBusStop(bus, NoServices, Options.Create(new LaneQueueOptions { ShutdownTimeoutSeconds = 1 }), NullLogger<BoundedBusStop>.Instance);
         await stop.StartAsync(CancellationToken.None);
         Assert.True(bus.Started);
 
@@ -38,7 +41,7 @@ public sealed class BoundedBusStopTests
     [Fact]
     public async Task The_host_shutdown_token_ends_the_wait_sooner()
     {
-        var stop = new BoundedBusStop(new HangingStop(), Options.Create(new LaneQueueOptions { ShutdownTimeoutSeconds = 60 }), NullLogger<BoundedBusStop>.Instance);
+        var stop = new BoundedBusStop(new HangingStop(), NoServices, Options.Create(new LaneQueueOptions { ShutdownTimeoutSeconds = 60 }), NullLogger<BoundedBusStop>.Instance);
         using var shutdown = new CancellationTokenSource(TimeSpan.FromMilliseconds(200));
         await stop.StopAsync(shutdown.Token).WaitAsync(TimeSpan.FromSeconds(30));
         Assert.True(shutdown.IsCancellationRequested);
