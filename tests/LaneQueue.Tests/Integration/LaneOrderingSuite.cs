@@ -2,83 +2,181 @@ using LaneQueue.Consumer;
 using LaneQueue.Contracts;
 using LaneQueue.Producer;
 using LaneQueue.Tests.Broker;
-using Microsoft.Extensions.Hosting;
+using Xunit.Abstractions;
 
 namespace LaneQueue.Tests.Integration;
 
 /// <summary>
-/// Priority between lanes across a fleet of two consumers (two buses in this process), asserted on the recorded
-/// start sequence. One suite, run against both topologies by the subclasses below.
+/// Priority between lanes across a fleet of two consumers (two buses in this process), asserted on the recorded start
+/// sequence. Every slot of every consumer is busy on the lower lane when the higher-lane work arrives (generate
+/// concurrency = query concurrency = slot budget = 4, as in the bench), so the higher lane can only get a slot the lower
+/// lane gives up.
+/// <para>
+/// The burst tests are what the lane gate is for: more higher-lane tasks than the fleet prefetches, so some wait at the
+/// broker. While they wait, the gate keeps the lower lane's endpoint stopped on every consumer; without it every
+/// consumer keeps taking lower-lane deliveries and hands them the slots its finished higher-lane tasks give back. The
+/// suite runs against both topologies with the gate on (<see cref="QueuePerLaneOrderingTests"/>,
+/// <see cref="PriorityQueueOrderingTests"/>) and as a control run with the gate off
+/// (<see cref="QueuePerLaneGateOffControlTests"/>), which must show more overtakes than the bound the others are held to:
+/// a suite that passed without the gate would prove nothing about it.
+/// </para>
 /// </summary>
-public abstract class LaneOrderingSuite(BrokerFixture broker) : FleetTest(broker)
+public abstract class LaneOrderingSuite(BrokerFixture broker, ITestOutputHelper output) : FleetTest(broker)
 {
-    /// <summary>Deliveries of a lane a consumer may hold before the gate or the broker's ordering can act.</summary>
-    int HeldPerConsumer(SessionLane lane) =>
-        Topology == LaneTopology.QueuePerLane ? new SessionQueueConfig().MaxConcurrency(lane) : SlotBudget;
+    /// <summary>Lower-lane backlog: long enough to still be waiting when the burst has all started.</summary>
+    const int BacklogSize = 1000;
+    const int BacklogMs = 50;
+    /// <summary>Higher-lane burst: well over the fleet's prefetch of that lane (2 x 4 query, 2 x 2 control).</summary>
+    const int BurstSize = 60;
+    const int BurstMs = 100;
 
-    async Task<StartLog.Entry> OvertakeAsync(SessionLane backlogLane, SessionLane urgentLane, int backlogMs)
+    /// <summary>False in the control run: the lane gate is switched off (<c>Gate:Enabled=false</c>).</summary>
+    protected virtual bool GateEnabled => true;
+
+    static readonly SessionQueueConfig Lanes = new() { GenerateMaxConcurrency = SlotBudget, QueryMaxConcurrency = SlotBudget };
+
+    protected override void Configure(LaneQueueOptions options)
     {
-        const int backlog = 300;
-        await SubmitAsync(Backlog("backlog", backlogLane, backlog, backlogMs));
-        await WaitForStartsAsync(backlogLane, 10);
+        ArgumentNullException.ThrowIfNull(options);
+        options.Gate.Enabled = GateEnabled;
+        options.Queue = options.Queue with { GenerateMaxConcurrency = Lanes.GenerateMaxConcurrency, QueryMaxConcurrency = Lanes.QueryMaxConcurrency };
+    }
 
+    /// <summary>
+    /// Lower-lane tasks that may start while higher-lane work waits: what the fleet already holds delivered under prefetch
+    /// when it arrives. Queue per lane: the lane's prefetch (= its max concurrency, 4) per consumer; priority queue: the
+    /// consumer's prefetch (= the slot budget, 4), since the broker orders by priority only what it has not delivered yet.
+    /// </summary>
+    protected int Bound(SessionLane lowerLane) =>
+        Consumers * (Topology == LaneTopology.QueuePerLane ? Lanes.MaxConcurrency(lowerLane) : SlotBudget);
+
+    sealed record Outcome(int Overtakes, int BacklogStarted, TimeSpan BurstSpan, string Describe);
+
+    /// <summary>
+    /// Fills every slot with <paramref name="lower"/> work, then submits a burst of <paramref name="higher"/> tasks and
+    /// counts the lower-lane tasks that started while the burst was under way: after its first task started and before
+    /// its last one did (the last ones waited at the broker all that time).
+    /// </summary>
+    async Task<Outcome> BurstBehindBacklogAsync(SessionLane lower, SessionLane higher)
+    {
+        await SubmitAsync(Backlog("backlog", lower, BacklogSize, BacklogMs));
+        await WaitForStartsAsync(lower, 4 * Consumers * SlotBudget);
+
+        await SubmitAsync(Backlog("urgent", higher, BurstSize, BurstMs));
+        await WaitForStartsAsync(higher, BurstSize);
+        var urgent = Log.Starts.Where(s => s.Lane == higher).ToList();
+        var first = urgent.MinBy(s => s.Sequence)!;
+        var last = urgent.MaxBy(s => s.Sequence)!;
+        var overtakes = Log.Starts.Count(s => s.Lane == lower && s.Sequence > first.Sequence && s.Sequence < last.Sequence);
+        var describe = $"{overtakes} {lower.WireName()} tasks started while {BurstSize} {higher.WireName()} tasks ({BurstMs} ms each) were under way " +
+                       $"(from the first one's start to the last one's, {(last.At - first.At).TotalMilliseconds:0} ms); bound {Bound(lower)} " +
+                       $"({Consumers} consumers x {Bound(lower) / Consumers} delivered under prefetch); gate {(GateEnabled ? "on" : "off")}, {Topology}";
+        return new Outcome(overtakes, Log.StartedIn(lower), last.At - first.At, describe);
+    }
+
+    void AssertBound(Outcome outcome, SessionLane lower, string test)
+    {
+        output.WriteLine(outcome.Describe);
+        Evidence.Write($"ordering-{(GateEnabled ? "gate-on" : "gate-off")}-{Topology}-{test}", new
+        {
+            Topology = Topology.ToString(),
+            Gate = GateEnabled,
+            Consumers,
+            SlotBudget,
+            BacklogLane = lower.WireName(),
+            BacklogTasks = BacklogSize,
+            BacklogTaskMs = BacklogMs,
+            BurstTasks = BurstSize,
+            BurstTaskMs = BurstMs,
+            outcome.Overtakes,
+            Bound = Bound(lower),
+            BurstSpanMs = Math.Round(outcome.BurstSpan.TotalMilliseconds),
+            Asserted = GateEnabled ? $"overtakes <= {Bound(lower)}" : $"overtakes > {Bound(lower)}",
+        }, outcome.Describe);
+        Assert.True(outcome.BacklogStarted < BacklogSize, $"the {lower.WireName()} backlog must still be waiting when the burst has started: {outcome.Describe}");
+        Assert.True(outcome.BurstSpan > TimeSpan.FromMilliseconds(BurstMs * 2), $"the burst drained too fast to tell: {outcome.Describe}");
+        if (GateEnabled)
+        {
+            Assert.True(outcome.Overtakes <= Bound(lower), outcome.Describe);
+        }
+        else
+        {
+            // The control run: the same scenario without the gate must break the bound, or the suite cannot tell the gate is there.
+            Assert.True(outcome.Overtakes > Bound(lower), "the gate-off control run must exceed the bound the gate holds: " + outcome.Describe);
+        }
+    }
+
+    [Fact]
+    public async Task A_query_burst_starts_before_the_waiting_generate_backlog_then_generate_resumes_and_every_task_completes_once()
+    {
+        var outcome = await BurstBehindBacklogAsync(SessionLane.Generate, SessionLane.Query);
+        AssertBound(outcome, SessionLane.Generate, "query-burst-behind-generate");
+
+        // Resuming: once the query lane drains, generate resumes on every consumer and every task completes exactly once.
+        await TestVhost.EventuallyAsync(() => Task.FromResult(Log.Finished.Count >= BacklogSize + BurstSize), "every task finished", timeoutSeconds: 180);
+        Assert.Equal(BacklogSize + BurstSize, Log.Starts.Select(s => s.Id).Distinct().Count());
+        Assert.Equal(BacklogSize + BurstSize, Log.Starts.Count);
+        Assert.Equal(BacklogSize + BurstSize, Log.Finished.Count);
+        var lastUrgent = Log.Starts.Where(s => s.Lane == SessionLane.Query).Max(s => s.Sequence);
+        Assert.All(Names, name => Assert.Contains(Log.Starts, s => s.Lane == SessionLane.Generate && s.Consumer == name && s.Sequence > lastUrgent));
+    }
+
+    [Fact]
+    public async Task A_control_burst_starts_before_the_waiting_query_backlog()
+    {
+        var outcome = await BurstBehindBacklogAsync(SessionLane.Query, SessionLane.Control);
+        AssertBound(outcome, SessionLane.Query, "control-burst-behind-query");
+    }
+
+    /// <summary>
+    /// One query behind the backlog: held by the slot budget (the next free slot goes to the highest lane waiting for one),
+    /// so it holds with the gate off too; the control run asserts the same bound.
+    /// </summary>
+    [Fact]
+    public async Task A_single_query_starts_before_the_generate_tasks_already_waiting_with_or_without_the_gate()
+    {
+        await SubmitAsync(Backlog("backlog", SessionLane.Generate, BacklogSize, BacklogMs));
+        await WaitForStartsAsync(SessionLane.Generate, 4 * Consumers * SlotBudget);
         var submittedAt = DateTimeOffset.UtcNow;
-        await Producer.SubmitTaskAsync(StartLog.Make("urgent", urgentLane, 0));
+        await Producer.SubmitTaskAsync(StartLog.Make("urgent", SessionLane.Query, 0));
         var urgent = await StartOfAsync("urgent");
-
-        var overtaken = Log.Starts.Count(s => s.Lane == backlogLane && s.At > submittedAt && s.Sequence < urgent.Sequence);
-        Assert.True(Log.StartedIn(backlogLane) < backlog, "the backlog must still be waiting when the urgent task starts");
-        Assert.True(overtaken <= Consumers * HeldPerConsumer(backlogLane),
-            $"{overtaken} {backlogLane} tasks started between the {urgentLane} task's submit and its start; " +
-            $"at most {Consumers * HeldPerConsumer(backlogLane)} (already delivered under prefetch) may");
-        return urgent;
+        var overtakes = Log.Starts.Count(s => s.Lane == SessionLane.Generate && s.At >= submittedAt && s.Sequence < urgent.Sequence);
+        output.WriteLine($"{overtakes} generate tasks started between the query's submit and its start; bound {Bound(SessionLane.Generate)}; gate {(GateEnabled ? "on" : "off")}, {Topology}");
+        Evidence.Write($"ordering-{(GateEnabled ? "gate-on" : "gate-off")}-{Topology}-single-query-behind-generate", new
+        {
+            Topology = Topology.ToString(),
+            Gate = GateEnabled,
+            Consumers,
+            SlotBudget,
+            BacklogTasks = BacklogSize,
+            BacklogTaskMs = BacklogMs,
+            Overtakes = overtakes,
+            Bound = Bound(SessionLane.Generate),
+            Asserted = $"overtakes <= {Bound(SessionLane.Generate)}",
+        });
+        Assert.True(Log.StartedIn(SessionLane.Generate) < BacklogSize, "the backlog must still be waiting when the query starts");
+        Assert.True(overtakes <= Bound(SessionLane.Generate),
+            $"{overtakes} generate tasks started between the query's submit and its start; at most {Bound(SessionLane.Generate)} (delivered under prefetch) may");
     }
-
-    [Fact]
-    public async Task Query_submitted_later_starts_before_generate_tasks_already_waiting() =>
-        await OvertakeAsync(SessionLane.Generate, SessionLane.Query, backlogMs: 20);
-
-    [Fact]
-    public async Task Control_submitted_later_starts_before_query_tasks_already_waiting() =>
-        await OvertakeAsync(SessionLane.Query, SessionLane.Control, backlogMs: 20);
-
-    [Fact]
-    public async Task While_query_has_ready_messages_no_generate_task_starts_on_any_consumer_then_all_resume_and_complete()
-    {
-        const int generate = 200, query = 120;
-        await SubmitAsync(Backlog("gen", SessionLane.Generate, generate, 20));
-        await WaitForStartsAsync(SessionLane.Generate, 10);
-
-        await SubmitAsync(Backlog("query", SessionLane.Query, query, 50));
-        await WaitForStartsAsync(SessionLane.Query, query);
-        var queryStarts = Log.Starts.Where(s => s.Lane == SessionLane.Query).ToList();
-        var first = queryStarts.Min(s => s.At);
-        var last = queryStarts.Max(s => s.At);
-        var generateWhileQueryWaited = Log.Starts.Count(s => s.Lane == SessionLane.Generate && s.At > first && s.At < last);
-        var bound = Consumers * (HeldPerConsumer(SessionLane.Generate) + 1);
-        Assert.True(last - first > TimeSpan.FromMilliseconds(300), $"the query backlog drained too fast ({(last - first).TotalMilliseconds} ms) to tell");
-        Assert.True(generateWhileQueryWaited <= bound,
-            $"{generateWhileQueryWaited} generate tasks started while query tasks waited over {(last - first).TotalMilliseconds:0} ms; at most {bound} may");
-
-        // Resuming: once the query lane drains, generate resumes and every task completes exactly once.
-        await TestVhost.EventuallyAsync(() => Task.FromResult(Log.Finished.Count >= generate + query), "every task finished", timeoutSeconds: 120);
-        await Task.Delay(500);
-        Assert.Equal(generate + query, Log.Finished.Count);
-        Assert.Equal(generate + query, Log.Starts.Select(s => s.Id).Distinct().Count());
-        Assert.Equal(generate + query, Log.Starts.Count);
-        Assert.All(Names, name => Assert.Contains(Log.Starts, s => s.Lane == SessionLane.Generate && s.Consumer == name));
-    }
-
 }
 
 [Collection(BrokerCollection.Name)]
-public sealed class QueuePerLaneOrderingTests(BrokerFixture broker) : LaneOrderingSuite(broker)
+public sealed class QueuePerLaneOrderingTests(BrokerFixture broker, ITestOutputHelper output) : LaneOrderingSuite(broker, output)
 {
     protected override LaneTopology Topology => LaneTopology.QueuePerLane;
 }
 
 [Collection(BrokerCollection.Name)]
-public sealed class PriorityQueueOrderingTests(BrokerFixture broker) : LaneOrderingSuite(broker)
+public sealed class PriorityQueueOrderingTests(BrokerFixture broker, ITestOutputHelper output) : LaneOrderingSuite(broker, output)
 {
     protected override LaneTopology Topology => LaneTopology.PriorityQueue;
+}
+
+/// <summary>The control run: queue per lane with the lane gate off. The burst tests must exceed the bound the gate holds.</summary>
+[Collection(BrokerCollection.Name)]
+public sealed class QueuePerLaneGateOffControlTests(BrokerFixture broker, ITestOutputHelper output) : LaneOrderingSuite(broker, output)
+{
+    protected override LaneTopology Topology => LaneTopology.QueuePerLane;
+
+    protected override bool GateEnabled => false;
 }
