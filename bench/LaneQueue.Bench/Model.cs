@@ -13,6 +13,18 @@ public sealed record BenchSettings
     public required string BenchDll { get; init; }
     public IReadOnlySet<string>? Only { get; init; }
 
+    /// <summary>Exit 3 when a verdict is missed. Always on in --quick (CI), where the verdicts are the relaxed ones.</summary>
+    public bool FailOnMissed { get; init; }
+
+    /// <summary>
+    /// A target's threshold: the full run's strict one, or the quick run's relaxed one (a smaller, shorter run on a CI
+    /// machine: loose enough not to flake, tight enough that a broken gate or a much slower task path misses it).
+    /// </summary>
+    public double Target(double strict, double relaxed) => Quick ? relaxed : strict;
+
+    /// <summary>Appended to a verdict's target: says which thresholds were applied.</summary>
+    public string TargetKind => Quick ? " [quick: relaxed target]" : "";
+
     // 1. preemption
     public int PreemptionBacklog => Quick ? 2_000 : 10_000;
     public int PreemptionSamples => Quick ? 10 : 25;
@@ -21,7 +33,7 @@ public sealed record BenchSettings
 
     // 2. gate reaction
     public int GateBacklog => Quick ? 1_500 : 3_000;
-    public int GateBursts => Quick ? 2 : 3;
+    public int GateBursts => 3;
     public int GateBurstSize => 40;
     public int GateBurstTaskMs => 100;
     public int GateBurstGapMs => Quick ? 500 : 1000;

@@ -53,7 +53,7 @@ try
                 Flag("--results"), cancel.Token);
         case "--help" or "-h":
             Console.WriteLine("usage: LaneQueue.Bench [--quick] [--only preemption,gate,throughput,scale,memory,aging] [--out DIR]");
-            Console.WriteLine("       [--url AMQP_URL] [--management-url URL] [--consumer-dll PATH] [--max-minutes N]");
+            Console.WriteLine("       [--url AMQP_URL] [--management-url URL] [--consumer-dll PATH] [--max-minutes N] [--fail-on-missed]");
             return 0;
     }
     return await RunBenchAsync();
@@ -81,6 +81,7 @@ async Task<int> RunBenchAsync()
         ConsumerDll = Path.GetFullPath(Option("--consumer-dll") ?? Path.Combine(root, "src", "Worker", "bin", "Release", "net10.0", "LaneQueue.Worker.dll")),
         BenchDll = typeof(BenchSettings).Assembly.Location,
         Only = Option("--only")?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet(),
+        FailOnMissed = quick || Flag("--fail-on-missed"),
     };
     if (!File.Exists(settings.ConsumerDll))
     {
@@ -100,6 +101,16 @@ async Task<int> RunBenchAsync()
         StartedAt = DateTimeOffset.UtcNow,
         Machine = await MachineInfo.DescribeAsync(broker, root, cancel.Token),
     };
+    // Settings the consumers inherit from this environment (LaneQueue__Gate__Enabled=false turns the gate off for every
+    // LaneQueue variant that does not set it itself): a run's results say so.
+    var overrides = Environment.GetEnvironmentVariables().Keys.Cast<string>()
+        .Where(k => k.StartsWith("LaneQueue__", StringComparison.OrdinalIgnoreCase)).Order(StringComparer.Ordinal)
+        .Select(k => $"{k}={Environment.GetEnvironmentVariable(k)}").ToList();
+    if (overrides.Count > 0)
+    {
+        run.Machine["consumer_environment"] = string.Join(" ", overrides);
+        BenchContext.Log($"consumer settings from the environment: {run.Machine["consumer_environment"]}");
+    }
     BenchContext.Log($"LaneQueue bench ({run.Mode}) against {Redact(settings.AmqpUrl)}; machine: {run.Machine["cpu"]}, {run.Machine["cores"]} cores, {run.Machine["memory"]}");
     var total = Stopwatch.StartNew();
     try
@@ -142,7 +153,18 @@ async Task<int> RunBenchAsync()
     Console.WriteLine(Tables.Console(run));
     var written = await Writer.WriteAsync(run, settings.OutputDirectory);
     Console.WriteLine($"Total {run.TotalSeconds:0.0} s. Wrote {string.Join(", ", written.Select(f => Path.GetRelativePath(root, f)))}");
-    return run.Scenarios.Any(s => s.Error is not null) ? 1 : 0;
+    var verdicts = run.Scenarios.SelectMany(s => s.Verdicts.Select(v => (s.Title, v))).ToList();
+    var missed = verdicts.Where(x => !x.v.Met).ToList();
+    Console.WriteLine($"Verdicts: {verdicts.Count - missed.Count} met, {missed.Count} missed ({(quick ? "quick run: relaxed targets" : "full run: strict targets")}).");
+    if (run.Scenarios.Any(s => s.Error is not null))
+        return 1;
+    if (missed.Count > 0 && settings.FailOnMissed)
+    {
+        foreach (var (title, verdict) in missed)
+            Console.Error.WriteLine($"BENCH FAILED: {title}: missed: {verdict.Target}: {verdict.Detail}");
+        return 3;
+    }
+    return 0;
 }
 
 static string FindRoot()

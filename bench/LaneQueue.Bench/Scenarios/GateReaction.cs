@@ -44,6 +44,29 @@ public static class GateReaction
             BenchContext.Log($"  gate reaction: {variant.Name}");
             result.Rows.Add(await MeasureAsync(context, variant));
         }
+        // What the gate is for: generate starts while queries wait. Strict (full run): no burst lets more generate tasks start
+        // than the fleet holds delivered under prefetch (2 x 4, the ordering suite's bound), and the gate halves the gate-off
+        // count at least. Relaxed (--quick, CI): the mean at most twice that bound, and at least a quarter below gate off.
+        var on = result.Rows.Single(r => (string)r["key"]! == "gate-100");
+        var off = result.Rows.Single(r => (string)r["key"]! == "gate-off");
+        var onMean = (double)on["late_starts_mean"]!;
+        var offMean = (double)off["late_starts_mean"]!;
+        var prefetched = FleetSize * SlotBudget;
+        if (settings.Quick)
+        {
+            result.Verdicts.Add(new Verdict($"gate on: generate starts after the 1st query, mean per burst <= 2 x the fleet's generate prefetch ({2 * prefetched}){settings.TargetKind}",
+                onMean <= 2 * prefetched, $"mean {onMean:0.#} (max {on["late_starts_max"]})"));
+            result.Verdicts.Add(new Verdict($"gate on slips fewer generate starts than gate off: mean <= 0.75 x gate off{settings.TargetKind}",
+                onMean <= 0.75 * offMean, $"gate on {onMean:0.#} vs gate off {offMean:0.#} per burst"));
+        }
+        else
+        {
+            var onMax = (int)on["late_starts_max"]!;
+            result.Verdicts.Add(new Verdict($"gate on: generate starts after the 1st query <= the fleet's generate prefetch ({prefetched}) in every burst",
+                onMax <= prefetched, $"max {onMax} (mean {onMean:0.#})"));
+            result.Verdicts.Add(new Verdict("gate on: at most half the generate starts of gate off (mean per burst)",
+                onMean <= 0.5 * offMean, $"gate on {onMean:0.#} vs gate off {offMean:0.#} per burst"));
+        }
         result.Notes.Add($"Fleet: {FleetSize} queue-per-lane consumer processes, slot budget {SlotBudget}, generate max concurrency {SlotBudget}, " +
                          $"query max concurrency 4 (default); backlog {settings.GateBacklog} generate tasks (sleep {settings.GenerateMs} ms); " +
                          $"each burst is {settings.GateBurstSize} query tasks (sleep {settings.GateBurstTaskMs} ms), {settings.GateBursts} bursts per variant, {settings.GateBurstGapMs} ms apart.");

@@ -23,11 +23,12 @@ public static class Memory
 
     const int Steps = 4;
     const int SmallBacklog = 2_000;
-    const double ToleranceMiB = 16;
 
     public static async Task RunAsync(BenchContext context, ScenarioResult result)
     {
         var settings = context.Settings;
+        // Strict (full run): 16 MiB; relaxed (--quick, CI): 32 MiB.
+        var tolerance = settings.Target(16, 32);
         result.Columns.AddRange(
         [
             new("variant", "variant"),
@@ -43,8 +44,8 @@ public static class Memory
             var row = await MeasureAsync(context, variant);
             result.Rows.Add(row);
             var cost = (double)row["backlog_cost_mib"]!;
-            result.Verdicts.Add(new Verdict($"{variant.Name}: RSS does not grow with the backlog (large - small <= {ToleranceMiB} MiB)",
-                cost <= ToleranceMiB, $"{row["rss_4_mib"]} MiB with {settings.MemoryBacklog:N0} waiting vs {row["small_mib"]} MiB with <= {SmallBacklog:N0} waiting"));
+            result.Verdicts.Add(new Verdict($"{variant.Name}: RSS does not grow with the backlog (large - small <= {tolerance} MiB){settings.TargetKind}",
+                cost <= tolerance, $"{row["rss_4_mib"]} MiB with {settings.MemoryBacklog:N0} waiting vs {row["small_mib"]} MiB with <= {SmallBacklog:N0} waiting"));
         }
         result.Notes.Add("Two consumer processes per variant, default configuration (generate max concurrency 1, slot budget 4), each in its own " +
                          $"vhost, both running generate tasks (sleep {settings.GenerateMs} ms) at the same rate. One gets the large backlog, " +

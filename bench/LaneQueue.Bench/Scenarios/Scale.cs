@@ -46,6 +46,13 @@ public static class Scale
         var one = (double)result.Rows[0]["tasks_per_s"]!;
         foreach (var row in result.Rows)
             row["speedup"] = Stats.Round((double)row["tasks_per_s"]! / one, 2);
+        // I/O-bound tasks scale with processes until the cores run out: strict 1.8x for 2 processes, relaxed (--quick) 1.3x.
+        if (result.Rows.FirstOrDefault(r => (int)r["consumers"]! == 2) is { } two)
+        {
+            var speedup = (double)two["speedup"]!;
+            var want = settings.Target(1.8, 1.3);
+            result.Verdicts.Add(new Verdict($"2 consumer processes >= {want}x the throughput of 1{settings.TargetKind}", speedup >= want, $"{speedup:0.00}x"));
+        }
         result.Notes.Add($"Queue-per-lane consumers, slot budget {SlotBudget}, generate max concurrency {SlotBudget} (so {SlotBudget} tasks " +
                          $"run at once per process); tasks: generate, sleep {settings.GenerateMs} ms. Ideal = processes x {SlotBudget} x 1000 / " +
                          $"{settings.GenerateMs} ms. Window: {settings.ScaleWindowSeconds:0.#} s of task starts, beginning 0.5 s after the backlog " +
