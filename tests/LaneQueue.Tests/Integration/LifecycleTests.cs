@@ -236,15 +236,32 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
     [Fact]
     public async Task A_task_that_ignores_the_yield_request_simply_finishes()
     {
-        await StartConsumerAsync(o => o.SlotBudget = 1);
+        var order = new ConcurrentQueue<string>();
+        await StartConsumerAsync(o => o.SlotBudget = 1, h =>
+        {
+            // Ignores YieldRequested: runs its 1.5 s to the end.
+            h.AddHandler("stubborn", async context =>
+            {
+                order.Enqueue("stubborn-start");
+                await Task.Delay(1500, context.CancellationToken);
+                order.Enqueue("stubborn-end");
+                return null;
+            });
+            h.AddHandler("mark", _ =>
+            {
+                order.Enqueue("query-start");
+                return Task.FromResult<object?>(null);
+            });
+        });
         var slow = await _fleet.Producer.WatchResultAsync("stubborn-1");
-        await _fleet.Producer.SubmitTaskAsync(ExternalTask.Create("stubborn-1", SessionLane.Generate, new { ms = 1500 }, "sleep") with { Preemptible = true });
-        await EventuallyEventAsync("stubborn-1", TaskEvent.Started);
-        var query = await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create("q-after", SessionLane.Query), Wait);
+        await _fleet.Producer.SubmitTaskAsync(ExternalTask.Create("stubborn-1", SessionLane.Generate, null, "stubborn") with { Preemptible = true });
+        await TestVhost.EventuallyAsync(() => Task.FromResult(order.Contains("stubborn-start")), "the stubborn task running");
+        var query = await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create("q-after", SessionLane.Query, null, "mark"), Wait);
         Assert.True(query.Success);
         var result = await slow.WaitAsync(Wait);
         Assert.True(result.Success);
-        Assert.True(query.StartedAt >= result.FinishedAt.AddMilliseconds(-50), "the query waited for the slot the stubborn task kept");
+        // The one slot is given back only when the stubborn handler has returned: the query's handler ran after it.
+        Assert.Equal(["stubborn-start", "stubborn-end", "query-start"], order);
         Assert.DoesNotContain(TaskEvent.Preempted, EventsOf("stubborn-1"));
     }
 

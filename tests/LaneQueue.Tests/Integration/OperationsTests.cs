@@ -194,7 +194,12 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
         foreach (var i in Enumerable.Range(1, 3))
             Assert.True((await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create($"m-{i}", SessionLane.Query), Wait)).Success);
         Assert.False((await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create("m-fail", SessionLane.Execute, null, FailHandler.CommandType), Wait)).Success);
-        await Task.Delay(300);
+        // The consumer records a task's metrics after it publishes the result: wait for them, then compare exactly.
+        long Count(string name, string lane) => counts.GetValueOrDefault((name, lane));
+        await TestVhost.EventuallyAsync(() => Task.FromResult(
+            Count(LaneQueueTelemetry.Completed, "query") >= 3 && Count(LaneQueueTelemetry.Latency, "query") >= 3 && Count(LaneQueueTelemetry.WaitTime, "query") >= 3
+            && Count(LaneQueueTelemetry.Failed, "execute") >= 2 && Count(LaneQueueTelemetry.Retried, "execute") >= 1
+            && Count(LaneQueueTelemetry.DeadLettered, "execute") >= 1), "the metrics of the four tasks", 30);
 
         Assert.Equal(4, counts.GetValueOrDefault((LaneQueueTelemetry.Submitted, "query")) + counts.GetValueOrDefault((LaneQueueTelemetry.Submitted, "execute")));
         Assert.Equal(3, counts.GetValueOrDefault((LaneQueueTelemetry.Completed, "query")));
