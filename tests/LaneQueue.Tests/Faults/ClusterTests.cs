@@ -1,3 +1,4 @@
+using LaneQueue.Tests.Broker;
 using Xunit.Abstractions;
 
 namespace LaneQueue.Tests.Faults;
@@ -61,6 +62,7 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
             .Output.Split('\n').Count(l => l.Contains("connection_name", StringComparison.Ordinal));
         output.WriteLine($"{DateTime.UtcNow:HH:mm:ss} stopping node lq-c1 ({onNode1} client connections on it) at {load}; {tally.Count()}");
         var stop = await Repo.ScriptAsync("cluster.sh", ["stop", "1"], TimeSpan.FromMinutes(2));
+        var confirmedWhenDown = load.Submitted;
         Assert.True(stop.ExitCode == 0, stop.Output);
         output.WriteLine($"{DateTime.UtcNow:HH:mm:ss} lq-c1 stopped at {load}; {tally.Count()}");
 
@@ -70,9 +72,28 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
         output.WriteLine(report);
         if (counts.Lost > 0)
             output.WriteLine("consumer logs: " + string.Join(", ", _consumers.Select(c => c.SaveOutput("cluster"))));
+        Evidence.Write("fault-cluster-node-stop", new
+        {
+            Fault = "one node of a 3-node cluster stopped mid-run (quorum queues, clients list all nodes)",
+            Producers = 2,
+            ConsumerProcesses = _consumers.Count,
+            ClientConnectionsOnTheStoppedNode = onNode1,
+            load.Planned,
+            Confirmed = load.Submitted,
+            FailedSubmits = load.Failed,
+            ConfirmedAfterTheNodeWasDown = load.Submitted - confirmedWhenDown,
+            counts.Accepted,
+            counts.Completed,
+            RanTwice = counts.Duplicated,
+            counts.Lost,
+            counts.CompletedUnconfirmed,
+        }, report);
         Assert.True(counts.Lost == 0, $"lost:\n{tally.DescribeMissing()}\n{report}");
-        Assert.Equal(load.Submitted, counts.Accepted);
-        Assert.True(load.Submitted >= 900, $"producers should get nearly every task through the other nodes; {report}");
+        Assert.Equal(counts.Accepted, counts.Completed);
+        // A submit in flight on the stopped node's connection may fail (it is then not promised); nearly all get through.
+        Assert.Equal(load.Planned, load.Submitted + load.Failed);
+        Assert.True(load.Failed <= 10, $"producers should get nearly every task through the other nodes; {report}");
+        Assert.True(load.Submitted - confirmedWhenDown > 0, $"tasks must be confirmed after the node was down; {report}");
         foreach (var consumer in _consumers)
             Assert.False(consumer.HasExited, ConsumerKillTests.Tail(consumer.Output));
     }

@@ -1,5 +1,6 @@
 using LaneQueue.Contracts;
 using LaneQueue.Producer;
+using LaneQueue.Tests.Broker;
 using Xunit.Abstractions;
 
 namespace LaneQueue.Tests.Faults;
@@ -52,6 +53,18 @@ public sealed class ConsumerKillTests(FaultBrokerFixture broker, ITestOutputHelp
         var redelivered = interrupted.Count(id => tally.ResultsOf(id).Any(r => r.Status == TaskStatuses.Completed && r.Consumer == "survivor"));
         var report = $"{counts}; running on the victim when killed={interrupted.Count}, of which completed on the survivor={redelivered}";
         output.WriteLine(report);
+        Evidence.Write("fault-consumer-kill", new
+        {
+            Fault = "kill -9 of one of two consumer processes with tasks running and prefetched",
+            Tasks = tasks.Count,
+            RunningOnTheVictimWhenKilled = interrupted.Count,
+            UnackedInTheBrokerJustBefore = unacked,
+            CompletedOnTheSurvivor = redelivered,
+            counts.Accepted,
+            counts.Completed,
+            RanTwice = counts.Duplicated,
+            counts.Lost,
+        }, report);
 
         Assert.True(counts.Lost == 0, $"lost tasks: {string.Join(", ", tally.Missing().Take(20))}; {report}\n--- survivor ---\n{Tail(survivor.Output)}");
         Assert.True(interrupted.Count >= 1, $"the victim was running nothing when killed; {report}");

@@ -81,44 +81,62 @@ public sealed class PoisonTaskTests(FaultBrokerFixture broker, ITestOutputHelper
         await SubmitNormalAsync(60);
 
         var errorQueue = DeadLetters.QueueOf(SessionLane.Execute);
-        IReadOnlyList<DeadLetter> dead = [];
-        var deadline = DateTime.UtcNow.AddSeconds(150);
-        while (DateTime.UtcNow < deadline && dead.Count == 0)
+        async Task<List<DeadLetter>> AllDeadLettersAsync()
         {
+            var all = new List<DeadLetter>();
+            foreach (var lane in SessionLanes.All)
+            {
+                try
+                {
+                    all.AddRange(await producer.DeadLetters.ListAsync(DeadLetters.QueueOf(lane)));
+                }
+                catch (RabbitMQ.Client.Exceptions.OperationInterruptedException)
+                {
+                    // the error queue is declared by the consumers
+                }
+            }
+            return all;
+        }
+
+        // Wait (bounded) until every task is accounted for: the poison task dead-lettered, and each normal task either
+        // completed or dead-lettered with it. Every return counts towards the limit (RabbitMQ 3.10), so a task that was running
+        // or prefetched by the crashing processes in every crash (a restarted consumer takes the heads of all lanes at once)
+        // is dead-lettered with the poison task: collateral, kept in its lane's dead-letter queue (not lost), to be redriven.
+        List<DeadLetter> dead = [];
+        var deadline = DateTime.UtcNow.AddSeconds(180);
+        while (true)
+        {
+            dead = await AllDeadLettersAsync();
+            var deadIds = dead.Select(d => d.TaskId).ToHashSet();
+            if (deadIds.Contains("poison-1") && tally.Missing().All(deadIds.Contains))
+                break;
+            if (DateTime.UtcNow > deadline)
+            {
+                output.WriteLine($"not every task accounted for after 180 s: {tally.Count()}; dead letters: {string.Join(", ", deadIds)}");
+                break;
+            }
             await Task.Delay(500);
-            try
-            {
-                dead = await producer.DeadLetters.ListAsync(errorQueue);
-            }
-            catch (RabbitMQ.Client.Exceptions.OperationInterruptedException)
-            {
-                // the error queue is declared by the consumers
-            }
         }
-        await Task.Delay(2000); // a neighbour dead-lettered in the same crash lands a moment later
-        var allDead = new List<DeadLetter>();
-        foreach (var lane in SessionLanes.All)
-        {
-            try
-            {
-                allDead.AddRange(await producer.DeadLetters.ListAsync(DeadLetters.QueueOf(lane)));
-            }
-            catch (RabbitMQ.Client.Exceptions.OperationInterruptedException)
-            {
-            }
-        }
-        dead = allDead;
-        // Every return counts towards the limit (RabbitMQ 3.10), so a task that was running or prefetched by the crashing
-        // processes in every crash (a restarted consumer takes the heads of all lanes at once) is dead-lettered with the
-        // poison task: collateral, kept in its lane's dead-letter queue (not lost), to be redriven.
         var collateralIds = dead.Where(d => d.TaskId != "poison-1").Select(d => d.TaskId!).ToHashSet();
-        var counts = await tally.WaitForAllAsync(TimeSpan.FromSeconds(60), output.WriteLine, ignore: collateralIds);
+        var counts = tally.Count();
         await stopSupervisor.CancelAsync();
         await supervisor;
         var report = $"{counts}; crashes (consumer restarts)={crashes}; delivery limit={limit}; dead letters: {dead.Count} " +
                      $"(the poison task + {collateralIds.Count} neighbour(s) held in every crash: " +
                      $"{string.Join(", ", dead.Where(d => d.TaskId != "poison-1").Select(d => $"{d.TaskId} ({d.Lane?.WireName()})"))})";
         output.WriteLine(report);
+        Evidence.Write("fault-poison-crash", new
+        {
+            Fault = "a task that kills its consumer process (Environment.FailFast); quorum queues, DeliveryLimit 3, a supervisor restarting consumers",
+            NormalTasks = normal,
+            DeliveryLimit = limit,
+            Crashes = crashes,
+            PoisonDeadLettered = dead.Any(d => d.TaskId == "poison-1"),
+            NeighboursDeadLettered = collateralIds.Count,
+            counts.Accepted,
+            counts.Completed,
+            LostNeitherCompletedNorDeadLettered = tally.Missing().Count(id => !collateralIds.Contains(id)),
+        }, report);
 
         var letter = Assert.Single(dead, d => d.TaskId == "poison-1");
         output.WriteLine($"dead letter reason: {letter.Reason}");
@@ -169,6 +187,18 @@ public sealed class PoisonTaskTests(FaultBrokerFixture broker, ITestOutputHelper
         var failed = await fail;
         var report = $"{counts}; hang: {hung.Status} after {hung.Attempts} attempts ({hangs} handler runs); throw: {failed.Status} after {failed.Attempts} attempts";
         output.WriteLine(report);
+        Evidence.Write("fault-hanging-and-failing-handlers", new
+        {
+            Fault = "a handler that ignores its cancellation token past timeout_ms (500 ms) and one that always throws; 1 retry; 80 normal tasks over all lanes",
+            HangStatus = hung.Status,
+            HangAttempts = hung.Attempts,
+            HangHandlerRuns = hangs,
+            ThrowStatus = failed.Status,
+            ThrowAttempts = failed.Attempts,
+            counts.Accepted,
+            counts.Completed,
+            counts.Lost,
+        }, report);
 
         Assert.True(counts.Lost == 0, $"lost:\n{tally.DescribeMissing()}\n{report}");
         Assert.Equal(TaskStatuses.TimedOut, hung.Status);

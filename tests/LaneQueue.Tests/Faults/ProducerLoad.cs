@@ -17,6 +17,10 @@ public sealed class ProducerLoad : IAsyncDisposable
     int _submitted;
     int _failed;
 
+    /// <summary>Submits the producers were asked to make (producers x tasks each).</summary>
+    public int Planned { get; private set; }
+
+    /// <summary>Submits that returned: the broker confirmed the task (accepted).</summary>
     public int Submitted => Volatile.Read(ref _submitted);
 
     public int Failed => Volatile.Read(ref _failed);
@@ -28,7 +32,7 @@ public sealed class ProducerLoad : IAsyncDisposable
     public static async Task<ProducerLoad> StartAsync(string url, ResultTally tally, string prefix, int producers, int perProducer,
         TimeSpan pace, int maxTaskMs = 50, TimeSpan? submitTimeout = null, bool quorum = false)
     {
-        var load = new ProducerLoad();
+        var load = new ProducerLoad { Planned = producers * perProducer };
         for (var p = 0; p < producers; p++)
             load._producers.Add(await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = url, ClientName = $"{prefix}-producer-{p}", QuorumQueues = quorum }));
         load.Completion = Task.WhenAll(load._producers.Select((producer, p) => Task.Run(() => load.RunAsync(producer, tally, $"{prefix}-p{p}", perProducer, pace, maxTaskMs, submitTimeout ?? TimeSpan.FromSeconds(90)))));
@@ -61,7 +65,7 @@ public sealed class ProducerLoad : IAsyncDisposable
         }
     }
 
-    public override string ToString() => $"submitted={Submitted} failed={Failed}{(Failed > 0 ? " (" + string.Join(" | ", Errors) + ")" : "")}";
+    public override string ToString() => $"planned={Planned} confirmed={Submitted} failed={Failed}{(Failed > 0 ? " (" + string.Join(" | ", Errors) + ")" : "")}";
 
     public async ValueTask DisposeAsync()
     {

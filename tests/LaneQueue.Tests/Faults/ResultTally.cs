@@ -101,11 +101,13 @@ public sealed class ResultTally : IAsyncDisposable
 
     public IEnumerable<string> StartedBy(string consumer) => _starts.Where(kv => kv.Value.Contains(consumer)).Select(kv => kv.Key);
 
-    public sealed record Counts(int Accepted, int Completed, int Duplicated, int Lost, int DuplicateSkips, int OtherResults, int Started, int StartedTwice)
+    public sealed record Counts(int Accepted, int Completed, int Duplicated, int Lost, int DuplicateSkips, int OtherResults, int Started, int StartedTwice,
+        int CompletedUnconfirmed)
     {
         public override string ToString() =>
             $"accepted={Accepted} completed={Completed} duplicated={Duplicated} lost={Lost} " +
-            $"(duplicate deliveries skipped by the ledger={DuplicateSkips}, other results={OtherResults}, started={Started}, started more than once={StartedTwice})";
+            $"(duplicate deliveries skipped by the ledger={DuplicateSkips}, other results={OtherResults}, started={Started}, started more than once={StartedTwice}, " +
+            $"completed without a confirm to the producer={CompletedUnconfirmed})";
     }
 
     /// <summary>
@@ -120,8 +122,10 @@ public sealed class ResultTally : IAsyncDisposable
         var duplicated = _results.Count(kv => kv.Value.Where(r => r.Status == TaskStatuses.Completed).Select(r => (r.Consumer, r.StartedAt)).Distinct().Count() > 1);
         var skips = _results.Values.Sum(q => q.Count(r => r.Status == TaskStatuses.Duplicate));
         var other = _results.Values.Sum(q => q.Count(r => r.Status is not (TaskStatuses.Completed or TaskStatuses.Duplicate)));
+        // A submit that failed on the producer's side (no confirm) may still have been stored by the broker: at least once.
+        var unconfirmed = _results.Count(kv => !_accepted.ContainsKey(kv.Key) && kv.Value.Any(r => r.Status == TaskStatuses.Completed));
         return new Counts(accepted.Count, completed, duplicated, accepted.Count - completed, skips, other,
-            _starts.Count, _starts.Count(kv => kv.Value.Count > 1));
+            _starts.Count, _starts.Count(kv => kv.Value.Count > 1), unconfirmed);
     }
 
     /// <summary>Waits (bounded) until every accepted task has completed; returns the counts either way.</summary>

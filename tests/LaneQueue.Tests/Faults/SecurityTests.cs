@@ -100,7 +100,11 @@ public sealed class SecurityTests(FaultBrokerFixture broker, ITestOutputHelper o
             Assert.True(refused.ShutdownReason?.ReplyCode == 403, $"{what}: expected ACCESS_REFUSED, got {refused.ShutdownReason}");
             output.WriteLine($"producer may not {what}: {refused.ShutdownReason?.ReplyText}");
         }
-        await Assert.ThrowsAnyAsync<Exception>(() => producer.CancelTaskAsync("sec-query"));
+        // A fleet command through the producer API: the broker's refusal comes back as is (the channel's close, 403).
+        var cancel = await Assert.ThrowsAnyAsync<OperationInterruptedException>(() => producer.CancelTaskAsync("sec-query"));
+        Assert.True(cancel.ShutdownReason?.ReplyCode == 403, $"cancel: expected ACCESS_REFUSED, got {cancel.GetType().Name}: {cancel.Message}");
+        Assert.Contains("lanequeue.fleet", cancel.ShutdownReason!.ReplyText, StringComparison.Ordinal);
+        output.WriteLine($"producer may not cancel: {cancel.GetType().Name}: {cancel.ShutdownReason.ReplyText}");
 
         // The admin user runs the control commands.
         await using var admin = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = Url("admin") });

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using LaneQueue.Contracts;
 using LaneQueue.Producer;
+using LaneQueue.Tests.Broker;
 using Xunit.Abstractions;
 
 namespace LaneQueue.Tests.Faults;
@@ -85,6 +86,25 @@ public sealed class SoakTests(FaultBrokerFixture broker, ITestOutputHelper outpu
         var report = $"soak {size:N0} tasks: {counts}; {seconds:0} s ({size / seconds:0} tasks/s; submitted in {submitSeconds:0} s); " +
                      $"consumer RSS MiB (a/b) at 10% {mem(at(0.1))}, 50% {mem(at(0.5))}, 90% {mem(at(0.9))}, end {mem(final)}";
         output.WriteLine(report);
+        Evidence.Write($"soak-{size}", new
+        {
+            Tasks = size,
+            ConsumerProcesses = _consumers.Count,
+            Seconds = Math.Round(seconds),
+            TasksPerSecond = Math.Round(size / seconds),
+            counts.Accepted,
+            counts.Completed,
+            RanTwice = counts.Duplicated,
+            counts.Lost,
+            RssMiB = new
+            {
+                At10Percent = at(0.1).Select(v => Math.Round(v)).ToArray(),
+                At50Percent = at(0.5).Select(v => Math.Round(v)).ToArray(),
+                At90Percent = at(0.9).Select(v => Math.Round(v)).ToArray(),
+                End = final.Select(v => Math.Round(v)).ToArray(),
+            },
+            Asserted = "lost = 0, completed = tasks, ran twice = 0, each consumer's RSS at the end <= 1.5 x its RSS at 10 % + 64 MiB",
+        }, report);
 
         Assert.True(counts.Lost == 0, $"lost:\n{tally.DescribeMissing()}\n{report}");
         Assert.Equal(size, counts.Completed);

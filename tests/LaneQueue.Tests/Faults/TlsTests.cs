@@ -68,6 +68,20 @@ public sealed class TlsTests(ITestOutputHelper output) : IAsyncLifetime
         Directory.Delete(_dir, recursive: true);
     }
 
+    static List<Exception> Chain(Exception exception)
+    {
+        var chain = new List<Exception>();
+        for (Exception? e = exception; e is not null; e = e.InnerException)
+        {
+            chain.Add(e);
+            if (e is AggregateException aggregate)
+                chain.AddRange(aggregate.InnerExceptions.SelectMany(Chain));
+        }
+        return chain;
+    }
+
+    static string Describe(Exception exception) => string.Join(" <- ", Chain(exception).Select(e => $"{e.GetType().Name}: {e.Message}"));
+
     [Fact]
     public async Task Producer_and_consumer_work_over_TLS_only_with_a_client_certificate()
     {
@@ -86,9 +100,20 @@ public sealed class TlsTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.All(connections, c => Assert.Contains("lanequeue-client", c, StringComparison.Ordinal));
 
         // No plain AMQP port; no connection without a client certificate; none that trusts another CA.
-        await Assert.ThrowsAsync<TaskRejectedException>(() => LaneQueueProducer.ConnectAsync(
+        var plain = await Assert.ThrowsAsync<TaskRejectedException>(() => LaneQueueProducer.ConnectAsync(
             new ProducerOptions { RabbitMqUrl = $"amqp://guest:guest@127.0.0.1:{BasePort}/" }));
-        await Assert.ThrowsAnyAsync<Exception>(() => LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = TlsUrl(clientCertificate: false) }));
-        await Assert.ThrowsAnyAsync<Exception>(() => LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = TlsUrl(ca: "other.pem") }));
+        Assert.StartsWith("cannot reach RabbitMQ at amqp://", plain.Message, StringComparison.Ordinal);
+        Assert.Contains(Chain(plain), e => e is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.ConnectionRefused });
+
+        // Without a client certificate the broker ends the TLS handshake; trusting another CA, the client refuses the
+        // broker's certificate. Both surface as "cannot reach" with the TLS failure inside, never as a connection.
+        var noCertificate = await Assert.ThrowsAsync<TaskRejectedException>(() => LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = TlsUrl(clientCertificate: false) }));
+        output.WriteLine($"no client certificate: {Describe(noCertificate)}");
+        Assert.StartsWith("cannot reach RabbitMQ at amqps://", noCertificate.Message, StringComparison.Ordinal);
+        Assert.Contains(Chain(noCertificate), e => e is System.Security.Authentication.AuthenticationException or IOException);
+        var otherCa = await Assert.ThrowsAsync<TaskRejectedException>(() => LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = TlsUrl(ca: "other.pem") }));
+        output.WriteLine($"server certificate from another CA: {Describe(otherCa)}");
+        Assert.StartsWith("cannot reach RabbitMQ at amqps://", otherCa.Message, StringComparison.Ordinal);
+        Assert.Contains(Chain(otherCa), e => e is System.Security.Authentication.AuthenticationException);
     }
 }
