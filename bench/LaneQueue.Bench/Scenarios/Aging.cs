@@ -40,6 +40,13 @@ public static class Aging
             result.Rows.Add(row);
             result.Samples[variant.Name] = waits;
             var max = (double)row["max_wait_ms"]!;
+            if (row["gate_held"] is false)
+            {
+                // No gate (e.g. LaneQueue__Gate__Enabled=false): nothing holds generate, so there is nothing to age.
+                result.Verdicts.Add(new Verdict($"{variant.Name}: the gate holds generate behind the query flood", false,
+                    "no consumer logged 'Lane generate paused' within 15 s of the flood: the lane gate is not running"));
+                continue;
+            }
             if (variant.Boost)
             {
                 // Strict (full run): within the deadline; relaxed (--quick, CI): within 1.5 x the deadline.
@@ -100,10 +107,28 @@ public static class Aging
         var waits = new List<double>();
         var held = new List<bool>();
         var heldBefore = double.NaN;
+        var gateHeld = true;
         try
         {
-            foreach (var process in fleet.Processes)
-                await process.WaitForLineAsync(l => l.Contains("Lane generate paused", StringComparison.Ordinal), TimeSpan.FromSeconds(15), ct);
+            try
+            {
+                foreach (var process in fleet.Processes)
+                    await process.WaitForLineAsync(l => l.Contains("Lane generate paused", StringComparison.Ordinal), TimeSpan.FromSeconds(15), ct);
+            }
+            catch (TimeoutException)
+            {
+                gateHeld = false;
+                BenchContext.Log("    the gate did not pause generate within 15 s of the flood: no probes");
+                return (new Dictionary<string, object?>
+                {
+                    ["key"] = variant.Key,
+                    ["variant"] = variant.Name,
+                    ["deadline_ms"] = deadline,
+                    ["waits"] = "not measured: generate was never held",
+                    ["max_wait_ms"] = double.NaN,
+                    ["gate_held"] = false,
+                }, waits);
+            }
             // The gate's aging clock runs from the moment it held the lane, so note how long generate was held before probe 1.
             var heldSince = fleet.Processes
                 .Select(p => p.Lines(l => l.Contains("Lane generate paused", StringComparison.Ordinal)).Select(l => l.At).DefaultIfEmpty(DateTimeOffset.UtcNow).Min())
@@ -148,6 +173,7 @@ public static class Aging
             ["waits_ms"] = waits.Select(w => Stats.Round(w)).ToList(),
             ["max_wait_ms"] = Stats.Round(waits.DefaultIfEmpty(double.NaN).Max()),
             ["flood_held"] = held.All(h => h),
+            ["gate_held"] = gateHeld,
             ["flood_tasks_submitted"] = floodCount,
         };
         return (row, waits);
