@@ -30,7 +30,7 @@ public abstract class LaneOrderingSuite(BrokerFixture broker, ITestOutputHelper 
     /// Higher-lane burst: well over the fleet's prefetch of that lane (2 x 4 query, 2 x 2 control). Each task runs 200 ms:
     /// no higher-lane slot is given back before the gate's pause has had that long to land (on a loaded machine too).
     /// </summary>
-    const int BurstSize = 60;
+    const int BurstSize = 100;
     const int BurstMs = 200;
 
     /// <summary>False in the control run: the lane gate is switched off (<c>Gate:Enabled=false</c>).</summary>
