@@ -25,6 +25,8 @@ internal sealed class TaskLedger(TimeProvider clock)
     readonly ConcurrentDictionary<string, Entry> _ids = new(StringComparer.Ordinal);
     readonly ConcurrentDictionary<string, DateTimeOffset> _cancelledIds = new(StringComparer.Ordinal);
     readonly ConcurrentDictionary<string, DateTimeOffset> _cancelledSessions = new(StringComparer.Ordinal);
+    readonly ConcurrentDictionary<string, (string Reason, DateTimeOffset At)> _answered = new(StringComparer.Ordinal);
+    readonly ConcurrentDictionary<string, int> _answeredIds = new(StringComparer.Ordinal);
 
     public TaskLedger() : this(TimeProvider.System) { }
 
@@ -56,6 +58,44 @@ internal sealed class TaskLedger(TimeProvider clock)
             _ids.TryRemove(taskId, out _);
         else
             _ids[taskId] = new Entry(state, consumer, clock.GetUtcNow());
+    }
+
+    /// <summary>
+    /// Remembers that the message with this id and body <paramref name="digest"/> was answered (result and terminal event
+    /// published) and dead-lettered for <paramref name="reason"/>, so that a redelivered copy is not answered again.
+    /// </summary>
+    public void RecordAnswered(string taskId, string digest, string reason)
+    {
+        if (_answered.Count >= MaxEntries)
+            TrimAnswered();
+        if (_answered.TryAdd(taskId + "\n" + digest, (reason, clock.GetUtcNow())))
+            _answeredIds.AddOrUpdate(taskId, 1, (_, n) => n + 1);
+    }
+
+    /// <summary>Whether any message with this id was answered within the window (cheap: no digest needed).</summary>
+    public bool HasAnswered(string taskId) => _answeredIds.ContainsKey(taskId);
+
+    /// <summary>The reason the message with this id and body digest was dead-lettered with, when answered within the window.</summary>
+    public string? AnsweredReason(string taskId, string digest) =>
+        _answered.TryGetValue(taskId + "\n" + digest, out var answered) && clock.GetUtcNow() - answered.At <= Window ? answered.Reason : null;
+
+    void TrimAnswered()
+    {
+        var cutoff = clock.GetUtcNow() - Window;
+        foreach (var (key, answered) in _answered)
+        {
+            if (answered.At < cutoff || _answered.Count >= MaxEntries)
+                Forget(key);
+        }
+    }
+
+    void Forget(string key)
+    {
+        if (!_answered.TryRemove(key, out _))
+            return;
+        var id = key[..key.LastIndexOf('\n')];
+        if (_answeredIds.AddOrUpdate(id, 0, (_, n) => n - 1) <= 0)
+            _answeredIds.TryRemove(id, out _);
     }
 
     /// <summary>Applies a fleet command; returns true when it was a cancellation.</summary>
