@@ -77,6 +77,28 @@ public class TotalContractTests(BrokerFixture broker, ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public async Task Dead_letter_listing_shows_the_id_of_a_broken_message_whenever_it_is_readable()
+    {
+        await using var vhost = await broker.CreateVhostAsync();
+        var consumer = await ConsumerHost.StartAsync(vhost.Url);
+        try
+        {
+            await using var client = await RawClient.ConnectAsync(vhost.Url);
+            await client.PublishAsync("query", """{"id":"listed-1","lane":"Query","payload":{}}""");
+            await client.PublishAsync("query", """{"lane":"query","payload":{}}""");
+            await TestVhost.EventuallyAsync(async () => await client.CountAsync(TestVhost.DeadLetters(SessionLane.Query)) == 2, "two dead letters");
+            await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = vhost.Url });
+            var letters = await producer.DeadLetters.ListAsync(DeadLetters.QueueOf(SessionLane.Query));
+            Assert.Equal(["listed-1", null], letters.Select(l => l.TaskId).OrderByDescending(id => id, StringComparer.Ordinal));
+            Assert.All(letters, l => Assert.Null(l.Lane)); // listed, not redrivable
+        }
+        finally
+        {
+            await consumer.StopQuietlyAsync();
+        }
+    }
+
     /// <summary>
     /// The dead-letter queue refuses the move (a policy with max-length 0 and reject-publish, as the production policy does
     /// when a dead-letter queue is full): MassTransit nacks the delivery back to its lane, and the broker redelivers it again
