@@ -50,7 +50,7 @@ static class FleetCli
         var watch = new Option<bool>("--watch") { Description = "Refresh until Ctrl+C" };
         var iterations = new Option<int>("--iterations") { Description = "With --watch: stop after this many refreshes (0 = never)", DefaultValueFactory = _ => 0 };
         var listen = new Option<double>("--listen") { Description = "Seconds to listen for consumer heartbeats", DefaultValueFactory = _ => 2.5 };
-        var command = new Command("stats", "Lanes across the fleet: pending, active/max, mode, paused and why, counts, oldest wait; consumers online") { watch, iterations, listen };
+        var command = new Command("stats", "Lanes across the fleet: pending, active/max, mode, paused and why, counts; consumers online") { watch, iterations, listen };
         command.SetAction((parse, ct) => CliRun.WithProducerAsync(parse, ct, async (producer, output) =>
         {
             var round = 0;
@@ -78,13 +78,12 @@ static class FleetCli
         ArgumentNullException.ThrowIfNull(stats);
         var lines = new List<string>
         {
-            $"{"LANE",-9}{"PENDING",8}{"ACTIVE/MAX",12}  {"MODE",-9}{"PAUSED",-8}{"DONE",8}{"FAILED",8}{"DEAD",6}{"DLQ",6}{"OLDEST",9}  WHY",
+            $"{"LANE",-9}{"PENDING",8}{"ACTIVE/MAX",12}  {"MODE",-9}{"PAUSED",-8}{"DONE",8}{"FAILED",8}{"DEAD",6}{"DLQ",6}  WHY",
         };
         foreach (var lane in stats.Lanes)
         {
             var paused = stats.Consumers.Count == 0 ? "-" : $"{lane.PausedOn}/{stats.Consumers.Count}";
-            var oldest = lane.OldestWaitingMs is { } ms ? $"{ms / 1000.0:0.0}s" : "-";
-            lines.Add($"{lane.Lane,-9}{lane.Pending?.ToString() ?? "-",8}{$"{lane.Active}/{lane.MaxConcurrency}",12}  {lane.HandlerMode,-9}{paused,-8}{lane.Completed,8}{lane.Failed,8}{lane.DeadLettered,6}{lane.DeadLettersWaiting,6}{oldest,9}  {string.Join("; ", lane.PausedReasons)}");
+            lines.Add($"{lane.Lane,-9}{lane.Pending?.ToString() ?? "-",8}{$"{lane.Active}/{lane.MaxConcurrency}",12}  {lane.HandlerMode,-9}{paused,-8}{lane.Completed,8}{lane.Failed,8}{lane.DeadLettered,6}{lane.DeadLettersWaiting,6}  {string.Join("; ", lane.PausedReasons)}");
         }
         lines.Add($"consumers online: {stats.Consumers.Count}{(stats.Consumers.Count == 0 ? "" : " (" + string.Join(", ", stats.Consumers.Select(c => c.Consumer)) + ")")}");
         lines.Add($"totals: pending {stats.TotalPending}, active {stats.TotalActive}, external pending {stats.ExternalPending}");
