@@ -210,7 +210,9 @@ public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
     public async Task SendFleetCommandAsync(FleetCommand command, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(command);
-        await PublishConfirmedAsync(BrokerNames.FleetExchange, "", TaskJson.Serialize(command), $"fleet command '{command.Command}'", cancellationToken);
+        // Pause, resume and handler modes are lasting state (kept without an age limit); the rest only needs the day-long log.
+        var exchange = BrokerNames.IsFleetState(command.Command) ? BrokerNames.FleetState : BrokerNames.FleetExchange;
+        await PublishConfirmedAsync(exchange, "", TaskJson.Serialize(command), $"fleet command '{command.Command}'", cancellationToken);
     }
 
     /// <summary>Completes a task of an External lane (the reference's <c>complete_external_task</c>).</summary>
