@@ -51,6 +51,15 @@ public static class BrokerNames
     /// </summary>
     public const string FleetState = "lanequeue.fleet.state";
 
+    /// <summary>
+    /// Stream queue of task history: every lifecycle event (<c>command.*</c> on <see cref="EventsExchange"/>) and every result
+    /// (<see cref="ResultsExchange"/>), kept for 7 days or 5 GiB, so a task can be looked up by id after it finished.
+    /// </summary>
+    public const string History = "lanequeue.history";
+
+    /// <summary>Header of a marker a reader appends to <see cref="History"/> to know where its read ends.</summary>
+    public const string HistoryMarkerHeader = "x-lanequeue-history-marker";
+
     /// <summary>Whether a fleet command is lasting state (kept in <see cref="FleetState"/>) rather than a one-off.</summary>
     public static bool IsFleetState(string command) => command is FleetCommand.Pause or FleetCommand.Resume or FleetCommand.SetHandler;
 

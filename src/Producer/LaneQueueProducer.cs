@@ -179,6 +179,10 @@ public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
         return channel;
     }
 
+    /// <inheritdoc />
+    public Task<TaskHistory> GetTaskHistoryAsync(string taskId, TimeSpan? lookBack = null, CancellationToken cancellationToken = default) =>
+        TaskHistoryReader.ReadAsync(_connection, taskId, lookBack ?? TimeSpan.FromDays(7), cancellationToken);
+
     /// <summary>Fleet-wide stats: heartbeats heard over <paramref name="listen"/> (default 2.5 s) plus the broker's depths.</summary>
     public Task<QueueStats> ReadStatsAsync(TimeSpan? listen = null, CancellationToken cancellationToken = default) =>
         FleetStats.ReadAsync(_connection, listen ?? TimeSpan.FromMilliseconds(2500), cancellationToken);
