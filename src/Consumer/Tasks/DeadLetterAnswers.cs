@@ -15,25 +15,30 @@ namespace LaneQueue.Consumer;
 /// </summary>
 internal sealed class DeadLetterAnswers(TaskOutcome outcome, TaskLedger ledger, IOptions<LaneQueueOptions> options, ILogger<DeadLetterAnswers> logger)
 {
-    /// <summary>Says on the delivery that its result and terminal event are out, and remembers it for a redelivered copy.</summary>
-    public void MarkAnswered(ReceiveContext context, string taskId, string reason)
+    /// <summary>
+    /// Says on the delivery that its result and terminal event are out, and remembers its body for a redelivered copy; with
+    /// the <paramref name="reason"/> it is dead-lettered for when the task consumer failed it itself (after a run).
+    /// </summary>
+    public void MarkAnswered(ReceiveContext context, string? reason)
     {
         ArgumentNullException.ThrowIfNull(context);
         context.GetOrAddPayload(() => new Answered());
-        ledger.RecordAnswered(taskId, Digest(context), reason);
+        ledger.RecordAnswered(Digest(context), reason);
     }
 
     /// <summary>Whether the delivery's result and terminal event are out already.</summary>
     public static bool IsAnswered(ReceiveContext context) => context?.TryGetPayload<Answered>(out _) == true;
 
     /// <summary>
-    /// The reason a redelivered copy of a delivery this consumer already answered was dead-lettered with (within
-    /// <see cref="TaskLedger.Window"/>); null for a first delivery or one it never answered.
+    /// Whether this delivery is a redelivered copy of a message this consumer answered within <see cref="TaskLedger.Window"/>
+    /// (and the reason the consumer dead-lettered it for, when it failed it after a run). Only redelivered deliveries are
+    /// hashed: a first delivery is never a copy.
     /// </summary>
-    public string? AnsweredBefore(ReceiveContext context, string taskId)
+    public bool AnsweredBefore(ReceiveContext context, out string? reason)
     {
         ArgumentNullException.ThrowIfNull(context);
-        return context.Redelivered && ledger.HasAnswered(taskId) ? ledger.AnsweredReason(taskId, Digest(context)) : null;
+        reason = null;
+        return context.Redelivered && ledger.WasAnswered(Digest(context), out reason);
     }
 
     /// <summary>
@@ -53,7 +58,7 @@ internal sealed class DeadLetterAnswers(TaskOutcome outcome, TaskLedger ledger, 
         var lane = identity.Lane ?? DeliveryLane(context);
         if (lane is null)
             return;
-        if (AnsweredBefore(context, identity.Id) is not null)
+        if (AnsweredBefore(context, out _))
         {
             Log.AnswerSkipped(logger, identity.Id, "a redelivered copy of a message this consumer answered already");
             return;
@@ -61,7 +66,7 @@ internal sealed class DeadLetterAnswers(TaskOutcome outcome, TaskLedger ledger, 
         try
         {
             await outcome.RefusedAsync(identity, lane.Value, AttemptOf(context), reason.Message);
-            MarkAnswered(context, identity.Id, reason.Message);
+            MarkAnswered(context, null); // a redelivered copy is refused again by the same path, for the same reason
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
         {
@@ -90,8 +95,9 @@ internal sealed class DeadLetterAnswers(TaskOutcome outcome, TaskLedger ledger, 
             : null;
     }
 
-    /// <summary>What tells two messages with the same id apart: the hash of the body (a redelivered copy has the same one).</summary>
-    static string Digest(ReceiveContext context) => Convert.ToHexString(SHA256.HashData(context.Body.GetBytes()), 0, 16);
+    /// <summary>What tells a copy of a message from another message with the same id: the hash of the body (128 bits of SHA-256).</summary>
+    static UInt128 Digest(ReceiveContext context) =>
+        System.Buffers.Binary.BinaryPrimitives.ReadUInt128LittleEndian(SHA256.HashData(context.Body.GetBytes()));
 
     /// <summary>Payload of a delivery whose result and terminal event are published.</summary>
     sealed class Answered;

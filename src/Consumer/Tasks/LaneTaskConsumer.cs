@@ -44,11 +44,12 @@ internal sealed class LaneTaskConsumer(
         var settings = options.Value;
         var task = ReadTask(context, settings);
         var attempt = DeadLetterAnswers.AttemptOf(context.ReceiveContext);
-        if (answers.AnsweredBefore(context.ReceiveContext, task.Id) is { } reason)
+        if (answers.AnsweredBefore(context.ReceiveContext, out var reason) && reason is not null)
         {
-            // Answered and dead-lettered, but the move was lost (its channel or connection closed before the ack): again, quietly.
-            Log.TaskSkipped(logger, task.Id, task.Lane.WireName(), "redelivered copy of a message answered and dead-lettered before; dead-lettered again without a second result");
-            answers.MarkAnswered(context.ReceiveContext, task.Id, reason);
+            // Failed here for good and answered, but the move to the dead-letter queue was lost (its channel or connection closed
+            // before the ack): dead-lettered again without running and without a second result.
+            Log.TaskSkipped(logger, task.Id, task.Lane.WireName(), "redelivered copy of a task answered and dead-lettered before; dead-lettered again without a second result");
+            answers.MarkAnswered(context.ReceiveContext, reason);
             throw new TaskDeadLetteredException(reason);
         }
         var headers = context.ReceiveContext.TransportHeaders;
@@ -96,7 +97,7 @@ internal sealed class LaneTaskConsumer(
         }
         catch (TaskDeadLetteredException ex)
         {
-            answers.MarkAnswered(context.ReceiveContext, task.Id, ex.Message); // TaskOutcome published its result
+            answers.MarkAnswered(context.ReceiveContext, ex.Message); // TaskOutcome published its result
             throw;
         }
         catch (Exception ex) when (ex is not InvalidTaskException)

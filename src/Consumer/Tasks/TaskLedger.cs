@@ -25,8 +25,7 @@ internal sealed class TaskLedger(TimeProvider clock)
     readonly ConcurrentDictionary<string, Entry> _ids = new(StringComparer.Ordinal);
     readonly ConcurrentDictionary<string, DateTimeOffset> _cancelledIds = new(StringComparer.Ordinal);
     readonly ConcurrentDictionary<string, DateTimeOffset> _cancelledSessions = new(StringComparer.Ordinal);
-    readonly ConcurrentDictionary<string, (string Reason, DateTimeOffset At)> _answered = new(StringComparer.Ordinal);
-    readonly ConcurrentDictionary<string, int> _answeredIds = new(StringComparer.Ordinal);
+    readonly ConcurrentDictionary<UInt128, (string? Reason, DateTimeOffset At)> _answered = new();
 
     public TaskLedger() : this(TimeProvider.System) { }
 
@@ -61,41 +60,40 @@ internal sealed class TaskLedger(TimeProvider clock)
     }
 
     /// <summary>
-    /// Remembers that the message with this id and body <paramref name="digest"/> was answered (result and terminal event
-    /// published) and dead-lettered for <paramref name="reason"/>, so that a redelivered copy is not answered again.
+    /// Remembers that the message whose body hashes to <paramref name="digest"/> was answered (result and terminal event
+    /// published) and dead-lettered, so that a redelivered copy is not answered again; with the <paramref name="reason"/>
+    /// it was dead-lettered for when the consumer itself failed it (a copy is then dead-lettered again without running).
+    /// At most <see cref="MaxAnswered"/> entries of <see cref="Window"/>: about 100 bytes each, plus the reasons kept.
     /// </summary>
-    public void RecordAnswered(string taskId, string digest, string reason)
+    public void RecordAnswered(UInt128 digest, string? reason)
     {
-        if (_answered.Count >= MaxEntries)
+        if (_answered.Count >= MaxAnswered)
             TrimAnswered();
-        if (_answered.TryAdd(taskId + "\n" + digest, (reason, clock.GetUtcNow())))
-            _answeredIds.AddOrUpdate(taskId, 1, (_, n) => n + 1);
+        _answered[digest] = (reason is { Length: > 1000 } ? reason[..1000] : reason, clock.GetUtcNow());
     }
 
-    /// <summary>Whether any message with this id was answered within the window (cheap: no digest needed).</summary>
-    public bool HasAnswered(string taskId) => _answeredIds.ContainsKey(taskId);
+    /// <summary>Whether the message whose body hashes to <paramref name="digest"/> was answered within the window, and why it was dead-lettered.</summary>
+    public bool WasAnswered(UInt128 digest, out string? reason)
+    {
+        reason = null;
+        if (!_answered.TryGetValue(digest, out var answered) || clock.GetUtcNow() - answered.At > Window)
+            return false;
+        reason = answered.Reason;
+        return true;
+    }
 
-    /// <summary>The reason the message with this id and body digest was dead-lettered with, when answered within the window.</summary>
-    public string? AnsweredReason(string taskId, string digest) =>
-        _answered.TryGetValue(taskId + "\n" + digest, out var answered) && clock.GetUtcNow() - answered.At <= Window ? answered.Reason : null;
+    const int MaxAnswered = 100_000;
 
     void TrimAnswered()
     {
         var cutoff = clock.GetUtcNow() - Window;
-        foreach (var (key, answered) in _answered)
+        foreach (var (digest, answered) in _answered)
         {
-            if (answered.At < cutoff || _answered.Count >= MaxEntries)
-                Forget(key);
+            if (answered.At < cutoff)
+                _answered.TryRemove(digest, out _);
         }
-    }
-
-    void Forget(string key)
-    {
-        if (!_answered.TryRemove(key, out _))
-            return;
-        var id = key[..key.LastIndexOf('\n')];
-        if (_answeredIds.AddOrUpdate(id, 0, (_, n) => n - 1) <= 0)
-            _answeredIds.TryRemove(id, out _);
+        foreach (var (digest, _) in _answered.OrderBy(kv => kv.Value.At).Take(Math.Max(0, _answered.Count - MaxAnswered * 9 / 10)))
+            _answered.TryRemove(digest, out _);
     }
 
     /// <summary>Applies a fleet command; returns true when it was a cancellation.</summary>

@@ -104,8 +104,10 @@ public class TotalContractTests(BrokerFixture broker, ITestOutputHelper output)
     /// when a dead-letter queue is full): MassTransit nacks the delivery back to its lane, and the broker redelivers it again
     /// and again. The first delivery was answered; none of the redelivered copies is.
     /// </summary>
-    [Fact]
-    public async Task Redelivered_copies_of_an_answered_message_get_no_second_result()
+    [Theory]
+    [InlineData("""{"id":"full-1","lane":"Query","payload":{}}""", false)] // refused: breaks the contract
+    [InlineData("""{"id":"full-1","lane":"query","payload":{},"command_type":"fail"}""", true)] // ran, failed for good
+    public async Task Redelivered_copies_of_an_answered_message_get_no_second_result(string body, bool runs)
     {
         await using var vhost = await broker.CreateVhostAsync();
         var policy = $"api/policies/{Uri.EscapeDataString(vhost.Name)}/full-dead-letters";
@@ -117,12 +119,12 @@ public class TotalContractTests(BrokerFixture broker, ITestOutputHelper output)
                    apply_to = "queues",
                }, options: new JsonSerializerOptions { PropertyNamingPolicy = JsonNamingPolicy.KebabCaseLower })))
             put.EnsureSuccessStatusCode();
-        var consumer = await ConsumerHost.StartAsync(vhost.Url);
+        var consumer = await ConsumerHost.StartAsync(vhost.Url, o => o.Queue = o.Queue with { RetryPolicy = new RetryPolicy { Strategy = RetryStrategy.None } });
         try
         {
             await using var listener = await ContractListener.StartAsync(vhost.Url);
             await using var client = await RawClient.ConnectAsync(vhost.Url);
-            await client.PublishAsync("query", """{"id":"full-1","lane":"Query","payload":{}}""");
+            await client.PublishAsync("query", body);
 
             await listener.SettledResultAsync("full-1");
             long redelivered = 0;
@@ -141,8 +143,13 @@ public class TotalContractTests(BrokerFixture broker, ITestOutputHelper output)
             await Task.Delay(500);
             Assert.Single(listener.ResultsOf("full-1"));
             Assert.Single(listener.TerminalEventsOf("full-1"));
-            Assert.Equal(listener.ResultsOf("full-1")[0].Error, letter.Reason);
             Assert.Equal(0u, await client.CountAsync(BrokerNames.LaneQueue(SessionLane.Query)));
+            // The copies were not run again either: one start (a task that ran) or none (a refused message).
+            Assert.Equal(runs ? 1 : 0, listener.EventsOf("full-1").Count(e => e.Event == TaskEvent.Started));
+            if (!runs)
+                Assert.Equal(listener.ResultsOf("full-1")[0].Error, letter.Reason);
+            else
+                Assert.StartsWith("failed after 1 attempt(s): the fail handler always fails", letter.Reason, StringComparison.Ordinal);
         }
         finally
         {
