@@ -1,5 +1,6 @@
 using LaneQueue.Contracts;
 using RabbitMQ.Client;
+using RabbitMQ.Client.Exceptions;
 
 namespace LaneQueue.Producer;
 
@@ -34,7 +35,15 @@ internal static class BrokerTopology
             arguments: new Dictionary<string, object?> { ["x-queue-type"] = "stream", ["x-max-age"] = HistoryMaxAge, ["x-max-length-bytes"] = HistoryMaxBytes },
             cancellationToken: cancellationToken);
         await channel.QueueBindAsync(BrokerNames.History, BrokerNames.EventsExchange, "command.#", cancellationToken: cancellationToken);
-        await channel.QueueBindAsync(BrokerNames.History, BrokerNames.ResultsExchange, "#", cancellationToken: cancellationToken);
+        try
+        {
+            // Last on purpose: a least-privilege consumer may not read every result (topic permission), so the broker refuses
+            // this bind and closes the channel; scripts/broker-users.sh makes the binding as the administrator instead.
+            await channel.QueueBindAsync(BrokerNames.History, BrokerNames.ResultsExchange, "#", cancellationToken: cancellationToken);
+        }
+        catch (OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == 403)
+        {
+        }
     }
 
     /// <summary>Retention of the task history stream: 7 days, at most 5 GiB.</summary>
