@@ -98,10 +98,17 @@ echo '{}' | api PUT "vhosts/$(enc "$VHOST")"
 
 # The exchanges producers need before any consumer ran (same arguments as src/Producer/Broker/BrokerTopology.cs).
 for spec in lanequeue.tasks:direct lanequeue.results:topic lanequeue.events:topic lanequeue.fleet:fanout \
-            lanequeue.external:topic lanequeue.external.completions:direct; do
+            lanequeue.fleet.state:fanout lanequeue.external:topic lanequeue.external.completions:direct; do
   json "{\"type\":\"${spec#*:}\",\"durable\":true,\"auto_delete\":false,\"internal\":false,\"arguments\":{}}" \
     | api PUT "exchanges/$(enc "$VHOST")/$(enc "${spec%%:*}")"
 done
+
+# The task history stream and its bindings (same arguments as BrokerTopology.cs): binding every result into it needs
+# read access to all of lanequeue.results, which only the administrator has.
+json '{"durable":true,"auto_delete":false,"arguments":{"x-queue-type":"stream","x-max-age":"7D","x-max-length-bytes":5368709120}}' \
+  | api PUT "queues/$(enc "$VHOST")/lanequeue.history"
+json '{"routing_key":"command.#","arguments":{}}' | api POST "bindings/$(enc "$VHOST")/e/lanequeue.events/q/lanequeue.history"
+json '{"routing_key":"#","arguments":{}}' | api POST "bindings/$(enc "$VHOST")/e/lanequeue.results/q/lanequeue.history"
 
 put_user "$P_USER" LQ_PRODUCER_PASSWORD ""
 put_user "$C_USER" LQ_CONSUMER_PASSWORD ""
@@ -117,13 +124,14 @@ prefix="${LQ_PRODUCER_ID_PREFIX:-}"
 prefix_re="$(PREFIX="$prefix" python3 -c 'import os,re; print(re.escape(os.environ["PREFIX"]))')"
 topic "$P_USER" lanequeue.results '^$' "^${prefix_re}[^*#]+\$"
 
-# consumer: lanes, their error/skipped queues and exchanges, retries, results, events, fleet log, external lanes, and
+# consumer: lanes, their error/skipped queues and exchanges, retries, results, events, fleet log and state, the task
+# history stream (declared and bound, not read), external lanes, and
 # MassTransit's fault exchanges (bound to each other; it publishes a Fault<TaskDelivery> event for every dead-lettered task)
 MT_FAULT='^MassTransit:Fault(--.+)?$'
 permit "$C_USER" \
-  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|fleet|fleet\\.log|external|external\\.completions)\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$" \
-  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|external)\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet\\.log\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^amq\\.default\$" \
-  "$MT_FAULT|^lanequeue\\.(tasks|events|fleet|fleet\\.log|external\\.completions)\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$"
+  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|fleet|fleet\\.log|fleet\\.state|history|external|external\\.completions)\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$" \
+  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|external)\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet\\.(log|state)\$|^lanequeue\\.history\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^amq\\.default\$" \
+  "$MT_FAULT|^lanequeue\\.(tasks|events|fleet|fleet\\.log|fleet\\.state|external\\.completions)\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$"
 topic "$C_USER" lanequeue.results '.*' '^$'
 # (retry holding queues are readable because declaring a queue with a dead-letter exchange needs read on it)
 

@@ -30,7 +30,9 @@ die() { printf '[cluster] ERROR: %s\n' "$*" >&2; exit 1; }
 
 port_of() { echo $((BASE_PORT + $1 - 1)); }
 node_ctl() { bash "$NODE_SH" ctl "lq-c$1" "${@:2}"; }
-start_one() { bash "$NODE_SH" start "lq-c$1" "$(port_of "$1")" "${@:2}"; }
+# The broker-side body limit of infra/rabbitmq/rabbitmq.conf (max_message_size), so the cluster refuses what a single broker does.
+MAX_MESSAGE_SIZE_LINE="$(grep -E '^max_message_size *=' "$HERE/../infra/rabbitmq/rabbitmq.conf" | tail -n 1)"
+start_one() { bash "$NODE_SH" start "lq-c$1" "$(port_of "$1")" ${MAX_MESSAGE_SIZE_LINE:+--conf "$MAX_MESSAGE_SIZE_LINE"} "${@:2}"; }
 
 check_n() { [[ "${1:-}" =~ ^[123]$ ]] || die "node number must be 1, 2 or 3"; }
 

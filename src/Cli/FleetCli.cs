@@ -12,6 +12,7 @@ static class FleetCli
     public static void AddTo(RootCommand root)
     {
         root.Add(Wait());
+        root.Add(TaskCommand());
         root.Add(Stats());
         root.Add(PauseOrResume("pause", "Pause a lane on every consumer (also those that start later)", pause: true));
         root.Add(PauseOrResume("resume", "Resume a paused lane on every consumer", pause: false));
@@ -24,14 +25,16 @@ static class FleetCli
     {
         var id = new Option<string>("--id") { Description = "Task id", Required = true };
         var timeout = new Option<double>("--timeout") { Description = "Seconds to wait", DefaultValueFactory = _ => 60 };
-        var command = new Command("wait", "Wait for the result of a task submitted elsewhere (start waiting before it finishes)") { id, timeout };
+        var command = new Command("wait", "Wait for the result of a task (at once when it already finished: from the task history)") { id, timeout };
         command.SetAction((parse, ct) => CliRun.WithProducerAsync(parse, ct, async (producer, output) =>
         {
+            // Listen first, then look in the history: a result published in between is caught by one or the other.
             var result = await producer.WatchResultAsync(parse.GetValue(id)!, ct);
             ExternalTaskResult done;
             try
             {
-                done = await result.WaitAsync(TimeSpan.FromSeconds(parse.GetValue(timeout)), ct);
+                done = (await producer.GetTaskHistoryAsync(parse.GetValue(id)!, cancellationToken: ct)).Final
+                    ?? await result.WaitAsync(TimeSpan.FromSeconds(parse.GetValue(timeout)), ct);
             }
             catch (TimeoutException)
             {
@@ -45,12 +48,44 @@ static class FleetCli
         return command;
     }
 
+    /// <summary><c>task show --id X</c>: the task's timeline and result from the history stream.</summary>
+    static Command TaskCommand()
+    {
+        var id = new Option<string>("--id") { Description = "Task id", Required = true };
+        var since = new Option<double>("--since-hours") { Description = "How far back to look (hours; the history keeps 7 days)", DefaultValueFactory = _ => 24 * 7 };
+        var show = new Command("show", "A task's timeline: submitted/started on which consumer, retries with errors, preempted, the end, its result") { id, since };
+        show.SetAction((parse, ct) => CliRun.WithProducerAsync(parse, ct, async (producer, output) =>
+        {
+            var history = await producer.GetTaskHistoryAsync(parse.GetValue(id)!, TimeSpan.FromHours(parse.GetValue(since)), ct);
+            if (parse.GetValue(ProducerCli.Json))
+            {
+                await output.WriteLineAsync(JsonSerializer.Serialize(history, TaskJson.Options));
+                return history.Events.Count + history.Results.Count == 0 ? ProducerCli.TimedOut : ProducerCli.Ok;
+            }
+            if (history.Events.Count + history.Results.Count == 0)
+            {
+                await output.WriteLineAsync($"{history.TaskId}: nothing in the history (not run yet, older than the history keeps, or another vhost)");
+                return ProducerCli.TimedOut;
+            }
+            await output.WriteLineAsync($"task {history.TaskId}");
+            foreach (var e in history.Events)
+                await output.WriteLineAsync($"  {e.At:u}  {e.Event,-26} attempt {e.Attempt} on {e.Consumer}{(e.Error is null ? "" : ": " + e.Error)}");
+            if (history.Final is { } final)
+            {
+                await output.WriteLineAsync($"  result: {final.Status} after {final.Attempts} attempt(s) on {final.Consumer}{(final.Error is null ? "" : ": " + final.Error)}");
+                await output.WriteLineAsync($"  {JsonSerializer.Serialize(final.Result, TaskJson.Options)}");
+            }
+            return ProducerCli.Ok;
+        }));
+        return new Command("task", "Look tasks up in the history") { show };
+    }
+
     static Command Stats()
     {
         var watch = new Option<bool>("--watch") { Description = "Refresh until Ctrl+C" };
         var iterations = new Option<int>("--iterations") { Description = "With --watch: stop after this many refreshes (0 = never)", DefaultValueFactory = _ => 0 };
         var listen = new Option<double>("--listen") { Description = "Seconds to listen for consumer heartbeats", DefaultValueFactory = _ => 2.5 };
-        var command = new Command("stats", "Lanes across the fleet: pending, active/max, mode, paused and why, counts, oldest wait; consumers online") { watch, iterations, listen };
+        var command = new Command("stats", "Lanes across the fleet: pending, active/max, mode, paused and why, counts; consumers online") { watch, iterations, listen };
         command.SetAction((parse, ct) => CliRun.WithProducerAsync(parse, ct, async (producer, output) =>
         {
             var round = 0;
@@ -78,13 +113,12 @@ static class FleetCli
         ArgumentNullException.ThrowIfNull(stats);
         var lines = new List<string>
         {
-            $"{"LANE",-9}{"PENDING",8}{"ACTIVE/MAX",12}  {"MODE",-9}{"PAUSED",-8}{"DONE",8}{"FAILED",8}{"DEAD",6}{"DLQ",6}{"OLDEST",9}  WHY",
+            $"{"LANE",-9}{"PENDING",8}{"ACTIVE/MAX",12}  {"MODE",-9}{"PAUSED",-8}{"DONE",8}{"FAILED",8}{"DEAD",6}{"DLQ",6}  WHY",
         };
         foreach (var lane in stats.Lanes)
         {
             var paused = stats.Consumers.Count == 0 ? "-" : $"{lane.PausedOn}/{stats.Consumers.Count}";
-            var oldest = lane.OldestWaitingMs is { } ms ? $"{ms / 1000.0:0.0}s" : "-";
-            lines.Add($"{lane.Lane,-9}{lane.Pending?.ToString() ?? "-",8}{$"{lane.Active}/{lane.MaxConcurrency}",12}  {lane.HandlerMode,-9}{paused,-8}{lane.Completed,8}{lane.Failed,8}{lane.DeadLettered,6}{lane.DeadLettersWaiting,6}{oldest,9}  {string.Join("; ", lane.PausedReasons)}");
+            lines.Add($"{lane.Lane,-9}{lane.Pending?.ToString() ?? "-",8}{$"{lane.Active}/{lane.MaxConcurrency}",12}  {lane.HandlerMode,-9}{paused,-8}{lane.Completed,8}{lane.Failed,8}{lane.DeadLettered,6}{lane.DeadLettersWaiting,6}  {string.Join("; ", lane.PausedReasons)}");
         }
         lines.Add($"consumers online: {stats.Consumers.Count}{(stats.Consumers.Count == 0 ? "" : " (" + string.Join(", ", stats.Consumers.Select(c => c.Consumer)) + ")")}");
         lines.Add($"totals: pending {stats.TotalPending}, active {stats.TotalActive}, external pending {stats.ExternalPending}");

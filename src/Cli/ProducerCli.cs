@@ -129,6 +129,20 @@ public static class ProducerCli
 
     static async Task SubmitAllAsync(LaneQueueProducer producer, List<ExternalTask> tasks, TextWriter? progress, CancellationToken cancellationToken)
     {
+        if (progress is not null && tasks.Count > 1 && CliProgress.IsTerminal(progress))
+        {
+            // A live progress bar on a terminal; plain "submitted n/N" lines otherwise (logs, pipes, tests).
+            await CliProgress.RunAsync($"submitting to lane {tasks[0].Lane.WireName()}", tasks.Count, async advance =>
+            {
+                foreach (var chunk in tasks.Chunk(64))
+                {
+                    await Task.WhenAll(chunk.Select(task => producer.SubmitTaskAsync(task, cancellationToken)));
+                    advance(chunk.Length);
+                }
+            });
+            await progress.WriteLineAsync($"submitted {tasks.Count} tasks to lane {tasks[0].Lane.WireName()}");
+            return;
+        }
         var clock = Stopwatch.StartNew();
         var done = 0;
         foreach (var chunk in tasks.Chunk(64))

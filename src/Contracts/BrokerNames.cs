@@ -44,6 +44,25 @@ public static class BrokerNames
     /// <summary>Stream queue that keeps fleet commands for a day, so consumers that start later replay them.</summary>
     public const string FleetLog = "lanequeue.fleet.log";
 
+    /// <summary>
+    /// Fanout exchange and stream queue (same name) of the fleet's lasting state: <c>pause</c>, <c>resume</c> and
+    /// <c>set_handler</c> commands, kept without an age limit so a lane paused a month ago is still paused for a consumer that
+    /// starts today, and across broker restarts. The exchange also feeds <see cref="FleetLog"/>, which running consumers follow.
+    /// </summary>
+    public const string FleetState = "lanequeue.fleet.state";
+
+    /// <summary>
+    /// Stream queue of task history: every lifecycle event (<c>command.*</c> on <see cref="EventsExchange"/>) and every result
+    /// (<see cref="ResultsExchange"/>), kept for 7 days or 5 GiB, so a task can be looked up by id after it finished.
+    /// </summary>
+    public const string History = "lanequeue.history";
+
+    /// <summary>Header of a marker a reader appends to <see cref="History"/> to know where its read ends.</summary>
+    public const string HistoryMarkerHeader = "x-lanequeue-history-marker";
+
+    /// <summary>Whether a fleet command is lasting state (kept in <see cref="FleetState"/>) rather than a one-off.</summary>
+    public static bool IsFleetState(string command) => command is FleetCommand.Pause or FleetCommand.Resume or FleetCommand.SetHandler;
+
     /// <summary>Fanout exchange of <see cref="ConsumerHeartbeat"/>s, the source of fleet stats.</summary>
     public const string HeartbeatsExchange = "lanequeue.heartbeats";
 

@@ -18,7 +18,7 @@ public sealed record ExternalTaskResult
 
     /// <summary>
     /// <c>completed</c>, <c>failed</c>, <c>timed_out</c>, <c>cancelled</c> or <c>duplicate</c> (see <see cref="TaskStatuses"/>);
-    /// failed and timed-out tasks wait in the dead-letter queue.
+    /// failed and timed-out messages wait in the dead-letter queue.
     /// </summary>
     [JsonPropertyName("status")]
     public string Status { get; init; } = TaskStatuses.Completed;
@@ -26,6 +26,11 @@ public sealed record ExternalTaskResult
     [JsonPropertyName("result")]
     public JsonElement Result { get; init; } = TaskJson.EmptyObject;
 
+    /// <summary>
+    /// Why it did not complete; null when it did. <c>field: problem</c> for a message that breaks the contract and for a
+    /// failure that can never succeed (e.g. <c>command_type: 'x' has no handler ...</c>); the handler's own message when it
+    /// threw; <c>timed out after N ms</c> for a timeout.
+    /// </summary>
     [JsonPropertyName("error")]
     public string? Error { get; init; }
 
@@ -56,4 +61,7 @@ public static class TaskStatuses
 
     /// <summary>The id already ran (or is running) elsewhere; this copy was not run.</summary>
     public const string Duplicate = "duplicate";
+
+    /// <summary>Every status, as docs/wire-contract.md lists them.</summary>
+    public static IReadOnlyList<string> All { get; } = [Completed, Failed, TimedOut, Cancelled, Duplicate];
 }

@@ -21,6 +21,40 @@ public static class TaskJson
 
     public static byte[] Serialize<T>(T value) => JsonSerializer.SerializeToUtf8Bytes(value, Options);
 
+    /// <summary>
+    /// Whether every string and key in <paramref name="value"/> is Unicode text (valid UTF-8, no unpaired surrogate escape),
+    /// so that it can be written as JSON again.
+    /// JSON may escape an unpaired surrogate (<c>"\ud800"</c>): readers accept it, but System.Text.Json refuses to write
+    /// such an element (and other languages' readers disagree on what it means).
+    /// </summary>
+    public static bool IsUnicode(JsonElement value)
+    {
+        if (value.ValueKind is not (JsonValueKind.Object or JsonValueKind.Array or JsonValueKind.String))
+            return true;
+        var raw = System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(value);
+        var reader = new Utf8JsonReader(raw, new JsonReaderOptions { MaxDepth = raw.Length + 1 });
+        while (reader.Read())
+        {
+            if (reader.TokenType is not (JsonTokenType.String or JsonTokenType.PropertyName))
+                continue;
+            if (!reader.ValueIsEscaped)
+            {
+                if (!System.Text.Unicode.Utf8.IsValid(reader.ValueSpan))
+                    return false;
+                continue;
+            }
+            try
+            {
+                reader.GetString(); // an escape may spell an unpaired surrogate
+            }
+            catch (InvalidOperationException)
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
     public static T Deserialize<T>(ReadOnlySpan<byte> json) =>
         JsonSerializer.Deserialize<T>(json, Options) ?? throw new JsonException($"null is not a {typeof(T).Name}");
 }

@@ -22,22 +22,34 @@ public static partial class TaskParser
     /// <summary>A body may be this much larger than the payload limit (room for the other fields or an envelope).</summary>
     public const int MaxBodyOverheadBytes = 64 * 1024;
 
+    /// <summary>How deep JSON may nest, the task object and the payload included (<c>{"payload":[[1]]}</c> is 3 levels).</summary>
+    public const int MaxDepth = 64;
+
+    /// <summary>The UTF-8 byte order mark, EF BB BF.</summary>
+    public static ReadOnlySpan<byte> Utf8Bom => [0xEF, 0xBB, 0xBF];
+
+    /// <summary>Reads and checks a task; throws <see cref="InvalidTaskException"/> naming the field at fault.</summary>
     public static ExternalTask Parse(ReadOnlyMemory<byte> body, int maxPayloadBytes = DefaultMaxPayloadBytes)
     {
         // Checked before parsing, so a huge or broken body costs no more than a look at its bytes.
-        if (body.Length > (long)maxPayloadBytes + MaxBodyOverheadBytes)
-            throw new InvalidTaskException("body", $"{body.Length} bytes is over the limit of {(long)maxPayloadBytes + MaxBodyOverheadBytes} bytes (payload limit + {MaxBodyOverheadBytes / 1024} KiB)");
+        if (BodySizeProblem(body.Length, maxPayloadBytes) is { } tooLarge)
+            throw tooLarge;
         if (!Utf8.IsValid(body.Span))
             throw new InvalidTaskException("body", "not valid UTF-8");
+        // RFC 8259 forbids a byte order mark on JSON sent over a network; JSON readers (System.Text.Json, MassTransit's) stop at it.
+        if (body.Span.StartsWith(Utf8Bom))
+            throw new InvalidTaskException("body", "starts with a UTF-8 byte order mark (EF BB BF); send the JSON without one");
 
         JsonDocument document;
         try
         {
-            document = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = 64 });
+            document = JsonDocument.Parse(body, new JsonDocumentOptions { MaxDepth = MaxDepth });
         }
         catch (JsonException ex)
         {
-            throw new InvalidTaskException("body", $"not valid JSON ({ex.Message})");
+            throw NestsDeeperThanLimit(body.Span)
+                ? new InvalidTaskException("body", $"nested deeper than {MaxDepth} levels (the limit, the task object and its payload included)")
+                : new InvalidTaskException("body", $"not valid JSON ({ex.Message})");
         }
 
         using (document)
@@ -56,6 +68,37 @@ public static partial class TaskParser
 
             return Read(root, maxPayloadBytes);
         }
+    }
+
+    /// <summary>Largest body a consumer with this payload limit reads: the limit plus <see cref="MaxBodyOverheadBytes"/>.</summary>
+    public static long MaxBodyBytes(int maxPayloadBytes) => (long)maxPayloadBytes + MaxBodyOverheadBytes;
+
+    /// <summary>The refusal of a body of <paramref name="bodyBytes"/> bytes, or null when it is not over <see cref="MaxBodyBytes"/>.</summary>
+    public static InvalidTaskException? BodySizeProblem(long bodyBytes, int maxPayloadBytes) =>
+        bodyBytes > MaxBodyBytes(maxPayloadBytes)
+            ? new InvalidTaskException("body", $"{bodyBytes} bytes is over the limit of {MaxBodyBytes(maxPayloadBytes)} bytes (payload limit + {MaxBodyOverheadBytes / 1024} KiB)")
+            : null;
+
+    /// <summary>
+    /// Whether the JSON opens a container deeper than <see cref="MaxDepth"/> before anything else is wrong with it (which is
+    /// what made the parse fail then). The reader keeps no stack of its own, so any depth is safe to scan.
+    /// </summary>
+    static bool NestsDeeperThanLimit(ReadOnlySpan<byte> body)
+    {
+        var reader = new Utf8JsonReader(body, new JsonReaderOptions { MaxDepth = body.Length + 1 });
+        try
+        {
+            while (reader.Read())
+            {
+                if (reader.TokenType is JsonTokenType.StartObject or JsonTokenType.StartArray && reader.CurrentDepth >= MaxDepth)
+                    return true;
+            }
+        }
+        catch (JsonException)
+        {
+            // broken before it got too deep
+        }
+        return false;
     }
 
     static bool IsMassTransitEnvelope(JsonElement root, out JsonElement message)
@@ -103,7 +146,7 @@ public static partial class TaskParser
             throw new InvalidTaskException("id", "missing or empty");
         if (task.Id.Length > MaxIdLength)
             throw new InvalidTaskException("id", $"{task.Id.Length} characters is over the limit of {MaxIdLength}");
-        if (!IdPattern().IsMatch(task.Id))
+        if (!IsValidId(task.Id))
             throw new InvalidTaskException("id", $"'{Truncate(task.Id)}' may only hold letters, digits and . _ : @ / - and must start with a letter or digit");
         if (!Enum.IsDefined(task.Lane))
             throw new InvalidTaskException("lane", $"{(int)task.Lane} is not a lane; expected one of {SessionLanes.NamesList}");
@@ -112,12 +155,26 @@ public static partial class TaskParser
         var size = PayloadBytes(task.Payload);
         if (size > maxPayloadBytes)
             throw new InvalidTaskException("payload", $"{size} bytes is over the limit of {maxPayloadBytes} bytes");
+        // Checked before the task runs, not left to its result: the payload is echoed and re-published, and JSON holding an
+        // unpaired surrogate escape can be read but never written again (the result would fail to serialize after the run).
+        RequireUnicode(task.Payload, "payload");
+        if (task.Checkpoint is { } checkpoint)
+            RequireUnicode(checkpoint, "checkpoint");
         if (task.TimeoutMs is <= 0)
             throw new InvalidTaskException("timeout_ms", $"{task.TimeoutMs} must be a positive number of milliseconds");
         if (task.TimeoutMs is > MaxTimeoutMs)
             throw new InvalidTaskException("timeout_ms", $"{task.TimeoutMs} is over the limit of {MaxTimeoutMs} ms (about 24.8 days)");
         CheckLength("command_type", task.CommandType);
         CheckLength("session_id", task.SessionId);
+    }
+
+    /// <summary>Whether <paramref name="id"/> is a valid task id (length and characters), as <see cref="Validate"/> checks it.</summary>
+    public static bool IsValidId(string? id) => id is { Length: > 0 and <= MaxIdLength } && IdPattern().IsMatch(id);
+
+    static void RequireUnicode(JsonElement value, string field)
+    {
+        if (!TaskJson.IsUnicode(value))
+            throw new InvalidTaskException(field, "not valid Unicode text: a string or key holds an unpaired surrogate escape such as \\ud800");
     }
 
     /// <summary>The payload's size as UTF-8 JSON, as it travels.</summary>
@@ -182,7 +239,10 @@ public static partial class TaskParser
         }
     }
 
-    /// <summary>A JSON number with no fraction (<c>5</c>, <c>5.0</c> and <c>5e0</c> alike); saturates outside the range of long.</summary>
+    /// <summary>
+    /// A JSON number with no fraction (<c>5</c>, <c>5.0</c> and <c>5e0</c> alike); saturates outside the range of long. Only call
+    /// it on a number.
+    /// </summary>
     static bool TryGetWholeNumber(JsonElement value, out long number)
     {
         if (value.TryGetInt64(out number))
@@ -194,12 +254,16 @@ public static partial class TaskParser
             number = exact > long.MaxValue ? long.MaxValue : exact < long.MinValue ? long.MinValue : (long)exact;
             return true;
         }
-        if (value.TryGetDouble(out var approximate) && double.IsFinite(approximate) && approximate == Math.Floor(approximate))
+        if (value.TryGetDouble(out var approximate) && double.IsFinite(approximate))
         {
+            if (approximate != Math.Floor(approximate))
+                return false;
             number = approximate > 0 ? long.MaxValue : long.MinValue;
             return true;
         }
-        return false;
+        // Beyond double's range (1e400): a whole number, far out of any limit.
+        number = value.GetRawText().StartsWith('-') ? long.MinValue : long.MaxValue;
+        return true;
     }
 
     static string RequiredString(JsonElement root, string name)
@@ -226,7 +290,12 @@ public static partial class TaskParser
             return null;
         if (value.ValueKind != JsonValueKind.Number || !TryGetWholeNumber(value, out var number))
             throw new InvalidTaskException(name, $"must be a whole number of milliseconds, got {(value.ValueKind == JsonValueKind.Number ? Truncate(value.GetRawText()) : Describe(value.ValueKind))}");
-        return number > 0 ? number : throw new InvalidTaskException(name, $"{number} must be a positive number of milliseconds");
+        // The number as it was sent: 1e20 is reported as 1e20, not as the long it saturated to.
+        if (number <= 0)
+            throw new InvalidTaskException(name, $"{Truncate(value.GetRawText())} must be a positive number of milliseconds");
+        if (number > MaxTimeoutMs)
+            throw new InvalidTaskException(name, $"{Truncate(value.GetRawText())} is over the limit of {MaxTimeoutMs} ms (about 24.8 days)");
+        return number;
     }
 
     static bool OptionalBool(JsonElement root, string name)
@@ -263,7 +332,9 @@ public static partial class TaskParser
         _ => "nothing",
     };
 
-    static string Truncate(string value) => value.Length <= 40 ? value : value[..40] + "…";
+    /// <summary>At most 40 UTF-16 units of <paramref name="value"/>, never cutting a surrogate pair in two.</summary>
+    internal static string Truncate(string value) =>
+        value.Length <= 40 ? value : value[..(char.IsHighSurrogate(value[39]) ? 39 : 40)] + "…";
 
     // \z, not $: in .NET, $ also matches before a final newline.
     [GeneratedRegex(@"^[A-Za-z0-9][A-Za-z0-9._:@/-]*\z")]

@@ -80,7 +80,8 @@ public sealed class DeadLetters(IConnection connection)
         }
         catch (InvalidTaskException)
         {
-            // malformed: listed, but it cannot be redriven
+            // malformed: listed (with its id when that can be read), but it cannot be redriven
+            id = TaskIdentity.Read(message.Body.Span)?.Id;
         }
         return new DeadLetter(
             id ?? message.BasicProperties.MessageId,

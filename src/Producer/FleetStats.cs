@@ -22,7 +22,6 @@ public sealed record LaneStats
     [JsonPropertyName("failed")] public long Failed { get; init; }
     [JsonPropertyName("dead_lettered")] public long DeadLettered { get; init; }
     [JsonPropertyName("dead_letters_waiting")] public long DeadLettersWaiting { get; init; }
-    [JsonPropertyName("oldest_waiting_ms")] public long? OldestWaitingMs { get; init; }
 }
 
 /// <summary>The whole fleet: lanes, consumers online, totals.</summary>
@@ -74,8 +73,8 @@ internal static class FleetStats
         foreach (var lane in SessionLanes.All)
         {
             var mine = consumers.Select(c => c.Lanes.FirstOrDefault(l => l.Lane == lane)).OfType<LaneHeartbeat>().ToList();
-            var (pending, oldest) = priorityTopology ? (null, null) : await DepthAsync(connection, BrokerNames.LaneQueue(lane), cancellationToken);
-            var (deadLetters, _) = await DepthAsync(connection, BrokerNames.DeadLetterQueue(priorityTopology ? BrokerNames.PriorityQueue : BrokerNames.LaneQueue(lane)), cancellationToken, peek: false);
+            var pending = priorityTopology ? null : await ReadyAsync(connection, BrokerNames.LaneQueue(lane), cancellationToken);
+            var deadLetters = await ReadyAsync(connection, BrokerNames.DeadLetterQueue(priorityTopology ? BrokerNames.PriorityQueue : BrokerNames.LaneQueue(lane)), cancellationToken);
             var modes = mine.Select(l => l.HandlerMode).Distinct().ToList();
             lanes.Add(new LaneStats
             {
@@ -90,7 +89,6 @@ internal static class FleetStats
                 Failed = mine.Sum(l => l.Failed),
                 DeadLettered = mine.Sum(l => l.DeadLettered),
                 DeadLettersWaiting = deadLetters ?? 0,
-                OldestWaitingMs = oldest,
             });
         }
         return new QueueStats
@@ -103,40 +101,21 @@ internal static class FleetStats
         };
     }
 
-    /// <summary>Ready count of a queue and the age of its head message (peeked, then put back); nulls when it does not exist.</summary>
-    static async Task<(long? Ready, long? OldestMs)> DepthAsync(IConnection connection, string queue, CancellationToken cancellationToken, bool peek = true)
+    /// <summary>
+    /// Ready count of a queue (a passive declare), or null when it does not exist. Messages are never touched: a peek
+    /// (basic.get + requeue) would count as a delivery on a quorum queue with a delivery limit and, read often enough, move
+    /// a waiting task to the dead-letter queue; it would also mark the head redelivered.
+    /// </summary>
+    static async Task<long?> ReadyAsync(IConnection connection, string queue, CancellationToken cancellationToken)
     {
         await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
         try
         {
-            var ready = (await channel.QueueDeclarePassiveAsync(queue, cancellationToken)).MessageCount;
-            long? oldest = null;
-            if (peek && ready > 0 && await channel.BasicGetAsync(queue, autoAck: false, cancellationToken) is { } head)
-            {
-                oldest = CreatedAt(head) is { } created ? (long)(DateTimeOffset.UtcNow - created).TotalMilliseconds : null;
-                await channel.BasicNackAsync(head.DeliveryTag, multiple: false, requeue: true, cancellationToken);
-            }
-            return (ready, oldest);
+            return (await channel.QueueDeclarePassiveAsync(queue, cancellationToken)).MessageCount;
         }
         catch (RabbitMQ.Client.Exceptions.OperationInterruptedException)
         {
-            return (null, null);
+            return null;
         }
-    }
-
-    static DateTimeOffset? CreatedAt(BasicGetResult message)
-    {
-        try
-        {
-            using var document = JsonDocument.Parse(message.Body);
-            if (document.RootElement.ValueKind == JsonValueKind.Object && document.RootElement.TryGetProperty("created_at", out var created)
-                && created.TryGetDateTimeOffset(out var at))
-                return at;
-        }
-        catch (JsonException)
-        {
-            // fall back to the AMQP timestamp
-        }
-        return message.BasicProperties.Timestamp.UnixTime > 0 ? DateTimeOffset.FromUnixTimeSeconds(message.BasicProperties.Timestamp.UnixTime) : null;
     }
 }

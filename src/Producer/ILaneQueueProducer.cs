@@ -36,6 +36,12 @@ public interface ILaneQueueProducer
     Task CompleteExternalTaskAsync(ExternalCompletion completion, CancellationToken cancellationToken = default);
 
     /// <summary>
+    /// Looks a task up in the history (its events and results, kept for 7 days), also after it finished: the timeline of
+    /// <paramref name="taskId"/> over the last <paramref name="lookBack"/> (default: the whole retention).
+    /// </summary>
+    Task<TaskHistory> GetTaskHistoryAsync(string taskId, TimeSpan? lookBack = null, CancellationToken cancellationToken = default);
+
+    /// <summary>
     /// Follows lifecycle events (<see cref="TaskEvent"/>); <paramref name="pattern"/> is a topic binding such as
     /// <c>command.#</c> or <c>command.completed.query</c>. Dispose the result to stop.
     /// </summary>

@@ -179,6 +179,10 @@ public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
         return channel;
     }
 
+    /// <inheritdoc />
+    public Task<TaskHistory> GetTaskHistoryAsync(string taskId, TimeSpan? lookBack = null, CancellationToken cancellationToken = default) =>
+        TaskHistoryReader.ReadAsync(_connection, taskId, lookBack ?? TimeSpan.FromDays(7), cancellationToken);
+
     /// <summary>Fleet-wide stats: heartbeats heard over <paramref name="listen"/> (default 2.5 s) plus the broker's depths.</summary>
     public Task<QueueStats> ReadStatsAsync(TimeSpan? listen = null, CancellationToken cancellationToken = default) =>
         FleetStats.ReadAsync(_connection, listen ?? TimeSpan.FromMilliseconds(2500), cancellationToken);
@@ -210,7 +214,9 @@ public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
     public async Task SendFleetCommandAsync(FleetCommand command, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(command);
-        await PublishConfirmedAsync(BrokerNames.FleetExchange, "", TaskJson.Serialize(command), $"fleet command '{command.Command}'", cancellationToken);
+        // Pause, resume and handler modes are lasting state (kept without an age limit); the rest only needs the day-long log.
+        var exchange = BrokerNames.IsFleetState(command.Command) ? BrokerNames.FleetState : BrokerNames.FleetExchange;
+        await PublishConfirmedAsync(exchange, "", TaskJson.Serialize(command), $"fleet command '{command.Command}'", cancellationToken);
     }
 
     /// <summary>Completes a task of an External lane (the reference's <c>complete_external_task</c>).</summary>

@@ -10,10 +10,12 @@ using RabbitMQ.Client.Events;
 namespace LaneQueue.Consumer;
 
 /// <summary>
-/// Keeps this consumer in step with the fleet: replays and follows the fleet command stream
-/// (<see cref="BrokerNames.FleetLog"/>: cancellations, handler modes), and follows the other consumers'
-/// <c>command.*</c> events so a task id that runs or ran elsewhere is not run twice. Starts before the bus, and
-/// waits for the replay, so no task is taken before the commands issued earlier are known.
+/// Keeps this consumer in step with the fleet: replays the lasting fleet state (<see cref="BrokerNames.FleetState"/>:
+/// pauses, handler modes, kept without an age limit), replays and follows the fleet command stream
+/// (<see cref="BrokerNames.FleetLog"/>: cancellations, drains and the same state commands, for a day), and follows the
+/// other consumers' <c>command.*</c> events so a task id that runs or ran elsewhere is not run twice. Starts before the
+/// bus, and waits for the replay, so no task is taken before the commands issued earlier are known. A state command
+/// arrives through both streams: for each lane the newest pause/resume and the newest handler mode win, by their time.
 /// </summary>
 internal sealed class FleetListener(
     IOptions<LaneQueueOptions> options,
@@ -27,6 +29,7 @@ internal sealed class FleetListener(
     static readonly string[] FollowedEvents = [TaskEvent.Started, TaskEvent.Completed, TaskEvent.Preempted, TaskEvent.DeadLettered, TaskEvent.Cancelled, TaskEvent.Failed];
 
     readonly DateTimeOffset _startedAt = DateTimeOffset.UtcNow;
+    readonly Dictionary<(SessionLane Lane, bool Pause), DateTimeOffset> _stateAt = [];
     IConnection? _connection;
     long _lastDeliveryTicks;
 
@@ -44,6 +47,8 @@ internal sealed class FleetListener(
             await OnCommandAsync(delivery.Body);
             await commands.BasicAckAsync(delivery.DeliveryTag, false);
         };
+        await commands.BasicConsumeAsync(BrokerNames.FleetState, autoAck: false, $"{settings.ConsumerName}-fleet-state", noLocal: false, exclusive: false,
+            new Dictionary<string, object?> { ["x-stream-offset"] = "first" }, commandConsumer, cancellationToken);
         await commands.BasicConsumeAsync(BrokerNames.FleetLog, autoAck: false, $"{settings.ConsumerName}-fleet-log", noLocal: false, exclusive: false,
             new Dictionary<string, object?> { ["x-stream-offset"] = "first" }, commandConsumer, cancellationToken);
 
@@ -83,6 +88,8 @@ internal sealed class FleetListener(
             Log.FleetCommandIgnored(logger, ex.Message);
             return;
         }
+        if (BrokerNames.IsFleetState(command.Command) && !IsNewestState(command))
+            return; // seen already, through the other stream, or older than a state already applied
         if (ledger.Apply(command))
         {
             var cancelled = running.CancelWhere(ledger.IsCancelled);
@@ -104,6 +111,21 @@ internal sealed class FleetListener(
         {
             Log.FleetCommandApplied(logger, command.Command, command.Consumer, 0);
             lifetime.StopApplication();
+        }
+    }
+
+    /// <summary>Whether a pause/resume or handler-mode command is the newest seen for its lane (and records it).</summary>
+    bool IsNewestState(FleetCommand command)
+    {
+        if (!SessionLanes.TryParse(command.Lane, out var lane))
+            return true; // let the appliers ignore it as they always have
+        var key = (lane.Value, command.Command != FleetCommand.SetHandler);
+        lock (_stateAt)
+        {
+            if (_stateAt.TryGetValue(key, out var applied) && command.At <= applied)
+                return false;
+            _stateAt[key] = command.At;
+            return true;
         }
     }
 

@@ -14,7 +14,11 @@ internal sealed class EchoHandler : ITaskHandler
     }
 }
 
-/// <summary><c>sleep</c>: waits <c>payload.ms</c> milliseconds (an I/O-bound stand-in), honouring cancellation.</summary>
+/// <summary>
+/// <c>sleep</c>: waits <c>payload.ms</c> milliseconds (an I/O-bound stand-in), honouring cancellation; no <c>ms</c> (or a
+/// payload that is not an object) sleeps 0. An <c>ms</c> that is not a whole number from 0 to 2147483647 can never work: it
+/// is refused with <see cref="PermanentTaskException"/>, not retried.
+/// </summary>
 internal sealed class SleepHandler : ITaskHandler
 {
     public const string CommandType = "sleep";
@@ -22,10 +26,24 @@ internal sealed class SleepHandler : ITaskHandler
     public async Task<object?> HandleAsync(TaskContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        var payload = context.Task.Payload;
-        var ms = payload.ValueKind == JsonValueKind.Object && payload.TryGetProperty("ms", out var value) && value.TryGetInt32(out var n) ? n : 0;
+        var ms = Milliseconds(context.Task.Payload);
         await Task.Delay(ms, context.CancellationToken);
         return new { slept_ms = ms };
+    }
+
+    static int Milliseconds(JsonElement payload)
+    {
+        if (payload.ValueKind != JsonValueKind.Object || !payload.TryGetProperty("ms", out var value) || value.ValueKind == JsonValueKind.Null)
+            return 0;
+        return value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out var ms) && ms >= 0
+            ? ms
+            : throw new PermanentTaskException("payload", $"ms must be a whole number of milliseconds from 0 to {int.MaxValue}, got {Shown(value)}");
+    }
+
+    static string Shown(JsonElement value)
+    {
+        var text = value.GetRawText();
+        return text.Length <= 40 ? text : text[..40] + "…";
     }
 }
 

@@ -7,7 +7,8 @@ namespace LaneQueue.Consumer;
 /// Runs one kind of task (selected by <c>command_type</c>), reading the payload from <see cref="TaskContext.Task"/> itself.
 /// The returned object becomes the result JSON (System.Text.Json, camelCase names); return
 /// <see cref="TaskContext.Yield"/> to give the slot up. A thrown exception fails the run: it is retried per the retry
-/// policy, then dead-lettered.
+/// policy, then dead-lettered with a <c>failed</c> result; throw <see cref="PermanentTaskException"/> for a task that can never
+/// succeed, which is not retried.
 /// </summary>
 public interface ITaskHandler
 {
@@ -17,7 +18,8 @@ public interface ITaskHandler
 /// <summary>
 /// Runs one kind of task with its payload deserialized into <typeparamref name="TPayload"/> (System.Text.Json web defaults:
 /// camelCase, case-insensitive; missing required or non-nullable members refused). A payload that does not fit the type
-/// is never retried: the task fails at once and goes to the lane's dead-letter queue with the reason (<c>payload: does not fit ...</c>). Register it like any handler:
+/// is never retried: the task fails at once and goes to the lane's dead-letter queue with the reason (<c>payload: does not fit ...</c>);
+/// the handler itself can refuse one the same way by throwing <see cref="PermanentTaskException"/>. Register it like any handler:
 /// <c>AddHandler&lt;MyHandler&gt;("my-command")</c>.
 /// </summary>
 public interface ITaskHandler<in TPayload>

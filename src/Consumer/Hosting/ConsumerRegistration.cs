@@ -47,6 +47,7 @@ public static class ConsumerRegistration
         services.AddSingleton<TaskExecution>();
         services.AddSingleton<TaskOutcome>();
         services.AddSingleton<TaskLedger>();
+        services.AddSingleton<DeadLetterAnswers>();
         services.AddSingleton<LaneModes>();
         services.AddSingleton<BrokerPublisher>();
         services.AddSingleton<FleetListener>();
@@ -90,6 +91,7 @@ public static class ConsumerRegistration
                 }
 
                 var endpoints = context.GetRequiredService<LaneEndpoints>();
+                var answers = context.GetRequiredService<DeadLetterAnswers>();
                 foreach (var (queue, lane) in LaneQueues(settings))
                 {
                     cfg.ReceiveEndpoint(queue, e =>
@@ -113,7 +115,7 @@ public static class ConsumerRegistration
                                 b.RoutingKey = BrokerNames.RoutingKey(bound);
                             });
                         }
-                        e.UseContractDeadLetters(settings.MaxPayloadBytes);
+                        e.UseContractDeadLetters(settings.MaxPayloadBytes, answers);
                         e.ConnectReceiveEndpointObserver(endpoints);
                         e.ConfigureConsumer<LaneTaskConsumer>(context);
                     });

@@ -18,6 +18,12 @@ internal static partial class Log
     [LoggerMessage(1003, LogLevel.Warning, "Task {TaskId} in lane {Lane} ended {Status}: {Error}; moved to the dead-letter queue")]
     public static partial void TaskFailed(ILogger logger, string taskId, string lane, string status, string error);
 
+    [LoggerMessage(1009, LogLevel.Information, "No result for task {TaskId}: {Reason}")]
+    public static partial void AnswerSkipped(ILogger logger, string taskId, string reason);
+
+    [LoggerMessage(1010, LogLevel.Error, "Could not publish the result of dead-lettered task {TaskId} ({Error}); it waits in the dead-letter queue without one")]
+    public static partial void AnswerFailed(ILogger logger, string taskId, string error);
+
     [LoggerMessage(1004, LogLevel.Warning, "Rejected a message from {Queue}: {Reason}; moved to the dead-letter queue")]
     public static partial void MessageRejected(ILogger logger, string queue, string reason);
 

@@ -13,9 +13,11 @@ namespace LaneQueue.Consumer;
 /// Takes one delivered task through its lifecycle, in three steps with a class each: admission
 /// (<see cref="TaskAdmission"/>: rate limit, slot, preemption), execution (<see cref="TaskExecution"/>: handler or external
 /// worker under the timeout) and outcome (<see cref="TaskOutcome"/>: result, event, retry, checkpoint or dead letter). Before
-/// admission it reads the task from the raw body (plain JSON or MassTransit envelope; a task that breaks the contract is
-/// thrown at once and dead-lettered with the reason) and skips it when its lane is paused by an operator, when it was
-/// cancelled, or when its id already ran.
+/// admission it reads the task from the raw body (plain JSON or MassTransit envelope; a task that breaks the contract, or
+/// names a command type nobody handles, is thrown at once: the error pipe dead-letters it and <see cref="DeadLetterAnswers"/>
+/// publishes its result) and skips it when its lane is paused by an operator, when it was cancelled, or when its id already
+/// ran. A delivery whose result this consumer published before dead-lettering it is marked answered, so nothing after it
+/// answers again; a redelivered copy of it is dead-lettered again without a second result.
 /// </summary>
 internal sealed class LaneTaskConsumer(
     TaskAdmission admission,
@@ -26,6 +28,7 @@ internal sealed class LaneTaskConsumer(
     LaneModes modes,
     LaneActivity activity,
     LaneEndpoints endpoints,
+    DeadLetterAnswers answers,
     IHostApplicationLifetime lifetime,
     IOptions<LaneQueueOptions> options,
     ILogger<LaneTaskConsumer> logger) : IConsumer<TaskDelivery>
@@ -40,7 +43,15 @@ internal sealed class LaneTaskConsumer(
     {
         var settings = options.Value;
         var task = ReadTask(context, settings);
-        var attempt = AttemptOf(context);
+        var attempt = DeadLetterAnswers.AttemptOf(context.ReceiveContext);
+        if (answers.AnsweredBefore(context.ReceiveContext, out var reason) && reason is not null)
+        {
+            // Failed here for good and answered, but the move to the dead-letter queue was lost (its channel or connection closed
+            // before the ack): dead-lettered again without running and without a second result.
+            Log.TaskSkipped(logger, task.Id, task.Lane.WireName(), "redelivered copy of a task answered and dead-lettered before; dead-lettered again without a second result");
+            answers.MarkAnswered(context.ReceiveContext, reason);
+            throw new TaskDeadLetteredException(reason);
+        }
         var headers = context.ReceiveContext.TransportHeaders;
         using var trace = LaneQueueTelemetry.Source.StartActivity($"{task.Lane.WireName()} run", ActivityKind.Consumer,
             LaneQueueTelemetry.Extract(name => headers.TryGetHeader(name, out var value) ? value as string ?? (value is byte[] b ? System.Text.Encoding.UTF8.GetString(b) : value?.ToString()) : null));
@@ -84,7 +95,12 @@ internal sealed class LaneTaskConsumer(
         {
             await RunAsync(context, task, attempt, run, properties);
         }
-        catch (Exception ex) when (ex is not (TaskDeadLetteredException or InvalidTaskException))
+        catch (TaskDeadLetteredException ex)
+        {
+            answers.MarkAnswered(context.ReceiveContext, ex.Message); // TaskOutcome published its result
+            throw;
+        }
+        catch (Exception ex) when (ex is not InvalidTaskException)
         {
             await outcome.AbandonedAsync(task, attempt, ex);
             throw;
@@ -149,10 +165,4 @@ internal sealed class LaneTaskConsumer(
             throw;
         }
     }
-
-    static int AttemptOf(ConsumeContext context) =>
-        context.ReceiveContext.TransportHeaders.TryGetHeader(BrokerNames.AttemptHeader, out var value) && value is not null
-            && int.TryParse(value is byte[] bytes ? System.Text.Encoding.UTF8.GetString(bytes) : value.ToString(), out var attempt)
-            ? Math.Max(0, attempt)
-            : 0;
 }

@@ -18,19 +18,30 @@ internal static class ContractDeadLetters
 {
     const string EnvelopeContentType = "application/vnd.masstransit+json";
 
-    /// <summary>Replaces MassTransit's dead-letter (<c>_skipped</c>) and error pipes of a lane endpoint.</summary>
-    public static void UseContractDeadLetters(this IReceiveEndpointConfigurator endpoint, int maxPayloadBytes)
+    /// <summary>
+    /// Replaces MassTransit's dead-letter (<c>_skipped</c>) and error pipes of a lane endpoint, and puts the oversized-body
+    /// check in front of everything else; each path answers a message with a readable id through <paramref name="answers"/>.
+    /// </summary>
+    public static void UseContractDeadLetters(this IReceiveEndpointConfigurator endpoint, int maxPayloadBytes, DeadLetterAnswers answers)
     {
         ArgumentNullException.ThrowIfNull(endpoint);
-        endpoint.ConfigureDeadLetter(d => d.UseFilter(new SkippedMessageFilter(maxPayloadBytes)));
+        endpoint.ConfigureReceive(r => r.UseFilter(new OversizedBodyFilter(maxPayloadBytes, answers)));
+        endpoint.ConfigureDeadLetter(d => d.UseFilter(new SkippedMessageFilter(maxPayloadBytes, answers)));
         endpoint.ConfigureError(e =>
         {
-            e.UseFilter(new ContractReasonFilter(maxPayloadBytes));
+            e.UseFilter(new ContractReasonFilter(maxPayloadBytes, answers));
             // MassTransit's own error pipe, as it builds it when none is configured.
             e.UseFilter(new GenerateFaultFilter());
             e.UseFilter(new ErrorTransportFilter());
         });
     }
+
+    /// <summary>MassTransit's error pipe (fault, then the move to the dead-letter queue), for filters outside its rescue.</summary>
+    public static readonly IPipe<ExceptionReceiveContext> ErrorPipe = Pipe.New<ExceptionReceiveContext>(p =>
+    {
+        p.UseFilter(new GenerateFaultFilter());
+        p.UseFilter(new ErrorTransportFilter());
+    });
 
     /// <summary>Why this message cannot be a task, or null when its body is a valid task.</summary>
     public static InvalidTaskException? Explain(ReceiveContext context, int maxPayloadBytes)
@@ -130,42 +141,46 @@ internal static class ContractDeadLetters
 
 /// <summary>
 /// Runs instead of MassTransit's "_skipped" queue: a message no consumer took (an envelope of another message type,
-/// say) goes to the lane's dead-letter queue with a reason. It must not throw: this pipe runs outside MassTransit's
-/// rescue, and a throw there sends the message back to the queue, to be redelivered at once, for ever.
+/// say) goes to the lane's dead-letter queue with a reason, answered when its id can be read. It must not throw: this
+/// pipe runs outside MassTransit's rescue, and a throw there sends the message back to the queue, to be redelivered at once,
+/// for ever.
 /// </summary>
-internal sealed class SkippedMessageFilter(int maxPayloadBytes) : IFilter<ReceiveContext>
+internal sealed class SkippedMessageFilter(int maxPayloadBytes, DeadLetterAnswers answers) : IFilter<ReceiveContext>
 {
-    static readonly IPipe<ExceptionReceiveContext> ErrorPipe = Pipe.New<ExceptionReceiveContext>(p =>
-    {
-        p.UseFilter(new GenerateFaultFilter());
-        p.UseFilter(new ErrorTransportFilter());
-    });
-
-    public Task Send(ReceiveContext context, IPipe<ReceiveContext> next)
+    public async Task Send(ReceiveContext context, IPipe<ReceiveContext> next)
     {
         ArgumentNullException.ThrowIfNull(context);
         var reason = ContractDeadLetters.Explain(context, maxPayloadBytes)
             ?? new InvalidTaskException("body", $"no consumer accepted this message (content type {context.ContentType?.MediaType ?? "none"}); a MassTransit envelope must carry urn:message:LaneQueue.Contracts:ExternalTask");
-        return ErrorPipe.Send(ContractDeadLetters.ForDeadLetterQueue(context, reason));
+        await answers.AnswerAsync(context, reason);
+        await ContractDeadLetters.ErrorPipe.Send(ContractDeadLetters.ForDeadLetterQueue(context, reason));
     }
 
     public void Probe(ProbeContext context) => context?.CreateFilterScope("lanequeue-skipped");
 }
 
 /// <summary>
-/// First filter of the error pipe: when MassTransit itself failed on a message (its deserializer, say), the fault
-/// carries the contract's reason (<c>body: not valid JSON</c>, <c>body: expected a JSON object, got null</c>) instead of
-/// a serializer's internals; faults of the task consumer and of handlers keep theirs. Either way oversized headers are
-/// cut from the dead-letter copy (<see cref="ContractDeadLetters.ForDeadLetterQueue"/>).
+/// First filter of the error pipe. When MassTransit itself failed on a message (its deserializer, say), the fault carries
+/// the contract's reason (<c>body: not valid JSON</c>, <c>body: expected a JSON object, got null</c>) instead of a
+/// serializer's internals; a run the consumer had to abandon gets <c>consumer: ...</c>; faults the task consumer answered
+/// itself (a handler's failure) keep theirs. A message with a readable id that nobody answered yet gets its result and
+/// event here (<see cref="DeadLetterAnswers"/>). Either way oversized headers are cut from the dead-letter copy
+/// (<see cref="ContractDeadLetters.ForDeadLetterQueue"/>).
 /// </summary>
-internal sealed class ContractReasonFilter(int maxPayloadBytes) : IFilter<ExceptionReceiveContext>
+internal sealed class ContractReasonFilter(int maxPayloadBytes, DeadLetterAnswers answers) : IFilter<ExceptionReceiveContext>
 {
-    public Task Send(ExceptionReceiveContext context, IPipe<ExceptionReceiveContext> next)
+    public async Task Send(ExceptionReceiveContext context, IPipe<ExceptionReceiveContext> next)
     {
         ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(next);
-        var reason = context.Exception is not InvalidTaskException ? ContractDeadLetters.Explain(context, maxPayloadBytes) : null;
-        return next.Send(ContractDeadLetters.ForDeadLetterQueue(context, reason ?? context.Exception));
+        var reason = context.Exception;
+        if (!DeadLetterAnswers.IsAnswered(context))
+        {
+            reason = context.Exception as InvalidTaskException ?? ContractDeadLetters.Explain(context, maxPayloadBytes)
+                ?? (Exception)new TaskDeadLetteredException($"consumer: could not finish the task: {context.Exception.Message} ({context.Exception.GetType().Name})");
+            await answers.AnswerAsync(context, reason);
+        }
+        await next.Send(ContractDeadLetters.ForDeadLetterQueue(context, reason));
     }
 
     public void Probe(ProbeContext context) => context?.CreateFilterScope("lanequeue-contract-reason");

@@ -17,8 +17,9 @@ internal abstract record RunEnd
     public sealed record Cancelled : RunEnd;
 
     /// <summary>
-    /// The run failed. <see cref="Retryable"/> is false for a failure that can never succeed (the payload does not fit the
-    /// handler: an <see cref="InvalidTaskException"/>), which goes to the dead-letter queue without retries.
+    /// The run failed. <see cref="Retryable"/> is false for a failure that can never succeed (<see cref="TaskErrors.IsPermanent"/>:
+    /// the payload does not fit the handler, the handler threw <see cref="PermanentTaskException"/>, the result cannot be
+    /// written), which goes to the dead-letter queue without retries.
     /// </summary>
     public sealed record Failed(string Error, bool TimedOut, bool Retryable, Exception Exception) : RunEnd;
 }
@@ -59,19 +60,19 @@ internal sealed class TaskExecution(TaskHandlers handlers, IServiceProvider serv
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         if (timeoutMs is { } ms)
             deadline.CancelAfter(TimeSpan.FromMilliseconds(Math.Clamp(ms, 1, TaskParser.MaxTimeoutMs)));
-        object? value;
+        RunEnd end;
         try
         {
             if (handler is null)
             {
                 var completion = await external.RunAsync(task, settings.ConsumerName, TimeSpan.FromMilliseconds(timeoutMs ?? mode.TimeoutMs), deadline.Token);
-                value = completion.Success ? completion.Result : throw new ExternalTaskFailedException(completion.Error ?? "the external worker reported a failure");
+                end = completion.Success ? Ended(completion.Result) : throw new ExternalTaskFailedException(completion.Error ?? "the external worker reported a failure");
             }
             else
             {
                 if (mode.Mode == TaskHandlerMode.Hybrid)
                     await external.AnnounceAsync(task, settings.ConsumerName, stopping);
-                value = await handler.HandleAsync(new TaskContext
+                end = Ended(await handler.HandleAsync(new TaskContext
                 {
                     Task = task,
                     ConsumerName = settings.ConsumerName,
@@ -80,7 +81,7 @@ internal sealed class TaskExecution(TaskHandlers handlers, IServiceProvider serv
                     TimeoutMs = timeoutMs,
                     CancellationToken = deadline.Token,
                     YieldRequested = run.Yield.Token,
-                }).WaitAsync(deadline.Token); // a handler that ignores its token is abandoned at the deadline, its slot freed
+                }).WaitAsync(deadline.Token)); // a handler that ignores its token is abandoned at the deadline, its slot freed
             }
         }
         catch (OperationCanceledException) when (run.Cancel.IsCancellationRequested)
@@ -90,17 +91,15 @@ internal sealed class TaskExecution(TaskHandlers handlers, IServiceProvider serv
         catch (Exception ex) when (!abandoned.IsCancellationRequested)
         {
             var timedOut = deadline.IsCancellationRequested && !stopping.IsCancellationRequested || ex is TimeoutException;
-            return new RunEnd.Failed(timedOut ? $"timed out after {timeoutMs} ms" : ex.Message, timedOut, ex is not InvalidTaskException, ex);
+            return new RunEnd.Failed(timedOut ? $"timed out after {timeoutMs} ms" : ex.Message, timedOut, !TaskErrors.IsPermanent(ex), ex);
         }
-
-        return value switch
-        {
-            TaskYield yielded => new RunEnd.Yielded(yielded.Checkpoint is null ? null : JsonSerializer.SerializeToElement(yielded.Checkpoint, TaskJson.Options)),
-            null => new RunEnd.Completed(TaskJson.EmptyObject),
-            JsonElement element => new RunEnd.Completed(element),
-            _ => new RunEnd.Completed(JsonSerializer.SerializeToElement(value, TaskJson.Options)),
-        };
+        return end;
     }
+
+    /// <summary>What a handler's return value means; inside the run's error handling, so a result that cannot be JSON fails the run.</summary>
+    static RunEnd Ended(object? value) => value is TaskYield yielded
+        ? new RunEnd.Yielded(yielded.Checkpoint is null ? null : TaskErrors.ResultJson(yielded.Checkpoint))
+        : new RunEnd.Completed(TaskErrors.ResultJson(value));
 }
 
 /// <summary>An external worker completed a task with <c>success: false</c>.</summary>

@@ -25,6 +25,7 @@ internal sealed class TaskLedger(TimeProvider clock)
     readonly ConcurrentDictionary<string, Entry> _ids = new(StringComparer.Ordinal);
     readonly ConcurrentDictionary<string, DateTimeOffset> _cancelledIds = new(StringComparer.Ordinal);
     readonly ConcurrentDictionary<string, DateTimeOffset> _cancelledSessions = new(StringComparer.Ordinal);
+    readonly ConcurrentDictionary<UInt128, (string? Reason, DateTimeOffset At)> _answered = new();
 
     public TaskLedger() : this(TimeProvider.System) { }
 
@@ -56,6 +57,43 @@ internal sealed class TaskLedger(TimeProvider clock)
             _ids.TryRemove(taskId, out _);
         else
             _ids[taskId] = new Entry(state, consumer, clock.GetUtcNow());
+    }
+
+    /// <summary>
+    /// Remembers that the message whose body hashes to <paramref name="digest"/> was answered (result and terminal event
+    /// published) and dead-lettered, so that a redelivered copy is not answered again; with the <paramref name="reason"/>
+    /// it was dead-lettered for when the consumer itself failed it (a copy is then dead-lettered again without running).
+    /// At most <see cref="MaxAnswered"/> entries of <see cref="Window"/>: about 100 bytes each, plus the reasons kept.
+    /// </summary>
+    public void RecordAnswered(UInt128 digest, string? reason)
+    {
+        if (_answered.Count >= MaxAnswered)
+            TrimAnswered();
+        _answered[digest] = (reason is { Length: > 1000 } ? reason[..1000] : reason, clock.GetUtcNow());
+    }
+
+    /// <summary>Whether the message whose body hashes to <paramref name="digest"/> was answered within the window, and why it was dead-lettered.</summary>
+    public bool WasAnswered(UInt128 digest, out string? reason)
+    {
+        reason = null;
+        if (!_answered.TryGetValue(digest, out var answered) || clock.GetUtcNow() - answered.At > Window)
+            return false;
+        reason = answered.Reason;
+        return true;
+    }
+
+    const int MaxAnswered = 100_000;
+
+    void TrimAnswered()
+    {
+        var cutoff = clock.GetUtcNow() - Window;
+        foreach (var (digest, answered) in _answered)
+        {
+            if (answered.At < cutoff)
+                _answered.TryRemove(digest, out _);
+        }
+        foreach (var (digest, _) in _answered.OrderBy(kv => kv.Value.At).Take(Math.Max(0, _answered.Count - MaxAnswered * 9 / 10)))
+            _answered.TryRemove(digest, out _);
     }
 
     /// <summary>Applies a fleet command; returns true when it was a cancellation.</summary>

@@ -81,8 +81,10 @@ internal sealed class TaskOutcome(
         await PublishResultAsync(task, attempt, startedAt, status, failed.Error, TaskJson.EmptyObject);
         metrics.Count(ConsumerMetrics.Outcome.DeadLettered, task.Lane);
         await publisher.PublishEventAsync(Event(TaskEvent.DeadLettered, task, attempt, failed.Error));
-        var why = failed.Retryable ? $"{status} after {attempt + 1} attempt(s)" : $"{status}, not retried (it cannot succeed)";
-        throw new TaskDeadLetteredException($"{why}: {failed.Error} ({failed.Exception.GetType().Name})");
+        // A failure that can never succeed already reads "field: problem"; a retried one says how often it was tried.
+        throw new TaskDeadLetteredException(failed.Retryable
+            ? $"{status} after {attempt + 1} attempt(s): {failed.Error} ({failed.Exception.GetType().Name})"
+            : $"{failed.Error} ({status}, not retried: it cannot succeed)");
     }
 
     /// <summary>Ends a task that did not run (cancelled before it started, a duplicate id) or was cancelled while running.</summary>
@@ -95,6 +97,21 @@ internal sealed class TaskOutcome(
             metrics.Count(ConsumerMetrics.Outcome.Cancelled, task.Lane);
         }
         await publisher.PublishEventAsync(Event(eventName, task, attempt, error));
+    }
+
+    /// <summary>
+    /// Ends a message that did not run and never will, and is on its way to the dead-letter queue (it breaks the contract,
+    /// names no handler, or the consumer could not finish it): a <c>failed</c> result with <paramref name="error"/> and a
+    /// <c>command.dead_lettered</c> event, both for the id and lane <see cref="DeadLetterAnswers"/> could read.
+    /// </summary>
+    public async Task RefusedAsync(TaskIdentity identity, SessionLane lane, int attempt, string error)
+    {
+        ArgumentNullException.ThrowIfNull(identity);
+        var task = new ExternalTask { Id = identity.Id, Lane = lane, SessionId = identity.SessionId };
+        Log.TaskFailed(logger, task.Id, lane.WireName(), TaskStatuses.Failed, error);
+        await PublishResultAsync(task, attempt, DateTimeOffset.UtcNow, TaskStatuses.Failed, error, TaskJson.EmptyObject);
+        metrics.Count(ConsumerMetrics.Outcome.DeadLettered, lane);
+        await publisher.PublishEventAsync(Event(TaskEvent.DeadLettered, task, attempt, error));
     }
 
     /// <summary>Puts a task that has not started back at the tail of its lane, untouched (confirmed before the ack).</summary>

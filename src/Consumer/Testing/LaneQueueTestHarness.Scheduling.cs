@@ -232,6 +232,12 @@ public sealed partial class LaneQueueTestHarness
                     _ledger.Record(task.Id, TaskLedger.Known.Unknown, _settings.ConsumerName);
                     PublishEventLocked(Event(TaskEvent.Failed, task, entry.Attempt, "abandoned: " + ex.Message));
                 }
+                else
+                {
+                    // A command type nobody handles can never succeed: as on the fleet, a failed result and command.dead_lettered, no retry.
+                    PublishResultLocked(task, entry.Attempt, DateTimeOffset.UtcNow, TaskStatuses.Failed, ex.Message, TaskJson.EmptyObject);
+                    PublishEventLocked(Event(TaskEvent.DeadLettered, task, entry.Attempt, ex.Message));
+                }
                 AddDeadLetterLocked(entry, ex.Message, entry.LastError);
             }
             return;
@@ -303,6 +309,7 @@ public sealed partial class LaneQueueTestHarness
             deadline.CancelAfter(TimeSpan.FromMilliseconds(Math.Clamp(ms, 1, TaskParser.MaxTimeoutMs)));
 
         object? value;
+        JsonElement result;
         try
         {
             if (handler is null)
@@ -326,6 +333,8 @@ public sealed partial class LaneQueueTestHarness
                     YieldRequested = run.Yield.Token,
                 }).WaitAsync(deadline.Token).ConfigureAwait(false); // a handler that ignores its token is abandoned at the deadline
             }
+            // As the consumer: a value that cannot be the result's JSON fails the run (not retried).
+            result = value is TaskYield ? default : TaskErrors.ResultJson(value);
         }
         catch (OperationCanceledException) when (run.Cancel.IsCancellationRequested)
         {
@@ -357,12 +366,6 @@ public sealed partial class LaneQueueTestHarness
             return;
         }
 
-        var result = value switch
-        {
-            null => TaskJson.EmptyObject,
-            JsonElement element => element,
-            _ => JsonSerializer.SerializeToElement(value, TaskJson.Options),
-        };
         lock (_lock)
         {
             PublishResultLocked(task, attempt, startedAt, TaskStatuses.Completed, null, result);
@@ -406,8 +409,9 @@ public sealed partial class LaneQueueTestHarness
         {
             _ledger.Record(task.Id, TaskLedger.Known.Unknown, _settings.ConsumerName);
             PublishEventLocked(Event(timedOut ? TaskEvent.Timeout : TaskEvent.Failed, task, attempt, error));
-            // A payload that does not fit a typed handler (InvalidTaskException) can never succeed: not retried, as on the fleet.
-            var retryable = ex is not InvalidTaskException;
+            // A failure that can never succeed (a payload that does not fit a typed handler, PermanentTaskException, a result
+            // that cannot be JSON) is not retried, as on the fleet.
+            var retryable = !TaskErrors.IsPermanent(ex);
             if (retryable && _settings.Queue.RetryPolicy.DelayBefore(attempt + 1) is { } delay)
             {
                 PublishEventLocked(Event(TaskEvent.Retry, task, attempt + 1, error) with { DelayMs = (long)delay.TotalMilliseconds });
@@ -415,8 +419,9 @@ public sealed partial class LaneQueueTestHarness
                 return;
             }
             var status = timedOut ? TaskStatuses.TimedOut : TaskStatuses.Failed;
-            var why = retryable ? $"{status} after {attempt + 1} attempt(s)" : $"{status}, not retried (it cannot succeed)";
-            AddDeadLetterLocked(entry, $"{why}: {error} ({ex.GetType().Name})", error);
+            AddDeadLetterLocked(entry, retryable
+                ? $"{status} after {attempt + 1} attempt(s): {error} ({ex.GetType().Name})"
+                : $"{error} ({status}, not retried: it cannot succeed)", error);
             PublishResultLocked(task, attempt, startedAt, status, error, TaskJson.EmptyObject);
             PublishEventLocked(Event(TaskEvent.DeadLettered, task, attempt, error));
         }

@@ -365,6 +365,19 @@ public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IAsyncDis
         return Task.CompletedTask;
     }
 
+    /// <summary>The task's events and results recorded by this harness (what the history stream holds on a fleet).</summary>
+    public Task<TaskHistory> GetTaskHistoryAsync(string taskId, TimeSpan? lookBack = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(taskId);
+        var since = DateTimeOffset.UtcNow - (lookBack ?? TimeSpan.FromDays(7));
+        return Task.FromResult(new TaskHistory
+        {
+            TaskId = taskId,
+            Events = [.. Events.Where(e => e.TaskId == taskId && e.At >= since)],
+            Results = [.. Results.Where(r => r.TaskId == taskId && r.FinishedAt >= since)],
+        });
+    }
+
     /// <summary>
     /// Follows lifecycle events published from now on whose routing key <c>&lt;event&gt;.&lt;lane&gt;</c> (e.g.
     /// <c>command.completed.query</c>) matches the topic <paramref name="pattern"/> (<c>*</c> one word, <c>#</c> any).

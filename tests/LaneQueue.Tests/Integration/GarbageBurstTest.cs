@@ -15,7 +15,8 @@ namespace LaneQueue.Tests.Integration;
 /// <summary>
 /// 10,000 garbage messages of every kind mixed with 500 valid tasks over all four lanes, against a real broker and one
 /// in-process consumer: every valid task completes, every garbage message lands in its lane's dead-letter queue with a
-/// contract reason, none is lost or doubled, and the consumer's memory stays flat.
+/// contract reason, every garbage message whose id can be read gets exactly one failed result (docs/wire-contract.md §6),
+/// none is lost or doubled, and the consumer's memory stays flat.
 /// </summary>
 [Collection(BrokerCollection.Name)]
 public class GarbageBurstTest(BrokerFixture broker, ITestOutputHelper output)
@@ -123,6 +124,14 @@ public class GarbageBurstTest(BrokerFixture broker, ITestOutputHelper output)
         return new Message(lane, bytes ?? Encoding.UTF8.GetBytes(body!), properties, null);
     }
 
+    /// <summary>The id a garbage message is answered under, or null when it has none that can be read.</summary>
+    static string? AnswerId(Message message) => message.ValidId is null ? TaskIdentity.Read(message.Body)?.Id : null;
+
+    static void Count(ConcurrentDictionary<string, (int Count, bool Success)> results, string id, bool success)
+    {
+        results.AddOrUpdate(id, (1, success), (_, seen) => (seen.Count + 1, seen.Success || success));
+    }
+
     static Message MakeValid(Random random, string id)
     {
         var lane = SessionLanes.All[random.Next(SessionLanes.All.Count)].WireName();
@@ -188,12 +197,12 @@ public class GarbageBurstTest(BrokerFixture broker, ITestOutputHelper output)
             await using var resultsChannel = await connection.CreateChannelAsync();
             var resultsQueue = (await resultsChannel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true)).QueueName;
             await resultsChannel.QueueBindAsync(resultsQueue, BrokerNames.ResultsExchange, "#");
-            var results = new ConcurrentDictionary<string, bool>(StringComparer.Ordinal);
+            var results = new ConcurrentDictionary<string, (int Count, bool Success)>(StringComparer.Ordinal);
             var resultConsumer = new AsyncEventingBasicConsumer(resultsChannel);
             resultConsumer.ReceivedAsync += (_, delivery) =>
             {
                 using var doc = System.Text.Json.JsonDocument.Parse(delivery.Body);
-                results[doc.RootElement.GetProperty("task_id").GetString()!] = doc.RootElement.GetProperty("success").GetBoolean();
+                Count(results, doc.RootElement.GetProperty("task_id").GetString()!, doc.RootElement.GetProperty("success").GetBoolean());
                 return Task.CompletedTask;
             };
             await resultsChannel.BasicConsumeAsync(resultsQueue, autoAck: true, resultConsumer);
@@ -233,6 +242,7 @@ public class GarbageBurstTest(BrokerFixture broker, ITestOutputHelper output)
                 .Concat(Enumerable.Range(0, Valid).Select(i => MakeValid(random, $"valid-{i}")))
                 .OrderBy(_ => random.Next()).ToList();
             var validIds = messages.Where(m => m.ValidId is not null).Select(m => m.ValidId!).ToHashSet();
+            var answerIds = messages.Select(AnswerId).OfType<string>().ToList();
             var tried = messages.Count;
             var clock = Stopwatch.StartNew();
             await PublishAllAsync(publish, messages);
@@ -244,14 +254,15 @@ public class GarbageBurstTest(BrokerFixture broker, ITestOutputHelper output)
             while (DateTime.UtcNow < deadline)
             {
                 deadLettered = await DeadLetteredAsync();
-                if (deadLettered >= Garbage && validIds.All(results.ContainsKey))
+                if (deadLettered >= Garbage && validIds.All(results.ContainsKey) && answerIds.All(results.ContainsKey))
                     break;
                 await Task.Delay(250);
             }
             var processed = clock.Elapsed;
             var after = Memory();
 
-            var completed = validIds.Count(id => results.TryGetValue(id, out var ok) && ok);
+            var completed = validIds.Count(id => results.TryGetValue(id, out var ok) && ok.Success);
+            var answeredOnce = answerIds.Count(id => results.TryGetValue(id, out var seen) && seen is (1, false));
             var lost = tried - completed - deadLettered;
             var laneLeft = 0u;
             foreach (var lane in SessionLanes.All)
@@ -261,6 +272,7 @@ public class GarbageBurstTest(BrokerFixture broker, ITestOutputHelper output)
             }
             var summary =
                 $"tried {tried} ({Garbage} garbage + {Valid} valid); completed {completed}; dead-lettered {deadLettered}; lost {lost}; " +
+                $"garbage with a readable id {answerIds.Count}, answered once with a failed result {answeredOnce}; " +
                 $"left in lane queues {laneLeft}; published in {published.TotalSeconds:0.0} s, all accounted for in {processed.TotalSeconds:0.0} s " +
                 $"({tried / processed.TotalSeconds:0} msg/s); managed heap {Mb(before.Managed)} -> {Mb(after.Managed)}, " +
                 $"working set {Mb(before.WorkingSet)} -> {Mb(after.WorkingSet)}";
@@ -291,7 +303,9 @@ public class GarbageBurstTest(BrokerFixture broker, ITestOutputHelper output)
             Assert.True(lost == 0 && laneLeft == 0, $"lost {lost}, {laneLeft} left in the lane queues. {summary}");
             Assert.True(drained == Garbage, $"drained {drained} dead letters, expected {Garbage}. {summary}");
             Assert.True(withoutContractReason == 0, $"{withoutContractReason} dead letters without a contract reason in {BrokerNames.ReasonHeader}. {summary}");
-            Assert.DoesNotContain(results, r => r.Value && !validIds.Contains(r.Key));
+            Assert.DoesNotContain(results, r => r.Value.Success && !validIds.Contains(r.Key));
+            Assert.True(answerIds.Count == answerIds.Distinct().Count(), "the generator gave two garbage messages the same readable id");
+            Assert.True(answeredOnce == answerIds.Count, $"{answerIds.Count - answeredOnce} garbage messages with a readable id did not get exactly one failed result. {summary}");
             Assert.True(after.Managed - before.Managed < 64L * 1024 * 1024, $"managed heap grew by {Mb(after.Managed - before.Managed)}. {summary}");
             Assert.True(after.WorkingSet - before.WorkingSet < 256L * 1024 * 1024, $"working set grew by {Mb(after.WorkingSet - before.WorkingSet)}. {summary}");
         }

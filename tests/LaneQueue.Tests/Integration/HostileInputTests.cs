@@ -12,16 +12,33 @@ namespace LaneQueue.Tests.Integration;
 /// Messages that break the wire contract, published by a plain AMQP client against a real broker and an in-process
 /// consumer: each lands in the lane's dead-letter queue, byte for byte, with a reason in <c>MT-Fault-Message</c>; none
 /// is acked as a success, none is lost, none stays in (or loops through) the lane queue, and the consumer keeps going.
+/// Each case also says what the sender gets (docs/wire-contract.md §6): a message whose id can be read gets exactly one
+/// <c>failed</c> result with the reason as its error and one <c>command.dead_lettered</c> event; one without a readable id
+/// gets no result and no event.
 /// </summary>
 [Collection(BrokerCollection.Name)]
 public class HostileInputTests(BrokerFixture broker, ITestOutputHelper output)
 {
-    public sealed record Garbage(string RoutingKey, byte[] Body, string? ContentType, string Reason);
+    /// <param name="AnswerId">The id the result goes to, or null when the id cannot be read (no result, no event).</param>
+    /// <param name="AnswerLane">The lane of that result: the task's own when readable, else the routing key's.</param>
+    public sealed record Garbage(string RoutingKey, byte[] Body, string? ContentType, string Reason, string? AnswerId = null, SessionLane AnswerLane = SessionLane.Query)
+    {
+        public string? ContentEncoding { get; init; }
+    }
 
-    static Garbage Json(string body, string reason, string routingKey = "query", string? contentType = "application/json") =>
-        new(routingKey, Encoding.UTF8.GetBytes(body), contentType, reason);
+    static Garbage Json(string body, string reason, string routingKey = "query", string? contentType = "application/json", string? answer = null,
+        SessionLane lane = SessionLane.Query) =>
+        new(routingKey, Encoding.UTF8.GetBytes(body), contentType, reason, answer, lane);
 
-    static readonly Dictionary<string, Garbage> Cases = new()
+    static byte[] Gzip(string text)
+    {
+        using var buffer = new MemoryStream();
+        using (var gzip = new System.IO.Compression.GZipStream(buffer, System.IO.Compression.CompressionLevel.Fastest))
+            gzip.Write(Encoding.UTF8.GetBytes(text));
+        return buffer.ToArray();
+    }
+
+    internal static readonly Dictionary<string, Garbage> Cases = new()
     {
         ["not JSON"] = Json("this is not json", "body: not valid JSON"),
         ["truncated JSON"] = Json("""{"id":"t1","lane":"query","payload":{""", "body: not valid JSON"),
@@ -37,41 +54,56 @@ public class HostileInputTests(BrokerFixture broker, ITestOutputHelper output)
         ["id with a trailing newline"] = Json("""{"id":"abc\n","lane":"query","payload":{}}""", "id: "),
         ["id with an unpaired surrogate"] = Json("""{"id":"a\ud800","lane":"query","payload":{}}""", "id: "),
         ["numeric id"] = Json("""{"id":7,"lane":"query","payload":{}}""", "id: must be a string, got a number"),
-        ["unknown lane"] = Json("""{"id":"u1","lane":"urgent","payload":{}}""", "lane: 'urgent' is not a lane"),
-        ["lane in the wrong case"] = Json("""{"id":"u2","lane":"Query","payload":{}}""", "(lane names are lower case)"),
-        ["lane other than the routing key"] = Json("""{"id":"u3","lane":"execute","payload":{}}""", "lane: the task says 'execute' but was routed to queue 'lanequeue.query'"),
-        ["payload missing"] = Json("""{"id":"p1","lane":"query"}""", "payload: missing"),
+        ["unknown lane"] = Json("""{"id":"u1","lane":"urgent","payload":{}}""", "lane: 'urgent' is not a lane", answer: "u1"),
+        ["lane in the wrong case"] = Json("""{"id":"u2","lane":"Query","payload":{}}""", "lane: 'Query' is not a lane (lane names are lower case)", answer: "u2"),
+        ["lane other than the routing key"] = Json("""{"id":"u3","lane":"execute","payload":{}}""", "lane: the task says 'execute' but was routed to queue 'lanequeue.query'",
+            answer: "u3", lane: SessionLane.Execute),
+        ["payload missing"] = Json("""{"id":"p1","lane":"query"}""", "payload: missing", answer: "p1"),
+        ["payload with an unpaired surrogate"] = Json("""{"id":"s1","lane":"query","payload":{"s":"\ud800"}}""",
+            "payload: not valid Unicode text: a string or key holds an unpaired surrogate escape such as \\ud800", answer: "s1"),
+        ["payload key with an unpaired surrogate"] = Json("""{"id":"s2","lane":"query","payload":{"k\udc00":1}}""", "payload: not valid Unicode text", answer: "s2"),
+        ["session_id with an unpaired surrogate"] = Json("""{"id":"s3","lane":"query","payload":{},"session_id":"\ud800"}""", "session_id: not valid Unicode text", answer: "s3"),
         ["duplicate id key"] = Json("""{"id":"ok","lane":"query","payload":{},"id":"other"}""", "id: the key 'id' appears more than once"),
-        ["nested too deep"] = Json("""{"id":"d1","lane":"query","payload":""" + new string('[', 100) + new string(']', 100) + "}", "body: not valid JSON"),
-        ["timeout_ms not a number"] = Json("""{"id":"x1","lane":"query","payload":{},"timeout_ms":"soon"}""", "timeout_ms: "),
-        ["timeout_ms too large"] = Json("""{"id":"x2","lane":"query","payload":{},"timeout_ms":9223372036854775807}""", "timeout_ms: "),
-        ["created_at without offset"] = Json("""{"id":"x3","lane":"query","payload":{},"created_at":"2026-01-31T12:00:00"}""", "created_at: "),
-        ["unknown command type"] = Json("""{"id":"x4","lane":"query","payload":{},"command_type":"no-such-handler"}""", "command_type: 'no-such-handler' has no handler"),
+        ["nested too deep"] = Json("""{"id":"d1","lane":"query","payload":""" + new string('[', 100) + new string(']', 100) + "}",
+            "body: nested deeper than 64 levels (the limit, the task object and its payload included)", answer: "d1"),
+        ["UTF-8 byte order mark"] = new("query", [0xEF, 0xBB, 0xBF, .. """{"id":"b1","lane":"query","payload":{}}"""u8], "application/json",
+            "body: starts with a UTF-8 byte order mark (EF BB BF); send the JSON without one", "b1"),
+        ["gzip body with content_encoding gzip"] = new Garbage("query", Gzip("""{"id":"z1","lane":"query","payload":{}}"""), "application/json", "body: not valid UTF-8")
+        {
+            ContentEncoding = "gzip",
+        },
+        ["timeout_ms not a number"] = Json("""{"id":"x1","lane":"query","payload":{},"timeout_ms":"soon"}""", "timeout_ms: must be a whole number of milliseconds, got a string", answer: "x1"),
+        ["timeout_ms too large"] = Json("""{"id":"x2","lane":"query","payload":{},"timeout_ms":9223372036854775807}""",
+            "timeout_ms: 9223372036854775807 is over the limit of 2147483647 ms", answer: "x2"),
+        ["timeout_ms 1e20"] = Json("""{"id":"x5","lane":"query","payload":{},"timeout_ms":1e20}""", "timeout_ms: 1e20 is over the limit of 2147483647 ms (about 24.8 days)", answer: "x5"),
+        ["created_at without offset"] = Json("""{"id":"x3","lane":"query","payload":{},"created_at":"2026-01-31T12:00:00"}""", "created_at: ", answer: "x3"),
+        ["unknown command type"] = Json("""{"id":"x4","lane":"query","payload":{},"command_type":"no-such-handler"}""", "command_type: 'no-such-handler' has no handler", answer: "x4"),
         ["content type application/xml with XML"] = Json("<task><id>c2</id></task>", "body: not valid JSON", contentType: "application/xml"),
         ["content type text/plain with text"] = Json("run c3 in the query lane", "body: not valid JSON", contentType: "text/plain"),
         ["MassTransit envelope of another message type"] = Json(
             """{"messageId":"0c7f0000-0000-0000-0000-000000000001","messageType":["urn:message:Other:Thing"],"message":{"id":"m1","lane":"query","payload":{}}}""",
-            "no consumer accepted this message", contentType: "application/vnd.masstransit+json"),
+            "no consumer accepted this message", contentType: "application/vnd.masstransit+json", answer: "m1"),
         ["raw task labelled as a MassTransit envelope"] = Json("""{"id":"m2","lane":"query","payload":{}}""",
-            "body: sent as application/vnd.masstransit+json but is not a MassTransit envelope", contentType: "application/vnd.masstransit+json"),
+            "body: sent as application/vnd.masstransit+json but is not a MassTransit envelope", contentType: "application/vnd.masstransit+json", answer: "m2"),
         ["MassTransit envelope holding a broken task"] = Json(
             """{"messageType":["urn:message:LaneQueue.Contracts:ExternalTask"],"message":{"id":"m3","lane":"query"}}""",
-            "payload: missing", contentType: "application/vnd.masstransit+json"),
+            "payload: missing", contentType: "application/vnd.masstransit+json", answer: "m3"),
     };
 
     public static TheoryData<string> CaseNames() => [.. Cases.Keys];
 
     [Theory]
     [MemberData(nameof(CaseNames))]
-    public async Task Contract_violation_is_dead_lettered_unchanged_with_its_reason_and_the_consumer_keeps_consuming(string name)
+    public async Task Contract_violation_is_dead_lettered_unchanged_with_its_reason_and_answered_when_its_id_is_readable(string name)
     {
         var garbage = Cases[name];
         await using var vhost = await broker.CreateVhostAsync();
         var consumer = await ConsumerHost.StartAsync(vhost.Url);
         try
         {
+            await using var listener = await ContractListener.StartAsync(vhost.Url);
             await using var client = await RawClient.ConnectAsync(vhost.Url);
-            await client.PublishAsync(garbage.RoutingKey, garbage.Body, new BasicProperties { ContentType = garbage.ContentType });
+            await client.PublishAsync(garbage.RoutingKey, garbage.Body, new BasicProperties { ContentType = garbage.ContentType, ContentEncoding = garbage.ContentEncoding });
 
             var after = await client.RunValidAsync("after-garbage");
             Assert.True(after.GetProperty("success").GetBoolean(), $"the valid task after '{name}' failed: {after}");
@@ -82,7 +114,25 @@ public class HostileInputTests(BrokerFixture broker, ITestOutputHelper output)
             Assert.Contains(garbage.Reason, letter.Reason, StringComparison.Ordinal);
             Assert.Equal(garbage.Body, letter.Body);
             Assert.Equal(0u, await client.CountAsync(BrokerNames.LaneQueue(SessionLane.Query)));
-            Assert.DoesNotContain(client.Results.Values, r => r.GetProperty("success").GetBoolean() && r.GetProperty("task_id").GetString() != "after-garbage");
+
+            if (garbage.AnswerId is { } id)
+            {
+                var result = await listener.SettledResultAsync(id);
+                output.WriteLine($"{name}: result {result.Status}, attempts {result.Attempts}: {result.Error}");
+                Assert.Single(listener.ResultsOf(id));
+                Assert.Equal((TaskStatuses.Failed, false, 1, garbage.AnswerLane), (result.Status, result.Success, result.Attempts, result.Lane));
+                Assert.Equal(letter.Reason, result.Error); // the documented field: problem, exactly as the dead letter says
+                Assert.Equal([TaskEvent.DeadLettered], listener.EventsOf(id).Select(e => e.Event));
+                Assert.Equal(result.Error, listener.EventsOf(id)[0].Error);
+            }
+            else
+            {
+                await Task.Delay(500);
+            }
+            // Nothing but the valid task and the answered id got a result or an event.
+            Assert.Equal(["after-garbage", .. garbage.AnswerId is { } answered ? [answered] : Array.Empty<string>()],
+                listener.Results.Select(r => r.TaskId).Order(StringComparer.Ordinal));
+            Assert.All(listener.Events, e => Assert.True(e.TaskId == "after-garbage" || e.TaskId == garbage.AnswerId, $"unexpected event {e.Event} for {e.TaskId}"));
         }
         finally
         {
@@ -165,8 +215,10 @@ public class HostileInputTests(BrokerFixture broker, ITestOutputHelper output)
             Assert.Equal(
                 [$"payload: 1048577 bytes is over the limit of {limit} bytes", $"payload: 1048578 bytes is over the limit of {limit} bytes"],
                 reasons);
-            Assert.DoesNotContain("over-limit", client.Results.Keys);
-            Assert.DoesNotContain("multi-byte-over-limit", client.Results.Keys);
+            // Their ids are readable: each gets a failed result with the reason, not the run it was refused.
+            Assert.Equal($"payload: 1048577 bytes is over the limit of {limit} bytes", (await client.ResultAsync("over-limit")).GetProperty("error").GetString());
+            Assert.Equal($"payload: 1048578 bytes is over the limit of {limit} bytes", (await client.ResultAsync("multi-byte-over-limit")).GetProperty("error").GetString());
+            Assert.False((await client.ResultAsync("over-limit")).GetProperty("success").GetBoolean());
         }
         finally
         {
@@ -190,7 +242,11 @@ public class HostileInputTests(BrokerFixture broker, ITestOutputHelper output)
 
             var reasons = (await client.DeadLettersAsync(SessionLane.Query, 2)).Select(d => d.Reason).ToList();
             Assert.Contains("payload: 1001 bytes is over the limit of 1000 bytes", reasons);
-            Assert.Contains(reasons, r => r.StartsWith("body: ", StringComparison.Ordinal) && r.Contains("bytes is over the limit of 66536 bytes", StringComparison.Ordinal));
+            // Far over: refused by its length in front of MassTransit's deserializer (OversizedBodyFilter), and still answered.
+            const string bodyReason = "body: 200044 bytes is over the limit of 66536 bytes (payload limit + 64 KiB)";
+            Assert.Contains(bodyReason, reasons);
+            Assert.Equal("payload: 1001 bytes is over the limit of 1000 bytes", (await client.ResultAsync("small-over")).GetProperty("error").GetString());
+            Assert.Equal(bodyReason, (await client.ResultAsync("huge-over")).GetProperty("error").GetString());
         }
         finally
         {
@@ -277,6 +333,7 @@ public class HostileInputTests(BrokerFixture broker, ITestOutputHelper output)
         var consumer = await ConsumerHost.StartAsync(vhost.Url);
         try
         {
+            await using var listener = await ContractListener.StartAsync(vhost.Url);
             await using var client = await RawClient.ConnectAsync(vhost.Url);
             BasicProperties Props(string? contentType = "application/json")
             {
@@ -293,6 +350,11 @@ public class HostileInputTests(BrokerFixture broker, ITestOutputHelper output)
             var result = await client.ResultAsync("with-headers");
             Assert.True(result.GetProperty("success").GetBoolean(), $"{name}: {result}");
             Assert.False((await client.ResultAsync("fails")).GetProperty("success").GetBoolean());
+            // One result each, also when a forged MT-Redelivery-Count makes MassTransit fail after the consumer answered.
+            await listener.SettledResultAsync("fails");
+            Assert.Single(listener.ResultsOf("fails"));
+            Assert.Single(listener.TerminalEventsOf("fails"));
+            Assert.Single(listener.ResultsOf("with-headers"));
             var dead = await client.DeadLettersAsync(SessionLane.Query, 3);
             var reasons = dead.Select(d => d.Reason).Order(StringComparer.Ordinal).ToList();
             output.WriteLine($"{name}: {string.Join(" | ", reasons)}");

@@ -269,20 +269,21 @@ public class TestHarnessTests
     }
 
     [Fact]
-    public async Task An_unknown_command_type_is_dead_lettered_without_a_result_naming_command_type()
+    public async Task An_unknown_command_type_is_dead_lettered_with_a_failed_result_naming_command_type()
     {
         await using var harness = new LaneQueueTestHarness();
         harness.Start();
 
-        var wait = harness.SubmitAndWaitAsync(Job("mystery", SessionLane.Query, "no-such-handler"), TimeSpan.FromMilliseconds(300));
-        var timeout = await Assert.ThrowsAsync<TimeoutException>(() => wait);
+        var result = await harness.SubmitAndWaitAsync(Job("mystery", SessionLane.Query, "no-such-handler"), Wait);
         await harness.WhenIdleAsync(Wait);
 
         var letter = Assert.Single(harness.DeadLetters);
         Assert.Equal("mystery", letter.TaskId);
         Assert.StartsWith("command_type: 'no-such-handler' has no handler on consumer test-harness; known: echo", letter.Reason, StringComparison.Ordinal);
-        Assert.Contains("dead-lettered", timeout.Message, StringComparison.Ordinal);
-        Assert.Empty(harness.Results);
+        Assert.Equal(TaskStatuses.Failed, result.Status);
+        Assert.Equal(letter.Reason, result.Error);
+        Assert.Equal(1, result.Attempts);
+        Assert.Equal([TaskEvent.DeadLettered], harness.Events.Select(e => e.Event));
         Assert.Empty(harness.Started);
     }
 

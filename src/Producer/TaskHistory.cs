@@ -1,0 +1,82 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using LaneQueue.Contracts;
+using RabbitMQ.Client;
+using RabbitMQ.Client.Events;
+
+namespace LaneQueue.Producer;
+
+/// <summary>What the history stream holds about one task: its lifecycle events in order and its results (last = final).</summary>
+public sealed record TaskHistory
+{
+    [JsonPropertyName("task_id")]
+    public required string TaskId { get; init; }
+
+    [JsonPropertyName("events")]
+    public IReadOnlyList<TaskEvent> Events { get; init; } = [];
+
+    /// <summary>Every result published for the task (normally one; a duplicate copy adds a <c>duplicate</c> one).</summary>
+    [JsonPropertyName("results")]
+    public IReadOnlyList<ExternalTaskResult> Results { get; init; } = [];
+
+    /// <summary>The result that ended the task: the last one that is not <c>duplicate</c>, else the last one; null while none.</summary>
+    [JsonIgnore]
+    public ExternalTaskResult? Final =>
+        Results.LastOrDefault(r => r.Status != TaskStatuses.Duplicate) ?? Results.LastOrDefault();
+}
+
+/// <summary>
+/// Reads <see cref="BrokerNames.History"/> (a stream) from a point in time to its end. The end is found with a marker: the
+/// reader appends one (default exchange, routing key = the stream) and reads until it comes back, so no "quiet for a while"
+/// guess is needed. Reading needs read permission on the stream, appending the marker write permission.
+/// </summary>
+internal static class TaskHistoryReader
+{
+    public static async Task<TaskHistory> ReadAsync(IConnection connection, string taskId, TimeSpan lookBack, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(taskId);
+        var events = new List<TaskEvent>();
+        var results = new List<ExternalTaskResult>();
+        var marker = Guid.NewGuid().ToString("N");
+        var reachedEnd = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
+        await channel.BasicQosAsync(0, 1000, false, cancellationToken);
+        var consumer = new AsyncEventingBasicConsumer(channel);
+        consumer.ReceivedAsync += async (_, delivery) =>
+        {
+            if (delivery.BasicProperties.Headers?.TryGetValue(BrokerNames.HistoryMarkerHeader, out var value) == true
+                && value is byte[] bytes && System.Text.Encoding.UTF8.GetString(bytes) == marker)
+                reachedEnd.TrySetResult();
+            else
+                Collect(delivery.Body, taskId, events, results);
+            await channel.BasicAckAsync(delivery.DeliveryTag, multiple: false);
+        };
+        var from = new AmqpTimestamp(Math.Max(0, DateTimeOffset.UtcNow.Add(-lookBack).ToUnixTimeSeconds()));
+        await channel.BasicConsumeAsync(BrokerNames.History, autoAck: false, "", noLocal: false, exclusive: false,
+            new Dictionary<string, object?> { ["x-stream-offset"] = from }, consumer, cancellationToken);
+        await channel.BasicPublishAsync("", BrokerNames.History, mandatory: false,
+            new BasicProperties { Headers = new Dictionary<string, object?> { [BrokerNames.HistoryMarkerHeader] = marker } }, ReadOnlyMemory<byte>.Empty, cancellationToken);
+        await reachedEnd.Task.WaitAsync(TimeSpan.FromSeconds(60), cancellationToken);
+        return new TaskHistory { TaskId = taskId, Events = events, Results = results };
+    }
+
+    static void Collect(ReadOnlyMemory<byte> body, string taskId, List<TaskEvent> events, List<ExternalTaskResult> results)
+    {
+        try
+        {
+            using var document = JsonDocument.Parse(body);
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("task_id", out var id) || id.GetString() != taskId)
+                return;
+            if (root.TryGetProperty("event", out _))
+                events.Add(root.Deserialize<TaskEvent>(TaskJson.Options)!);
+            else if (root.TryGetProperty("status", out _))
+                results.Add(root.Deserialize<ExternalTaskResult>(TaskJson.Options)!);
+        }
+        catch (JsonException)
+        {
+            // not one of ours
+        }
+    }
+}

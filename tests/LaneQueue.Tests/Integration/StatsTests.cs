@@ -1,0 +1,46 @@
+using LaneQueue.Tests.Broker;
+
+namespace LaneQueue.Tests.Integration;
+
+/// <summary>Reading the fleet's stats is read-only: it never touches a waiting task.</summary>
+[Collection(BrokerCollection.Name)]
+public class StatsTests(BrokerFixture broker)
+{
+    [Fact]
+    public async Task Reading_stats_often_never_uses_up_a_paused_quorum_lanes_delivery_limit()
+    {
+        const int limit = 3;
+        await using var vhost = await broker.CreateVhostAsync();
+        var consumer = await ConsumerHost.StartAsync(vhost.Url, o =>
+        {
+            o.QuorumQueues = true;
+            o.DeliveryLimit = limit;
+        });
+        try
+        {
+            await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = vhost.Url, QuorumQueues = true, DeliveryLimit = limit });
+            await producer.PauseLaneAsync(SessionLane.Generate);
+            await TestVhost.EventuallyAsync(() => Task.FromResult(consumer.IsPaused(SessionLane.Generate)), "the generate lane paused");
+            var result = await producer.WatchResultAsync("waits-1");
+            await producer.SubmitTaskAsync(ExternalTask.Create("waits-1", SessionLane.Generate, new { n = 1 }));
+
+            // Three times the delivery limit: a peek (basic.get + requeue) per read would have dead-lettered the task.
+            for (var read = 0; read < 3 * limit; read++)
+            {
+                var stats = await producer.ReadStatsAsync(TimeSpan.FromMilliseconds(50));
+                Assert.Equal(1, stats.Lanes.Single(l => l.Lane == "generate").Pending);
+            }
+            Assert.Equal(0u, await vhost.ReadyAsync(TestVhost.DeadLetters(SessionLane.Generate)));
+            Assert.False(result.IsCompleted);
+
+            await producer.ResumeLaneAsync(SessionLane.Generate);
+            var done = await result.WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.True(done.Success, done.Error);
+            Assert.Equal(1, done.Attempts);
+        }
+        finally
+        {
+            await consumer.StopQuietlyAsync();
+        }
+    }
+}
