@@ -25,13 +25,14 @@ internal sealed class TaskRateLimits : IDisposable
         }
     }
 
-    static TokenBucketRateLimiter? Create(RateLimit limit) => limit.Period is { } period
+    /// <summary>The token bucket of a limit (null when unlimited); <paramref name="queueLimit"/> 0 makes it refuse instead of queueing.</summary>
+    internal static TokenBucketRateLimiter? Create(RateLimit limit, int queueLimit = int.MaxValue) => limit.Period is { } period
         ? new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
         {
             TokenLimit = limit.MaxOperations,
             TokensPerPeriod = limit.MaxOperations,
             ReplenishmentPeriod = period,
-            QueueLimit = int.MaxValue,
+            QueueLimit = queueLimit,
             QueueProcessingOrder = QueueProcessingOrder.OldestFirst,
             AutoReplenishment = true,
         })

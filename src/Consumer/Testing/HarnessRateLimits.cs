@@ -25,16 +25,7 @@ internal sealed class HarnessRateLimits : IDisposable
         }
     }
 
-    static TokenBucketRateLimiter? Create(RateLimit limit) => limit.Period is { } period
-        ? new TokenBucketRateLimiter(new TokenBucketRateLimiterOptions
-        {
-            TokenLimit = limit.MaxOperations,
-            TokensPerPeriod = limit.MaxOperations,
-            ReplenishmentPeriod = period,
-            QueueLimit = 0,
-            AutoReplenishment = true,
-        })
-        : null;
+    static TokenBucketRateLimiter? Create(RateLimit limit) => TaskRateLimits.Create(limit, queueLimit: 0);
 
     /// <summary>Whether both the lane's and the process's limits allow one more start now.</summary>
     public bool CanStart(SessionLane lane) =>
