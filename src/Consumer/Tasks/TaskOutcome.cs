@@ -140,32 +140,10 @@ internal sealed class TaskOutcome(
     }
 
     Task PublishResultAsync(ExternalTask task, int attempt, DateTimeOffset startedAt, string status, string? error, JsonElement result) =>
-        publisher.PublishResultAsync(new ExternalTaskResult
-        {
-            TaskId = task.Id,
-            Lane = task.Lane,
-            Success = status == TaskStatuses.Completed,
-            Status = status,
-            Result = result,
-            Error = error,
-            SessionId = task.SessionId,
-            Consumer = ConsumerName,
-            StartedAt = startedAt,
-            FinishedAt = DateTimeOffset.UtcNow,
-            Attempts = attempt + 1,
-        });
+        publisher.PublishResultAsync(TaskRecords.Result(task, attempt, startedAt, status, error, result, ConsumerName));
 
     /// <summary>An event about attempt <paramref name="attempt"/> (0-based retries before it; the event counts from 1).</summary>
-    TaskEvent Event(string name, ExternalTask task, int attempt, string? error = null) => new()
-    {
-        Event = name,
-        TaskId = task.Id,
-        Lane = task.Lane,
-        SessionId = task.SessionId,
-        Consumer = ConsumerName,
-        Attempt = attempt + 1,
-        Error = error,
-    };
+    TaskEvent Event(string name, ExternalTask task, int attempt, string? error = null) => TaskRecords.Event(name, task, attempt, error, ConsumerName);
 }
 
 /// <summary>A task that failed for good; MassTransit moves it to the lane's dead-letter queue with this message as reason.</summary>

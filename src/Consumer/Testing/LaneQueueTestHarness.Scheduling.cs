@@ -504,35 +504,13 @@ public sealed partial class LaneQueueTestHarness
     /// <summary>The result as the consumer sends it and a producer reads it (through the wire JSON).</summary>
     void PublishResultLocked(ExternalTask task, int attempt, DateTimeOffset startedAt, string status, string? error, JsonElement result)
     {
-        var published = Wire(new ExternalTaskResult
-        {
-            TaskId = task.Id,
-            Lane = task.Lane,
-            Success = status == TaskStatuses.Completed,
-            Status = status,
-            Result = result,
-            Error = error,
-            SessionId = task.SessionId,
-            Consumer = _settings.ConsumerName,
-            StartedAt = startedAt,
-            FinishedAt = DateTimeOffset.UtcNow,
-            Attempts = attempt + 1,
-        });
+        var published = Wire(TaskRecords.Result(task, attempt, startedAt, status, error, result, _settings.ConsumerName));
         _results.Add(published);
         if (_resultWatchers.Remove(task.Id, out var watcher))
             watcher.TrySetResult(published);
     }
 
-    TaskEvent Event(string name, ExternalTask task, int attempt, string? error = null) => new()
-    {
-        Event = name,
-        TaskId = task.Id,
-        Lane = task.Lane,
-        SessionId = task.SessionId,
-        Consumer = _settings.ConsumerName,
-        Attempt = attempt + 1, // events count attempts from 1, like results
-        Error = error,
-    };
+    TaskEvent Event(string name, ExternalTask task, int attempt, string? error = null) => TaskRecords.Event(name, task, attempt, error, _settings.ConsumerName);
 
     /// <summary>Records an event and queues it for every subscriber whose pattern matches its routing key.</summary>
     void PublishEventLocked(TaskEvent taskEvent)

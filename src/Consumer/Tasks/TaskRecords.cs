@@ -1,0 +1,38 @@
+using System.Text.Json;
+using LaneQueue.Contracts;
+
+namespace LaneQueue.Consumer;
+
+/// <summary>
+/// The result and the lifecycle event of a task as a consumer writes them, shared by the fleet's <see cref="TaskOutcome"/>
+/// and the broker-free harness so the two cannot drift. <c>attempt</c> is the 0-based count of retries before the run;
+/// results and events count attempts from 1.
+/// </summary>
+internal static class TaskRecords
+{
+    public static ExternalTaskResult Result(ExternalTask task, int attempt, DateTimeOffset startedAt, string status, string? error, JsonElement result, string consumer) => new()
+    {
+        TaskId = task.Id,
+        Lane = task.Lane,
+        Success = status == TaskStatuses.Completed,
+        Status = status,
+        Result = result,
+        Error = error,
+        SessionId = task.SessionId,
+        Consumer = consumer,
+        StartedAt = startedAt,
+        FinishedAt = DateTimeOffset.UtcNow,
+        Attempts = attempt + 1,
+    };
+
+    public static TaskEvent Event(string name, ExternalTask task, int attempt, string? error, string consumer) => new()
+    {
+        Event = name,
+        TaskId = task.Id,
+        Lane = task.Lane,
+        SessionId = task.SessionId,
+        Consumer = consumer,
+        Attempt = attempt + 1,
+        Error = error,
+    };
+}
