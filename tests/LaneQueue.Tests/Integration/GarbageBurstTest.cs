@@ -249,13 +249,19 @@ public class GarbageBurstTest(BrokerFixture broker, ITestOutputHelper output)
             var published = clock.Elapsed;
             messages = null; // measure the consumer, not the test's own copy of what it sent
 
+            // Wait while the consumer makes progress: a loaded CI machine is slow, a stuck consumer makes none. Give up after
+            // 30 s without a single new dead letter or result (or 5 minutes in all), then count what is missing below.
             long deadLettered = 0;
-            var deadline = DateTime.UtcNow.AddSeconds(50);
-            while (DateTime.UtcNow < deadline)
+            var progressed = DateTime.UtcNow;
+            var (lastDead, lastResults) = (-1L, -1);
+            var cap = DateTime.UtcNow.AddMinutes(5);
+            while (DateTime.UtcNow - progressed < TimeSpan.FromSeconds(30) && DateTime.UtcNow < cap)
             {
                 deadLettered = await DeadLetteredAsync();
                 if (deadLettered >= Garbage && validIds.All(results.ContainsKey) && answerIds.All(results.ContainsKey))
                     break;
+                if (deadLettered != lastDead || results.Count != lastResults)
+                    (progressed, lastDead, lastResults) = (DateTime.UtcNow, deadLettered, results.Count);
                 await Task.Delay(250);
             }
             var processed = clock.Elapsed;

@@ -4,6 +4,7 @@ using LaneQueue.Contracts;
 using LaneQueue.Producer;
 using LaneQueue.Tests.Broker;
 using RabbitMQ.Client;
+using RabbitMQ.Client.Exceptions;
 using Xunit.Abstractions;
 
 namespace LaneQueue.Tests.Integration;
@@ -402,8 +403,11 @@ public class HostileInputTests(BrokerFixture broker, ITestOutputHelper output)
             await using (var hostile = await RawClient.ConnectAsync(vhost.Url))
             {
                 var properties = new BasicProperties { ContentType = "application/json", Headers = new Dictionary<string, object?> { ["x-float"] = value } };
-                var refused = await Assert.ThrowsAnyAsync<Exception>(() => hostile.PublishAsync("query", "{\"id\":\"nan\",\"lane\":\"query\",\"payload\":{}}"u8.ToArray(), properties));
+                var refused = await Assert.ThrowsAnyAsync<AlreadyClosedException>(() => hostile.PublishAsync("query", "{\"id\":\"nan\",\"lane\":\"query\",\"payload\":{}}"u8.ToArray(), properties));
                 output.WriteLine($"{value}: {refused.GetType().Name}: {refused.Message}");
+                // The broker closed the connection itself (541 INTERNAL_ERROR, initiated by the peer), not a client-side bug.
+                Assert.Equal(ShutdownInitiator.Peer, refused.ShutdownReason?.Initiator);
+                Assert.Equal((ushort)541, refused.ShutdownReason?.ReplyCode);
             }
 
             await using var client = await RawClient.ConnectAsync(vhost.Url);

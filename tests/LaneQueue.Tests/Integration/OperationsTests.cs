@@ -87,10 +87,15 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
 
         var late = await StartConsumerAsync("pause-late", handlers: record);
         await TestVhost.EventuallyAsync(() => Task.FromResult(late.IsPaused(SessionLane.Execute)), "the late consumer paused execute");
+        var execute = BrokerNames.LaneQueue(SessionLane.Execute);
+        // A paused lane is left alone at the broker: no consumer on its queue (so nothing can be delivered, however long one waits).
+        await TestVhost.EventuallyAsync(async () => await _fleet.Vhost.ConsumersAsync(execute) == 0, "no consumer left on the execute queue");
+        Assert.Equal(3u, await _fleet.Vhost.ConsumersAsync(BrokerNames.LaneQueue(SessionLane.Query)));
         var result = await _fleet.Producer.WatchResultAsync("paused-1");
         await _fleet.Producer.SubmitTaskAsync(StartLog.Make("paused-1", SessionLane.Execute, 0));
         Assert.True((await _fleet.Producer.SubmitAndWaitAsync(StartLog.Make("other-lane", SessionLane.Query, 0), Wait)).Success);
-        await Task.Delay(1000);
+        Assert.Equal(0u, await _fleet.Vhost.ConsumersAsync(execute));
+        Assert.Equal(1u, await _fleet.Vhost.ReadyAsync(execute));
         Assert.Null(log.StartOf("paused-1"));
 
         await _fleet.Producer.ResumeLaneAsync(SessionLane.Execute);
@@ -157,9 +162,12 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
         await _fleet.Producer.PauseLaneAsync(SessionLane.Generate);
         var generate = BrokerNames.LaneQueue(SessionLane.Generate);
         await TestVhost.EventuallyAsync(async () => await _fleet.Vhost.ConsumersAsync(generate) == 0, "the first consumer left the generate queue");
-        await StartConsumerAsync("gate-off", o => o.Gate.Enabled = false);
+        var gateOff = await StartConsumerAsync("gate-off", o => o.Gate.Enabled = false);
         await TestVhost.EventuallyAsync(async () => await _fleet.Vhost.ConsumersAsync(BrokerNames.LaneQueue(SessionLane.Query)) == 2, "both consume the query lane");
-        await Task.Delay(500);
+        // Every other lane endpoint of the gate-off consumer is up (so its start is over), and generate is not among them.
+        foreach (var lane in new[] { SessionLane.Control, SessionLane.Execute })
+            await TestVhost.EventuallyAsync(async () => await _fleet.Vhost.ConsumersAsync(BrokerNames.LaneQueue(lane)) == 2, $"both consume {lane.WireName()}");
+        Assert.True(gateOff.IsPaused(SessionLane.Generate));
         Assert.Equal(0u, await _fleet.Vhost.ConsumersAsync(generate));
 
         await _fleet.Producer.ResumeLaneAsync(SessionLane.Generate);
