@@ -54,18 +54,25 @@ async function post(url, fields) {
   return data;
 }
 
+// Replaces what an element shows with nodes, arrays of nodes and nulls (skipped).
+function show(el, ...nodes) {
+  el.replaceChildren(...nodes.flat(2).filter(n => n !== null && n !== undefined && n !== false));
+}
+
 function note(text, error) {
   const old = main.querySelector(".note.flash");
   if (old) old.remove();
   const el = h("div", { class: `note flash${error ? " error" : ""}`, role: "status" }, text);
   main.prepend(el);
+  if (!error) setTimeout(() => el.remove(), 5000);
 }
 
 async function act(what, url, fields, after) {
   if (!confirm(`${what}?`)) return;
   try {
     const result = await post(url, fields);
-    note(`${what}: done ${JSON.stringify(result)}`);
+    const counts = ["redriven", "purged"].filter(k => k in result).map(k => ` (${k} ${result[k]})`).join("");
+    note(`${what}: done${counts}.`);
     if (after) await after(result);
   } catch (e) {
     note(`${what}: ${e.message}`, true);
@@ -112,7 +119,7 @@ const lanesPage = {
       h("td", { class: "num", "data-col": "dead" }),
       h("td", { "data-col": "depth" }),
       canAct ? h("td", { class: "actions" }, ...laneActions(lane)) : null));
-    main.replaceChildren(
+    show(main,
       h("h1", {}, "Lanes"),
       h("table", { id: "lanes" },
         h("thead", {}, h("tr", {},
@@ -141,9 +148,9 @@ const lanesPage = {
       cell("running").textContent = `${s.active} / ${s.max_concurrency}`;
       cell("rate").textContent = view.rate.toFixed(1);
       const paused = cell("paused");
-      paused.replaceChildren(s.paused_on > 0
+      paused.replaceChildren(...(s.paused_on > 0
         ? [h("span", { class: "paused" }, `paused on ${s.paused_on} of ${consumers}`), h("span", { class: "reasons" }, s.paused_reasons.join("; "))]
-        : [h("span", { class: "muted" }, consumers === 0 ? "no consumer" : "no")]);
+        : [h("span", { class: "muted" }, consumers === 0 ? "no consumer" : "no")]));
       cell("mode").textContent = s.handler_mode;
       cell("completed").textContent = s.completed;
       cell("failed").textContent = s.failed;
@@ -180,7 +187,7 @@ function laneActions(lane) {
 
 const fleetPage = {
   render() {
-    main.replaceChildren(h("h1", {}, "Fleet"), h("div", { id: "fleet" }));
+    show(main, h("h1", {}, "Fleet"), h("div", { id: "fleet" }));
     if (latest) this.update(latest);
   },
 
@@ -215,19 +222,19 @@ const fleetPage = {
 // ---- task ------------------------------------------------------------------------------------------------------------
 
 async function taskPage(id) {
-  main.replaceChildren(h("h1", {}, "Task ", h("code", {}, id)), h("p", { class: "muted" }, "Reading the task history…"));
+  show(main, h("h1", {}, "Task ", h("code", {}, id)), h("p", { class: "muted" }, "Reading the task history…"));
   let history;
   try {
     history = await getJson(`api/tasks/${encodeURIComponent(id)}`);
   } catch (e) {
-    main.replaceChildren(h("h1", {}, "Task ", h("code", {}, id)), h("div", { class: "note error" }, e.message));
+    show(main, h("h1", {}, "Task ", h("code", {}, id)), h("div", { class: "note error" }, e.message));
     return;
   }
   const events = history.events;
   const final = history.final;
   const title = h("h1", {}, "Task ", h("code", {}, id));
   if (events.length === 0 && !final) {
-    main.replaceChildren(title, h("div", { class: "note", id: "task-missing" },
+    show(main, title, h("div", { class: "note", id: "task-missing" },
       "Nothing in the task history: not run yet, older than the history keeps, or submitted to another vhost."));
     return;
   }
@@ -254,7 +261,7 @@ async function taskPage(id) {
     })));
   const payload = h("div", { id: "task-payload" }, h("p", { class: "muted" },
     "The history keeps events and results, not payloads; a dead-lettered task's payload is read from its lane's dead-letter queue."));
-  main.replaceChildren(title, h("div", { class: "panel" }, facts),
+  show(main, title, h("div", { class: "panel" }, facts),
     h("h2", {}, "Timeline"), timeline,
     h("h2", {}, "Result"), final ? h("pre", { id: "task-result" }, JSON.stringify(final.result ?? null, null, 2)) : h("p", { class: "muted" }, "No result yet."),
     final?.error ? [h("h2", {}, "Error"), h("pre", { class: "bad", id: "task-error" }, final.error)] : null,
@@ -278,12 +285,12 @@ async function deadLettersPage(lane) {
     h("button", { type: "button", onclick: refresh }, "Refresh"),
     canAct ? h("button", { type: "button", "data-action": "redrive-all", onclick: () => act(`Redrive every dead letter of ${lane}`, `api/lanes/${lane}/dead-letters/redrive`, {}, refresh) }, "Redrive all") : null,
     canAct ? h("button", { type: "button", class: "danger", "data-action": "purge", onclick: () => act(`Purge every dead letter of ${lane} (they are deleted)`, `api/lanes/${lane}/dead-letters/purge`, {}, refresh) }, "Purge") : null);
-  main.replaceChildren(h("h1", {}, `Dead letters: ${lane}`), tabs, toolbar, h("p", { class: "muted" }, "Reading…"));
+  show(main, h("h1", {}, `Dead letters: ${lane}`), tabs, toolbar, h("p", { class: "muted" }, "Reading…"));
   let letters;
   try {
     letters = await getJson(`api/lanes/${lane}/dead-letters`);
   } catch (e) {
-    main.replaceChildren(h("h1", {}, `Dead letters: ${lane}`), tabs, toolbar, h("div", { class: "note error" }, e.message));
+    show(main, h("h1", {}, `Dead letters: ${lane}`), tabs, toolbar, h("div", { class: "note error" }, e.message));
     return;
   }
   const table = letters.length === 0
@@ -301,7 +308,7 @@ async function deadLettersPage(lane) {
         canAct ? h("td", {}, l.task_id && l.lane
           ? h("button", { type: "button", "data-action": "redrive", onclick: () => act(`Redrive task ${l.task_id}`, `api/lanes/${lane}/dead-letters/redrive`, { id: l.task_id }, refresh) }, "Redrive")
           : h("span", { class: "muted" }, "malformed")) : null))));
-  main.replaceChildren(h("h1", {}, `Dead letters: ${lane}`), tabs, toolbar, table);
+  show(main, h("h1", {}, `Dead letters: ${lane}`), tabs, toolbar, table);
 }
 
 // ---- routing and the live loop ---------------------------------------------------------------------------------------
