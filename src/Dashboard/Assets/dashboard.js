@@ -82,7 +82,7 @@ async function act(what, url, fields, after) {
 // ---- sparkline -------------------------------------------------------------------------------------------------------
 
 function sparkline(values) {
-  const w = 120, h = 24;
+  const w = 100, h = 24;
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.setAttribute("class", "spark");
   svg.setAttribute("width", w);
@@ -178,7 +178,7 @@ function laneActions(lane) {
     act(`${resume ? "Resume" : "Pause"} lane ${lane}`, `api/lanes/${lane}/${resume ? "resume" : "pause"}`);
   });
   const mode = h("select", { "data-action": "mode", "aria-label": `Handler mode of ${lane}` }, MODES.map(m => h("option", { value: m }, m)));
-  const set = h("button", { type: "button", "data-action": "set-mode" }, "Set mode");
+  const set = h("button", { type: "button", "data-action": "set-mode", title: "Set this lane's handler mode on every consumer" }, "Set");
   set.addEventListener("click", () => act(`Set lane ${lane} to ${mode.value} mode`, `api/lanes/${lane}/mode`, { mode: mode.value }));
   return [toggle, mode, set];
 }
@@ -207,10 +207,10 @@ const fleetPage = {
       h("tbody", {}, consumers.map(c => {
         const b = c.heartbeat;
         return h("tr", { "data-consumer": b.consumer },
-          h("td", { class: "lane-name" }, b.consumer),
-          h("td", {}, `${b.host} / ${b.pid}`),
+          h("td", { class: "lane-name nowrap" }, b.consumer),
+          h("td", { class: "nowrap" }, `${b.host} / ${b.pid}`),
           h("td", {}, b.topology),
-          h("td", {}, dateTime(b.started_at)),
+          h("td", { class: "nowrap" }, dateTime(b.started_at)),
           h("td", { class: "num" }, `${(c.heard_ms_ago / 1000).toFixed(1)} s ago`),
           h("td", { class: "num" }, `${b.slots_in_use} / ${b.slot_budget}`),
           h("td", { class: "num" }, b.external_pending),
