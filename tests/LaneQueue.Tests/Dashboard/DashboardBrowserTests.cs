@@ -66,23 +66,34 @@ public sealed class DashboardBrowserTests(BrokerFixture broker, Chromium chromiu
     }
 
     [Fact]
-    public async Task A_task_is_looked_up_with_its_timeline_and_a_dead_letter_is_redriven_from_the_page()
+    public async Task A_task_is_looked_up_with_its_timeline_and_dead_letters_are_redriven_and_purged_from_the_page()
     {
         await using var dashboard = await DashboardServer.StandaloneAsync(_fleet.Vhost.Url, enableActions: true);
         await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create("flaky-1", SessionLane.Execute, new { order = 42 }, "flaky"), TimeSpan.FromSeconds(30));
-        await TestVhost.EventuallyAsync(async () => await _fleet.Vhost.ReadyAsync(TestVhost.DeadLetters(SessionLane.Execute)) == 1, "flaky-1 dead-lettered");
+        await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create("doomed-1", SessionLane.Execute, new { message = "never works" }, "fail"), TimeSpan.FromSeconds(30));
+        await TestVhost.EventuallyAsync(async () => await _fleet.Vhost.ReadyAsync(TestVhost.DeadLetters(SessionLane.Execute)) == 2, "both dead-lettered");
 
         var page = await chromium.NewPageAsync();
         await page.GotoAsync(dashboard.Root);
+        await page.Locator("#lookup-id").FillAsync("flaky-1");
+        await page.Locator("#lookup-id").PressAsync("Enter");
+        await Expect(page.Locator("#task-status")).ToHaveTextAsync("failed");
+        await Expect(page.Locator("#task-payload")).ToContainTextAsync("\"order\":42");
+
+        await page.Locator("nav a[data-page=lanes]").ClickAsync();
         var dead = page.Locator("tr[data-lane=execute] [data-col=dead] a");
-        await Expect(dead).ToHaveTextAsync("1");
+        await Expect(dead).ToHaveTextAsync("2");
         await dead.ClickAsync();
         var letter = page.Locator("#dead-letters tr[data-task=flaky-1]");
         await Expect(letter).ToContainTextAsync("flaky: the downstream service is down");
 
         _flakyFails = false;
         await letter.Locator("button[data-action=redrive]").ClickAsync();
+        await Expect(letter).ToHaveCountAsync(0);
+        await Expect(page.Locator("#dead-letters tr[data-task=doomed-1]")).ToContainTextAsync("never works"); // only the one asked for moved
+        await page.Locator("button[data-action=purge]").ClickAsync();
         await Expect(page.Locator("#no-dead-letters")).ToBeVisibleAsync();
+        Assert.Equal(0u, await _fleet.Vhost.ReadyAsync(TestVhost.DeadLetters(SessionLane.Execute)));
         await TestVhost.EventuallyAsync(async () => (await _fleet.Producer.GetTaskHistoryAsync("flaky-1")).Final?.Status == TaskStatuses.Completed,
             "the redriven task completed");
 
