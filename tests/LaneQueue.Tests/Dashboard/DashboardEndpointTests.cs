@@ -73,7 +73,7 @@ public sealed class DashboardEndpointTests(BrokerFixture broker) : IAsyncLifetim
     }
 
     [Fact]
-    public async Task A_post_without_the_antiforgery_token_is_refused_and_with_it_pause_and_resume_reach_the_consumer()
+    public async Task A_post_without_the_antiforgery_token_is_refused_and_with_it_pause_resume_and_mode_reach_the_consumer()
     {
         await using var dashboard = await DashboardServer.EmbeddedAsync(_fleet.Vhost.Url, allow: true);
         var (field, token, actions) = await dashboard.PageAsync();
@@ -92,6 +92,11 @@ public sealed class DashboardEndpointTests(BrokerFixture broker) : IAsyncLifetim
         using (var resume = await dashboard.PostAsync("api/lanes/query/resume", new Dictionary<string, string> { [field] = token }))
             Assert.Equal(HttpStatusCode.OK, resume.StatusCode);
         await TestVhost.EventuallyAsync(() => Task.FromResult(!_fleet.Hosts[0].IsPaused(SessionLane.Query)), "query resumed by the dashboard");
+
+        using (var mode = await dashboard.PostAsync("api/lanes/query/mode", new Dictionary<string, string> { [field] = token, ["mode"] = "hybrid" }))
+            Assert.Equal(HttpStatusCode.OK, mode.StatusCode);
+        await TestVhost.EventuallyAsync(async () => DashboardServer.Lane(await dashboard.StatsAsync(), "query").GetProperty("handler_mode").GetString() == "hybrid",
+            "the consumer reports query in hybrid mode");
 
         using var badLane = await dashboard.PostAsync("api/lanes/nope/pause", new Dictionary<string, string> { [field] = token });
         Assert.Equal(HttpStatusCode.BadRequest, badLane.StatusCode);
