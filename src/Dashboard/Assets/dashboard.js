@@ -253,7 +253,7 @@ async function taskPage(id) {
     h("tbody", {}, events.map(e => {
       const name = e.event.replace("command.", "");
       return h("tr", { "data-event": name },
-        h("td", {}, dateTime(e.at)),
+        h("td", { class: "nowrap" }, dateTime(e.at)),
         h("td", { class: `event-${name}` }, name),
         h("td", { class: "num" }, e.attempt),
         h("td", {}, e.consumer ?? ""),
@@ -299,11 +299,11 @@ async function deadLettersPage(lane) {
       h("thead", {}, h("tr", {}, h("th", {}, "Task"), h("th", {}, "Reason"), h("th", { class: "num" }, "Attempts"), h("th", {}, "Last error"),
         h("th", {}, "At"), h("th", {}, "Payload"), canAct ? h("th", {}, "") : null)),
       h("tbody", {}, letters.map(l => h("tr", { "data-task": l.task_id ?? "" },
-        h("td", {}, l.task_id ? h("a", { href: `#/task/${encodeURIComponent(l.task_id)}` }, l.task_id) : "–"),
+        h("td", { class: "nowrap" }, l.task_id ? h("a", { href: `#/task/${encodeURIComponent(l.task_id)}` }, l.task_id) : "–"),
         h("td", {}, l.reason),
         h("td", { class: "num" }, l.attempts),
         h("td", {}, l.last_error ?? ""),
-        h("td", {}, dateTime(l.at)),
+        h("td", { class: "nowrap" }, dateTime(l.at)),
         h("td", {}, h("details", {}, h("summary", {}, "show"), h("pre", {}, l.body))),
         canAct ? h("td", {}, l.task_id && l.lane
           ? h("button", { type: "button", "data-action": "redrive", onclick: () => act(`Redrive task ${l.task_id}`, `api/lanes/${lane}/dead-letters/redrive`, { id: l.task_id }, refresh) }, "Redrive")

@@ -24,6 +24,8 @@ public sealed class Chromium : IAsyncLifetime
                        $"('bash scripts/install-example-deps.sh' and 'bash scripts/test.sh' do), or set {PathVariable} to a Chromium executable.";
             return;
         }
+        // Generous: the page follows the fleet through heartbeats, the dashboard's sampling and its polling, on a busy machine.
+        Assertions.SetDefaultExpectTimeout(30_000);
         _playwright = await Playwright.CreateAsync();
         _browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions { ExecutablePath = ExecutablePath, Headless = true });
     }

@@ -86,6 +86,7 @@ public sealed class DashboardBrowserTests(BrokerFixture broker, Chromium chromiu
         await dead.ClickAsync();
         var letter = page.Locator("#dead-letters tr[data-task=flaky-1]");
         await Expect(letter).ToContainTextAsync("flaky: the downstream service is down");
+        await Chromium.ScreenshotAsync(page, "dead-letters");
 
         _flakyFails = false;
         await letter.Locator("button[data-action=redrive]").ClickAsync();
