@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the any-language examples in examples/ (and their tests) need; safe to re-run.
-#   Debian packages: python3-pika (for /usr/bin/python3), curl, jq; nodejs + npm only when no node is on PATH.
+#   Debian packages: python3-pika (for /usr/bin/python3), curl, jq; nodejs + npm only when no node is on PATH;
+#   chromium for the dashboard's browser tests (tests/LaneQueue.Tests/Dashboard; Playwright drives /usr/bin/chromium).
 #   examples/node/node_modules: amqplib as package-lock.json pins it (npm ci), skipped when already in place.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -11,6 +12,7 @@ command -v curl >/dev/null || need+=(curl)
 command -v jq >/dev/null || need+=(jq)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
+[[ -x /usr/bin/chromium ]] || need+=(chromium)
 
 if ((${#need[@]})); then
   sudo=()
@@ -30,4 +32,4 @@ if [[ ! -f examples/node/node_modules/amqplib/package.json || ! -f "$installed" 
   echo "install-example-deps: npm ci in examples/node"
   (cd examples/node && npm ci --no-audit --no-fund --loglevel=error)
 fi
-echo "install-example-deps: python3-pika, curl, jq, node and examples/node/node_modules are in place"
+echo "install-example-deps: python3-pika, curl, jq, node, chromium and examples/node/node_modules are in place"

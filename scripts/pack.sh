@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Packs LaneQueue into a local NuGet feed folder: the libraries LaneQueue.Contracts, LaneQueue.Producer and
-# LaneQueue.Consumer, and the lanequeue tool LaneQueue.Cli, each a .nupkg with its .snupkg (symbols).
+# Packs LaneQueue into a local NuGet feed folder: the libraries LaneQueue.Contracts, LaneQueue.Producer,
+# LaneQueue.Consumer and LaneQueue.Dashboard, and the lanequeue tool LaneQueue.Cli, each a .nupkg with its .snupkg (symbols).
 #
 #   bash scripts/pack.sh [OUT]        OUT: the feed folder (default artifacts/packages)
 #
@@ -25,7 +25,7 @@ version="$(dotnet msbuild src/Contracts/LaneQueue.Contracts.csproj -nologo -getP
 args=(-c Release -nologo -v quiet --artifacts-path "$root/artifacts/pack-build" -o "$out")
 [[ -n "${LANEQUEUE_REPOSITORY_URL:-}" ]] && args+=("-p:RepositoryUrl=$LANEQUEUE_REPOSITORY_URL")
 
-packages=(LaneQueue.Contracts LaneQueue.Producer LaneQueue.Consumer LaneQueue.Cli)
+packages=(LaneQueue.Contracts LaneQueue.Producer LaneQueue.Consumer LaneQueue.Dashboard LaneQueue.Cli)
 for id in "${packages[@]}"; do rm -f "$out/$id.$version.nupkg" "$out/$id.$version.snupkg"; done
 
 echo "packing LaneQueue $version into $out"

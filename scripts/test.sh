@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 bash scripts/broker-up.sh
-bash scripts/install-example-deps.sh   # python3-pika, node + amqplib, curl, jq for the any-language examples
+bash scripts/install-example-deps.sh   # python3-pika, node + amqplib, curl, jq for the any-language examples; chromium for the dashboard
 export LANEQUEUE_RABBITMQ_URL="${LANEQUEUE_RABBITMQ_URL:-amqp://guest:guest@localhost:5672/}"
 export LANEQUEUE_RABBITMQ_MANAGEMENT_URL="${LANEQUEUE_RABBITMQ_MANAGEMENT_URL:-http://localhost:15672}"
 

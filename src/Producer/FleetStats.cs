@@ -66,8 +66,16 @@ internal static class FleetStats
             await channel.BasicConsumeAsync(queue, autoAck: true, consumer, cancellationToken);
             await Task.Delay(listen, cancellationToken);
         }
+        return await BuildAsync(connection, beats.Values, cancellationToken);
+    }
 
-        var consumers = beats.Values.OrderBy(b => b.Consumer, StringComparer.Ordinal).ToList();
+    /// <summary>
+    /// The stats of the consumers whose heartbeats are <paramref name="heartbeats"/> (the latest of each) plus the broker's
+    /// depths: for a reader that listens to heartbeats all the time (the dashboard) rather than for one window.
+    /// </summary>
+    public static async Task<QueueStats> BuildAsync(IConnection connection, IEnumerable<ConsumerHeartbeat> heartbeats, CancellationToken cancellationToken = default)
+    {
+        var consumers = heartbeats.OrderBy(b => b.Consumer, StringComparer.Ordinal).ToList();
         var priorityTopology = consumers.Count > 0 && consumers.All(c => c.Topology == "PriorityQueue");
         var lanes = new List<LaneStats>();
         foreach (var lane in SessionLanes.All)

@@ -38,6 +38,9 @@ internal sealed partial class HostedProducer(IOptions<ProducerOptions> options, 
         return await connecting.WaitAsync(cancellationToken);
     }
 
+    /// <summary>The connected <see cref="LaneQueueProducer"/> (for the dashboard, which needs more than <see cref="ILaneQueueProducer"/>).</summary>
+    internal Task<LaneQueueProducer> ConnectedAsync(CancellationToken cancellationToken) => ProducerAsync(cancellationToken);
+
     async Task<LaneQueueProducer> ConnectAsync()
     {
         var settings = options.Value;

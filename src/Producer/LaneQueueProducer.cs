@@ -148,6 +148,9 @@ public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
         $"{_options.RecoveryTimeout.TotalSeconds:0.#} s ({timeout.InnerException?.Message ?? timeout.Message}). It may or may not be stored: submit it again with the same id " +
         "(consumers skip an id that already ran).", timeout);
 
+    /// <summary>The broker connection, for readers in other LaneQueue libraries (the dashboard's heartbeat listener and stats).</summary>
+    internal IConnection Connection => _connection;
+
     /// <summary>The dead-letter queues: list, redrive, purge.</summary>
     public DeadLetters DeadLetters => new(_connection);
 

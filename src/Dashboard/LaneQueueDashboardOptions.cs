@@ -1,0 +1,35 @@
+using Microsoft.Extensions.Options;
+
+namespace LaneQueue.Dashboard;
+
+/// <summary>Dashboard settings (<see cref="DashboardRegistration.AddLaneQueueDashboard"/>).</summary>
+public sealed class LaneQueueDashboardOptions
+{
+    /// <summary>
+    /// The authorization policy (registered by the host with <c>AddAuthorization</c>) a user must satisfy to act: redrive,
+    /// purge, pause / resume, handler mode. Null (the default): the dashboard is read-only, every action answers 403 and the
+    /// page shows no action buttons.
+    /// </summary>
+    public string? ActionsPolicy { get; set; }
+
+    /// <summary>How often the dashboard reads the lane depths and refreshes its snapshot (default 1 s).</summary>
+    public TimeSpan SampleInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>How many depth samples each lane's sparkline shows (default 120: two minutes at 1 s).</summary>
+    public int DepthSamples { get; set; } = 120;
+}
+
+internal sealed class LaneQueueDashboardOptionsValidator : IValidateOptions<LaneQueueDashboardOptions>
+{
+    public ValidateOptionsResult Validate(string? name, LaneQueueDashboardOptions options)
+    {
+        var problems = new List<string>();
+        if (options.SampleInterval < TimeSpan.FromMilliseconds(100) || options.SampleInterval > TimeSpan.FromMinutes(1))
+            problems.Add($"LaneQueueDashboardOptions.SampleInterval must be from 100 ms to 1 min, got {options.SampleInterval}");
+        if (options.DepthSamples is < 2 or > 10_000)
+            problems.Add($"LaneQueueDashboardOptions.DepthSamples must be from 2 to 10000, got {options.DepthSamples}");
+        if (options.ActionsPolicy is { } policy && string.IsNullOrWhiteSpace(policy))
+            problems.Add("LaneQueueDashboardOptions.ActionsPolicy must be a policy name or null (read-only), got an empty string");
+        return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
+    }
+}

@@ -1,0 +1,114 @@
+using LaneQueue.Consumer;
+using LaneQueue.Tests.Broker;
+using Microsoft.Playwright;
+using static Microsoft.Playwright.Assertions;
+
+namespace LaneQueue.Tests.Dashboard;
+
+/// <summary>
+/// The dashboard in a real browser (Debian's chromium through Playwright), served by the standalone
+/// <c>lanequeue dashboard --enable-actions</c> against a real broker and an in-process consumer.
+/// </summary>
+[Collection(BrokerCollection.Name)]
+public sealed class DashboardBrowserTests(BrokerFixture broker, Chromium chromium) : IAsyncLifetime, IClassFixture<Chromium>
+{
+    TestFleet _fleet = null!;
+    volatile bool _flakyFails = true;
+
+    public async Task InitializeAsync()
+    {
+        _fleet = new TestFleet(await broker.CreateVhostAsync());
+        await _fleet.StartConsumerAsync("dash-browser", o =>
+        {
+            o.HeartbeatIntervalMs = 300;
+            o.Queue = o.Queue with { RetryPolicy = new RetryPolicy { Strategy = RetryStrategy.None } };
+        }, h => h.AddHandler("flaky", _ => _flakyFails
+            ? throw new InvalidOperationException("flaky: the downstream service is down")
+            : Task.FromResult<object?>(new { ok = true })));
+    }
+
+    public async Task DisposeAsync() => await _fleet.DisposeAsync();
+
+    [Fact]
+    public async Task The_lanes_page_shows_the_four_lanes_with_live_counts_and_pauses_and_resumes_a_lane()
+    {
+        await using var dashboard = await DashboardServer.StandaloneAsync(_fleet.Vhost.Url, enableActions: true);
+        var page = await chromium.NewPageAsync();
+        await page.GotoAsync(dashboard.Root);
+        await Expect(page.Locator("#lanes tbody tr")).ToHaveCountAsync(4);
+        await Expect(page.Locator("#lanes tbody tr td.lane-name")).ToHaveTextAsync(["control", "query", "execute", "generate"]);
+        var generate = page.Locator("tr[data-lane=generate]");
+        await Expect(generate.Locator("[data-col=paused]")).ToHaveTextAsync("no");
+
+        await generate.Locator("button[data-action=pause]").ClickAsync();
+        await Expect(generate.Locator("[data-col=paused]")).ToContainTextAsync("paused on 1 of 1");
+        await Expect(generate.Locator("[data-col=paused]")).ToContainTextAsync("paused by operator");
+        Assert.True(_fleet.Hosts[0].IsPaused(SessionLane.Generate));
+
+        // Counts change on the page without a reload while tasks wait and run.
+        foreach (var i in Enumerable.Range(1, 6))
+            await _fleet.Producer.SubmitTaskAsync(ExternalTask.Create($"gen-{i}", SessionLane.Generate, new { ms = 300 }, "sleep"));
+        await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create("query-1", SessionLane.Query), TimeSpan.FromSeconds(30));
+        await Expect(generate.Locator("[data-col=ready]")).ToHaveTextAsync("6");
+        await Expect(page.Locator("tr[data-lane=query] [data-col=completed]")).ToHaveTextAsync("1");
+        await Chromium.ScreenshotAsync(page, "lanes");
+
+        await Expect(generate.Locator("button[data-action=pause]")).ToHaveTextAsync("Resume");
+        await generate.Locator("button[data-action=pause]").ClickAsync();
+        await Expect(generate.Locator("[data-col=completed]")).ToHaveTextAsync("6");
+        await Expect(generate.Locator("[data-col=ready]")).ToHaveTextAsync("0");
+        await Expect(generate.Locator("[data-col=paused]")).ToHaveTextAsync("no");
+        Assert.False(_fleet.Hosts[0].IsPaused(SessionLane.Generate));
+
+        await page.Locator("nav a[data-page=fleet]").ClickAsync();
+        await Expect(page.Locator("tr[data-consumer=dash-browser]")).ToContainTextAsync("generate 0/");
+        await Chromium.ScreenshotAsync(page, "fleet");
+    }
+
+    [Fact]
+    public async Task A_task_is_looked_up_with_its_timeline_and_dead_letters_are_redriven_and_purged_from_the_page()
+    {
+        await using var dashboard = await DashboardServer.StandaloneAsync(_fleet.Vhost.Url, enableActions: true);
+        await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create("flaky-1", SessionLane.Execute, new { order = 42 }, "flaky"), TimeSpan.FromSeconds(30));
+        await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create("doomed-1", SessionLane.Execute, new { message = "never works" }, "fail"), TimeSpan.FromSeconds(30));
+        await TestVhost.EventuallyAsync(async () => await _fleet.Vhost.ReadyAsync(TestVhost.DeadLetters(SessionLane.Execute)) == 2, "both dead-lettered");
+
+        var page = await chromium.NewPageAsync();
+        await page.GotoAsync(dashboard.Root);
+        await page.Locator("#lookup-id").FillAsync("flaky-1");
+        await page.Locator("#lookup-id").PressAsync("Enter");
+        await Expect(page.Locator("#task-status")).ToHaveTextAsync("failed");
+        await Expect(page.Locator("#task-payload")).ToContainTextAsync("\"order\":42");
+
+        await page.Locator("nav a[data-page=lanes]").ClickAsync();
+        var dead = page.Locator("tr[data-lane=execute] [data-col=dead] a");
+        await Expect(dead).ToHaveTextAsync("2");
+        await dead.ClickAsync();
+        var letter = page.Locator("#dead-letters tr[data-task=flaky-1]");
+        await Expect(letter).ToContainTextAsync("flaky: the downstream service is down");
+        await Chromium.ScreenshotAsync(page, "dead-letters");
+
+        _flakyFails = false;
+        await letter.Locator("button[data-action=redrive]").ClickAsync();
+        await Expect(letter).ToHaveCountAsync(0);
+        await Expect(page.Locator("#dead-letters tr[data-task=doomed-1]")).ToContainTextAsync("never works"); // only the one asked for moved
+        await page.Locator("button[data-action=purge]").ClickAsync();
+        await Expect(page.Locator("#no-dead-letters")).ToBeVisibleAsync();
+        Assert.Equal(0u, await _fleet.Vhost.ReadyAsync(TestVhost.DeadLetters(SessionLane.Execute)));
+        await TestVhost.EventuallyAsync(async () => (await _fleet.Producer.GetTaskHistoryAsync("flaky-1")).Final?.Status == TaskStatuses.Completed,
+            "the redriven task completed");
+
+        await page.Locator("#lookup-id").FillAsync("flaky-1");
+        await page.Locator("#lookup-id").PressAsync("Enter");
+        await Expect(page.Locator("#task-status")).ToHaveTextAsync("completed");
+        await Expect(page.Locator("#timeline tr[data-event=dead_lettered]")).ToHaveCountAsync(1);
+        await Expect(page.Locator("#timeline tr[data-event=dead_lettered]")).ToContainTextAsync("downstream service is down");
+        await Expect(page.Locator("#timeline tr[data-event=completed]")).ToHaveCountAsync(1);
+        await Expect(page.Locator("#task-result")).ToContainTextAsync("\"ok\": true");
+        await Chromium.ScreenshotAsync(page, "task");
+
+        await page.Locator("#lookup-id").FillAsync("never-submitted");
+        await page.Locator("#lookup-id").PressAsync("Enter");
+        await Expect(page.Locator("#task-missing")).ToBeVisibleAsync();
+    }
+}
