@@ -117,7 +117,7 @@ internal sealed class LaneTaskConsumer(
         var handler = execution.HandlerFor(task, mode);
 
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, run.Cancel.Token);
-        IDisposable slot;
+        IAsyncDisposable slot;
         using (var admitting = CancellationTokenSource.CreateLinkedTokenSource(stopping.Token, lifetime.ApplicationStopping))
         {
             try
@@ -131,7 +131,7 @@ internal sealed class LaneTaskConsumer(
                 return;
             }
         }
-        using var slotLease = slot;
+        await using var slotLease = slot;
 
         var startedAt = DateTimeOffset.UtcNow;
         activity.Started(task.Lane);
