@@ -130,9 +130,9 @@ internal sealed class FleetLimitsSetup(IOptions<LaneQueueOptions> options, ILogg
             await channel.QueueDeclarePassiveAsync(queue, cancellationToken);
             return true;
         }
-        catch (OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == 404)
+        catch (OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode is 404 or 403)
         {
-            return false;
+            return false; // not there, or a user without rights on lanequeue.limits.* (then it limits nothing for this consumer)
         }
     }
 

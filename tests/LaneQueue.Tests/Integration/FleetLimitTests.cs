@@ -80,7 +80,22 @@ public sealed class FleetLimitTests(BrokerFixture broker, ITestOutputHelper outp
         var counts = await tally.WaitForAllAsync(TimeSpan.FromSeconds(120), output.WriteLine);
         var max = MaxRunning(Runs(tally, tasks.Select(t => t.Id)));
         var consumers = tasks.SelectMany(t => tally.ResultsOf(t.Id)).Select(r => r.Consumer).Distinct().Count();
-        output.WriteLine($"fleet cap {(fleetCap ? Cap.ToString(System.Globalization.CultureInfo.InvariantCulture) : "off")}: at most {max} generate tasks ran at once over 3 processes ({consumers} of them ran some); {counts}");
+        var summary = $"fleet cap {(fleetCap ? Cap.ToString(System.Globalization.CultureInfo.InvariantCulture) : "off")}: at most {max} generate tasks ran at once over 3 processes ({consumers} of them ran some); {counts}";
+        output.WriteLine(summary);
+        Evidence.Write($"fleet-cap-{(fleetCap ? "on" : "off")}", new
+        {
+            Processes = 3,
+            PerProcessGenerateConcurrency = 2,
+            FleetCap = fleetCap ? Cap : (int?)null,
+            Tasks = tasks.Count,
+            TaskMs = 300,
+            MaxRunningAtOnce = max,
+            ProcessesThatRanTasks = consumers,
+            counts.Completed,
+            counts.Lost,
+            RanTwice = counts.Duplicated,
+            Asserted = fleetCap ? $"max running <= {Cap}" : $"max running > {Cap}",
+        }, summary);
         Assert.True(counts.Lost == 0 && counts.Duplicated == 0, $"{counts}\n{tally.DescribeMissing()}");
         return (counts, max, consumers);
     }
@@ -124,7 +139,20 @@ public sealed class FleetLimitTests(BrokerFixture broker, ITestOutputHelper outp
         var survivorRuns = tasks.SelectMany(t => tally.ResultsOf(t.Id)).Where(r => r.Consumer != "victim" && r.Status == TaskStatuses.Completed).Select(r => (r.StartedAt, r.FinishedAt)).ToList();
         var max = MaxRunning(Runs(tally, tasks.Select(t => t.Id)).Concat(killedRuns.Select(_ => (killedAt - TimeSpan.FromSeconds(1), killedAt))));
         var survivorMax = MaxRunning(survivorRuns);
-        output.WriteLine($"{counts}; after the kill the survivors ran at most {survivorMax} at once; at most {max} at once over the whole run");
+        var summary = $"{counts}; after the kill the survivors ran at most {survivorMax} at once; at most {max} at once over the whole run";
+        output.WriteLine(summary);
+        Evidence.Write("fleet-cap-kill", new
+        {
+            Fault = "kill -9 of a consumer process holding both tokens of a fleet cap of 2 (2 tasks running)",
+            Tasks = tasks.Count,
+            TaskMs = 1000,
+            RunningOnTheVictimWhenKilled = killedRuns.Count,
+            SurvivorsMaxRunningAtOnce = survivorMax,
+            MaxRunningAtOnce = max,
+            counts.Completed,
+            counts.Lost,
+            RanTwice = counts.Duplicated,
+        }, summary);
 
         Assert.True(killedRuns.Count == Cap, $"the victim must hold both tokens when killed, held {killedRuns.Count}");
         Assert.True(counts.Lost == 0, $"lost tasks: {counts}\n{tally.DescribeMissing()}\n--- survivor ---\n{ConsumerKillTests.Tail(survivors[0].Output)}");
@@ -144,5 +172,53 @@ public sealed class FleetLimitTests(BrokerFixture broker, ITestOutputHelper outp
         output.WriteLine(refused.Message);
         Assert.Contains("LaneQueue:FleetLimits:Generate:MaxConcurrency = 3", refused.Message, StringComparison.Ordinal);
         Assert.Contains(FleetLimitQueues.Running(SessionLane.Generate), refused.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// A fleet rate of 4 per second with two consumers: at most 4 starts in any window shorter than a second over both (a
+    /// spent start token comes back one period later), so the (k+4)-th start is at least ~a second after the k-th (0.8 s
+    /// leaves room for a start that was itself late). The control: the per-process limit of 4/s on each lets 8 start at once.
+    /// </summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task A_fleet_rate_of_4_per_second_holds_over_two_consumers_where_per_process_limits_add_up(bool fleetRate)
+    {
+        const int perSecond = 4, count = 16;
+        var rate = new RateLimit { LimitType = RateLimitType.PerSecond, MaxOperations = perSecond };
+        await using var fleet = new TestFleet(await broker.CreateVhostAsync());
+        foreach (var name in new[] { "rate-a", "rate-b" })
+        {
+            await fleet.StartConsumerAsync(name, o =>
+            {
+                if (fleetRate)
+                    o.FleetLimits[SessionLane.Generate] = new FleetLaneLimit { RateLimit = rate };
+                else
+                    o.LaneRateLimits[SessionLane.Generate] = rate;
+            });
+        }
+        var results = await Task.WhenAll(Enumerable.Range(1, count).Select(i =>
+            fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create($"rate-{i}", SessionLane.Generate, new { i }), TimeSpan.FromSeconds(60))));
+        Assert.All(results, r => Assert.True(r.Success, r.Error));
+        var starts = results.Select(r => r.StartedAt).Order().ToList();
+        var tightest = Enumerable.Range(0, count - perSecond).Min(k => starts[k + perSecond] - starts[k]);
+        var consumers = results.Select(r => r.Consumer).Distinct().Count();
+        var offsets = starts.Select(t => Math.Round((t - starts[0]).TotalMilliseconds)).ToList();
+        var summary = $"{(fleetRate ? "fleet" : "per-process")} rate {perSecond}/s, 2 consumers ({consumers} ran tasks): tightest {perSecond + 1} starts spanned {tightest.TotalMilliseconds:0} ms; starts (ms): {string.Join(", ", offsets)}";
+        output.WriteLine(summary);
+        Evidence.Write($"fleet-rate-{(fleetRate ? "on" : "off")}", new
+        {
+            Consumers = 2,
+            Limit = fleetRate ? $"FleetLimits:Generate:RateLimit {perSecond}/s" : $"LaneRateLimits:Generate {perSecond}/s on each consumer",
+            Tasks = count,
+            TightestSpanOf5StartsMs = Math.Round(tightest.TotalMilliseconds),
+            StartOffsetsMs = offsets,
+            Asserted = fleetRate ? "every 5 consecutive starts span >= 800 ms" : "some 5 consecutive starts span < 800 ms",
+        }, summary);
+        Assert.Equal(2, consumers);
+        if (fleetRate)
+            Assert.True(tightest >= TimeSpan.FromMilliseconds(800), $"{perSecond + 1} starts within {tightest.TotalMilliseconds:0} ms with a fleet rate of {perSecond}/s");
+        else
+            Assert.True(tightest < TimeSpan.FromMilliseconds(800), $"per-process limits must add up over the fleet for the control run to mean anything: tightest {tightest.TotalMilliseconds:0} ms");
     }
 }
