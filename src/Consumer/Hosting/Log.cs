@@ -75,6 +75,6 @@ internal static partial class Log
     [LoggerMessage(1401, LogLevel.Warning, "The fleet limits lane {Lane} ({TokenQueue} exists) but this consumer has no FleetLimits:{Lane}:{Limit}: its {Lane} tasks do not count against the fleet's limit")]
     public static partial void FleetLimitNotSet(ILogger logger, string lane, string limit, string tokenQueue);
 
-    [LoggerMessage(1402, LogLevel.Warning, "Fleet limits: cannot reach the broker ({Error}); tasks of limited lanes wait")]
+    [LoggerMessage(1402, LogLevel.Warning, "Fleet limits: no token can be taken now ({Error}); tasks of limited lanes wait and try again")]
     public static partial void FleetLimitsUnreachable(ILogger logger, string error);
 }

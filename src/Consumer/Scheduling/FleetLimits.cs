@@ -98,14 +98,22 @@ internal sealed class FleetLimits(IOptions<LaneQueueOptions> options, ILogger<Fl
     }
 
     /// <summary>One wait for a token on <paramref name="channel"/>; null when the channel closed meanwhile.</summary>
-    static async Task<Token?> TryTakeAsync(IChannel channel, string queue, CancellationToken cancellationToken)
+    async Task<Token?> TryTakeAsync(IChannel channel, string queue, CancellationToken cancellationToken)
     {
         var delivered = new TaskCompletionSource<ulong?>(TaskCreationOptions.RunContinuationsAsynchronously);
         var consumer = new AsyncEventingBasicConsumer(channel);
         consumer.ReceivedAsync += async (_, delivery) =>
         {
-            if (!delivered.TrySetResult(delivery.DeliveryTag))
+            if (delivered.TrySetResult(delivery.DeliveryTag))
+                return;
+            try
+            {
                 await channel.BasicRejectAsync(delivery.DeliveryTag, requeue: true); // the waiter gave up meanwhile
+            }
+            catch (Exception ex) when (BrokerConnection.IsConnectionFailure(ex))
+            {
+                // closed meanwhile: the broker has it back
+            }
         };
         consumer.ShutdownAsync += (_, _) =>
         {
@@ -121,6 +129,13 @@ internal sealed class FleetLimits(IOptions<LaneQueueOptions> options, ILogger<Fl
         try
         {
             consumerTag = await channel.BasicConsumeAsync(queue, autoAck: false, consumer, cancellationToken);
+        }
+        catch (RabbitMQ.Client.Exceptions.OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == 404)
+        {
+            // The token queue was deleted (an operator resetting the limit): tasks of the lane wait until a consumer starting
+            // with the limit creates it again.
+            Log.FleetLimitsUnreachable(logger, $"token queue {queue} not found; restart a consumer with the fleet limit to create it");
+            return null;
         }
         catch (Exception ex) when (BrokerConnection.IsConnectionFailure(ex) && !cancellationToken.IsCancellationRequested)
         {
