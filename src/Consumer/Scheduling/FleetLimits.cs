@@ -128,7 +128,8 @@ internal sealed class FleetLimits(IOptions<LaneQueueOptions> options, ILogger<Fl
         string consumerTag;
         try
         {
-            consumerTag = await channel.BasicConsumeAsync(queue, autoAck: false, consumer, cancellationToken);
+            // Not cancellable: a consume the broker registers after a cancelled call would take a token nobody waits for.
+            consumerTag = await channel.BasicConsumeAsync(queue, autoAck: false, consumer, CancellationToken.None);
         }
         catch (RabbitMQ.Client.Exceptions.OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == 404)
         {
@@ -137,8 +138,9 @@ internal sealed class FleetLimits(IOptions<LaneQueueOptions> options, ILogger<Fl
             Log.FleetLimitsUnreachable(logger, $"token queue {queue} not found; restart a consumer with the fleet limit to create it");
             return null;
         }
-        catch (Exception ex) when (BrokerConnection.IsConnectionFailure(ex) && !cancellationToken.IsCancellationRequested)
+        catch (Exception ex) when (BrokerConnection.IsConnectionFailure(ex))
         {
+            cancellationToken.ThrowIfCancellationRequested();
             return null;
         }
         ulong? tag;
