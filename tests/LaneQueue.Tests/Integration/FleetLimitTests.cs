@@ -221,4 +221,29 @@ public sealed class FleetLimitTests(BrokerFixture broker, ITestOutputHelper outp
         else
             Assert.True(tightest < TimeSpan.FromMilliseconds(800), $"per-process limits must add up over the fleet for the control run to mean anything: tightest {tightest.TotalMilliseconds:0} ms");
     }
+
+    /// <summary>With quorum lane queues the token queues are quorum queues too (replicated for a cluster): set up and used the same way.</summary>
+    [Fact]
+    public async Task Fleet_limits_work_with_quorum_queues()
+    {
+        var consumer = await ConsumerHost.StartAsync(_vhost.Url, o =>
+        {
+            o.QuorumQueues = true;
+            o.Queue = o.Queue with { GenerateMaxConcurrency = 3 };
+            o.SlotBudget = 3;
+            o.FleetLimits[SessionLane.Generate] = new FleetLaneLimit
+            {
+                MaxConcurrency = 1,
+                RateLimit = new RateLimit { LimitType = RateLimitType.PerSecond, MaxOperations = 50 },
+            };
+        }, name: "quorum-limits");
+        await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = _vhost.Url, QuorumQueues = true });
+        var results = await Task.WhenAll(Enumerable.Range(1, 6).Select(i =>
+            producer.SubmitAndWaitAsync(ExternalTask.Create($"quorum-{i}", SessionLane.Generate, new { ms = 100 }, "sleep"), TimeSpan.FromSeconds(60))));
+        await consumer.StopQuietlyAsync();
+        Assert.All(results, r => Assert.True(r.Success, r.Error));
+        Assert.Equal(1, MaxRunning(results.Select(r => (r.StartedAt, r.FinishedAt))));
+        var running = await _vhost.QueueAsync(FleetLimitQueues.Running(SessionLane.Generate));
+        Assert.Equal("quorum", running!.Value.GetProperty("type").GetString());
+    }
 }
