@@ -130,6 +130,12 @@ internal sealed class LaneTaskConsumer(
                 await outcome.ReturnToLaneAsync(task, attempt, properties, "consumer draining; returned to its lane");
                 return;
             }
+            catch (OperationCanceledException) when (run.Cancel.IsCancellationRequested)
+            {
+                // Cancelled while it waited for a slot or a fleet token: it never started.
+                await outcome.EndWithoutRunAsync(task, attempt, TaskStatuses.Cancelled, TaskEvent.Cancelled, "cancelled before it started", DateTimeOffset.UtcNow);
+                return;
+            }
         }
         await using var slotLease = slot;
 

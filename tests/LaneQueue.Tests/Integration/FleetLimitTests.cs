@@ -246,4 +246,43 @@ public sealed class FleetLimitTests(BrokerFixture broker, ITestOutputHelper outp
         var running = await _vhost.QueueAsync(FleetLimitQueues.Running(SessionLane.Generate));
         Assert.Equal("quorum", running!.Value.GetProperty("type").GetString());
     }
+
+    /// <summary>
+    /// A task cancelled while it waits for a fleet token ends cancelled without running, and leaves no token behind: with a cap
+    /// of 1, the next task runs once the running one has finished.
+    /// </summary>
+    [Fact]
+    public async Task A_task_cancelled_while_waiting_for_a_fleet_token_ends_cancelled_and_keeps_no_token()
+    {
+        var consumer = await ConsumerHost.StartAsync(_vhost.Url, o =>
+        {
+            o.SlotBudget = 2;
+            o.Queue = o.Queue with { GenerateMaxConcurrency = 2 };
+            o.FleetLimits[SessionLane.Generate] = new FleetLaneLimit { MaxConcurrency = 1 };
+        }, name: "cancel-waiting");
+        try
+        {
+            await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = _vhost.Url });
+            var first = await producer.WatchResultAsync("hold-1");
+            var waiting = await producer.WatchResultAsync("wait-1");
+            await producer.SubmitTaskAsync(ExternalTask.Create("hold-1", SessionLane.Generate, new { ms = 1500 }, "sleep"));
+            await Task.Delay(300);
+            await producer.SubmitTaskAsync(ExternalTask.Create("wait-1", SessionLane.Generate, new { ms = 100 }, "sleep"));
+            // wait-1 is delivered (generate concurrency 2) and waits for the only token, which hold-1 has.
+            await TestVhost.EventuallyAsync(async () => await _vhost.ConsumersAsync(FleetLimitQueues.Running(SessionLane.Generate)) == 1,
+                "wait-1 waiting for a token");
+            await producer.CancelTaskAsync("wait-1");
+            var cancelled = await waiting.WaitAsync(TimeSpan.FromSeconds(30));
+            output.WriteLine($"wait-1: {cancelled.Status} {cancelled.Error}");
+            Assert.Equal(TaskStatuses.Cancelled, cancelled.Status);
+            Assert.True((await first.WaitAsync(TimeSpan.FromSeconds(30))).Success);
+            var next = await producer.SubmitAndWaitAsync(ExternalTask.Create("next-1", SessionLane.Generate, new { ms = 10 }, "sleep"), TimeSpan.FromSeconds(30));
+            Assert.True(next.Success, next.Error);
+            Assert.Equal(1u, await _vhost.ReadyAsync(FleetLimitQueues.Running(SessionLane.Generate)));
+        }
+        finally
+        {
+            await consumer.StopQuietlyAsync();
+        }
+    }
 }
