@@ -126,6 +126,12 @@ public static class Throughput
         : null;
 
     /// <summary>
+    /// LANEQUEUE_BENCH_HISTORY=off removes the task-history stream's bindings in LaneQueue's vhosts once the consumer is up
+    /// (a diagnostic: what the history costs per task; the product has no such switch).
+    /// </summary>
+    static readonly bool WithoutHistory = Environment.GetEnvironmentVariable("LANEQUEUE_BENCH_HISTORY") == "off";
+
+    /// <summary>
     /// Tasks run before the measured ones in every fresh process. The consumers are measured in steady state: in a process's first
     /// ~15,000 tasks the runtime is still re-compiling hot code (tiered JIT with PGO), which doubled LaneQueue's and MassTransit's
     /// CPU per task in the first measurements (a profile showed a sixth of the consumer's CPU in the JIT). Same for every variant.
@@ -151,6 +157,14 @@ public static class Throughput
             Kind.MassTransit => await context.StartBaselineFleetAsync(vhost, 1, RawQueue, null, "tput", variant.Prefetch),
             _ => await context.StartRawConsumerAsync(vhost, RawQueue, variant.Prefetch, [warmup, warmup + n], variant.Kind == Kind.RawWithResults),
         };
+        if (laneQueue && WithoutHistory)
+        {
+            // Diagnostic: the same run without the task-history stream's bindings (every result and lifecycle event appended to it).
+            var connection = await vhost.ConnectionAsync(ct); // the vhost's own, kept open
+            await using var channel = await connection.CreateChannelAsync(cancellationToken: ct);
+            await channel.QueueUnbindAsync(BrokerNames.History, BrokerNames.ResultsExchange, "#", cancellationToken: ct);
+            await channel.QueueUnbindAsync(BrokerNames.History, BrokerNames.EventsExchange, "command.#", cancellationToken: ct);
+        }
         // Completion: LaneQueue and the MassTransit consumer publish results the bench reads; the raw consumer prints milestones.
         var byResults = variant.Kind is Kind.LaneQueue or Kind.MassTransit;
         var rawProcess = byResults ? null : consumer as ChildProcess;

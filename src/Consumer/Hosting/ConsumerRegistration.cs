@@ -37,6 +37,7 @@ public static class ConsumerRegistration
         services.AddSingleton(handlers);
         services.AddSingleton<SlotBudget>();
         services.AddSingleton<TaskRateLimits>();
+        services.AddSingleton<FleetLimits>();
         services.AddSingleton<LaneActivity>();
         services.AddSingleton<LaneEndpoints>();
         services.AddMetrics();
@@ -53,6 +54,7 @@ public static class ConsumerRegistration
         services.AddSingleton<FleetListener>();
         services.AddSingleton<ExternalTasks>();
         services.AddHostedService<BrokerSetup>();
+        services.AddHostedService<FleetLimitsSetup>();
         services.AddHostedService(sp => sp.GetRequiredService<FleetListener>());
         services.AddHostedService(sp => sp.GetRequiredService<ExternalTasks>());
         services.AddSingleton<FleetHeartbeat>();

@@ -68,4 +68,13 @@ internal static partial class Log
 
     [LoggerMessage(1300, LogLevel.Warning, "The bus did not stop within {Seconds} s; shutting down without it (unacked deliveries go back to their queues when the connection closes)")]
     public static partial void BusStopTimedOut(ILogger logger, double seconds);
+
+    [LoggerMessage(1400, LogLevel.Information, "Fleet limit {Setting}: created {TokenQueue} with {Tokens} tokens")]
+    public static partial void FleetLimitCreated(ILogger logger, string tokenQueue, int tokens, string setting);
+
+    [LoggerMessage(1401, LogLevel.Warning, "The fleet limits lane {Lane} ({TokenQueue} exists) but this consumer has no FleetLimits:{Lane}:{Limit}: its {Lane} tasks do not count against the fleet's limit")]
+    public static partial void FleetLimitNotSet(ILogger logger, string lane, string limit, string tokenQueue);
+
+    [LoggerMessage(1402, LogLevel.Warning, "Fleet limits: no token can be taken now ({Error}); tasks of limited lanes wait and try again")]
+    public static partial void FleetLimitsUnreachable(ILogger logger, string error);
 }

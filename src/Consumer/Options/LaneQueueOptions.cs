@@ -49,6 +49,12 @@ public sealed class LaneQueueOptions
     /// <summary>Per-lane limits on task starts, on top of the process-wide <c>Queue:RateLimit</c>.</summary>
     public Dictionary<SessionLane, RateLimit> LaneRateLimits { get; set; } = [];
 
+    /// <summary>
+    /// Per-lane limits for the whole fleet (a running cap and/or a start rate), kept by the broker in token queues; every
+    /// consumer must set the same values. Off for every lane by default.
+    /// </summary>
+    public Dictionary<SessionLane, FleetLaneLimit> FleetLimits { get; set; } = [];
+
     public SessionQueueConfig Queue { get; set; } = new();
 }
 
@@ -103,6 +109,8 @@ internal sealed class LaneQueueOptionsValidator : IValidateOptions<LaneQueueOpti
         problems.AddRange(options.Queue.Validate().Select(p => "LaneQueue:Queue:" + p));
         foreach (var (lane, limit) in options.LaneRateLimits)
             problems.AddRange(limit.Validate().Select(p => $"LaneQueue:LaneRateLimits:{lane}:{p}"));
+        foreach (var (lane, limit) in options.FleetLimits)
+            problems.AddRange(limit.Validate().Select(p => $"LaneQueue:FleetLimits:{lane}:{p}"));
         return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
     }
 }

@@ -117,7 +117,7 @@ internal sealed class LaneTaskConsumer(
         var handler = execution.HandlerFor(task, mode);
 
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, run.Cancel.Token);
-        IDisposable slot;
+        IAsyncDisposable slot;
         using (var admitting = CancellationTokenSource.CreateLinkedTokenSource(stopping.Token, lifetime.ApplicationStopping))
         {
             try
@@ -130,8 +130,14 @@ internal sealed class LaneTaskConsumer(
                 await outcome.ReturnToLaneAsync(task, attempt, properties, "consumer draining; returned to its lane");
                 return;
             }
+            catch (OperationCanceledException) when (run.Cancel.IsCancellationRequested)
+            {
+                // Cancelled while it waited for a slot or a fleet token: it never started.
+                await outcome.EndWithoutRunAsync(task, attempt, TaskStatuses.Cancelled, TaskEvent.Cancelled, "cancelled before it started", DateTimeOffset.UtcNow);
+                return;
+            }
         }
-        using var slotLease = slot;
+        await using var slotLease = slot;
 
         var startedAt = DateTimeOffset.UtcNow;
         activity.Started(task.Lane);
