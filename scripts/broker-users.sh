@@ -125,13 +125,13 @@ prefix_re="$(PREFIX="$prefix" python3 -c 'import os,re; print(re.escape(os.envir
 topic "$P_USER" lanequeue.results '^$' "^${prefix_re}[^*#]+\$"
 
 # consumer: lanes, their error/skipped queues and exchanges, retries, results, events, fleet log and state, the task
-# history stream (declared and bound, not read), external lanes, and
+# history stream (declared and bound, not read), external lanes and their durable queues of external work, and
 # MassTransit's fault exchanges (bound to each other; it publishes a Fault<TaskDelivery> event for every dead-lettered task)
 MT_FAULT='^MassTransit:Fault(--.+)?$'
 permit "$C_USER" \
-  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|fleet|fleet\\.log|fleet\\.state|history|external|external\\.completions)\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$" \
-  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|external)\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet\\.(log|state)\$|^lanequeue\\.history\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^amq\\.default\$" \
-  "$MT_FAULT|^lanequeue\\.(tasks|events|fleet|fleet\\.log|fleet\\.state|external\\.completions)\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$"
+  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|fleet|fleet\\.log|fleet\\.state|history|external|external\\.completions)\$|^lanequeue\\.external\\.${LANES}\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$" \
+  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|external)\$|^lanequeue\\.external\\.${LANES}\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet\\.(log|state)\$|^lanequeue\\.history\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^amq\\.default\$" \
+  "$MT_FAULT|^lanequeue\\.(tasks|events|fleet|fleet\\.log|fleet\\.state|external|external\\.completions)\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$"
 topic "$C_USER" lanequeue.results '.*' '^$'
 # (retry holding queues are readable because declaring a queue with a dead-letter exchange needs read on it)
 

@@ -124,6 +124,7 @@ public static class ProducerCli
         var root = new RootCommand("lanequeue: submit tasks to the priority lanes and operate the consumer fleet") { submit, Url, Json };
         FleetCli.AddTo(root);
         DeadLetterCli.AddTo(root);
+        ExternalCli.AddTo(root);
         return root;
     }
 

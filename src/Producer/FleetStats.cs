@@ -43,31 +43,7 @@ internal static class FleetStats
 {
     public static async Task<QueueStats> ReadAsync(IConnection connection, TimeSpan listen, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(connection);
-        var beats = new ConcurrentDictionary<string, ConsumerHeartbeat>();
-        await using (var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken))
-        {
-            var queue = (await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true, cancellationToken: cancellationToken)).QueueName;
-            await channel.QueueBindAsync(queue, BrokerNames.HeartbeatsExchange, "", cancellationToken: cancellationToken);
-            var consumer = new AsyncEventingBasicConsumer(channel);
-            consumer.ReceivedAsync += (_, delivery) =>
-            {
-                try
-                {
-                    var beat = TaskJson.Deserialize<ConsumerHeartbeat>(delivery.Body.Span);
-                    beats[beat.Consumer] = beat;
-                }
-                catch (JsonException)
-                {
-                    // not a heartbeat
-                }
-                return Task.CompletedTask;
-            };
-            await channel.BasicConsumeAsync(queue, autoAck: true, consumer, cancellationToken);
-            await Task.Delay(listen, cancellationToken);
-        }
-
-        var consumers = beats.Values.OrderBy(b => b.Consumer, StringComparer.Ordinal).ToList();
+        var consumers = await HeartbeatsAsync(connection, listen, cancellationToken);
         var priorityTopology = consumers.Count > 0 && consumers.All(c => c.Topology == "PriorityQueue");
         var lanes = new List<LaneStats>();
         foreach (var lane in SessionLanes.All)
@@ -100,6 +76,39 @@ internal static class FleetStats
             ExternalPending = consumers.Sum(c => c.ExternalPending),
         };
     }
+
+    /// <summary>The heartbeat of every consumer heard over <paramref name="listen"/>, by consumer name.</summary>
+    public static async Task<IReadOnlyList<ConsumerHeartbeat>> HeartbeatsAsync(IConnection connection, TimeSpan listen, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        var beats = new ConcurrentDictionary<string, ConsumerHeartbeat>();
+        await using (var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken))
+        {
+            var queue = (await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true, cancellationToken: cancellationToken)).QueueName;
+            await channel.QueueBindAsync(queue, BrokerNames.HeartbeatsExchange, "", cancellationToken: cancellationToken);
+            var consumer = new AsyncEventingBasicConsumer(channel);
+            consumer.ReceivedAsync += (_, delivery) =>
+            {
+                try
+                {
+                    var beat = TaskJson.Deserialize<ConsumerHeartbeat>(delivery.Body.Span);
+                    beats[beat.Consumer] = beat;
+                }
+                catch (JsonException)
+                {
+                    // not a heartbeat
+                }
+                return Task.CompletedTask;
+            };
+            await channel.BasicConsumeAsync(queue, autoAck: true, consumer, cancellationToken);
+            await Task.Delay(listen, cancellationToken);
+        }
+        return [.. beats.Values.OrderBy(b => b.Consumer, StringComparer.Ordinal)];
+    }
+
+    /// <summary>Every pending External-lane task the consumers report, by lane (highest first), then oldest announcement.</summary>
+    public static IReadOnlyList<PendingExternalTask> PendingExternal(IEnumerable<ConsumerHeartbeat> consumers) =>
+        [.. consumers.SelectMany(c => c.ExternalTasks).OrderBy(t => t.Lane).ThenBy(t => t.AnnouncedAt).ThenBy(t => t.TaskId, StringComparer.Ordinal)];
 
     /// <summary>
     /// Ready count of a queue (a passive declare), or null when it does not exist. Messages are never touched: a peek

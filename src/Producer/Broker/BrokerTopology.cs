@@ -20,6 +20,12 @@ internal static class BrokerTopology
         await channel.ExchangeDeclareAsync(BrokerNames.FleetExchange, ExchangeType.Fanout, durable: true, autoDelete: false, cancellationToken: cancellationToken);
         await channel.ExchangeDeclareAsync(BrokerNames.ExternalExchange, ExchangeType.Topic, durable: true, autoDelete: false, cancellationToken: cancellationToken);
         await channel.ExchangeDeclareAsync(BrokerNames.ExternalCompletionsExchange, ExchangeType.Direct, durable: true, autoDelete: false, cancellationToken: cancellationToken);
+        // External work: one durable queue per lane, so a worker that starts listening after the announcement still gets it.
+        foreach (var lane in SessionLanes.All)
+        {
+            await channel.QueueDeclareAsync(BrokerNames.ExternalQueue(lane), durable: true, exclusive: false, autoDelete: false, cancellationToken: cancellationToken);
+            await channel.QueueBindAsync(BrokerNames.ExternalQueue(lane), BrokerNames.ExternalExchange, BrokerNames.RoutingKey(lane), cancellationToken: cancellationToken);
+        }
         await channel.QueueDeclareAsync(BrokerNames.FleetLog, durable: true, exclusive: false, autoDelete: false,
             arguments: new Dictionary<string, object?> { ["x-queue-type"] = "stream", ["x-max-age"] = "1D" }, cancellationToken: cancellationToken);
         await channel.QueueBindAsync(BrokerNames.FleetLog, BrokerNames.FleetExchange, "", cancellationToken: cancellationToken);
