@@ -121,7 +121,7 @@ static class FleetCli
             lines.Add($"{lane.Lane,-9}{lane.Pending?.ToString() ?? "-",8}{$"{lane.Active}/{lane.MaxConcurrency}",12}  {lane.HandlerMode,-9}{paused,-8}{lane.Completed,8}{lane.Failed,8}{lane.DeadLettered,6}{lane.DeadLettersWaiting,6}  {string.Join("; ", lane.PausedReasons)}");
         }
         lines.Add($"consumers online: {stats.Consumers.Count}{(stats.Consumers.Count == 0 ? "" : " (" + string.Join(", ", stats.Consumers.Select(c => c.Consumer)) + ")")}");
-        lines.Add($"totals: pending {stats.TotalPending}, active {stats.TotalActive}, external pending {stats.ExternalPending}");
+        lines.Add($"totals: pending {stats.TotalPending}, active {stats.TotalActive}, external pending {stats.ExternalPending} (counts from the {stats.CountsFrom})");
         return string.Join(Environment.NewLine, lines) + Environment.NewLine;
     }
 

@@ -57,6 +57,12 @@ public static class BrokerNames
     /// </summary>
     public const string History = "lanequeue.history";
 
+    /// <summary>
+    /// Durable queue holding one message (<c>x-max-length</c> 1): the fleet's per-lane counts up to an offset of
+    /// <see cref="History"/>, from which <c>stats</c> reads on, so its counts survive consumer restarts.
+    /// </summary>
+    public const string HistoryCounts = "lanequeue.history.counts";
+
     /// <summary>Header of a marker a reader appends to <see cref="History"/> to know where its read ends.</summary>
     public const string HistoryMarkerHeader = "x-lanequeue-history-marker";
 

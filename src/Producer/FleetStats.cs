@@ -33,6 +33,12 @@ public sealed record QueueStats
     [JsonPropertyName("total_pending")] public long TotalPending { get; init; }
     [JsonPropertyName("total_active")] public int TotalActive { get; init; }
     [JsonPropertyName("external_pending")] public int ExternalPending { get; init; }
+    /// <summary>
+    /// Where the lanes' completed / failed / dead-lettered counts come from: <c>history</c> (every run the task history holds,
+    /// across consumer restarts) or <c>heartbeats</c> (the online consumers' counters since they started; when this user may
+    /// not read the history).
+    /// </summary>
+    [JsonPropertyName("counts_from")] public string CountsFrom { get; init; } = "history";
 }
 
 /// <summary>
@@ -44,6 +50,7 @@ internal static class FleetStats
     public static async Task<QueueStats> ReadAsync(IConnection connection, TimeSpan listen, CancellationToken cancellationToken = default)
     {
         var consumers = await HeartbeatsAsync(connection, listen, cancellationToken);
+        var history = await TryHistoryCountsAsync(connection, cancellationToken);
         var priorityTopology = consumers.Count > 0 && consumers.All(c => c.Topology == "PriorityQueue");
         var lanes = new List<LaneStats>();
         foreach (var lane in SessionLanes.All)
@@ -61,9 +68,9 @@ internal static class FleetStats
                 HandlerMode = modes.Count switch { 0 => "-", 1 => modes[0], _ => "mixed" },
                 PausedOn = mine.Count(l => l.Paused),
                 PausedReasons = mine.Where(l => l.PausedReason is not null).Select(l => l.PausedReason!).Distinct().ToList(),
-                Completed = mine.Sum(l => l.Completed),
-                Failed = mine.Sum(l => l.Failed),
-                DeadLettered = mine.Sum(l => l.DeadLettered),
+                Completed = history?.Lanes[lane.WireName()].Completed ?? mine.Sum(l => l.Completed),
+                Failed = history?.Lanes[lane.WireName()].Failed ?? mine.Sum(l => l.Failed),
+                DeadLettered = history?.Lanes[lane.WireName()].DeadLettered ?? mine.Sum(l => l.DeadLettered),
                 DeadLettersWaiting = deadLetters ?? 0,
             });
         }
@@ -74,7 +81,24 @@ internal static class FleetStats
             TotalPending = lanes.Sum(l => l.Pending ?? 0),
             TotalActive = lanes.Sum(l => l.Active),
             ExternalPending = consumers.Sum(c => c.ExternalPending),
+            CountsFrom = history is null ? "heartbeats" : "history",
         };
+    }
+
+    /// <summary>
+    /// The fleet's counts from the task history (they survive consumer restarts), or null when this user may not read the
+    /// history stream or the counts queue (a producer-only user): then the online consumers' own counters are summed.
+    /// </summary>
+    static async Task<CountsCheckpoint?> TryHistoryCountsAsync(IConnection connection, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await HistoryCounts.ReadAsync(connection, cancellationToken);
+        }
+        catch (RabbitMQ.Client.Exceptions.OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode is 403 or 404)
+        {
+            return null;
+        }
     }
 
     /// <summary>The heartbeat of every consumer heard over <paramref name="listen"/>, by consumer name.</summary>

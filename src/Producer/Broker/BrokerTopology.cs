@@ -41,6 +41,8 @@ internal static class BrokerTopology
             arguments: new Dictionary<string, object?> { ["x-queue-type"] = "stream", ["x-max-age"] = HistoryMaxAge, ["x-max-length-bytes"] = HistoryMaxBytes },
             cancellationToken: cancellationToken);
         await channel.QueueBindAsync(BrokerNames.History, BrokerNames.EventsExchange, "command.#", cancellationToken: cancellationToken);
+        await channel.QueueDeclareAsync(BrokerNames.HistoryCounts, durable: true, exclusive: false, autoDelete: false,
+            arguments: new Dictionary<string, object?> { ["x-max-length"] = 1 }, cancellationToken: cancellationToken);
         try
         {
             // Last on purpose: a least-privilege consumer may not read every result (topic permission), so the broker refuses
