@@ -105,7 +105,8 @@ done
 
 # The task history stream and its bindings (same arguments as BrokerTopology.cs): binding every result into it needs
 # read access to all of lanequeue.results, which only the administrator has.
-json '{"durable":true,"auto_delete":false,"arguments":{"x-queue-type":"stream","x-max-age":"7D","x-max-length-bytes":5368709120}}' \
+# The retention is the fleet's LaneQueue__HistoryMaxAge / LaneQueue__HistoryMaxBytes (defaults 7D / 5 GiB).
+json "{\"durable\":true,\"auto_delete\":false,\"arguments\":{\"x-queue-type\":\"stream\",\"x-max-age\":\"${LaneQueue__HistoryMaxAge:-7D}\",\"x-max-length-bytes\":${LaneQueue__HistoryMaxBytes:-5368709120}}}" \
   | api PUT "queues/$(enc "$VHOST")/lanequeue.history"
 json '{"routing_key":"command.#","arguments":{}}' | api POST "bindings/$(enc "$VHOST")/e/lanequeue.events/q/lanequeue.history"
 json '{"routing_key":"#","arguments":{}}' | api POST "bindings/$(enc "$VHOST")/e/lanequeue.results/q/lanequeue.history"

@@ -52,11 +52,11 @@ static class FleetCli
     static Command TaskCommand()
     {
         var id = new Option<string>("--id") { Description = "Task id", Required = true };
-        var since = new Option<double>("--since-hours") { Description = "How far back to look (hours; the history keeps 7 days)", DefaultValueFactory = _ => 24 * 7 };
+        var since = new Option<double?>("--since-hours") { Description = "How far back to look (hours; default: the whole history, LaneQueue__HistoryMaxAge, 7 days unless set)" };
         var show = new Command("show", "A task's timeline: submitted/started on which consumer, retries with errors, preempted, the end, its result") { id, since };
         show.SetAction((parse, ct) => CliRun.WithProducerAsync(parse, ct, async (producer, output) =>
         {
-            var history = await producer.GetTaskHistoryAsync(parse.GetValue(id)!, TimeSpan.FromHours(parse.GetValue(since)), ct);
+            var history = await producer.GetTaskHistoryAsync(parse.GetValue(id)!, parse.GetValue(since) is { } hours ? TimeSpan.FromHours(hours) : null, ct);
             if (parse.GetValue(ProducerCli.Json))
             {
                 await output.WriteLineAsync(JsonSerializer.Serialize(history, TaskJson.Options));

@@ -42,8 +42,8 @@ public interface ILaneQueueProducer
     Task<IReadOnlyList<PendingExternalTask>> GetPendingExternalTasksAsync(CancellationToken cancellationToken = default);
 
     /// <summary>
-    /// Looks a task up in the history (its events and results, kept for 7 days), also after it finished: the timeline of
-    /// <paramref name="taskId"/> over the last <paramref name="lookBack"/> (default: the whole retention).
+    /// Looks a task up in the history (its events and results, kept for <c>LaneQueue:HistoryMaxAge</c>, default 7 days), also
+    /// after it finished: the timeline of <paramref name="taskId"/> over the last <paramref name="lookBack"/> (default: the whole retention).
     /// </summary>
     Task<TaskHistory> GetTaskHistoryAsync(string taskId, TimeSpan? lookBack = null, CancellationToken cancellationToken = default);
 

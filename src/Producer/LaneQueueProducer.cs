@@ -73,8 +73,7 @@ public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
     {
         try
         {
-            await using (var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken))
-                await BrokerTopology.DeclareAsync(channel, cancellationToken);
+            await BrokerTopology.DeclareAsync(connection, options.HistoryMaxAge, options.HistoryMaxBytes, cancellationToken);
             await LaneQueueTopology.For(options).DeclareAsync(connection, cancellationToken);
         }
         catch (TopologyMismatchException ex)
@@ -181,7 +180,7 @@ public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
 
     /// <inheritdoc />
     public Task<TaskHistory> GetTaskHistoryAsync(string taskId, TimeSpan? lookBack = null, CancellationToken cancellationToken = default) =>
-        TaskHistoryReader.ReadAsync(_connection, taskId, lookBack ?? TimeSpan.FromDays(7), cancellationToken);
+        TaskHistoryReader.ReadAsync(_connection, taskId, lookBack, cancellationToken);
 
     /// <inheritdoc />
     public Task<IReadOnlyList<PendingExternalTask>> GetPendingExternalTasksAsync(CancellationToken cancellationToken = default) =>

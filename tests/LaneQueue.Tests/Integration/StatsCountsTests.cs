@@ -31,14 +31,14 @@ public sealed class StatsCountsTests(BrokerFixture broker) : IAsyncLifetime
     [Fact]
     public async Task Counts_keep_going_when_the_consumer_restarts_mid_count()
     {
-        var first = await _fleet.StartConsumerAsync("counter", NoRetries, h => h.AddBuiltInHandlers());
+        var first = await _fleet.StartConsumerAsync("counter", NoRetries);
         foreach (var i in Enumerable.Range(1, 3))
             Assert.True((await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create($"before-{i}", SessionLane.Query), Wait)).Success);
         await TestVhost.EventuallyAsync(async () => (await LaneAsync(SessionLane.Query)).Completed == 3, "3 completed before the restart");
 
         await first.StopQuietlyAsync();
         _fleet.Hosts.Remove(first);
-        await _fleet.StartConsumerAsync("counter", NoRetries, h => h.AddBuiltInHandlers());
+        await _fleet.StartConsumerAsync("counter", NoRetries);
         foreach (var i in Enumerable.Range(1, 2))
             Assert.True((await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create($"after-{i}", SessionLane.Query), Wait)).Success);
         Assert.False((await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create("after-fail", SessionLane.Execute, null, "fail"), Wait)).Success);
