@@ -105,7 +105,8 @@ done
 
 # The task history stream and its bindings (same arguments as BrokerTopology.cs): binding every result into it needs
 # read access to all of lanequeue.results, which only the administrator has.
-json '{"durable":true,"auto_delete":false,"arguments":{"x-queue-type":"stream","x-max-age":"7D","x-max-length-bytes":5368709120}}' \
+# The retention is the fleet's LaneQueue__HistoryMaxAge / LaneQueue__HistoryMaxBytes (defaults 7D / 5 GiB).
+json "{\"durable\":true,\"auto_delete\":false,\"arguments\":{\"x-queue-type\":\"stream\",\"x-max-age\":\"${LaneQueue__HistoryMaxAge:-7D}\",\"x-max-length-bytes\":${LaneQueue__HistoryMaxBytes:-5368709120}}}" \
   | api PUT "queues/$(enc "$VHOST")/lanequeue.history"
 json '{"routing_key":"command.#","arguments":{}}' | api POST "bindings/$(enc "$VHOST")/e/lanequeue.events/q/lanequeue.history"
 json '{"routing_key":"#","arguments":{}}' | api POST "bindings/$(enc "$VHOST")/e/lanequeue.results/q/lanequeue.history"
@@ -125,13 +126,14 @@ prefix_re="$(PREFIX="$prefix" python3 -c 'import os,re; print(re.escape(os.envir
 topic "$P_USER" lanequeue.results '^$' "^${prefix_re}[^*#]+\$"
 
 # consumer: lanes, their error/skipped queues and exchanges, retries, results, events, fleet log and state, the task
-# history stream (declared and bound, not read), external lanes, the fleet limits' token queues (lanequeue.limits.*), and
-# MassTransit's fault exchanges (bound to each other; it publishes a Fault<TaskDelivery> event for every dead-lettered task)
+# history stream (declared and bound, not read) and its counts checkpoint, external lanes and their durable queues of
+# external work, the fleet limits' token queues (lanequeue.limits.*), and MassTransit's fault exchanges (bound to each
+# other; it publishes a Fault<TaskDelivery> event for every dead-lettered task)
 MT_FAULT='^MassTransit:Fault(--.+)?$'
 permit "$C_USER" \
-  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|fleet|fleet\\.log|fleet\\.state|history|external|external\\.completions)\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$" \
-  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|external)\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet\\.(log|state)\$|^lanequeue\\.history\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$|^amq\\.default\$" \
-  "$MT_FAULT|^lanequeue\\.(tasks|events|fleet|fleet\\.log|fleet\\.state|external\\.completions)\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$"
+  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|fleet|fleet\\.log|fleet\\.state|history|history\\.counts|external|external\\.completions)\$|^lanequeue\\.external\\.${LANES}\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$" \
+  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|external)\$|^lanequeue\\.external\\.${LANES}\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet\\.(log|state)\$|^lanequeue\\.history\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$|^amq\\.default\$" \
+  "$MT_FAULT|^lanequeue\\.(tasks|events|fleet|fleet\\.log|fleet\\.state|external|external\\.completions)\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$"
 topic "$C_USER" lanequeue.results '.*' '^$'
 # (retry holding queues are readable because declaring a queue with a dead-letter exchange needs read on it)
 

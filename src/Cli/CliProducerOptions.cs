@@ -7,7 +7,8 @@ namespace LaneQueue.Cli;
 /// <summary>
 /// The producer settings of a CLI run: the broker from <c>--url</c> (else <c>LANEQUEUE_RABBITMQ_URL</c>), and the lane
 /// topology from the same environment variables the consumers read (<c>LaneQueue__Topology</c>,
-/// <c>LaneQueue__QuorumQueues</c>, <c>LaneQueue__DeliveryLimit</c>), so the CLI declares the lanes exactly as the fleet does.
+/// <c>LaneQueue__QuorumQueues</c>, <c>LaneQueue__DeliveryLimit</c>, and the task history's <c>LaneQueue__HistoryMaxAge</c>,
+/// <c>LaneQueue__HistoryMaxBytes</c>), so the CLI declares the lanes and streams exactly as the fleet does.
 /// </summary>
 static class CliProducerOptions
 {
@@ -32,6 +33,14 @@ static class CliProducerOptions
             options.DeliveryLimit = int.TryParse(limit, out var parsed)
                 ? parsed
                 : throw new ArgumentException($"LaneQueue__DeliveryLimit must be a whole number, got '{limit}'");
+        }
+        if (Setting("HistoryMaxAge") is { } maxAge)
+            options.HistoryMaxAge = maxAge;
+        if (Setting("HistoryMaxBytes") is { } maxBytes)
+        {
+            options.HistoryMaxBytes = long.TryParse(maxBytes, out var parsed)
+                ? parsed
+                : throw new ArgumentException($"LaneQueue__HistoryMaxBytes must be a whole number of bytes, got '{maxBytes}'");
         }
         return options;
     }

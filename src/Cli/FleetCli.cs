@@ -52,11 +52,11 @@ static class FleetCli
     static Command TaskCommand()
     {
         var id = new Option<string>("--id") { Description = "Task id", Required = true };
-        var since = new Option<double>("--since-hours") { Description = "How far back to look (hours; the history keeps 7 days)", DefaultValueFactory = _ => 24 * 7 };
+        var since = new Option<double?>("--since-hours") { Description = "How far back to look (hours; default: the whole history, LaneQueue__HistoryMaxAge, 7 days unless set)" };
         var show = new Command("show", "A task's timeline: submitted/started on which consumer, retries with errors, preempted, the end, its result") { id, since };
         show.SetAction((parse, ct) => CliRun.WithProducerAsync(parse, ct, async (producer, output) =>
         {
-            var history = await producer.GetTaskHistoryAsync(parse.GetValue(id)!, TimeSpan.FromHours(parse.GetValue(since)), ct);
+            var history = await producer.GetTaskHistoryAsync(parse.GetValue(id)!, parse.GetValue(since) is { } hours ? TimeSpan.FromHours(hours) : null, ct);
             if (parse.GetValue(ProducerCli.Json))
             {
                 await output.WriteLineAsync(JsonSerializer.Serialize(history, TaskJson.Options));
@@ -121,7 +121,7 @@ static class FleetCli
             lines.Add($"{lane.Lane,-9}{lane.Pending?.ToString() ?? "-",8}{$"{lane.Active}/{lane.MaxConcurrency}",12}  {lane.HandlerMode,-9}{paused,-8}{lane.Completed,8}{lane.Failed,8}{lane.DeadLettered,6}{lane.DeadLettersWaiting,6}  {string.Join("; ", lane.PausedReasons)}");
         }
         lines.Add($"consumers online: {stats.Consumers.Count}{(stats.Consumers.Count == 0 ? "" : " (" + string.Join(", ", stats.Consumers.Select(c => c.Consumer)) + ")")}");
-        lines.Add($"totals: pending {stats.TotalPending}, active {stats.TotalActive}, external pending {stats.ExternalPending}");
+        lines.Add($"totals: pending {stats.TotalPending}, active {stats.TotalActive}, external pending {stats.ExternalPending} (counts from the {stats.CountsFrom})");
         return string.Join(Environment.NewLine, lines) + Environment.NewLine;
     }
 

@@ -125,6 +125,7 @@ public static class ProducerCli
         FleetCli.AddTo(root);
         DeadLetterCli.AddTo(root);
         DashboardCli.AddTo(root);
+        ExternalCli.AddTo(root);
         return root;
     }
 

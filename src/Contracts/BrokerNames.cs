@@ -57,6 +57,12 @@ public static class BrokerNames
     /// </summary>
     public const string History = "lanequeue.history";
 
+    /// <summary>
+    /// Durable queue holding one message (<c>x-max-length</c> 1): the fleet's per-lane counts up to an offset of
+    /// <see cref="History"/>, from which <c>stats</c> reads on, so its counts survive consumer restarts.
+    /// </summary>
+    public const string HistoryCounts = "lanequeue.history.counts";
+
     /// <summary>Header of a marker a reader appends to <see cref="History"/> to know where its read ends.</summary>
     public const string HistoryMarkerHeader = "x-lanequeue-history-marker";
 
@@ -66,8 +72,22 @@ public static class BrokerNames
     /// <summary>Fanout exchange of <see cref="ConsumerHeartbeat"/>s, the source of fleet stats.</summary>
     public const string HeartbeatsExchange = "lanequeue.heartbeats";
 
-    /// <summary>Topic exchange where External and Hybrid lanes announce tasks; routing key = lane.</summary>
+    /// <summary>
+    /// Topic exchange where External and Hybrid lanes announce tasks: routing key = lane for External work (kept in
+    /// <see cref="ExternalQueue"/> until a worker takes it), <c>&lt;lane&gt;.hybrid</c> for Hybrid runs (a notice: the task
+    /// runs on the consumer). Bind <c>&lt;lane&gt;.#</c> to see both.
+    /// </summary>
     public const string ExternalExchange = "lanequeue.external";
+
+    /// <summary>
+    /// Durable queue of a lane's External work, e.g. <c>lanequeue.external.execute</c>, bound to <see cref="ExternalExchange"/>
+    /// with the lane as routing key: an announcement waits here for a worker that starts listening later, until the task's
+    /// deadline (per-message expiration). Workers consume it with manual acks and compete for its tasks.
+    /// </summary>
+    public static string ExternalQueue(SessionLane lane) => $"{ExternalExchange}.{lane.WireName()}";
+
+    /// <summary>Routing key of a Hybrid lane's announcement (not routed to <see cref="ExternalQueue"/>).</summary>
+    public static string HybridRoutingKey(SessionLane lane) => $"{lane.WireName()}.hybrid";
 
     /// <summary>Direct exchange where external workers complete tasks; routing key = task id.</summary>
     public const string ExternalCompletionsExchange = "lanequeue.external.completions";

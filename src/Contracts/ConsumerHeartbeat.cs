@@ -39,6 +39,10 @@ public sealed record ConsumerHeartbeat
     [JsonPropertyName("external_pending")]
     public int ExternalPending { get; init; }
 
+    /// <summary>The External-lane tasks this consumer waits for (<see cref="ExternalPending"/> of them).</summary>
+    [JsonPropertyName("external_tasks")]
+    public IReadOnlyList<PendingExternalTask> ExternalTasks { get; init; } = [];
+
     [JsonPropertyName("lanes")]
     public IReadOnlyList<LaneHeartbeat> Lanes { get; init; } = [];
 }

@@ -59,6 +59,20 @@ public sealed class DeadLetters(IConnection connection)
         return moved;
     }
 
+    /// <summary>How many dead letters wait in a queue (a passive declare: nothing is touched); 0 when the queue does not exist.</summary>
+    public async Task<uint> CountAsync(string queue, CancellationToken cancellationToken = default)
+    {
+        await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
+        try
+        {
+            return (await channel.QueueDeclarePassiveAsync(queue, cancellationToken)).MessageCount;
+        }
+        catch (RabbitMQ.Client.Exceptions.OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == 404)
+        {
+            return 0;
+        }
+    }
+
     /// <summary>Deletes every dead letter of a queue; returns how many.</summary>
     public async Task<uint> PurgeAsync(string queue, CancellationToken cancellationToken = default)
     {

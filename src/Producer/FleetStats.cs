@@ -33,6 +33,12 @@ public sealed record QueueStats
     [JsonPropertyName("total_pending")] public long TotalPending { get; init; }
     [JsonPropertyName("total_active")] public int TotalActive { get; init; }
     [JsonPropertyName("external_pending")] public int ExternalPending { get; init; }
+    /// <summary>
+    /// Where the lanes' completed / failed / dead-lettered counts come from: <c>history</c> (every run the task history holds,
+    /// across consumer restarts) or <c>heartbeats</c> (the online consumers' counters since they started; when this user may
+    /// not read the history).
+    /// </summary>
+    [JsonPropertyName("counts_from")] public string CountsFrom { get; init; } = "history";
 }
 
 /// <summary>
@@ -41,7 +47,70 @@ public sealed record QueueStats
 /// </summary>
 internal static class FleetStats
 {
-    public static async Task<QueueStats> ReadAsync(IConnection connection, TimeSpan listen, CancellationToken cancellationToken = default)
+    public static async Task<QueueStats> ReadAsync(IConnection connection, TimeSpan listen, CancellationToken cancellationToken = default) =>
+        await BuildAsync(connection, await HeartbeatsAsync(connection, listen, cancellationToken), cancellationToken);
+
+    /// <summary>
+    /// The stats of the consumers whose heartbeats are <paramref name="heartbeats"/> (the latest of each) plus the broker's
+    /// depths and the history's counts: for a reader that listens to heartbeats all the time (the dashboard) rather than
+    /// for one window.
+    /// </summary>
+    public static async Task<QueueStats> BuildAsync(IConnection connection, IEnumerable<ConsumerHeartbeat> heartbeats, CancellationToken cancellationToken = default)
+    {
+        var consumers = heartbeats.OrderBy(b => b.Consumer, StringComparer.Ordinal).ToList();
+        var history = await TryHistoryCountsAsync(connection, cancellationToken);
+        var priorityTopology = consumers.Count > 0 && consumers.All(c => c.Topology == "PriorityQueue");
+        var lanes = new List<LaneStats>();
+        foreach (var lane in SessionLanes.All)
+        {
+            var mine = consumers.Select(c => c.Lanes.FirstOrDefault(l => l.Lane == lane)).OfType<LaneHeartbeat>().ToList();
+            var pending = priorityTopology ? null : await ReadyAsync(connection, BrokerNames.LaneQueue(lane), cancellationToken);
+            var deadLetters = await ReadyAsync(connection, BrokerNames.DeadLetterQueue(priorityTopology ? BrokerNames.PriorityQueue : BrokerNames.LaneQueue(lane)), cancellationToken);
+            var modes = mine.Select(l => l.HandlerMode).Distinct().ToList();
+            lanes.Add(new LaneStats
+            {
+                Lane = lane.WireName(),
+                Pending = pending,
+                Active = mine.Sum(l => l.Active),
+                MaxConcurrency = mine.Sum(l => l.MaxConcurrency),
+                HandlerMode = modes.Count switch { 0 => "-", 1 => modes[0], _ => "mixed" },
+                PausedOn = mine.Count(l => l.Paused),
+                PausedReasons = mine.Where(l => l.PausedReason is not null).Select(l => l.PausedReason!).Distinct().ToList(),
+                Completed = history?.Lanes[lane.WireName()].Completed ?? mine.Sum(l => l.Completed),
+                Failed = history?.Lanes[lane.WireName()].Failed ?? mine.Sum(l => l.Failed),
+                DeadLettered = history?.Lanes[lane.WireName()].DeadLettered ?? mine.Sum(l => l.DeadLettered),
+                DeadLettersWaiting = deadLetters ?? 0,
+            });
+        }
+        return new QueueStats
+        {
+            Consumers = consumers,
+            Lanes = lanes,
+            TotalPending = lanes.Sum(l => l.Pending ?? 0),
+            TotalActive = lanes.Sum(l => l.Active),
+            ExternalPending = consumers.Sum(c => c.ExternalPending),
+            CountsFrom = history is null ? "heartbeats" : "history",
+        };
+    }
+
+    /// <summary>
+    /// The fleet's counts from the task history (they survive consumer restarts), or null when this user may not read the
+    /// history stream or the counts queue (a producer-only user): then the online consumers' own counters are summed.
+    /// </summary>
+    static async Task<CountsCheckpoint?> TryHistoryCountsAsync(IConnection connection, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await HistoryCounts.ReadAsync(connection, cancellationToken);
+        }
+        catch (RabbitMQ.Client.Exceptions.OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode is 403 or 404)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>The heartbeat of every consumer heard over <paramref name="listen"/>, by consumer name.</summary>
+    public static async Task<IReadOnlyList<ConsumerHeartbeat>> HeartbeatsAsync(IConnection connection, TimeSpan listen, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(connection);
         var beats = new ConcurrentDictionary<string, ConsumerHeartbeat>();
@@ -66,48 +135,12 @@ internal static class FleetStats
             await channel.BasicConsumeAsync(queue, autoAck: true, consumer, cancellationToken);
             await Task.Delay(listen, cancellationToken);
         }
-        return await BuildAsync(connection, beats.Values, cancellationToken);
+        return [.. beats.Values.OrderBy(b => b.Consumer, StringComparer.Ordinal)];
     }
 
-    /// <summary>
-    /// The stats of the consumers whose heartbeats are <paramref name="heartbeats"/> (the latest of each) plus the broker's
-    /// depths: for a reader that listens to heartbeats all the time (the dashboard) rather than for one window.
-    /// </summary>
-    public static async Task<QueueStats> BuildAsync(IConnection connection, IEnumerable<ConsumerHeartbeat> heartbeats, CancellationToken cancellationToken = default)
-    {
-        var consumers = heartbeats.OrderBy(b => b.Consumer, StringComparer.Ordinal).ToList();
-        var priorityTopology = consumers.Count > 0 && consumers.All(c => c.Topology == "PriorityQueue");
-        var lanes = new List<LaneStats>();
-        foreach (var lane in SessionLanes.All)
-        {
-            var mine = consumers.Select(c => c.Lanes.FirstOrDefault(l => l.Lane == lane)).OfType<LaneHeartbeat>().ToList();
-            var pending = priorityTopology ? null : await ReadyAsync(connection, BrokerNames.LaneQueue(lane), cancellationToken);
-            var deadLetters = await ReadyAsync(connection, BrokerNames.DeadLetterQueue(priorityTopology ? BrokerNames.PriorityQueue : BrokerNames.LaneQueue(lane)), cancellationToken);
-            var modes = mine.Select(l => l.HandlerMode).Distinct().ToList();
-            lanes.Add(new LaneStats
-            {
-                Lane = lane.WireName(),
-                Pending = pending,
-                Active = mine.Sum(l => l.Active),
-                MaxConcurrency = mine.Sum(l => l.MaxConcurrency),
-                HandlerMode = modes.Count switch { 0 => "-", 1 => modes[0], _ => "mixed" },
-                PausedOn = mine.Count(l => l.Paused),
-                PausedReasons = mine.Where(l => l.PausedReason is not null).Select(l => l.PausedReason!).Distinct().ToList(),
-                Completed = mine.Sum(l => l.Completed),
-                Failed = mine.Sum(l => l.Failed),
-                DeadLettered = mine.Sum(l => l.DeadLettered),
-                DeadLettersWaiting = deadLetters ?? 0,
-            });
-        }
-        return new QueueStats
-        {
-            Consumers = consumers,
-            Lanes = lanes,
-            TotalPending = lanes.Sum(l => l.Pending ?? 0),
-            TotalActive = lanes.Sum(l => l.Active),
-            ExternalPending = consumers.Sum(c => c.ExternalPending),
-        };
-    }
+    /// <summary>Every pending External-lane task the consumers report, by lane (highest first), then oldest announcement.</summary>
+    public static IReadOnlyList<PendingExternalTask> PendingExternal(IEnumerable<ConsumerHeartbeat> consumers) =>
+        [.. consumers.SelectMany(c => c.ExternalTasks).OrderBy(t => t.Lane).ThenBy(t => t.AnnouncedAt).ThenBy(t => t.TaskId, StringComparer.Ordinal)];
 
     /// <summary>
     /// Ready count of a queue (a passive declare), or null when it does not exist. Messages are never touched: a peek

@@ -73,6 +73,9 @@ internal sealed partial class HostedProducer(IOptions<ProducerOptions> options, 
     public async Task CompleteExternalTaskAsync(ExternalCompletion completion, CancellationToken cancellationToken = default) =>
         await (await ProducerAsync(cancellationToken)).CompleteExternalTaskAsync(completion, cancellationToken);
 
+    public async Task<IReadOnlyList<PendingExternalTask>> GetPendingExternalTasksAsync(CancellationToken cancellationToken = default) =>
+        await (await ProducerAsync(cancellationToken)).GetPendingExternalTasksAsync(cancellationToken);
+
     public async Task<TaskHistory> GetTaskHistoryAsync(string taskId, TimeSpan? lookBack = null, CancellationToken cancellationToken = default) =>
         await (await ProducerAsync(cancellationToken)).GetTaskHistoryAsync(taskId, lookBack, cancellationToken);
 

@@ -36,8 +36,14 @@ public interface ILaneQueueProducer
     Task CompleteExternalTaskAsync(ExternalCompletion completion, CancellationToken cancellationToken = default);
 
     /// <summary>
-    /// Looks a task up in the history (its events and results, kept for 7 days), also after it finished: the timeline of
-    /// <paramref name="taskId"/> over the last <paramref name="lookBack"/> (default: the whole retention).
+    /// The External-lane tasks that hold a slot somewhere in the fleet and wait for an external worker (the reference's
+    /// <c>pending_external_tasks()</c>), ordered by lane, then announcement: as the consumers report them in their heartbeats.
+    /// </summary>
+    Task<IReadOnlyList<PendingExternalTask>> GetPendingExternalTasksAsync(CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Looks a task up in the history (its events and results, kept for <c>LaneQueue:HistoryMaxAge</c>, default 7 days), also
+    /// after it finished: the timeline of <paramref name="taskId"/> over the last <paramref name="lookBack"/> (default: the whole retention).
     /// </summary>
     Task<TaskHistory> GetTaskHistoryAsync(string taskId, TimeSpan? lookBack = null, CancellationToken cancellationToken = default);
 

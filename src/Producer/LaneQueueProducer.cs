@@ -73,8 +73,7 @@ public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
     {
         try
         {
-            await using (var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken))
-                await BrokerTopology.DeclareAsync(channel, cancellationToken);
+            await BrokerTopology.DeclareAsync(connection, options.HistoryMaxAge, options.HistoryMaxBytes, cancellationToken);
             await LaneQueueTopology.For(options).DeclareAsync(connection, cancellationToken);
         }
         catch (TopologyMismatchException ex)
@@ -184,7 +183,15 @@ public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
 
     /// <inheritdoc />
     public Task<TaskHistory> GetTaskHistoryAsync(string taskId, TimeSpan? lookBack = null, CancellationToken cancellationToken = default) =>
-        TaskHistoryReader.ReadAsync(_connection, taskId, lookBack ?? TimeSpan.FromDays(7), cancellationToken);
+        TaskHistoryReader.ReadAsync(_connection, taskId, lookBack, cancellationToken);
+
+    /// <inheritdoc />
+    public Task<IReadOnlyList<PendingExternalTask>> GetPendingExternalTasksAsync(CancellationToken cancellationToken = default) =>
+        GetPendingExternalTasksAsync(null, cancellationToken);
+
+    /// <summary>The pending External-lane tasks the consumers report in the heartbeats heard over <paramref name="listen"/> (default 2.5 s).</summary>
+    public async Task<IReadOnlyList<PendingExternalTask>> GetPendingExternalTasksAsync(TimeSpan? listen, CancellationToken cancellationToken = default) =>
+        FleetStats.PendingExternal(await FleetStats.HeartbeatsAsync(_connection, listen ?? TimeSpan.FromMilliseconds(2500), cancellationToken));
 
     /// <summary>Fleet-wide stats: heartbeats heard over <paramref name="listen"/> (default 2.5 s) plus the broker's depths.</summary>
     public Task<QueueStats> ReadStatsAsync(TimeSpan? listen = null, CancellationToken cancellationToken = default) =>

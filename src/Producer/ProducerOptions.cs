@@ -37,4 +37,10 @@ public sealed record ProducerOptions
 
     /// <summary>The consumers' delivery limit of the quorum lane queues (<c>x-delivery-limit</c>); null: none (their default).</summary>
     public int? DeliveryLimit { get; set; }
+
+    /// <summary>How long the task history stream keeps events (RabbitMQ <c>x-max-age</c>: 7D, 12h, ...); the consumers' value.</summary>
+    public string HistoryMaxAge { get; set; } = BrokerTopology.DefaultHistoryMaxAge;
+
+    /// <summary>Size cap of the task history stream (<c>x-max-length-bytes</c>); the consumers' value.</summary>
+    public long HistoryMaxBytes { get; set; } = BrokerTopology.DefaultHistoryMaxBytes;
 }

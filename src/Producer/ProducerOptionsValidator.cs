@@ -29,6 +29,7 @@ internal sealed class ProducerOptionsValidator : IValidateOptions<ProducerOption
             problems.Add($"LaneQueue:Topology must be {LaneTopology.QueuePerLane} or {LaneTopology.PriorityQueue}, got {options.Topology}");
         if (options.DeliveryLimit is { } deliveryLimit && (deliveryLimit is < 1 or > 10_000 || !options.QuorumQueues))
             problems.Add($"LaneQueue:DeliveryLimit needs LaneQueue:QuorumQueues=true (classic queues have no delivery limit) and a value between 1 and 10000, got {deliveryLimit}");
+        problems.AddRange(BrokerTopology.HistoryProblems(options.HistoryMaxAge, options.HistoryMaxBytes));
         return problems;
     }
 }

@@ -32,7 +32,8 @@ public sealed record TaskHistory
 /// </summary>
 internal static class TaskHistoryReader
 {
-    public static async Task<TaskHistory> ReadAsync(IConnection connection, string taskId, TimeSpan lookBack, CancellationToken cancellationToken)
+    /// <param name="lookBack">How far back to read; null: the whole stream (its retention, <c>LaneQueue:HistoryMaxAge</c>).</param>
+    public static async Task<TaskHistory> ReadAsync(IConnection connection, string taskId, TimeSpan? lookBack, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(taskId);
         var events = new List<TaskEvent>();
@@ -52,7 +53,9 @@ internal static class TaskHistoryReader
                 Collect(delivery.Body, taskId, events, results);
             await channel.BasicAckAsync(delivery.DeliveryTag, multiple: false);
         };
-        var from = new AmqpTimestamp(Math.Max(0, DateTimeOffset.UtcNow.Add(-lookBack).ToUnixTimeSeconds()));
+        object from = lookBack is { } back
+            ? new AmqpTimestamp(Math.Max(0, DateTimeOffset.UtcNow.ToUnixTimeSeconds() - (long)Math.Min(back.TotalSeconds, DateTimeOffset.UtcNow.ToUnixTimeSeconds())))
+            : "first";
         await channel.BasicConsumeAsync(BrokerNames.History, autoAck: false, "", noLocal: false, exclusive: false,
             new Dictionary<string, object?> { ["x-stream-offset"] = from }, consumer, cancellationToken);
         await channel.BasicPublishAsync("", BrokerNames.History, mandatory: false,

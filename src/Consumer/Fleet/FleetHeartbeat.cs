@@ -29,6 +29,7 @@ internal sealed class FleetHeartbeat(
             SlotBudget = slots.Capacity,
             SlotsInUse = slots.InUse,
             ExternalPending = external.Pending,
+            ExternalTasks = external.PendingTasks,
             Lanes = SessionLanes.All.Select(lane => new LaneHeartbeat
             {
                 Lane = lane,

@@ -18,8 +18,7 @@ internal sealed class BrokerSetup(IOptions<LaneQueueOptions> options) : IHostedS
         try
         {
             await using var connection = await BrokerConnection.ConnectAsync(settings.RabbitMqUrl, $"{settings.ConsumerName}-setup", cancellationToken);
-            await using (var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken))
-                await BrokerTopology.DeclareAsync(channel, cancellationToken);
+            await BrokerTopology.DeclareAsync(connection, settings.HistoryMaxAge, settings.HistoryMaxBytes, cancellationToken);
             await new LaneQueueTopology(settings.Topology, settings.QuorumQueues, settings.DeliveryLimit).DeclareAsync(connection, cancellationToken);
         }
         catch (TopologyMismatchException ex)

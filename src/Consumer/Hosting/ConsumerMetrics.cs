@@ -28,8 +28,9 @@ internal sealed class ConsumerMetrics
     readonly Histogram<double> _latency;
     readonly Histogram<double> _wait;
 
-    public ConsumerMetrics(IMeterFactory meters, LaneActivity activity, IOptions<LaneQueueOptions> options)
+    public ConsumerMetrics(IMeterFactory meters, LaneActivity activity, LaneEndpoints endpoints, IOptions<LaneQueueOptions> options)
     {
+        ArgumentNullException.ThrowIfNull(endpoints);
         ArgumentNullException.ThrowIfNull(meters);
         ArgumentNullException.ThrowIfNull(options);
         // With Queue:EnableMetrics false the instruments hang off a meter nobody can listen to: nothing is recorded.
@@ -51,6 +52,12 @@ internal sealed class ConsumerMetrics
             SessionLanes.All.Select(lane => new Measurement<long>(Interlocked.Read(ref activity.Ready[(int)lane]), Lane(lane))), "{task}", "Ready tasks at the broker per lane");
         meter.CreateObservableGauge(LaneQueueTelemetry.QueueActive, () =>
             SessionLanes.All.Select(lane => new Measurement<long>(activity.Active(lane), Lane(lane))), "{task}", "Tasks running in this consumer per lane");
+        // 1 while the lane is paused here, per cause (by = gate: higher lanes have work; by = operator: the fleet command pause).
+        meter.CreateObservableGauge(LaneQueueTelemetry.LanePaused, () => SessionLanes.All.SelectMany(lane => new[]
+        {
+            new Measurement<int>(endpoints.IsPausedByGate(lane) ? 1 : 0, Lane(lane), new("by", "gate")),
+            new Measurement<int>(endpoints.IsPausedByOperator(lane) ? 1 : 0, Lane(lane), new("by", "operator")),
+        }), null, "Whether the lane is paused in this consumer (1) or not (0), by the lane gate or an operator");
     }
 
     static KeyValuePair<string, object?> Lane(SessionLane lane) => new("lane", lane.WireName());

@@ -27,6 +27,15 @@ public sealed class LaneQueueOptions
     /// </summary>
     public int? DeliveryLimit { get; set; }
 
+    /// <summary>
+    /// How long the task history stream <c>lanequeue.history</c> keeps events and results (RabbitMQ <c>x-max-age</c>: a whole
+    /// number and one of Y, M, D, h, m, s). Producers must use the same value (the broker refuses a declaration that differs).
+    /// </summary>
+    public string HistoryMaxAge { get; set; } = BrokerTopology.DefaultHistoryMaxAge;
+
+    /// <summary>Size cap of the task history stream (<c>x-max-length-bytes</c>), at least 1 MiB; default 5 GiB.</summary>
+    public long HistoryMaxBytes { get; set; } = BrokerTopology.DefaultHistoryMaxBytes;
+
     /// <summary>Tasks this process runs at once over all lanes, on top of each lane's max concurrency.</summary>
     public int SlotBudget { get; set; } = 4;
 
@@ -106,6 +115,7 @@ internal sealed class LaneQueueOptionsValidator : IValidateOptions<LaneQueueOpti
             problems.Add($"LaneQueue:Gate:PauseAtReady must be at least 1, got {options.Gate.PauseAtReady}");
         if (options.Gate.ResumeAfterClearChecks < 1)
             problems.Add($"LaneQueue:Gate:ResumeAfterClearChecks must be at least 1, got {options.Gate.ResumeAfterClearChecks}");
+        problems.AddRange(BrokerTopology.HistoryProblems(options.HistoryMaxAge, options.HistoryMaxBytes));
         problems.AddRange(options.Queue.Validate().Select(p => "LaneQueue:Queue:" + p));
         foreach (var (lane, limit) in options.LaneRateLimits)
             problems.AddRange(limit.Validate().Select(p => $"LaneQueue:LaneRateLimits:{lane}:{p}"));

@@ -38,6 +38,8 @@ internal sealed class LaneEndpoints(IOptions<LaneQueueOptions> options) : IRecei
 
     public bool IsPausedByOperator(SessionLane lane) => State(lane).ByOperator;
 
+    public bool IsPausedByGate(SessionLane lane) => State(lane).GateReason is not null;
+
     /// <summary>Why the lane is paused, or null when it runs.</summary>
     public string? PauseReason(SessionLane lane) =>
         State(lane) is var s && s.ByOperator ? "paused by operator" : s.GateReason;

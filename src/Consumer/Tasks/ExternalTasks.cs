@@ -11,19 +11,25 @@ namespace LaneQueue.Consumer;
 
 /// <summary>
 /// External and Hybrid lanes. External: the task is announced on <see cref="BrokerNames.ExternalExchange"/> (routing key
-/// = lane), the consumer keeps its slot and waits for a worker in any language to publish an <see cref="ExternalCompletion"/>
-/// to <see cref="BrokerNames.ExternalCompletionsExchange"/> with the task id as routing key. Hybrid: announced too, but
-/// run here.
+/// = lane, mandatory, so it is stored in the lane's durable <see cref="BrokerNames.ExternalQueue"/> until a worker takes it or
+/// its deadline passes), the consumer keeps its slot and waits for a worker in any language to publish an
+/// <see cref="ExternalCompletion"/> to <see cref="BrokerNames.ExternalCompletionsExchange"/> with the task id as routing key.
+/// Hybrid: announced as a notice (routing key <c>&lt;lane&gt;.hybrid</c>), but run here.
 /// </summary>
 internal sealed class ExternalTasks(IOptions<LaneQueueOptions> options) : IHostedService, IAsyncDisposable
 {
-    readonly ConcurrentDictionary<string, TaskCompletionSource<ExternalCompletion>> _waiting = new(StringComparer.Ordinal);
+    sealed record Waiting(TaskCompletionSource<ExternalCompletion> Done, PendingExternalTask Task);
+
+    readonly ConcurrentDictionary<string, Waiting> _waiting = new(StringComparer.Ordinal);
     readonly SemaphoreSlim _channelLock = new(1, 1);
     IConnection? _connection;
     IChannel? _channel;
     string _queue = "";
 
     public int Pending => _waiting.Count;
+
+    /// <summary>The tasks that hold a slot here and wait for an external worker, oldest announcement first.</summary>
+    public IReadOnlyList<PendingExternalTask> PendingTasks => [.. _waiting.Values.Select(w => w.Task).OrderBy(t => t.AnnouncedAt)];
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -39,7 +45,7 @@ internal sealed class ExternalTasks(IOptions<LaneQueueOptions> options) : IHoste
             {
                 var completion = TaskJson.Deserialize<ExternalCompletion>(delivery.Body.Span);
                 if (_waiting.TryGetValue(completion.TaskId, out var waiter))
-                    waiter.TrySetResult(completion);
+                    waiter.Done.TrySetResult(completion);
             }
             catch (JsonException)
             {
@@ -50,34 +56,52 @@ internal sealed class ExternalTasks(IOptions<LaneQueueOptions> options) : IHoste
         await _channel.BasicConsumeAsync(_queue, autoAck: true, consumer, cancellationToken);
     }
 
-    /// <summary>Announces a task to external workers (confirmed).</summary>
-    public async Task AnnounceAsync(ExternalTask task, string consumerName, CancellationToken cancellationToken)
+    /// <summary>A Hybrid lane's notice that the task runs here (confirmed; not kept for workers).</summary>
+    public Task AnnounceHybridAsync(ExternalTask task, string consumerName, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(task);
-        await WithChannelAsync(channel => channel.BasicPublishAsync(BrokerNames.ExternalExchange, BrokerNames.RoutingKey(task.Lane), mandatory: false,
+        return PublishAsync(task, BrokerNames.HybridRoutingKey(task.Lane), mandatory: false, consumerName, expiration: null, cancellationToken);
+    }
+
+    Task PublishAsync(ExternalTask task, string routingKey, bool mandatory, string consumerName, TimeSpan? expiration, CancellationToken cancellationToken) =>
+        WithChannelAsync(channel => channel.BasicPublishAsync(BrokerNames.ExternalExchange, routingKey, mandatory,
             new BasicProperties
             {
                 Persistent = true,
                 ContentType = "application/json",
                 MessageId = task.Id,
+                // Nobody waits past the deadline: the broker drops an announcement no worker took by then.
+                Expiration = expiration is { } ttl ? Math.Max(1, (long)ttl.TotalMilliseconds).ToString(System.Globalization.CultureInfo.InvariantCulture) : null,
                 Headers = new Dictionary<string, object?> { ["consumer"] = consumerName },
             }, TaskJson.Serialize(task), cancellationToken).AsTask());
-    }
 
-    /// <summary>Announces the task and waits for its completion; <see cref="TimeoutException"/> when none comes in time.</summary>
-    public async Task<ExternalCompletion> RunAsync(ExternalTask task, string consumerName, TimeSpan timeout, CancellationToken cancellationToken)
+    /// <summary>
+    /// Announces the task (stored in the lane's durable queue of external work until a worker takes it or the deadline
+    /// passes) and waits for its completion; <see cref="TimeoutException"/> when none comes in time.
+    /// </summary>
+    /// <param name="attempt">Retries before this run (0 on the first), as the consumer counts them.</param>
+    public async Task<ExternalCompletion> RunAsync(ExternalTask task, int attempt, string consumerName, TimeSpan timeout, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(task);
-        var waiter = new TaskCompletionSource<ExternalCompletion>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var announcedAt = DateTimeOffset.UtcNow;
+        var waiter = new Waiting(new TaskCompletionSource<ExternalCompletion>(TaskCreationOptions.RunContinuationsAsynchronously), new PendingExternalTask
+        {
+            TaskId = task.Id,
+            Lane = task.Lane,
+            Consumer = consumerName,
+            Attempt = attempt + 1,
+            AnnouncedAt = announcedAt,
+            Deadline = announcedAt + timeout,
+        });
         if (!_waiting.TryAdd(task.Id, waiter))
             throw new InvalidOperationException($"task '{task.Id}' already waits for an external worker here");
         try
         {
             await WithChannelAsync(channel => channel.QueueBindAsync(_queue, BrokerNames.ExternalCompletionsExchange, task.Id, cancellationToken: cancellationToken));
-            await AnnounceAsync(task, consumerName, cancellationToken);
+            await PublishAsync(task, BrokerNames.RoutingKey(task.Lane), mandatory: true, consumerName, timeout, cancellationToken);
             try
             {
-                return await waiter.Task.WaitAsync(timeout, cancellationToken);
+                return await waiter.Done.Task.WaitAsync(timeout, cancellationToken);
             }
             catch (TimeoutException)
             {

@@ -65,13 +65,13 @@ internal sealed class TaskExecution(TaskHandlers handlers, IServiceProvider serv
         {
             if (handler is null)
             {
-                var completion = await external.RunAsync(task, settings.ConsumerName, TimeSpan.FromMilliseconds(timeoutMs ?? mode.TimeoutMs), deadline.Token);
+                var completion = await external.RunAsync(task, attempt, settings.ConsumerName, TimeSpan.FromMilliseconds(timeoutMs ?? mode.TimeoutMs), deadline.Token);
                 end = completion.Success ? Ended(completion.Result) : throw new ExternalTaskFailedException(completion.Error ?? "the external worker reported a failure");
             }
             else
             {
                 if (mode.Mode == TaskHandlerMode.Hybrid)
-                    await external.AnnounceAsync(task, settings.ConsumerName, stopping);
+                    await external.AnnounceHybridAsync(task, settings.ConsumerName, stopping);
                 end = Ended(await handler.HandleAsync(new TaskContext
                 {
                     Task = task,

@@ -43,6 +43,7 @@ public sealed partial class LaneQueueTestHarness
     readonly List<Subscription> _subscriptions = [];
     readonly Dictionary<string, TaskCompletionSource<ExternalTaskResult>> _resultWatchers = new(StringComparer.Ordinal);
     readonly Dictionary<string, TaskCompletionSource<ExternalCompletion>> _externalWaits = new(StringComparer.Ordinal);
+    readonly Dictionary<string, PendingExternalTask> _externalPending = new(StringComparer.Ordinal);
     int _eventsInFlight;
     bool _pumping;
     bool _pumpAgain;
@@ -383,6 +384,16 @@ public sealed partial class LaneQueueTestHarness
         {
             if (!_externalWaits.TryAdd(task.Id, waiter))
                 throw new InvalidOperationException($"task '{task.Id}' already waits for an external worker here");
+            var announcedAt = DateTimeOffset.UtcNow;
+            _externalPending[task.Id] = new PendingExternalTask
+            {
+                TaskId = task.Id,
+                Lane = task.Lane,
+                Consumer = _settings.ConsumerName,
+                Attempt = entry.Attempt + 1,
+                AnnouncedAt = announcedAt,
+                Deadline = announcedAt + timeout,
+            };
             PublishEventLocked(Event(TaskEvent.ExternalPending, task, entry.Attempt));
         }
         try
@@ -396,7 +407,10 @@ public sealed partial class LaneQueueTestHarness
         finally
         {
             lock (_lock)
+            {
                 _externalWaits.Remove(task.Id);
+                _externalPending.Remove(task.Id);
+            }
         }
     }
 

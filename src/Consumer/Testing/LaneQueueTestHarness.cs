@@ -365,6 +365,13 @@ public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IAsyncDis
         return Task.CompletedTask;
     }
 
+    /// <summary>The External-lane tasks that wait for <see cref="CompleteExternalTaskAsync"/>, by lane, then announcement.</summary>
+    public Task<IReadOnlyList<PendingExternalTask>> GetPendingExternalTasksAsync(CancellationToken cancellationToken = default)
+    {
+        lock (_lock)
+            return Task.FromResult<IReadOnlyList<PendingExternalTask>>([.. _externalPending.Values.OrderBy(t => t.Lane).ThenBy(t => t.AnnouncedAt).ThenBy(t => t.TaskId, StringComparer.Ordinal)]);
+    }
+
     /// <summary>The task's events and results recorded by this harness (what the history stream holds on a fleet).</summary>
     public Task<TaskHistory> GetTaskHistoryAsync(string taskId, TimeSpan? lookBack = null, CancellationToken cancellationToken = default)
     {

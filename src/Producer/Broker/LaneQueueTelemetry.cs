@@ -25,6 +25,7 @@ internal static class LaneQueueTelemetry
     public const string GatePauses = "gate.pauses";
     public const string QueueDepth = "queue.depth";
     public const string QueueActive = "queue.active";
+    public const string LanePaused = "lane.paused";
     public const string Latency = "command.latency_ms";
     public const string WaitTime = "command.wait_time_ms";
 

@@ -35,6 +35,40 @@ internal sealed partial class TopologyMismatchException : Exception
         { Setting = "LaneQueue:Topology" };
     }
 
+    /// <summary>
+    /// The task history stream exists with another retention: names <c>LaneQueue:HistoryMaxAge</c> and/or <c>HistoryMaxBytes</c>
+    /// with both values (every difference, found as <see cref="DiagnoseAsync"/> does).
+    /// </summary>
+    public static async Task<TopologyMismatchException> HistoryAsync(
+        IConnection connection, string stream, IReadOnlyDictionary<string, object?> arguments, OperationInterruptedException refusal, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(refusal);
+        var reply = Reply(refusal);
+        var differences = await DifferencesAsync(connection, stream, arguments, reply, cancellationToken);
+        static string? Setting(string argument) => argument switch
+        {
+            "x-max-age" => "LaneQueue:HistoryMaxAge",
+            "x-max-length-bytes" => "LaneQueue:HistoryMaxBytes",
+            _ => null,
+        };
+        var named = differences.Where(d => Setting(d.Argument) is not null).ToList();
+        if (named.Count == 0)
+        {
+            return new TopologyMismatchException(
+                $"the existing stream '{stream}' was declared with other arguments than LaneQueue declares: {reply}. Set LaneQueue:HistoryMaxAge " +
+                "and HistoryMaxBytes as the rest of the fleet has them, or delete the stream (the task history is lost).", refusal)
+            { Setting = "LaneQueue:HistoryMaxAge" };
+        }
+        var settings = named.Select(d => Setting(d.Argument)!).ToList();
+        return new TopologyMismatchException(
+            $"{string.Join(" and ", settings)} {(settings.Count == 1 ? "does" : "do")} not match the existing stream '{stream}' (" +
+            string.Join("; ", named.Select(d => $"{d.Argument}: {d.Here ?? "none"} here, {d.OnBroker ?? "none"} on the broker")) +
+            "): the broker keeps a stream's arguments and refuses to declare it differently. Set " +
+            string.Join(", ", named.Select(d => $"{Setting(d.Argument)}={d.OnBroker}")) +
+            $" on every producer and consumer of this vhost, or delete the stream (the task history is lost) to change it. Broker: {reply}", refusal)
+        { Setting = settings[0] };
+    }
+
     public static TopologyMismatchException Exchange(string exchange, OperationInterruptedException refusal) =>
         new($"the exchange '{exchange}' exists with other settings than LaneQueue declares (durable fanout): {Reply(refusal)}. " +
             "Delete it or use another vhost.", refusal);
@@ -53,7 +87,13 @@ internal sealed partial class TopologyMismatchException : Exception
         var reply = Reply(refusal);
         if (InvalidArgument().Match(reply) is { Success: true } invalid)
             return Invalid(queue, arguments, invalid.Groups["arg"].Value, reply, refusal);
+        return Describe(queue, await DifferencesAsync(connection, queue, arguments, reply, cancellationToken), reply, refusal);
+    }
 
+    /// <summary>Every argument that differs, starting from the broker's first (<paramref name="reply"/>): see <see cref="DiagnoseAsync"/>.</summary>
+    static async Task<List<Difference>> DifferencesAsync(
+        IConnection connection, string queue, IReadOnlyDictionary<string, object?> arguments, string reply, CancellationToken cancellationToken)
+    {
         var differences = new List<Difference>();
         var trial = new Dictionary<string, object?>(arguments);
         var current = reply;
@@ -68,7 +108,7 @@ internal sealed partial class TopologyMismatchException : Exception
             if (current is null)
                 break;
         }
-        return Describe(queue, differences, reply, refusal);
+        return differences;
     }
 
     /// <summary>The reply of a declaration with <paramref name="arguments"/>: null when it passed (or could not be tried).</summary>

@@ -299,6 +299,8 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
         Assert.Equal(TaskStatuses.TimedOut, abandoned.Status);
         await TestVhost.EventuallyAsync(async () => await _fleet.Vhost.ReadyAsync(DeadLetters.QueueOf(SessionLane.Execute)) == 1, "the dead letter");
         Assert.Contains("ext-2", (await _fleet.Producer.DeadLetters.ListAsync(DeadLetters.QueueOf(SessionLane.Execute))).Select(d => d.TaskId));
+        // Announcements nobody took from the durable queue of external work expire at their deadline.
+        await TestVhost.EventuallyAsync(async () => await _fleet.Vhost.ReadyAsync(BrokerNames.ExternalQueue(SessionLane.Execute)) == 0, "expired announcements");
     }
 
     [Fact]
@@ -312,13 +314,14 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
         await using var connection = await factory.CreateConnectionAsync();
         await using var channel = await connection.CreateChannelAsync();
         var inbox = (await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true)).QueueName;
-        await channel.QueueBindAsync(inbox, BrokerNames.ExternalExchange, "query");
+        await channel.QueueBindAsync(inbox, BrokerNames.ExternalExchange, "query.#"); // Hybrid notices: query.hybrid
 
         var result = await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create("hy-1", SessionLane.Query, new { x = 1 }), Wait);
         Assert.True(result.Success);
         Assert.Equal(1, result.Result.GetProperty("x").GetInt32());
         Assert.NotNull(await channel.BasicGetAsync(inbox, autoAck: true));
         Assert.Contains(TaskEvent.ExternalPending, EventsOf("hy-1"));
+        Assert.Equal(0u, await _fleet.Vhost.ReadyAsync(BrokerNames.ExternalQueue(SessionLane.Query))); // a notice, not work for a worker
     }
 
     [Fact]

@@ -592,6 +592,28 @@ public class TestHarnessTests
     }
 
     [Fact]
+    public async Task Pending_external_tasks_are_listed_until_completed()
+    {
+        await using var harness = new LaneQueueTestHarness(o =>
+            o.Queue = o.Queue with { LaneHandlers = new() { [SessionLane.Execute] = new LaneHandlerConfig { Mode = TaskHandlerMode.External, TimeoutMs = 30_000 } } });
+        harness.Start();
+        var result = await harness.WatchResultAsync("ext-pending");
+        await harness.SubmitTaskAsync(Job("ext-pending", SessionLane.Execute));
+
+        IReadOnlyList<PendingExternalTask> pending = [];
+        var deadline = DateTime.UtcNow + Wait;
+        while ((pending = await harness.GetPendingExternalTasksAsync()).Count == 0 && DateTime.UtcNow < deadline)
+            await Task.Delay(20);
+        var listed = Assert.Single(pending);
+        Assert.Equal(("ext-pending", SessionLane.Execute, 1), (listed.TaskId, listed.Lane, listed.Attempt));
+        Assert.Equal(TimeSpan.FromSeconds(30), listed.Deadline - listed.AnnouncedAt);
+
+        await harness.CompleteExternalTaskAsync(new ExternalCompletion { TaskId = "ext-pending", Success = true });
+        Assert.Equal(TaskStatuses.Completed, (await result.WaitAsync(Wait)).Status);
+        Assert.Empty(await harness.GetPendingExternalTasksAsync());
+    }
+
+    [Fact]
     public async Task A_second_copy_of_a_completed_id_ends_duplicate()
     {
         await using var harness = new LaneQueueTestHarness();
