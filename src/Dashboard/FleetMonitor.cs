@@ -28,6 +28,7 @@ internal sealed record DashboardSnapshot(
     [property: JsonPropertyName("lanes")] IReadOnlyList<LaneView> Lanes,
     [property: JsonPropertyName("consumers")] IReadOnlyList<ConsumerView> Consumers,
     [property: JsonPropertyName("external_pending")] int ExternalPending,
+    [property: JsonPropertyName("external_tasks")] IReadOnlyList<PendingExternalTask> ExternalTasks,
     [property: JsonPropertyName("error")] string? Error = null);
 
 /// <summary>
@@ -76,7 +77,7 @@ internal sealed partial class FleetMonitor(HostedProducer producer, IOptions<Lan
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
                 LogSampleFailed(logger, ex);
-                _latest = (_latest ?? new DashboardSnapshot(DateTimeOffset.UtcNow, [], [], 0)) with { Error = ex.Message };
+                _latest = (_latest ?? new DashboardSnapshot(DateTimeOffset.UtcNow, [], [], 0, [])) with { Error = ex.Message };
                 _first.TrySetResult();
                 await Task.Delay(settings.SampleInterval * 2, stoppingToken);
             }
@@ -119,7 +120,7 @@ internal sealed partial class FleetMonitor(HostedProducer producer, IOptions<Lan
         var lanes = stats.Lanes.Select(lane => new LaneView(lane, Rate(lane, now), Depth(lane, settings.DepthSamples))).ToList();
         var consumers = live.OrderBy(b => b.Beat.Consumer, StringComparer.Ordinal)
             .Select(b => new ConsumerView(b.Beat, (long)(now - b.Heard).TotalMilliseconds)).ToList();
-        _latest = new DashboardSnapshot(now, lanes, consumers, stats.ExternalPending);
+        _latest = new DashboardSnapshot(now, lanes, consumers, stats.ExternalPending, FleetStats.PendingExternal(live.Select(b => b.Beat)));
         _first.TrySetResult();
     }
 

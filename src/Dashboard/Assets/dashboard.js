@@ -128,11 +128,16 @@ const lanesPage = {
           h("th", { class: "num" }, "Completed"), h("th", { class: "num" }, "Failed"), h("th", { class: "num" }, "Dead letters"),
           h("th", {}, "Ready, last 2 min"), canAct ? h("th", {}, "Actions") : null)),
         h("tbody", {}, rows)),
-      // Pending external tasks: the count the consumers report now; the list of tasks goes here once the producer API
-      // lists them (issue 15's external-task work).
+      // Pending external tasks: the runs whose slot a consumer holds while an external worker does the work (the same
+      // list as ILaneQueueProducer.GetPendingExternalTasksAsync and `lanequeue external pending`).
       h("section", { id: "external-pending" },
         h("h2", {}, "Pending external tasks"),
-        h("p", { class: "muted", "data-col": "external-pending" }, "")));
+        h("p", { class: "muted", "data-col": "external-pending" }, ""),
+        h("table", { id: "external-tasks" },
+          h("thead", {}, h("tr", {},
+            h("th", {}, "Task"), h("th", {}, "Lane"), h("th", {}, "Consumer"), h("th", { class: "num" }, "Attempt"),
+            h("th", {}, "Announced"), h("th", {}, "Deadline"))),
+          h("tbody", {}))));
     if (latest) this.update(latest);
   },
 
@@ -168,6 +173,13 @@ const lanesPage = {
     }
     const external = main.querySelector('[data-col="external-pending"]');
     if (external) external.textContent = `${snap.external_pending} task(s) waiting for an external worker across the fleet.`;
+    const pending = main.querySelector("#external-tasks");
+    if (pending) {
+      pending.hidden = snap.external_tasks.length === 0;
+      pending.querySelector("tbody").replaceChildren(...snap.external_tasks.map(t => h("tr", { "data-task": t.task_id },
+        h("td", {}, h("a", { href: `#/task/${encodeURIComponent(t.task_id)}` }, t.task_id)), h("td", {}, t.lane),
+        h("td", {}, t.consumer), h("td", { class: "num" }, t.attempt), h("td", {}, time(t.announced_at)), h("td", {}, time(t.deadline)))));
+    }
   },
 };
 

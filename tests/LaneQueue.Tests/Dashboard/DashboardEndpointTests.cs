@@ -45,6 +45,33 @@ public sealed class DashboardEndpointTests(BrokerFixture broker) : IAsyncLifetim
     }
 
     [Fact]
+    public async Task A_pending_external_task_is_listed_until_its_worker_completes_it()
+    {
+        await using var dashboard = await DashboardServer.EmbeddedAsync(_fleet.Vhost.Url, allow: null);
+        await _fleet.Producer.SetLaneHandlerAsync(SessionLane.Execute, TaskHandlerMode.External, timeoutMs: 60_000);
+        await TestVhost.EventuallyAsync(async () => DashboardServer.Lane(await dashboard.StatsAsync(), "execute").GetProperty("handler_mode").GetString() == "external",
+            "execute in external mode");
+        var result = await _fleet.Producer.WatchResultAsync("ext-dash-1");
+        await _fleet.Producer.SubmitTaskAsync(ExternalTask.Create("ext-dash-1", SessionLane.Execute, new { job = "resize" }));
+
+        System.Text.Json.JsonElement listed = default;
+        await TestVhost.EventuallyAsync(async () =>
+        {
+            var tasks = (await dashboard.StatsAsync()).GetProperty("snapshot").GetProperty("external_tasks");
+            listed = tasks.EnumerateArray().FirstOrDefault(t => t.GetProperty("task_id").GetString() == "ext-dash-1");
+            return listed.ValueKind == System.Text.Json.JsonValueKind.Object;
+        }, "ext-dash-1 listed as pending external work");
+        Assert.Equal("execute", listed.GetProperty("lane").GetString());
+        Assert.Equal("dash-endpoints", listed.GetProperty("consumer").GetString());
+        Assert.True(listed.GetProperty("deadline").GetDateTimeOffset() > listed.GetProperty("announced_at").GetDateTimeOffset());
+
+        await _fleet.Producer.CompleteExternalTaskAsync(new ExternalCompletion { TaskId = "ext-dash-1", Success = true });
+        Assert.True((await result.WaitAsync(TimeSpan.FromSeconds(30))).Success);
+        await TestVhost.EventuallyAsync(async () =>
+            (await dashboard.StatsAsync()).GetProperty("snapshot").GetProperty("external_tasks").GetArrayLength() == 0, "the pending list empties");
+    }
+
+    [Fact]
     public async Task Without_an_actions_policy_every_action_answers_403_and_the_page_offers_none()
     {
         await using var dashboard = await DashboardServer.EmbeddedAsync(_fleet.Vhost.Url, allow: null);
