@@ -1,6 +1,5 @@
 using System.CommandLine;
 using LaneQueue.Contracts;
-
 using LaneQueue.Producer;
 
 namespace LaneQueue.Cli;
@@ -8,13 +7,20 @@ namespace LaneQueue.Cli;
 /// <summary>Runs a command's body with a connected producer, turning the known failures into clear messages and exit codes.</summary>
 static class CliRun
 {
-    public static async Task<int> WithProducerAsync(ParseResult parse, CancellationToken cancellationToken, Func<LaneQueueProducer, TextWriter, Task<int>> body)
+    public static Task<int> WithProducerAsync(ParseResult parse, CancellationToken cancellationToken, Func<LaneQueueProducer, TextWriter, Task<int>> body) =>
+        ReportingErrorsAsync(parse, async () =>
+        {
+            await using var producer = await LaneQueueProducer.ConnectAsync(CliProducerOptions.From(parse), cancellationToken);
+            return await body(producer, parse.InvocationConfiguration.Output);
+        });
+
+    /// <summary>Runs <paramref name="body"/>, turning the known failures into an <c>error: ...</c> line and the exit code that says which.</summary>
+    public static async Task<int> ReportingErrorsAsync(ParseResult parse, Func<Task<int>> body)
     {
         var errors = parse.InvocationConfiguration.Error;
         try
         {
-            await using var producer = await LaneQueueProducer.ConnectAsync(CliProducerOptions.From(parse), cancellationToken);
-            return await body(producer, parse.InvocationConfiguration.Output);
+            return await body();
         }
         catch (InvalidTaskException ex)
         {

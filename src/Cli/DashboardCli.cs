@@ -38,30 +38,23 @@ static class DashboardCli
                 await errors.WriteLineAsync($"error: --port must be from 0 to 65535, got {parse.GetValue(port)}");
                 return ProducerCli.InvalidInput;
             }
-            try
+            return await CliRun.ReportingErrorsAsync(parse, async () =>
             {
-                await using var app = Build(CliProducerOptions.From(parse), parse.GetValue(host)!, parse.GetValue(port), parse.GetValue(actions));
-                await app.StartAsync(ct);
-                await parse.InvocationConfiguration.Output.WriteLineAsync(
-                    $"LaneQueue dashboard on {string.Join(", ", Addresses(app))} ({(parse.GetValue(actions) ? "actions enabled" : "read-only")}); Ctrl+C stops it");
-                await app.WaitForShutdownAsync(ct);
-                return ProducerCli.Ok;
-            }
-            catch (ArgumentException ex)
-            {
-                await errors.WriteLineAsync($"error: {ex.Message}");
-                return ProducerCli.InvalidInput;
-            }
-            catch (TaskRejectedException ex)
-            {
-                await errors.WriteLineAsync($"error: {ex.Message}");
-                return ProducerCli.Rejected;
-            }
-            catch (IOException ex)
-            {
-                await errors.WriteLineAsync($"error: cannot listen on {parse.GetValue(host)}:{parse.GetValue(port)}: {ex.Message}");
-                return ProducerCli.InvalidInput;
-            }
+                try
+                {
+                    await using var app = Build(CliProducerOptions.From(parse), parse.GetValue(host)!, parse.GetValue(port), parse.GetValue(actions));
+                    await app.StartAsync(ct);
+                    await parse.InvocationConfiguration.Output.WriteLineAsync(
+                        $"LaneQueue dashboard on {string.Join(", ", Addresses(app))} ({(parse.GetValue(actions) ? "actions enabled" : "read-only")}); Ctrl+C stops it");
+                    await app.WaitForShutdownAsync(ct);
+                    return ProducerCli.Ok;
+                }
+                catch (IOException ex)
+                {
+                    await errors.WriteLineAsync($"error: cannot listen on {parse.GetValue(host)}:{parse.GetValue(port)}: {ex.Message}");
+                    return ProducerCli.InvalidInput;
+                }
+            });
         });
         return command;
     }

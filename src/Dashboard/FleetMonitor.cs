@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Text.Json;
 using System.Text.Json.Serialization;
 using LaneQueue.Contracts;
 using LaneQueue.Producer;
@@ -7,7 +6,6 @@ using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using RabbitMQ.Client;
-using RabbitMQ.Client.Events;
 
 namespace LaneQueue.Dashboard;
 
@@ -84,28 +82,8 @@ internal sealed partial class FleetMonitor(HostedProducer producer, IOptions<Lan
         }
     }
 
-    async Task<IChannel> ListenAsync(IConnection connection, CancellationToken cancellationToken)
-    {
-        var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
-        var queue = (await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true, cancellationToken: cancellationToken)).QueueName;
-        await channel.QueueBindAsync(queue, BrokerNames.HeartbeatsExchange, "", cancellationToken: cancellationToken);
-        var consumer = new AsyncEventingBasicConsumer(channel);
-        consumer.ReceivedAsync += (_, delivery) =>
-        {
-            try
-            {
-                var beat = TaskJson.Deserialize<ConsumerHeartbeat>(delivery.Body.Span);
-                _beats[beat.Consumer] = (beat, DateTimeOffset.UtcNow);
-            }
-            catch (JsonException)
-            {
-                // not a heartbeat
-            }
-            return Task.CompletedTask;
-        };
-        await channel.BasicConsumeAsync(queue, autoAck: true, consumer, cancellationToken);
-        return channel;
-    }
+    Task<IChannel> ListenAsync(IConnection connection, CancellationToken cancellationToken) =>
+        FleetStats.ListenToHeartbeatsAsync(connection, beat => _beats[beat.Consumer] = (beat, DateTimeOffset.UtcNow), cancellationToken);
 
     async Task SampleAsync(IConnection connection, LaneQueueDashboardOptions settings, CancellationToken cancellationToken)
     {

@@ -114,28 +114,35 @@ internal static class FleetStats
     {
         ArgumentNullException.ThrowIfNull(connection);
         var beats = new ConcurrentDictionary<string, ConsumerHeartbeat>();
-        await using (var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken))
-        {
-            var queue = (await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true, cancellationToken: cancellationToken)).QueueName;
-            await channel.QueueBindAsync(queue, BrokerNames.HeartbeatsExchange, "", cancellationToken: cancellationToken);
-            var consumer = new AsyncEventingBasicConsumer(channel);
-            consumer.ReceivedAsync += (_, delivery) =>
-            {
-                try
-                {
-                    var beat = TaskJson.Deserialize<ConsumerHeartbeat>(delivery.Body.Span);
-                    beats[beat.Consumer] = beat;
-                }
-                catch (JsonException)
-                {
-                    // not a heartbeat
-                }
-                return Task.CompletedTask;
-            };
-            await channel.BasicConsumeAsync(queue, autoAck: true, consumer, cancellationToken);
+        await using (await ListenToHeartbeatsAsync(connection, beat => beats[beat.Consumer] = beat, cancellationToken))
             await Task.Delay(listen, cancellationToken);
-        }
         return [.. beats.Values.OrderBy(b => b.Consumer, StringComparer.Ordinal)];
+    }
+
+    /// <summary>
+    /// Hands every heartbeat the consumers send to <paramref name="onBeat"/> (a queue of the caller's own, gone with the
+    /// returned channel); messages that are not heartbeats are passed over.
+    /// </summary>
+    public static async Task<IChannel> ListenToHeartbeatsAsync(IConnection connection, Action<ConsumerHeartbeat> onBeat, CancellationToken cancellationToken = default)
+    {
+        var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
+        var queue = (await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true, cancellationToken: cancellationToken)).QueueName;
+        await channel.QueueBindAsync(queue, BrokerNames.HeartbeatsExchange, "", cancellationToken: cancellationToken);
+        var consumer = new AsyncEventingBasicConsumer(channel);
+        consumer.ReceivedAsync += (_, delivery) =>
+        {
+            try
+            {
+                onBeat(TaskJson.Deserialize<ConsumerHeartbeat>(delivery.Body.Span));
+            }
+            catch (JsonException)
+            {
+                // not a heartbeat
+            }
+            return Task.CompletedTask;
+        };
+        await channel.BasicConsumeAsync(queue, autoAck: true, consumer, cancellationToken);
+        return channel;
     }
 
     /// <summary>Every pending External-lane task the consumers report, by lane (highest first), then oldest announcement.</summary>
