@@ -84,13 +84,21 @@ public sealed class ConsumerKillTests(FaultBrokerFixture broker, ITestOutputHelp
         _consumers.Add(survivor);
         await using var tally = await ResultTally.StartAsync(url);
         await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = url });
+        var lanes = new[] { SessionLane.Query, SessionLane.Execute };
         var tasks = Enumerable.Range(1, DrillTasks)
-            .Select(i => ExternalTask.Create($"drill-{i}", i % 2 == 0 ? SessionLane.Query : SessionLane.Execute, new { ms = 30 }, "sleep")).ToList();
+            .Select(i => ExternalTask.Create($"drill-{i}", lanes[i % 2], new { ms = 30 }, "sleep")).ToList();
+        // All of them waiting before either consumer takes one, so both are busy when the kill comes.
+        foreach (var lane in lanes)
+            await producer.PauseLaneAsync(lane);
+        await WaitUntilAsync(() => victim.Output.Contains("Fleet command pause execute", StringComparison.Ordinal) && survivor.Output.Contains("Fleet command pause execute", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(30), "both consumers paused the lanes");
         foreach (var task in tasks)
         {
             await producer.SubmitTaskAsync(task);
             tally.Accepted(task.Id);
         }
+        foreach (var lane in lanes)
+            await producer.ResumeLaneAsync(lane);
         await WaitUntilAsync(() => tally.CompletedCount >= DrillTasks * 3 / 10, TimeSpan.FromSeconds(120), "30 % of the tasks completed");
         var completedAtKill = tally.CompletedCount;
         victim.KillHard();

@@ -38,8 +38,8 @@ public sealed class FleetMonitorTests(FaultBrokerFixture broker, ITestOutputHelp
         var monitor = _consumers.Single(c => c.Output.Contains(Elected, StringComparison.Ordinal));
         var survivors = _consumers.Where(c => c != monitor).ToList();
 
-        monitor.KillHard();
         var clock = Stopwatch.StartNew();
+        monitor.KillHard();
         await ConsumerKillTests.WaitUntilAsync(() => survivors.Any(c => c.Output.Contains(Elected, StringComparison.Ordinal)),
             TimeSpan.FromSeconds(60), "another consumer elected monitor after the kill");
         var handover = clock.Elapsed;
