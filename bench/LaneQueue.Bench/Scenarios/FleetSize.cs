@@ -29,6 +29,7 @@ public static class FleetSize
             new("connections", "connections"),
             new("idle_broker_cpu_pct", "idle: broker CPU", "% of a core"),
             new("idle_frames_per_s", "idle: frames received", "/s"),
+            new("idle_deliveries_per_s", "idle: deliveries", "/s"),
             new("deliveries_per_task", "deliveries per task"),
             new("publishes_per_task", "publishes per task"),
             new("broker_cpu_per_task_ms", "broker CPU per task", "ms"),
@@ -63,7 +64,9 @@ public static class FleetSize
                          $"the rest defaults (gate check {100} ms, heartbeat 2 s); started {StartBatch} at a time. Idle: {settings.FleetIdleSeconds} s " +
                          $"after a {settings.FleetSettleSeconds} s settle. Load: {settings.FleetTaskRate} echo tasks/s on the query lane for " +
                          $"{settings.FleetLoadSeconds} s; per-task numbers divide the vhost's message_stats (deliver_get, publish; the " +
-                         "bench's own result listener counts as one delivery per task) and the broker's CPU from the first publish to the " +
+                         "bench's own result listener counts as one delivery per task), deliveries from every queue but the lane-state " +
+                         "followers' (amq.gen-*, periodic: the idle deliveries column), read once settled before and after the load; publishes less " +
+                         "the idle (heartbeat) publish rate over that span (approximate: the API samples every 5 s), and the broker's CPU from the first publish to the " +
                          "last result by the task count; '... above idle' subtracts the idle CPU rate over the same span. Frames: AMQP " +
                          "frames the broker received from the vhost's connections (rabbitmqctl list_connections recv_cnt).");
     }
@@ -82,7 +85,7 @@ public static class FleetSize
         await Task.Delay(TimeSpan.FromSeconds(settings.FleetSettleSeconds), ct);
 
         // Idle.
-        var (_, idlePublished0) = await StatsAsync(context, vhost.Name, ct);
+        var (idleDelivered0, idlePublished0) = await StatsAsync(context, vhost.Name, ct);
         var framesBefore = await FramesAsync(node, vhost.Name, ct);
         var cpuBefore = brokerPid is { } pid ? ChildProcess.CpuTimeOf(pid) : null;
         var idleClock = Stopwatch.StartNew();
@@ -90,8 +93,10 @@ public static class FleetSize
         var idleSeconds = idleClock.Elapsed.TotalSeconds;
         var cpuAfter = brokerPid is { } pid2 ? ChildProcess.CpuTimeOf(pid2) : null;
         var framesAfter = await FramesAsync(node, vhost.Name, ct);
-        var (_, idlePublished1) = await StatsAsync(context, vhost.Name, ct);
-        var idlePublishRate = (idlePublished1 - idlePublished0) / idleSeconds; // heartbeats: sampled every 5 s, so approximate
+        var (idleDelivered1, idlePublished1) = await StatsAsync(context, vhost.Name, ct);
+        // Heartbeats are published and lane states delivered at idle too; sampled every 5 s, so these rates are approximate.
+        var idlePublishRate = (idlePublished1 - idlePublished0) / idleSeconds;
+        var idleDeliverRate = (idleDelivered1 - idleDelivered0) / idleSeconds;
         var idleCpuShare = cpuBefore is { } b && cpuAfter is { } a ? (a - b).TotalSeconds / idleSeconds : double.NaN;
         var idleFrames = framesBefore is { } fb && framesAfter is { } fa ? (fa.Frames - fb.Frames) / idleSeconds : double.NaN;
         var row = new Dictionary<string, object?>
@@ -101,13 +106,15 @@ public static class FleetSize
             ["idle_broker_cpu_pct"] = Stats.Round(100 * idleCpuShare, 2),
             ["idle_frames_per_s"] = Stats.Round(idleFrames, 0),
             ["idle_frames_per_s_per_consumer"] = count > 0 ? Stats.Round(idleFrames / count, 1) : null,
+            ["idle_deliveries_per_s"] = Stats.Round(idleDeliverRate, 1),
         };
         BenchContext.Log($"    idle: broker CPU {100 * idleCpuShare:0.00} % of a core, {idleFrames:0} frames/s received, {framesAfter?.Connections} connections");
         if (count == 0)
             return row;
 
         // A fixed task rate.
-        var (delivered0, published0) = await SettledStatsAsync(context, vhost.Name, ct);
+        var delivered0 = await SettledTaskDeliveriesAsync(context, vhost.Name, ct);
+        var (_, published0) = await StatsAsync(context, vhost.Name, ct);
         var statsClock = Stopwatch.StartNew();
         await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = vhost.Url }, ct);
         var tasks = settings.FleetTaskRate * settings.FleetLoadSeconds;
@@ -126,7 +133,8 @@ public static class FleetSize
             throw new TimeoutException($"{count} consumers completed {listener.Count} of {tasks} tasks in 2 minutes");
         var loadSeconds = loadClock.Elapsed.TotalSeconds;
         var loadCpuAfter = brokerPid is { } pid4 ? ChildProcess.CpuTimeOf(pid4) : null;
-        var (delivered1, published1) = await SettledStatsAsync(context, vhost.Name, ct);
+        var delivered1 = await SettledTaskDeliveriesAsync(context, vhost.Name, ct);
+        var (_, published1) = await StatsAsync(context, vhost.Name, ct);
         var loadCpu = loadCpuBefore is { } lb && loadCpuAfter is { } la ? (la - lb).TotalMilliseconds : double.NaN;
         row["tasks"] = tasks;
         row["load_seconds"] = Stats.Round(loadSeconds, 1);
@@ -140,23 +148,27 @@ public static class FleetSize
         return row;
     }
 
+    /// <summary>The vhost's cumulative deliveries (deliver_get) and publishes, as the management API last sampled them (every 5 s).</summary>
     /// <summary>
-    /// The vhost's cumulative deliveries (deliver_get) and publishes, once deliveries stop changing (nothing is delivered
-    /// at idle; heartbeats are published all the time): the management API samples every 5 s, so they are read until two
-    /// reads 6 s apart agree.
+    /// Deliveries from the vhost's queues other than the lane-state followers' (server-named <c>amq.gen-*</c>: one delivery
+    /// per consumer per broadcast, whatever the task rate: counted as idle deliveries), once the sum stops changing: nothing
+    /// else is delivered at idle, and the management API samples every 5 s, so it is read until two reads 6 s apart agree.
     /// </summary>
-    static async Task<(long Delivered, long Published)> SettledStatsAsync(BenchContext context, string vhost, CancellationToken ct)
+    static async Task<long> SettledTaskDeliveriesAsync(BenchContext context, string vhost, CancellationToken ct)
     {
         long? last = null;
         for (var attempt = 0; attempt < 20; attempt++)
         {
-            var current = await StatsAsync(context, vhost, ct);
-            if (last == current.Delivered)
+            var queues = await context.Broker.GetAsync($"api/queues/{Uri.EscapeDataString(vhost)}", ct);
+            var current = queues.EnumerateArray()
+                .Where(q => !q.GetProperty("name").GetString()!.StartsWith("amq.gen-", StringComparison.Ordinal))
+                .Sum(q => q.TryGetProperty("message_stats", out var m) ? Counter(m, "deliver_get") : 0);
+            if (last == current)
                 return current;
-            last = current.Delivered;
+            last = current;
             await Task.Delay(TimeSpan.FromSeconds(6), ct);
         }
-        throw new TimeoutException($"the message stats of vhost {vhost} did not settle");
+        throw new TimeoutException($"the deliveries of vhost {vhost} did not settle");
     }
 
     static async Task<(long Delivered, long Published)> StatsAsync(BenchContext context, string vhost, CancellationToken ct)
