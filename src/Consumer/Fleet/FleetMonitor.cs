@@ -133,6 +133,8 @@ internal sealed class FleetMonitor(
         var previous = Enumerable.Repeat(-1L, lanes.Count).ToArray();
         var taken = new DateTimeOffset?[lanes.Count];
         var held = new string?[lanes.Count];
+        var boosted = new bool[lanes.Count];
+        var returnHeld = Enumerable.Repeat(true, lanes.Count).ToArray();
         var lastBroadcast = DateTimeOffset.MinValue;
         for (var checks = 0; !closed.IsCompleted && !stoppingToken.IsCancellationRequested; checks++)
         {
@@ -159,14 +161,23 @@ internal sealed class FleetMonitor(
             var snapshot = new GateSnapshot((long[])ready.Clone(), lanes.Select(lane => Latest(activity.LastStart(lane), taken[(int)lane])).ToArray(), now);
             var changes = policy.Evaluate(snapshot);
             foreach (var change in changes)
-                held[(int)change.Lane] = change.Pause ? change.Reason : null;
+            {
+                var i = (int)change.Lane;
+                held[i] = change.Pause ? change.Reason : null;
+                // Closed again after aging admitted it: the admitted task may be a delivery a consumer holds, so let those start.
+                returnHeld[i] = !(change.Pause && boosted[i]);
+                boosted[i] = !change.Pause && change.Boosted;
+            }
             if (changes.Count > 0 || now - lastBroadcast >= RefreshInterval)
             {
                 var states = new LaneStates
                 {
                     Monitor = settings.ConsumerName,
                     At = now,
-                    Lanes = lanes.Select(lane => new LaneStates.LaneState { Lane = lane, Held = held[(int)lane], Ready = ready[(int)lane] }).ToList(),
+                    Lanes = lanes.Select(lane => new LaneStates.LaneState
+                    {
+                        Lane = lane, Held = held[(int)lane], Ready = ready[(int)lane], ReturnHeld = returnHeld[(int)lane],
+                    }).ToList(),
                 };
                 await publisher.PublishAsync(BrokerNames.LaneStatesExchange, "", TaskJson.Serialize(states), stoppingToken);
                 lastBroadcast = now;

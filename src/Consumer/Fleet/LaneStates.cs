@@ -31,5 +31,12 @@ internal sealed record LaneStates
 
         [JsonPropertyName("ready")]
         public long Ready { get; init; }
+
+        /// <summary>
+        /// Whether consumers put back deliveries of the held lane they already hold (the default), or let them start: a lane
+        /// closed again right after aging admitted it, whose admitted task may be one of them.
+        /// </summary>
+        [JsonPropertyName("return_held")]
+        public bool ReturnHeld { get; init; } = true;
     }
 }

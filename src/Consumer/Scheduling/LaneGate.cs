@@ -102,11 +102,11 @@ internal sealed class LaneGate(
             if (i < 0 || i >= _held.Length)
                 continue;
             Interlocked.Exchange(ref LastReady[i], state.Ready);
+            // At once: a delivery of this lane that arrives from now on is returned, not started.
+            endpoints.HoldForGate(state.Lane, state.Held is not null && state.ReturnHeld);
             if (_held[i] is null == state.Held is null)
                 continue;
             _held[i] = state.Held;
-            // At once: a delivery of this lane that arrives from now on is returned, not started.
-            endpoints.HoldForGate(state.Lane, state.Held is not null);
             Switch(new GateChange(state.Lane, state.Held is not null, state.Held ?? "higher lanes drained"), cancellationToken);
         }
     }

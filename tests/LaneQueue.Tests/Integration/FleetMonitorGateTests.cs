@@ -37,17 +37,19 @@ public sealed class FleetMonitorGateTests(BrokerFixture broker) : IAsyncLifetime
         await _fleet.Producer.PauseLaneAsync(SessionLane.Generate);
         foreach (var i in Enumerable.Range(1, 8))
             await _fleet.Producer.SubmitTaskAsync(ExternalTask.Create($"p-{i}", SessionLane.Generate));
-        await _fleet.Producer.ResumeLaneAsync(SessionLane.Generate);
         var seen = new ConcurrentQueue<string>();
-        await TestVhost.EventuallyAsync(async () =>
+        async Task<bool> SeenAsync(string what)
         {
             while (await channel.BasicGetAsync(queue, autoAck: true) is { } message)
             {
                 using var json = JsonDocument.Parse(message.Body);
                 seen.Enqueue($"{json.RootElement.GetProperty("event").GetString()}:{json.RootElement.GetProperty("lane").GetString()}");
             }
-            return seen.Contains("lane.idle:generate");
-        }, "lane.idle for generate once it drained");
+            return seen.Contains(what);
+        }
+        await TestVhost.EventuallyAsync(() => SeenAsync("lane.pressure:generate"), "lane.pressure for generate");
+        await _fleet.Producer.ResumeLaneAsync(SessionLane.Generate);
+        await TestVhost.EventuallyAsync(() => SeenAsync("lane.idle:generate"), "lane.idle for generate once it drained");
         await Task.Delay(1000); // a second consumer's copy of the events, if any, would be here by now
         while (await channel.BasicGetAsync(queue, autoAck: true) is { } late)
             seen.Enqueue(JsonDocument.Parse(late.Body).RootElement.GetProperty("event").GetString() + ":late");
