@@ -98,7 +98,7 @@ echo '{}' | api PUT "vhosts/$(enc "$VHOST")"
 
 # The exchanges producers need before any consumer ran (same arguments as src/Producer/Broker/BrokerTopology.cs).
 for spec in lanequeue.tasks:direct lanequeue.results:topic lanequeue.events:topic lanequeue.fleet:fanout \
-            lanequeue.fleet.state:fanout lanequeue.external:topic lanequeue.external.completions:direct; do
+            lanequeue.fleet.state:fanout lanequeue.fleet.lanes:fanout lanequeue.external:topic lanequeue.external.completions:direct; do
   json "{\"type\":\"${spec#*:}\",\"durable\":true,\"auto_delete\":false,\"internal\":false,\"arguments\":{}}" \
     | api PUT "exchanges/$(enc "$VHOST")/$(enc "${spec%%:*}")"
 done
@@ -125,15 +125,16 @@ prefix="${LQ_PRODUCER_ID_PREFIX:-}"
 prefix_re="$(PREFIX="$prefix" python3 -c 'import os,re; print(re.escape(os.environ["PREFIX"]))')"
 topic "$P_USER" lanequeue.results '^$' "^${prefix_re}[^*#]+\$"
 
-# consumer: lanes, their error/skipped queues and exchanges, retries, results, events, fleet log and state, the task
-# history stream (declared and bound, not read) and its counts checkpoint, external lanes and their durable queues of
-# external work, the fleet limits' token queues (lanequeue.limits.*), and MassTransit's fault exchanges (bound to each
-# other; it publishes a Fault<TaskDelivery> event for every dead-lettered task)
+# consumer: lanes, their error/skipped queues and exchanges, retries, results, events, fleet log and state, the fleet
+# monitor's election queue and lane-state broadcasts, the task history stream (declared, bound and read for redelivered
+# tasks; a reader appends a marker) and its counts checkpoint, external lanes and their durable queues of external work,
+# the fleet limits' token queues (lanequeue.limits.*), and MassTransit's fault exchanges (bound to each other; it
+# publishes a Fault<TaskDelivery> event for every dead-lettered task)
 MT_FAULT='^MassTransit:Fault(--.+)?$'
 permit "$C_USER" \
-  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|fleet|fleet\\.log|fleet\\.state|history|history\\.counts|external|external\\.completions)\$|^lanequeue\\.external\\.${LANES}\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$" \
-  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|external)\$|^lanequeue\\.external\\.${LANES}\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet\\.(log|state)\$|^lanequeue\\.history\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$|^amq\\.default\$" \
-  "$MT_FAULT|^lanequeue\\.(tasks|events|fleet|fleet\\.log|fleet\\.state|external|external\\.completions)\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$"
+  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|fleet|fleet\\.log|fleet\\.state|fleet\\.monitor|fleet\\.lanes|history|history\\.counts|external|external\\.completions)\$|^lanequeue\\.external\\.${LANES}\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$" \
+  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|external)\$|^lanequeue\\.external\\.${LANES}\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet\\.(log|state|lanes|monitor)\$|^lanequeue\\.history\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$|^amq\\.default\$" \
+  "$MT_FAULT|^lanequeue\\.(tasks|events|fleet|fleet\\.log|fleet\\.state|fleet\\.monitor|fleet\\.lanes|history|external|external\\.completions)\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$"
 topic "$C_USER" lanequeue.results '.*' '^$'
 # (retry holding queues are readable because declaring a queue with a dead-letter exchange needs read on it)
 

@@ -49,6 +49,13 @@ public sealed record BenchSettings
     public int MemoryBacklog => Quick ? 20_000 : 100_000;
     public int MemorySettleMs => Quick ? 500 : 1000;
 
+    // 7. fleet size (full run only)
+    public int[] FleetSizes => [1, 4, 16, 32];
+    public int FleetSettleSeconds => 5;
+    public int FleetIdleSeconds => 20;
+    public int FleetTaskRate => 100;
+    public int FleetLoadSeconds => 15;
+
     // 6. aging
     public int AgingDeadlineMs => 3_000;
     public int AgingProbes => Quick ? 2 : 3;

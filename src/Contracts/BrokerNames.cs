@@ -69,6 +69,15 @@ public static class BrokerNames
     /// <summary>Whether a fleet command is lasting state (kept in <see cref="FleetState"/>) rather than a one-off.</summary>
     public static bool IsFleetState(string command) => command is FleetCommand.Pause or FleetCommand.Resume or FleetCommand.SetHandler;
 
+    /// <summary>
+    /// The fleet monitor's election queue: single active consumer, one token message that the active consumer holds unacked
+    /// while it is the monitor (the broker hands it, and the office, to the next consumer when its connection closes).
+    /// </summary>
+    public const string FleetMonitorQueue = "lanequeue.fleet.monitor";
+
+    /// <summary>Fanout exchange where the fleet monitor broadcasts the lane states (which lanes the gate holds, ready depths).</summary>
+    public const string LaneStatesExchange = "lanequeue.fleet.lanes";
+
     /// <summary>Fanout exchange of <see cref="ConsumerHeartbeat"/>s, the source of fleet stats.</summary>
     public const string HeartbeatsExchange = "lanequeue.heartbeats";
 

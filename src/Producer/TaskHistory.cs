@@ -36,8 +36,23 @@ internal static class TaskHistoryReader
     public static async Task<TaskHistory> ReadAsync(IConnection connection, string taskId, TimeSpan? lookBack, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(taskId);
-        var events = new List<TaskEvent>();
-        var results = new List<ExternalTaskResult>();
+        DateTimeOffset? from = lookBack is { } back && back < TimeSpan.FromDays(365 * 100) ? DateTimeOffset.UtcNow - back : null;
+        var found = await ReadAsync(connection, new HashSet<string>(StringComparer.Ordinal) { taskId }, from, TimeSpan.FromSeconds(60), cancellationToken);
+        return found.TryGetValue(taskId, out var history) ? history : new TaskHistory { TaskId = taskId };
+    }
+
+    /// <summary>
+    /// The history of several tasks in one read from <paramref name="from"/> (second granularity; null: the stream's first
+    /// message) to the stream's end; tasks with nothing in that span are left out. Throws <see cref="TimeoutException"/> when the end is not reached in
+    /// <paramref name="timeout"/>.
+    /// </summary>
+    public static async Task<Dictionary<string, TaskHistory>> ReadAsync(IConnection connection, IReadOnlySet<string> taskIds, DateTimeOffset? from,
+        TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(connection);
+        ArgumentNullException.ThrowIfNull(taskIds);
+        var events = new Dictionary<string, List<TaskEvent>>(StringComparer.Ordinal);
+        var results = new Dictionary<string, List<ExternalTaskResult>>(StringComparer.Ordinal);
         var marker = Guid.NewGuid().ToString("N");
         var reachedEnd = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
 
@@ -50,36 +65,48 @@ internal static class TaskHistoryReader
                 && value is byte[] bytes && System.Text.Encoding.UTF8.GetString(bytes) == marker)
                 reachedEnd.TrySetResult();
             else
-                Collect(delivery.Body, taskId, events, results);
+                Collect(delivery.Body, taskIds, events, results);
             await channel.BasicAckAsync(delivery.DeliveryTag, multiple: false);
         };
-        object from = lookBack is { } back
-            ? new AmqpTimestamp(Math.Max(0, DateTimeOffset.UtcNow.ToUnixTimeSeconds() - (long)Math.Min(back.TotalSeconds, DateTimeOffset.UtcNow.ToUnixTimeSeconds())))
-            : "first";
+        object offset = from is { } start ? new AmqpTimestamp(Math.Max(0, start.ToUnixTimeSeconds())) : "first";
         await channel.BasicConsumeAsync(BrokerNames.History, autoAck: false, "", noLocal: false, exclusive: false,
-            new Dictionary<string, object?> { ["x-stream-offset"] = from }, consumer, cancellationToken);
+            new Dictionary<string, object?> { ["x-stream-offset"] = offset }, consumer, cancellationToken);
         await channel.BasicPublishAsync("", BrokerNames.History, mandatory: false,
             new BasicProperties { Headers = new Dictionary<string, object?> { [BrokerNames.HistoryMarkerHeader] = marker } }, ReadOnlyMemory<byte>.Empty, cancellationToken);
-        await reachedEnd.Task.WaitAsync(TimeSpan.FromSeconds(60), cancellationToken);
-        return new TaskHistory { TaskId = taskId, Events = events, Results = results };
+        await reachedEnd.Task.WaitAsync(timeout, cancellationToken);
+        return taskIds.Where(id => events.ContainsKey(id) || results.ContainsKey(id)).ToDictionary(id => id, id => new TaskHistory
+        {
+            TaskId = id,
+            Events = events.TryGetValue(id, out var e) ? e : [],
+            Results = results.TryGetValue(id, out var r) ? r : [],
+        }, StringComparer.Ordinal);
     }
 
-    static void Collect(ReadOnlyMemory<byte> body, string taskId, List<TaskEvent> events, List<ExternalTaskResult> results)
+    static void Collect(ReadOnlyMemory<byte> body, IReadOnlySet<string> taskIds, Dictionary<string, List<TaskEvent>> events,
+        Dictionary<string, List<ExternalTaskResult>> results)
     {
         try
         {
             using var document = JsonDocument.Parse(body);
             var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("task_id", out var id) || id.GetString() != taskId)
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("task_id", out var id) || id.GetString() is not { } taskId
+                || !taskIds.Contains(taskId))
                 return;
             if (root.TryGetProperty("event", out _))
-                events.Add(root.Deserialize<TaskEvent>(TaskJson.Options)!);
+                Add(events, taskId, root.Deserialize<TaskEvent>(TaskJson.Options)!);
             else if (root.TryGetProperty("status", out _))
-                results.Add(root.Deserialize<ExternalTaskResult>(TaskJson.Options)!);
+                Add(results, taskId, root.Deserialize<ExternalTaskResult>(TaskJson.Options)!);
         }
         catch (JsonException)
         {
             // not one of ours
         }
+    }
+
+    static void Add<T>(Dictionary<string, List<T>> byId, string id, T item)
+    {
+        if (!byId.TryGetValue(id, out var list))
+            byId[id] = list = [];
+        list.Add(item);
     }
 }

@@ -33,8 +33,10 @@ public sealed class BenchContext(BenchSettings settings, Broker broker, Cancella
     /// so its appsettings.json applies) with the vhost's URL and <paramref name="arguments"/>, and waits until every
     /// one of them consumes each of its queues.
     /// </summary>
+    /// <remarks>With <paramref name="batch"/>, starts that many at a time and waits for each batch before the next (a large
+    /// fleet on a small machine).</remarks>
     public async Task<Fleet> StartLaneQueueFleetAsync(Vhost vhost, int count, IEnumerable<string> arguments, bool priorityTopology,
-        string label)
+        string label, int? batch = null)
     {
         var extra = arguments.ToList();
         if (priorityTopology)
@@ -55,6 +57,8 @@ public sealed class BenchContext(BenchSettings settings, Broker broker, Cancella
                     "--Worker:BuiltInHandlers=true",
                     .. extra,
                 ], Path.GetDirectoryName(Settings.ConsumerDll)));
+                if (batch is { } size && processes.Count % size == 0 && processes.Count < count)
+                    await vhost.WaitForConsumersAsync(priorityTopology ? [BrokerNames.PriorityQueue] : LaneQueues, processes.Count, TimeSpan.FromSeconds(60), () => Failure(processes), Token);
             }
             var queues = priorityTopology ? [BrokerNames.PriorityQueue] : LaneQueues;
             await vhost.WaitForConsumersAsync(queues, count, TimeSpan.FromSeconds(60), () => Failure(processes), Token);

@@ -48,6 +48,10 @@ public sealed class Broker : IDisposable
         return new Broker(amqp, management);
     }
 
+    /// <summary>A GET on the management API (e.g. <c>api/vhosts/NAME</c>), as JSON.</summary>
+    public async Task<JsonElement> GetAsync(string path, CancellationToken cancellationToken) =>
+        await _management.GetFromJsonAsync<JsonElement>(path, cancellationToken);
+
     string User => _amqp.UserInfo.Length > 0 ? Uri.UnescapeDataString(_amqp.UserInfo.Split(':')[0]) : "guest";
 
     /// <summary>RabbitMQ and Erlang versions from the management overview.</summary>

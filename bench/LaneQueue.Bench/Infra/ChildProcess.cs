@@ -152,7 +152,14 @@ public sealed class ChildProcess : IDisposable
     /// The pid of the local RabbitMQ node (the beam.smp started with "-s rabbit boot"; rabbitmqctl and friends run
     /// short-lived beam.smp VMs of their own), the longest-running one when there are several; null when none is visible.
     /// </summary>
-    public static int? FindBrokerPid()
+    public static int? FindBrokerPid() => FindBrokerPid(null);
+
+    /// <summary>
+    /// The pid of the RabbitMQ node named <paramref name="node"/> (e.g. <c>lq-bench@localhost</c>, as the management API's
+    /// overview names it: an extra node has RABBITMQ_NODENAME in its environment, the default <c>rabbit@host</c> none), or
+    /// of the oldest node when <paramref name="node"/> is null.
+    /// </summary>
+    public static int? FindBrokerPid(string? node)
     {
         (int Pid, long Start)? oldest = null;
         try
@@ -165,6 +172,8 @@ public sealed class ChildProcess : IDisposable
                 {
                     if (File.ReadAllText(Path.Combine(dir, "comm")).Trim() != "beam.smp" ||
                         !File.ReadAllText(Path.Combine(dir, "cmdline")).Replace('\0', ' ').Contains("-s rabbit boot", StringComparison.Ordinal))
+                        continue;
+                    if (node is not null && NodeNameOf(dir) is var name && name != node && !(name is null && node.StartsWith("rabbit@", StringComparison.Ordinal)))
                         continue;
                     var stat = File.ReadAllText(Path.Combine(dir, "stat"));
                     var start = long.Parse(stat[(stat.LastIndexOf(')') + 2)..].Split(' ')[19], System.Globalization.CultureInfo.InvariantCulture);
@@ -187,6 +196,10 @@ public sealed class ChildProcess : IDisposable
         }
         return oldest?.Pid;
     }
+
+    static string? NodeNameOf(string procDir) =>
+        File.ReadAllText(Path.Combine(procDir, "environ")).Split('\0')
+            .FirstOrDefault(v => v.StartsWith("RABBITMQ_NODENAME=", StringComparison.Ordinal))?["RABBITMQ_NODENAME=".Length..];
 
     /// <summary>Kills the process and its children (SIGKILL) and waits, bounded, for it to go.</summary>
     public void Kill()

@@ -24,5 +24,8 @@ public static class Scenarios
         ("aging", "6. Aging",
             "Under a continuous query flood, how long a generate task waits, versus the priority boost deadline.",
             Aging.RunAsync),
+        ("fleet", "7. Fleet size",
+            "1 to 32 consumer processes on one broker: broker CPU and frames at idle, deliveries and broker CPU per task at a fixed rate (full run only).",
+            FleetSize.RunAsync),
     ];
 }

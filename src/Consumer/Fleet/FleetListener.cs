@@ -12,8 +12,9 @@ namespace LaneQueue.Consumer;
 /// <summary>
 /// Keeps this consumer in step with the fleet: replays the lasting fleet state (<see cref="BrokerNames.FleetState"/>:
 /// pauses, handler modes, kept without an age limit), replays and follows the fleet command stream
-/// (<see cref="BrokerNames.FleetLog"/>: cancellations, drains and the same state commands, for a day), and follows the
-/// other consumers' <c>command.*</c> events so a task id that runs or ran elsewhere is not run twice. Starts before the
+/// (<see cref="BrokerNames.FleetLog"/>: cancellations, drains and the same state commands, for a day), and, with
+/// <see cref="LaneQueueOptions.FleetDeduplication"/>, follows the other consumers' <c>command.*</c> events so a task id that
+/// runs or ran elsewhere is not run twice. Starts before the
 /// bus, and waits for the replay, so no task is taken before the commands issued earlier are known. A state command
 /// arrives through both streams: for each lane the newest pause/resume and the newest handler mode win, by their time.
 /// </summary>
@@ -52,7 +53,23 @@ internal sealed class FleetListener(
         await commands.BasicConsumeAsync(BrokerNames.FleetLog, autoAck: false, $"{settings.ConsumerName}-fleet-log", noLocal: false, exclusive: false,
             new Dictionary<string, object?> { ["x-stream-offset"] = "first" }, commandConsumer, cancellationToken);
 
-        var events = await _connection.CreateChannelAsync(cancellationToken: cancellationToken);
+        if (settings.FleetDeduplication)
+            await FollowEventsAsync(settings, cancellationToken);
+
+        // Wait for the replay of earlier commands to go quiet (bounded), so the first tasks already see them.
+        var deadline = DateTime.UtcNow.AddSeconds(5);
+        await Task.Delay(150, cancellationToken);
+        while (DateTime.UtcNow < deadline && DateTime.UtcNow.Ticks - Interlocked.Read(ref _lastDeliveryTicks) < TimeSpan.FromMilliseconds(150).Ticks)
+            await Task.Delay(50, cancellationToken);
+    }
+
+    /// <summary>
+    /// With <see cref="LaneQueueOptions.FleetDeduplication"/>: a queue of this consumer's own that receives the fleet's
+    /// <c>command.*</c> events, for the ledger. Two deliveries per task per consumer.
+    /// </summary>
+    async Task FollowEventsAsync(LaneQueueOptions settings, CancellationToken cancellationToken)
+    {
+        var events = await _connection!.CreateChannelAsync(cancellationToken: cancellationToken);
         var name = $"lanequeue.fleet-events.{settings.ConsumerName}.{Guid.NewGuid():N}";
         var queue = (await events.QueueDeclareAsync(name.Length > 200 ? name[..200] : name,
             durable: false, exclusive: true, autoDelete: true, cancellationToken: cancellationToken)).QueueName;
@@ -68,12 +85,6 @@ internal sealed class FleetListener(
             return Task.CompletedTask;
         };
         await events.BasicConsumeAsync(queue, autoAck: true, eventConsumer, cancellationToken);
-
-        // Wait for the replay of earlier commands to go quiet (bounded), so the first tasks already see them.
-        var deadline = DateTime.UtcNow.AddSeconds(5);
-        await Task.Delay(150, cancellationToken);
-        while (DateTime.UtcNow < deadline && DateTime.UtcNow.Ticks - Interlocked.Read(ref _lastDeliveryTicks) < TimeSpan.FromMilliseconds(150).Ticks)
-            await Task.Delay(50, cancellationToken);
     }
 
     async Task OnCommandAsync(ReadOnlyMemory<byte> body)

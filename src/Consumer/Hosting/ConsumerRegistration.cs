@@ -49,6 +49,7 @@ public static class ConsumerRegistration
         services.AddSingleton<TaskOutcome>();
         services.AddSingleton<TaskLedger>();
         services.AddSingleton<DeadLetterAnswers>();
+        services.AddSingleton<RedeliveryCheck>();
         services.AddSingleton<LaneModes>();
         services.AddSingleton<BrokerPublisher>();
         services.AddSingleton<FleetListener>();
@@ -61,6 +62,8 @@ public static class ConsumerRegistration
         services.AddHostedService(sp => sp.GetRequiredService<FleetHeartbeat>());
         services.AddSingleton<LaneGate>();
         services.AddHostedService(sp => sp.GetRequiredService<LaneGate>());
+        services.AddSingleton<FleetMonitor>();
+        services.AddHostedService(sp => sp.GetRequiredService<FleetMonitor>());
 
         services.AddOptions<HostOptions>().Configure<IOptions<LaneQueueOptions>>((host, lane) =>
             host.ShutdownTimeout = TimeSpan.FromSeconds(lane.Value.ShutdownTimeoutSeconds + 5));

@@ -66,6 +66,18 @@ internal static partial class Log
     [LoggerMessage(1106, LogLevel.Warning, "Dead-letter queue of lane {Lane} holds {Depth} messages (DlqMaxSize {Max}); nothing is evicted - redrive or purge it")]
     public static partial void DeadLettersFull(ILogger logger, string lane, long depth, int max);
 
+    [LoggerMessage(1107, LogLevel.Information, "Consumer {Consumer} is the fleet monitor: it reads the lane depths for the fleet and broadcasts the lane states")]
+    public static partial void MonitorElected(ILogger logger, string consumer);
+
+    [LoggerMessage(1108, LogLevel.Information, "Consumer {Consumer} is no longer the fleet monitor: {Reason}")]
+    public static partial void MonitorLost(ILogger logger, string consumer, string reason);
+
+    [LoggerMessage(1109, LogLevel.Warning, "Ignored an unreadable lane state broadcast: {Error}")]
+    public static partial void LaneStatesIgnored(ILogger logger, string error);
+
+    [LoggerMessage(1009, LogLevel.Warning, "Could not read the task history for {Count} redelivered task(s): {Error}; they run again (at least once)")]
+    public static partial void RedeliveryCheckFailed(ILogger logger, int count, string error);
+
     [LoggerMessage(1300, LogLevel.Warning, "The bus did not stop within {Seconds} s; shutting down without it (unacked deliveries go back to their queues when the connection closes)")]
     public static partial void BusStopTimedOut(ILogger logger, double seconds);
 

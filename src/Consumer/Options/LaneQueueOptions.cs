@@ -52,6 +52,14 @@ public sealed class LaneQueueOptions
 
     public GateOptions Gate { get; set; } = new();
 
+    /// <summary>
+    /// Fleet-wide de-duplication of copies submitted twice: every consumer follows every other consumer's
+    /// <c>command.started</c> and end events, so a copy that lands on another consumer is parked or answered <c>duplicate</c>.
+    /// Off by default: it costs the broker two deliveries per task <em>per consumer</em> (docs/fleet-cost.md). Without it a
+    /// copy is caught when it lands on the consumer that ran the id, and a redelivery whose result is stored always is.
+    /// </summary>
+    public bool FleetDeduplication { get; set; }
+
     /// <summary>How often this consumer publishes its heartbeat (fleet stats drop it after 3 missed beats).</summary>
     public int HeartbeatIntervalMs { get; set; } = 2000;
 

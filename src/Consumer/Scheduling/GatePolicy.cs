@@ -7,8 +7,8 @@ namespace LaneQueue.Consumer;
 /// <param name="LastStart">When this process last started a task of each lane.</param>
 internal sealed record GateSnapshot(long[] Ready, DateTimeOffset?[] LastStart, DateTimeOffset Now);
 
-/// <summary>A lane to pause or resume, and why.</summary>
-internal sealed record GateChange(SessionLane Lane, bool Pause, string Reason);
+/// <summary>A lane to pause or resume, and why; <paramref name="Boosted"/>: a resume by aging (the lane stays open until it starts a task).</summary>
+internal sealed record GateChange(SessionLane Lane, bool Pause, string Reason, bool Boosted = false);
 
 /// <summary>
 /// The lane gate's decisions, with no I/O: a lane is held while a higher lane has at least
@@ -77,7 +77,7 @@ internal sealed class GatePolicy(GateOptions options, PriorityBoost boost)
                     _clearChecks[i] = 0;
                     _admittedAt[i] = boosted ? snapshot.Now : null;
                     changes.Add(new GateChange(lane, false,
-                        levels == PriorityBoost.TopPriority ? "boost deadline reached" : boosted ? $"boosted by {levels} levels" : "higher lanes drained"));
+                        levels == PriorityBoost.TopPriority ? "boost deadline reached" : boosted ? $"boosted by {levels} levels" : "higher lanes drained", boosted));
                 }
             }
             if (!_paused[i])

@@ -23,6 +23,7 @@ internal sealed class LaneEndpoints(IOptions<LaneQueueOptions> options) : IRecei
         public bool Stopped;
         public string? GateReason;
         public bool ByOperator;
+        public volatile bool HeldByGate;
     }
 
     readonly ConcurrentDictionary<SessionLane, LaneState> _lanes = new();
@@ -39,6 +40,15 @@ internal sealed class LaneEndpoints(IOptions<LaneQueueOptions> options) : IRecei
     public bool IsPausedByOperator(SessionLane lane) => State(lane).ByOperator;
 
     public bool IsPausedByGate(SessionLane lane) => State(lane).GateReason is not null;
+
+    /// <summary>
+    /// Whether the lane gate holds the lane right now: set the moment the fleet monitor's broadcast arrives, before the
+    /// endpoint has stopped, so a delivery already prefetched is returned to its lane instead of starting.
+    /// </summary>
+    public bool IsHeldByGate(SessionLane lane) => State(lane).HeldByGate;
+
+    /// <summary>Marks the lane held (or no longer held) by the gate, at once; <see cref="SetGatePauseAsync"/> then switches the endpoint.</summary>
+    public void HoldForGate(SessionLane lane, bool held) => State(lane).HeldByGate = held;
 
     /// <summary>Why the lane is paused, or null when it runs.</summary>
     public string? PauseReason(SessionLane lane) =>

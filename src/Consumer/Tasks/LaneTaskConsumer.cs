@@ -29,6 +29,7 @@ internal sealed class LaneTaskConsumer(
     LaneActivity activity,
     LaneEndpoints endpoints,
     DeadLetterAnswers answers,
+    RedeliveryCheck redeliveries,
     IHostApplicationLifetime lifetime,
     IOptions<LaneQueueOptions> options,
     ILogger<LaneTaskConsumer> logger) : IConsumer<TaskDelivery>
@@ -38,6 +39,8 @@ internal sealed class LaneTaskConsumer(
 
     /// <summary>How long a copy waits for a run of the same id it cannot see finish, before it runs itself (at least once).</summary>
     static readonly TimeSpan DeferAtMost = TimeSpan.FromSeconds(30);
+
+    const string HeldByGate = "lane held by the gate (a higher lane has work waiting); returned to its lane, not started";
 
     public async Task Consume(ConsumeContext<TaskDelivery> context)
     {
@@ -68,6 +71,12 @@ internal sealed class LaneTaskConsumer(
             await outcome.ReturnToLaneAsync(task, attempt, properties, "lane paused by operator; returned to its lane");
             return;
         }
+        if (endpoints.IsHeldByGate(task.Lane) && settings.Topology == LaneTopology.QueuePerLane)
+        {
+            // Prefetched just before the gate closed the lane: back to the lane, not started.
+            await outcome.ReturnToLaneAsync(task, attempt, properties, HeldByGate);
+            return;
+        }
         if (ledger.IsCancelled(task))
         {
             await outcome.EndWithoutRunAsync(task, attempt, TaskStatuses.Cancelled, TaskEvent.Cancelled, "cancelled before it started", DateTimeOffset.UtcNow);
@@ -76,6 +85,14 @@ internal sealed class LaneTaskConsumer(
         var duplicate = ledger.IsDuplicate(task.Id, context.ReceiveContext.Redelivered, out var first);
         if (duplicate && first is { State: TaskLedger.Known.Running } && DateTimeOffset.UtcNow - first.At > DeferAtMost)
             duplicate = false; // the run it points at went quiet (its consumer may have lost the broker and its events): run this copy
+        if (!duplicate && context.ReceiveContext.Redelivered
+            && await redeliveries.CompletedResultAsync(task, context.CancellationToken) is { } done)
+        {
+            // Its result is stored (history stream) but the delivery came back: the consumer that ran it died before its ack.
+            ledger.Record(task.Id, TaskLedger.Known.Completed, done.Consumer);
+            first = new TaskLedger.Entry(TaskLedger.Known.Completed, done.Consumer, done.FinishedAt);
+            duplicate = true;
+        }
         if (duplicate || running.TryStart(task) is not { } run)
         {
             if (first is not { State: TaskLedger.Known.Completed })
@@ -138,6 +155,12 @@ internal sealed class LaneTaskConsumer(
             }
         }
         await using var slotLease = slot;
+        if (endpoints.IsHeldByGate(task.Lane) && options.Value.Topology == LaneTopology.QueuePerLane)
+        {
+            // The gate closed the lane while this task waited for its slot: back to the lane, not started.
+            await outcome.ReturnToLaneAsync(task, attempt, properties, HeldByGate);
+            return;
+        }
 
         var startedAt = DateTimeOffset.UtcNow;
         activity.Started(task.Lane);

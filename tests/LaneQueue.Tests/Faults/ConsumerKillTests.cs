@@ -73,6 +73,59 @@ public sealed class ConsumerKillTests(FaultBrokerFixture broker, ITestOutputHelp
         Assert.Equal(tasks.Count, counts.Completed);
     }
 
+    [Fact]
+    public async Task Kill_drill_a_consumer_killed_at_30_percent_runs_no_completed_task_twice()
+    {
+        // The crash window of at-least-once: a consumer killed after publishing a result and before its ack. The survivor gets
+        // the redelivery and finds the result in the task history instead of running the task again.
+        var url = broker.Node.Url(_vhost);
+        var victim = await ConsumerProcess.StartAsync(url, "victim");
+        _consumers.Add(victim);
+        var survivor = await ConsumerProcess.StartAsync(url, "survivor");
+        _consumers.Add(survivor);
+        await using var tally = await ResultTally.StartAsync(url);
+        await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = url });
+        var lanes = new[] { SessionLane.Query, SessionLane.Execute };
+        var tasks = Enumerable.Range(1, DrillTasks)
+            .Select(i => ExternalTask.Create($"drill-{i}", lanes[i % 2], new { ms = 30 }, "sleep")).ToList();
+        // All of them waiting before either consumer takes one, so both are busy when the kill comes.
+        foreach (var lane in lanes)
+            await producer.PauseLaneAsync(lane);
+        await WaitUntilAsync(() => victim.Output.Contains("Fleet command pause execute", StringComparison.Ordinal) && survivor.Output.Contains("Fleet command pause execute", StringComparison.Ordinal),
+            TimeSpan.FromSeconds(30), "both consumers paused the lanes");
+        foreach (var task in tasks)
+        {
+            await producer.SubmitTaskAsync(task);
+            tally.Accepted(task.Id);
+        }
+        foreach (var lane in lanes)
+            await producer.ResumeLaneAsync(lane);
+        await WaitUntilAsync(() => tally.CompletedCount >= DrillTasks * 3 / 10, TimeSpan.FromSeconds(120), "30 % of the tasks completed");
+        var completedAtKill = tally.CompletedCount;
+        victim.KillHard();
+
+        var counts = await tally.WaitForAllAsync(TimeSpan.FromSeconds(120), output.WriteLine);
+        var report = $"killed at {completedAtKill} of {DrillTasks} completed; {counts}";
+        output.WriteLine(report);
+        Evidence.Write("fault-kill-drill", new
+        {
+            Fault = $"kill -9 of one of two consumer processes at 30 % of {DrillTasks} short tasks (30 ms)",
+            Tasks = DrillTasks,
+            CompletedWhenKilled = completedAtKill,
+            counts.Accepted,
+            counts.Completed,
+            DuplicateCompletedResults = counts.Duplicated,
+            StartedMoreThanOnce = counts.StartedTwice,
+            AnsweredDuplicate = counts.DuplicateSkips,
+            counts.Lost,
+        }, report);
+
+        Assert.True(counts.Lost == 0, $"lost tasks: {string.Join(", ", tally.Missing().Take(20))}; {report}\n--- survivor ---\n{Tail(survivor.Output)}");
+        Assert.True(counts.Duplicated == 0, $"a task completed twice; {report}\n--- survivor ---\n{Tail(survivor.Output)}");
+    }
+
+    const int DrillTasks = 600;
+
     async Task<long> UnackedAsync()
     {
         // rabbitmqctl reads the queues themselves (the management API's numbers lag by its statistics interval).

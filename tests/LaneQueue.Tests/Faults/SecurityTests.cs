@@ -1,6 +1,7 @@
 using LaneQueue.Contracts;
 using LaneQueue.Producer;
 using LaneQueue.Tests.Broker;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using RabbitMQ.Client;
 using RabbitMQ.Client.Exceptions;
@@ -65,7 +66,11 @@ public sealed class SecurityTests(FaultBrokerFixture broker, ITestOutputHelper o
         await CreateUsersAsync();
 
         // The consumer user is enough to run a consumer; the producer user to submit and wait for a result.
-        _hosts.Add(await ConsumerHost.StartAsync(Url("consumer"), name: "restricted-consumer"));
+        var consumer = await ConsumerHost.StartAsync(Url("consumer"), name: "restricted-consumer");
+        _hosts.Add(consumer);
+        // ... including the fleet monitor's election and lane-state broadcasts.
+        await TestVhost.EventuallyAsync(() => Task.FromResult(consumer.Services.GetRequiredService<LaneQueue.Consumer.FleetMonitor>().IsMonitor
+            && consumer.Gate().Broadcasts > 0), "the restricted consumer is the fleet monitor and follows its broadcasts");
         await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = Url("producer") });
         foreach (var lane in SessionLanes.All)
         {

@@ -5,6 +5,7 @@ using LaneQueue.Consumer;
 using LaneQueue.Contracts;
 using LaneQueue.Producer;
 using LaneQueue.Tests.Broker;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using RabbitMQ.Client;
 
@@ -328,8 +329,14 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
     public async Task A_task_id_submitted_twice_runs_once_across_the_fleet()
     {
         var log = new StartLog();
-        await StartConsumerAsync(handlers: h => h.AddHandler(StartLog.CommandType, log.HandleAsync));
-        await StartConsumerAsync(handlers: h => h.AddHandler(StartLog.CommandType, log.HandleAsync));
+        // Fleet-wide de-duplication is opt-in (two deliveries per task per consumer). The first consumer takes one query at a
+        // time, so the copy submitted while it runs goes to the second consumer, which knows of the run only from the fleet.
+        await StartConsumerAsync(o =>
+        {
+            o.FleetDeduplication = true;
+            o.Queue = o.Queue with { QueryMaxConcurrency = 1 };
+        }, h => h.AddHandler(StartLog.CommandType, log.HandleAsync));
+        await StartConsumerAsync(o => o.FleetDeduplication = true, h => h.AddHandler(StartLog.CommandType, log.HandleAsync));
         var results = new ConcurrentQueue<ExternalTaskResult>();
         var factory = new ConnectionFactory { Uri = new Uri(_fleet.Vhost.Url) };
         await using var connection = await factory.CreateConnectionAsync();
@@ -339,8 +346,10 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
 
         await _fleet.Producer.SubmitTaskAsync(StartLog.Make("twice-1", SessionLane.Query, 1000));
         await TestVhost.EventuallyAsync(() => Task.FromResult(log.StartOf("twice-1") is not null), "the first copy running");
+        await FleetHasHeardAsync("twice-1", TaskLedger.Known.Running);
         await _fleet.Producer.SubmitTaskAsync(StartLog.Make("twice-1", SessionLane.Query, 1000)); // while the first runs
         await TestVhost.EventuallyAsync(() => Task.FromResult(log.Finished.Contains("twice-1")), "the first copy finished");
+        await FleetHasHeardAsync("twice-1", TaskLedger.Known.Completed);
         await _fleet.Producer.SubmitTaskAsync(StartLog.Make("twice-1", SessionLane.Query, 1000)); // after it completed
 
         await TestVhost.EventuallyAsync(async () =>
@@ -352,6 +361,18 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
         Assert.Single(log.Starts, s => s.Id == "twice-1");
         Assert.Equal(1, results.Count(r => r.Status == TaskStatuses.Completed));
         Assert.Equal(2, results.Count(r => r.Status == TaskStatuses.Duplicate));
+    }
+
+    /// <summary>
+    /// Waits (up to 10 s, not asserted) until every consumer's ledger knows the id in that state. The guarantee is about copies
+    /// that arrive after the fleet heard of the run (two copies within the same few milliseconds can both run); without this
+    /// wait the test raced the event against the copy. With fleet de-duplication off the ledgers never hear, and the asserts fail.
+    /// </summary>
+    async Task FleetHasHeardAsync(string taskId, TaskLedger.Known state)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(10);
+        while (DateTime.UtcNow < deadline && !_fleet.Hosts.All(h => h.Services.GetRequiredService<TaskLedger>().Lookup(taskId)?.State == state))
+            await Task.Delay(20);
     }
 
     [Fact]

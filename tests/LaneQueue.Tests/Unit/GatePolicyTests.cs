@@ -49,7 +49,7 @@ public class GatePolicyTests
         var resumed = policy.Evaluate(At(300));
         Assert.Equal([SessionLane.Execute, SessionLane.Generate], resumed.Select(c => c.Lane));
         Assert.All(resumed, c => Assert.False(c.Pause));
-        Assert.All(resumed, c => Assert.Equal("higher lanes drained", c.Reason));
+        Assert.All(resumed, c => Assert.Equal(("higher lanes drained", false), (c.Reason, c.Boosted)));
     }
 
     [Fact]
@@ -91,7 +91,7 @@ public class GatePolicyTests
         policy.Evaluate(At(0, control: 5, generate: 1));
         Assert.DoesNotContain(policy.Evaluate(At(600, control: 5, generate: 1)), c => c.Lane == SessionLane.Generate);
         var changes = policy.Evaluate(At(1000, control: 5, generate: 1));
-        Assert.Contains(changes, c => c is { Lane: SessionLane.Generate, Pause: false, Reason: "boost deadline reached" });
+        Assert.Contains(changes, c => c is { Lane: SessionLane.Generate, Pause: false, Reason: "boost deadline reached", Boosted: true });
     }
 
     [Fact]
