@@ -75,7 +75,7 @@ internal static partial class Log
     [LoggerMessage(1109, LogLevel.Warning, "Ignored an unreadable lane state broadcast: {Error}")]
     public static partial void LaneStatesIgnored(ILogger logger, string error);
 
-    [LoggerMessage(1009, LogLevel.Warning, "Could not read the task history for {Count} redelivered task(s): {Error}; they run again (at least once)")]
+    [LoggerMessage(1011, LogLevel.Warning, "Could not read the task history for {Count} redelivered task(s): {Error}; they run again (at least once)")]
     public static partial void RedeliveryCheckFailed(ILogger logger, int count, string error);
 
     [LoggerMessage(1300, LogLevel.Warning, "The bus did not stop within {Seconds} s; shutting down without it (unacked deliveries go back to their queues when the connection closes)")]
