@@ -55,7 +55,7 @@ internal static class DashboardEndpoints
         return Results.Content(page, "text/html; charset=utf-8");
     }
 
-    static async Task<IResult> StatsAsync(HttpContext context, FleetMonitor monitor, CancellationToken cancellationToken)
+    static async Task<IResult> StatsAsync(HttpContext context, FleetSampler monitor, CancellationToken cancellationToken)
     {
         var snapshot = await monitor.LatestAsync(FirstSampleTimeout, cancellationToken);
         return Results.Json(new { snapshot, actions = await CanActAsync(context), version = Version }, TaskJson.Options);

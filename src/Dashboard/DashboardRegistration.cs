@@ -27,8 +27,8 @@ public static class DashboardRegistration
         services.AddLaneQueueProducer();
         services.AddAntiforgery();
         services.AddAuthorization();
-        services.TryAddSingleton<FleetMonitor>();
-        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, FleetMonitor>(provider => provider.GetRequiredService<FleetMonitor>()));
+        services.TryAddSingleton<FleetSampler>();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, FleetSampler>(provider => provider.GetRequiredService<FleetSampler>()));
         return services;
     }
 
@@ -40,7 +40,7 @@ public static class DashboardRegistration
     {
         ArgumentNullException.ThrowIfNull(endpoints);
         ArgumentNullException.ThrowIfNull(prefix);
-        if (endpoints.ServiceProvider.GetService<FleetMonitor>() is null)
+        if (endpoints.ServiceProvider.GetService<FleetSampler>() is null)
             throw new InvalidOperationException("MapLaneQueueDashboard needs services.AddLaneQueueDashboard() first");
         return DashboardEndpoints.Map(endpoints.MapGroup(prefix.TrimEnd('/')));
     }

@@ -34,7 +34,7 @@ internal sealed record DashboardSnapshot(
 /// sample interval, reads the lane depths (passive declares: messages are never touched) into a
 /// <see cref="DashboardSnapshot"/> with a depth history per lane and a finish rate.
 /// </summary>
-internal sealed partial class FleetMonitor(HostedProducer producer, IOptions<LaneQueueDashboardOptions> options, ILogger<FleetMonitor> logger) : BackgroundService
+internal sealed partial class FleetSampler(HostedProducer producer, IOptions<LaneQueueDashboardOptions> options, ILogger<FleetSampler> logger) : BackgroundService
 {
     /// <summary>The window the finish rate is measured over.</summary>
     static readonly TimeSpan RateWindow = TimeSpan.FromSeconds(10);
