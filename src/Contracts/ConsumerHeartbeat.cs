@@ -20,6 +20,10 @@ public sealed record ConsumerHeartbeat
     [JsonPropertyName("topology")]
     public string Topology { get; init; } = "";
 
+    /// <summary>The LaneQueue.Consumer package version the consumer runs (a rolling upgrade shows two).</summary>
+    [JsonPropertyName("version")]
+    public string Version { get; init; } = "";
+
     [JsonPropertyName("started_at")]
     public DateTimeOffset StartedAt { get; init; }
 

@@ -1,3 +1,4 @@
+using System.Reflection;
 using LaneQueue.Contracts;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Options;
@@ -15,6 +16,9 @@ internal sealed class FleetHeartbeat(
     ExternalTasks external,
     ConsumerMetrics metrics) : BackgroundService
 {
+    /// <summary>This library's version, without the source revision the SDK may append after a '+'.</summary>
+    static readonly string Version = (typeof(FleetHeartbeat).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "").Split('+')[0];
+
     readonly DateTimeOffset _startedAt = DateTimeOffset.UtcNow;
 
     public ConsumerHeartbeat Current()
@@ -24,6 +28,7 @@ internal sealed class FleetHeartbeat(
         {
             Consumer = settings.ConsumerName,
             Topology = settings.Topology.ToString(),
+            Version = Version,
             StartedAt = _startedAt,
             IntervalMs = settings.HeartbeatIntervalMs,
             SlotBudget = slots.Capacity,

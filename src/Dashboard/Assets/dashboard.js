@@ -213,7 +213,7 @@ const fleetPage = {
     }
     target.replaceChildren(h("table", {},
       h("thead", {}, h("tr", {},
-        h("th", {}, "Consumer"), h("th", {}, "Host / pid"), h("th", {}, "Topology"), h("th", {}, "Started"),
+        h("th", {}, "Consumer"), h("th", {}, "Host / pid"), h("th", {}, "Version"), h("th", {}, "Topology"), h("th", {}, "Started"),
         h("th", { class: "num" }, "Last heartbeat"), h("th", { class: "num" }, "Slots in use"),
         h("th", { class: "num" }, "External pending"), h("th", {}, "Lanes (running / limit)"))),
       h("tbody", {}, consumers.map(c => {
@@ -221,6 +221,7 @@ const fleetPage = {
         return h("tr", { "data-consumer": b.consumer },
           h("td", { class: "lane-name nowrap" }, b.consumer),
           h("td", { class: "nowrap" }, `${b.host} / ${b.pid}`),
+          h("td", { "data-col": "version" }, b.version || "–"),
           h("td", {}, b.topology),
           h("td", { class: "nowrap" }, dateTime(b.started_at)),
           h("td", { class: "num" }, `${(c.heard_ms_ago / 1000).toFixed(1)} s ago`),

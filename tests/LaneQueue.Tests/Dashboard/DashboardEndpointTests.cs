@@ -39,6 +39,9 @@ public sealed class DashboardEndpointTests(BrokerFixture broker) : IAsyncLifetim
         Assert.Equal(["control", "query", "execute", "generate"],
             last.GetProperty("snapshot").GetProperty("lanes").EnumerateArray().Select(l => l.GetProperty("stats").GetProperty("lane").GetString()));
         Assert.Equal("dash-endpoints", last.GetProperty("snapshot").GetProperty("consumers")[0].GetProperty("heartbeat").GetProperty("consumer").GetString());
+        // the version the consumer runs, as packed (Directory.Build.props), for the fleet page
+        Assert.Equal(typeof(LaneQueue.Consumer.ILaneQueueBus).Assembly.GetName().Version!.ToString(3),
+            last.GetProperty("snapshot").GetProperty("consumers")[0].GetProperty("heartbeat").GetProperty("version").GetString());
         Assert.Contains("paused by operator", DashboardServer.Lane(last, "generate").GetProperty("paused_reasons").EnumerateArray().Select(r => r.GetString()));
         Assert.True(last.GetProperty("snapshot").GetProperty("lanes")[3].GetProperty("depth").EnumerateArray().Any(d => d.GetInt64() == 3), "the depth history holds the samples");
         Assert.False(last.GetProperty("actions").GetBoolean());
