@@ -51,18 +51,21 @@ internal static class HistoryCounts
             var consumer = new AsyncEventingBasicConsumer(reader);
             consumer.ReceivedAsync += async (_, delivery) =>
             {
-                // Deliveries are handled one at a time; after the marker nothing is counted (the snapshot is being taken).
+                // Deliveries are handled one at a time; after the marker nothing is counted (the snapshot is being taken)
+                // and nothing is sent: the reader channel closes then, and an ack after its close is a connection error
+                // (504 "expected 'channel.open'"), so the marker is acked before the end is signalled.
                 if (reachedEnd.Task.IsCompleted)
                     return;
                 var headers = delivery.BasicProperties.Headers;
                 if (headers?.TryGetValue("x-stream-offset", out var offset) == true && offset is long at)
                     next = Math.Max(next, at + 1);
-                if (headers?.TryGetValue(BrokerNames.HistoryMarkerHeader, out var value) == true
-                    && value is byte[] bytes && System.Text.Encoding.UTF8.GetString(bytes) == marker)
-                    reachedEnd.TrySetResult();
-                else
+                var isMarker = headers?.TryGetValue(BrokerNames.HistoryMarkerHeader, out var value) == true
+                    && value is byte[] bytes && System.Text.Encoding.UTF8.GetString(bytes) == marker;
+                if (!isMarker)
                     Count(delivery.Body, counts);
                 await reader.BasicAckAsync(delivery.DeliveryTag, multiple: false);
+                if (isMarker)
+                    reachedEnd.TrySetResult();
             };
             await reader.BasicConsumeAsync(BrokerNames.History, autoAck: false, "", noLocal: false, exclusive: false,
                 new Dictionary<string, object?> { ["x-stream-offset"] = checkpoint.NextOffset }, consumer, cancellationToken);

@@ -61,12 +61,18 @@ internal static class TaskHistoryReader
         var consumer = new AsyncEventingBasicConsumer(channel);
         consumer.ReceivedAsync += async (_, delivery) =>
         {
-            if (delivery.BasicProperties.Headers?.TryGetValue(BrokerNames.HistoryMarkerHeader, out var value) == true
-                && value is byte[] bytes && System.Text.Encoding.UTF8.GetString(bytes) == marker)
-                reachedEnd.TrySetResult();
-            else
+            // Nothing is sent on the channel once the end is reached: the reader closes it then, and an ack that follows
+            // the close is a connection error (504 CHANNEL_ERROR "expected 'channel.open'") that takes the caller's
+            // connection down with it. So the marker is acked before the end is signalled.
+            if (reachedEnd.Task.IsCompleted)
+                return;
+            var isMarker = delivery.BasicProperties.Headers?.TryGetValue(BrokerNames.HistoryMarkerHeader, out var value) == true
+                && value is byte[] bytes && System.Text.Encoding.UTF8.GetString(bytes) == marker;
+            if (!isMarker)
                 Collect(delivery.Body, taskIds, events, results);
             await channel.BasicAckAsync(delivery.DeliveryTag, multiple: false);
+            if (isMarker)
+                reachedEnd.TrySetResult();
         };
         object offset = from is { } start ? new AmqpTimestamp(Math.Max(0, start.ToUnixTimeSeconds())) : "first";
         await channel.BasicConsumeAsync(BrokerNames.History, autoAck: false, "", noLocal: false, exclusive: false,

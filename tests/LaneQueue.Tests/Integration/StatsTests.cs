@@ -43,4 +43,24 @@ public class StatsTests(BrokerFixture broker)
             await consumer.StopQuietlyAsync();
         }
     }
+
+    [Fact]
+    public async Task Stats_of_a_fleet_with_no_consumer_read_zero_counts_from_the_history_and_the_connection_stays_usable()
+    {
+        // What CI's `lanequeue stats` against a fresh vhost does: the history holds nothing but the readers' markers. Reading
+        // it used to ack the marker after signalling the end, racing the reader channel's close: a 504 that closed the
+        // whole connection ("expected 'channel.open'").
+        await using var vhost = await broker.CreateVhostAsync();
+        await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = vhost.Url });
+        for (var read = 0; read < 10; read++)
+        {
+            var stats = await producer.ReadStatsAsync(TimeSpan.FromMilliseconds(10));
+            Assert.Equal("history", stats.CountsFrom);
+            Assert.Empty(stats.Consumers);
+            Assert.All(stats.Lanes, lane => Assert.Equal((0L, 0L, 0L, 0L), (lane.Pending ?? -1, lane.Completed, lane.Failed, lane.DeadLettered)));
+            Assert.Empty((await producer.GetTaskHistoryAsync($"nothing-{read}")).Events);
+        }
+        await producer.SubmitTaskAsync(ExternalTask.Create("after-reads", SessionLane.Query));
+        Assert.Equal(1u, await vhost.ReadyAsync(BrokerNames.LaneQueue(SessionLane.Query)));
+    }
 }
