@@ -13,7 +13,8 @@ namespace LaneQueue.Dashboard;
 internal sealed record LaneView(
     [property: JsonPropertyName("stats")] LaneStats Stats,
     [property: JsonPropertyName("rate")] double FinishedPerSecond,
-    [property: JsonPropertyName("depth")] IReadOnlyList<long> Depth);
+    [property: JsonPropertyName("depth")] IReadOnlyList<long> Depth,
+    [property: JsonPropertyName("oldest_wait_s")] double? OldestWaitSeconds = null);
 
 /// <summary>One consumer on the dashboard: its latest heartbeat and how long ago it was heard.</summary>
 internal sealed record ConsumerView(
@@ -34,8 +35,13 @@ internal sealed record DashboardSnapshot(
 /// sample interval, reads the lane depths (passive declares: messages are never touched) into a
 /// <see cref="DashboardSnapshot"/> with a depth history per lane and a finish rate.
 /// </summary>
-internal sealed partial class FleetSampler(HostedProducer producer, IOptions<LaneQueueDashboardOptions> options, ILogger<FleetSampler> logger) : BackgroundService
+internal sealed partial class FleetSampler(HostedProducer producer, IOptions<LaneQueueDashboardOptions> options, IOptions<ProducerOptions> broker,
+    ILogger<FleetSampler> logger) : BackgroundService
 {
+    readonly QueueHeads? _heads = options.Value.ManagementUrl is { } management
+        ? QueueHeads.Create(management, broker.Value.RabbitMqUrl, options.Value.ManagementUser, options.Value.ManagementPassword)
+        : null;
+
     /// <summary>The window the finish rate is measured over.</summary>
     static readonly TimeSpan RateWindow = TimeSpan.FromSeconds(10);
 
@@ -95,11 +101,29 @@ internal sealed partial class FleetSampler(HostedProducer producer, IOptions<Lan
         }
         var live = _beats.Values.ToList();
         var stats = await FleetStats.BuildAsync(connection, live.Select(b => b.Beat), cancellationToken);
-        var lanes = stats.Lanes.Select(lane => new LaneView(lane, Rate(lane, now), Depth(lane, settings.DepthSamples))).ToList();
+        var waits = await OldestWaitsAsync(now, cancellationToken);
+        var lanes = stats.Lanes.Select(lane => new LaneView(lane, Rate(lane, now), Depth(lane, settings.DepthSamples),
+            SessionLanes.TryParse(lane.Lane, out var which) ? waits?.GetValueOrDefault(BrokerNames.LaneQueue(which.Value)) : null)).ToList();
         var consumers = live.OrderBy(b => b.Beat.Consumer, StringComparer.Ordinal)
             .Select(b => new ConsumerView(b.Beat, (long)(now - b.Heard).TotalMilliseconds)).ToList();
         _latest = new DashboardSnapshot(now, lanes, consumers, stats.ExternalPending, FleetStats.PendingExternal(live.Select(b => b.Beat)));
         _first.TrySetResult();
+    }
+
+    /// <summary>Each queue's oldest wait, or null without a management URL or when the management API does not answer.</summary>
+    async Task<Dictionary<string, double?>?> OldestWaitsAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (_heads is null)
+            return null;
+        try
+        {
+            return await _heads.WaitsAsync(now, cancellationToken);
+        }
+        catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException && !cancellationToken.IsCancellationRequested)
+        {
+            LogManagementFailed(logger, ex.Message);
+            return null;
+        }
     }
 
     IReadOnlyList<long> Depth(LaneStats lane, int samples)
@@ -128,4 +152,7 @@ internal sealed partial class FleetSampler(HostedProducer producer, IOptions<Lan
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "LaneQueue dashboard could not read the fleet; trying again")]
     static partial void LogSampleFailed(ILogger logger, Exception exception);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "LaneQueue dashboard could not read the lanes' oldest wait from the management API: {Error}")]
+    static partial void LogManagementFailed(ILogger logger, string error);
 }

@@ -17,6 +17,18 @@ public sealed class LaneQueueDashboardOptions
 
     /// <summary>How many depth samples each lane's sparkline shows (default 120: two minutes at 1 s).</summary>
     public int DepthSamples { get; set; } = 120;
+
+    /// <summary>
+    /// The RabbitMQ management API (e.g. <c>http://localhost:15672</c>), for each lane's oldest wait (the head message's
+    /// timestamp, read without delivering it). Null (the default): the lanes page shows no oldest wait.
+    /// </summary>
+    public string? ManagementUrl { get; set; }
+
+    /// <summary>User for <see cref="ManagementUrl"/> (null: the broker URL's user; it needs the management tag).</summary>
+    public string? ManagementUser { get; set; }
+
+    /// <summary>Password for <see cref="ManagementUrl"/> (null: the broker URL's password).</summary>
+    public string? ManagementPassword { get; set; }
 }
 
 internal sealed class LaneQueueDashboardOptionsValidator : IValidateOptions<LaneQueueDashboardOptions>
@@ -28,6 +40,9 @@ internal sealed class LaneQueueDashboardOptionsValidator : IValidateOptions<Lane
             problems.Add($"LaneQueueDashboardOptions.SampleInterval must be from 100 ms to 1 min, got {options.SampleInterval}");
         if (options.DepthSamples is < 2 or > 10_000)
             problems.Add($"LaneQueueDashboardOptions.DepthSamples must be from 2 to 10000, got {options.DepthSamples}");
+        if (options.ManagementUrl is { } management
+            && (!Uri.TryCreate(management, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https")))
+            problems.Add($"LaneQueueDashboardOptions.ManagementUrl must be an http(s) URL such as http://localhost:15672, got '{management}'");
         if (options.ActionsPolicy is { } policy && string.IsNullOrWhiteSpace(policy))
             problems.Add("LaneQueueDashboardOptions.ActionsPolicy must be a policy name or null (read-only), got an empty string");
         return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);

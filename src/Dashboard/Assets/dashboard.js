@@ -27,6 +27,12 @@ function h(tag, attrs, ...children) {
   return el;
 }
 
+function waitText(seconds) {
+  if (seconds < 120) return `${Math.round(seconds)} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
+}
+
 function time(at) {
   return at ? new Date(at).toLocaleTimeString([], { hour12: false }) : "";
 }
@@ -110,6 +116,7 @@ const lanesPage = {
     const rows = LANES.map(lane => h("tr", { "data-lane": lane },
       h("td", { class: "lane-name" }, lane),
       h("td", { class: "num", "data-col": "ready" }),
+      h("td", { class: "num", "data-col": "oldest" }),
       h("td", { class: "num", "data-col": "running" }),
       h("td", { class: "num", "data-col": "rate" }),
       h("td", { "data-col": "paused" }),
@@ -123,7 +130,9 @@ const lanesPage = {
       h("h1", {}, "Lanes"),
       h("table", { id: "lanes" },
         h("thead", {}, h("tr", {},
-          h("th", {}, "Lane"), h("th", { class: "num" }, "Ready"), h("th", { class: "num" }, "Running / limit"),
+          h("th", {}, "Lane"), h("th", { class: "num" }, "Ready"),
+          h("th", { class: "num", title: "How long the oldest waiting task has waited (needs the dashboard's ManagementUrl)" }, "Oldest wait"),
+          h("th", { class: "num" }, "Running / limit"),
           h("th", { class: "num" }, "Finished / s"), h("th", {}, "Paused"), h("th", {}, "Mode"),
           h("th", { class: "num" }, "Completed"), h("th", { class: "num" }, "Failed"), h("th", { class: "num" }, "Dead letters"),
           h("th", {}, "Ready, last 2 min"), canAct ? h("th", {}, "Actions") : null)),
@@ -150,6 +159,7 @@ const lanesPage = {
       if (!row) continue;
       const cell = col => row.querySelector(`[data-col="${col}"]`);
       cell("ready").textContent = s.pending ?? "–";
+      cell("oldest").textContent = view.oldest_wait_s == null ? "–" : waitText(view.oldest_wait_s);
       cell("running").textContent = `${s.active} / ${s.max_concurrency}`;
       cell("rate").textContent = view.rate.toFixed(1);
       const paused = cell("paused");

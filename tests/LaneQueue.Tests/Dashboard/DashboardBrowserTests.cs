@@ -32,7 +32,7 @@ public sealed class DashboardBrowserTests(BrokerFixture broker, Chromium chromiu
     [Fact]
     public async Task The_lanes_page_shows_the_four_lanes_with_live_counts_and_pauses_and_resumes_a_lane()
     {
-        await using var dashboard = await DashboardServer.StandaloneAsync(_fleet.Vhost.Url, enableActions: true);
+        await using var dashboard = await DashboardServer.StandaloneAsync(_fleet.Vhost.Url, enableActions: true, managementUrl: broker.Management.BaseAddress!.ToString());
         var page = await chromium.NewPageAsync();
         await page.GotoAsync(dashboard.Root);
         await Expect(page.Locator("#lanes tbody tr")).ToHaveCountAsync(4);
@@ -47,9 +47,11 @@ public sealed class DashboardBrowserTests(BrokerFixture broker, Chromium chromiu
 
         // Counts change on the page without a reload while tasks wait and run.
         foreach (var i in Enumerable.Range(1, 6))
-            await _fleet.Producer.SubmitTaskAsync(ExternalTask.Create($"gen-{i}", SessionLane.Generate, new { ms = 300 }, "sleep"));
+            await _fleet.Producer.SubmitTaskAsync(ExternalTask.Create($"gen-{i}", SessionLane.Generate, new { ms = 300 }, "sleep")
+                with { CreatedAt = DateTimeOffset.UtcNow.AddMinutes(i == 1 ? -5 : 0) }); // the first one created 5 minutes ago
         await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create("query-1", SessionLane.Query), TimeSpan.FromSeconds(30));
         await Expect(generate.Locator("[data-col=ready]")).ToHaveTextAsync("6");
+        await Expect(generate.Locator("[data-col=oldest]")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex("^(5|6) min$")); // from the management API
         await Expect(page.Locator("tr[data-lane=query] [data-col=completed]")).ToHaveTextAsync("1");
         await Chromium.ScreenshotAsync(page, "lanes");
 

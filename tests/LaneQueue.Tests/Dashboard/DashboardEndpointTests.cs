@@ -48,6 +48,38 @@ public sealed class DashboardEndpointTests(BrokerFixture broker) : IAsyncLifetim
     }
 
     [Fact]
+    public async Task With_the_management_api_each_lane_shows_how_long_its_oldest_task_has_waited()
+    {
+        await using var dashboard = await DashboardServer.EmbeddedAsync(_fleet.Vhost.Url, allow: null, managementUrl: broker.Management.BaseAddress!.ToString());
+        await _fleet.Producer.PauseLaneAsync(SessionLane.Generate);
+        await TestVhost.EventuallyAsync(() => Task.FromResult(_fleet.Hosts[0].IsPaused(SessionLane.Generate)), "generate paused");
+        // created an hour ago (a producer whose clock says so): the head's timestamp is the task's created_at
+        await _fleet.Producer.SubmitTaskAsync(ExternalTask.Create("old-1", SessionLane.Generate) with { CreatedAt = DateTimeOffset.UtcNow.AddHours(-1) });
+        await _fleet.Producer.SubmitTaskAsync(ExternalTask.Create("new-1", SessionLane.Generate));
+
+        System.Text.Json.JsonElement generate = default;
+        await TestVhost.EventuallyAsync(async () =>
+        {
+            var lanes = (await dashboard.StatsAsync()).GetProperty("snapshot").GetProperty("lanes");
+            generate = lanes.EnumerateArray().Single(l => l.GetProperty("stats").GetProperty("lane").GetString() == "generate");
+            return OldestWait(generate) is not null; // the management API lags by its statistics interval
+        }, "generate's oldest wait reported");
+        Assert.InRange(OldestWait(generate)!.Value, 3600, 3600 + 600);
+        var query = (await dashboard.StatsAsync()).GetProperty("snapshot").GetProperty("lanes").EnumerateArray()
+            .Single(l => l.GetProperty("stats").GetProperty("lane").GetString() == "query");
+        Assert.Null(OldestWait(query)); // nothing waiting
+
+        // Without a management URL the wait is unknown, not guessed.
+        await using var plain = await DashboardServer.EmbeddedAsync(_fleet.Vhost.Url, allow: null);
+        Assert.All((await plain.StatsAsync()).GetProperty("snapshot").GetProperty("lanes").EnumerateArray(),
+            l => Assert.Null(OldestWait(l)));
+    }
+
+    /// <summary>A lane view's oldest wait in seconds; null when unknown (left out of the JSON).</summary>
+    static double? OldestWait(System.Text.Json.JsonElement lane) =>
+        lane.TryGetProperty("oldest_wait_s", out var wait) && wait.ValueKind == System.Text.Json.JsonValueKind.Number ? wait.GetDouble() : null;
+
+    [Fact]
     public async Task A_pending_external_task_is_listed_until_its_worker_completes_it()
     {
         await using var dashboard = await DashboardServer.EmbeddedAsync(_fleet.Vhost.Url, allow: null);
@@ -164,7 +196,7 @@ public sealed class DashboardEndpointTests(BrokerFixture broker) : IAsyncLifetim
     [Fact]
     public async Task The_dashboard_command_refuses_a_bad_port_or_host_naming_the_option()
     {
-        foreach (var (args, expected) in new[] { (new[] { "--port", "70000" }, "--port"), (["--host", "not a host!"], "--host") })
+        foreach (var (args, expected) in new[] { (new[] { "--port", "70000" }, "--port"), (["--host", "not a host!"], "--host"), (["--management-url", "localhost:15672"], "--management-url") })
         {
             var error = new StringWriter();
             var code = await ProducerCli.Build().Parse(["dashboard", .. args, "--url", _fleet.Vhost.Url]).InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = new StringWriter(), Error = error });

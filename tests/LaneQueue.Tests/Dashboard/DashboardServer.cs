@@ -34,7 +34,7 @@ internal sealed class DashboardServer : IAsyncDisposable
     /// Embedded at <c>/lanequeue</c>. <paramref name="allow"/>: null = no actions policy; otherwise a policy named
     /// "operators" that allows (true) or denies (false) every user.
     /// </summary>
-    public static async Task<DashboardServer> EmbeddedAsync(string url, bool? allow)
+    public static async Task<DashboardServer> EmbeddedAsync(string url, bool? allow, string? managementUrl = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
@@ -44,6 +44,7 @@ internal sealed class DashboardServer : IAsyncDisposable
         {
             o.SampleInterval = TimeSpan.FromMilliseconds(300);
             o.ActionsPolicy = allow is null ? null : "operators";
+            o.ManagementUrl = managementUrl;
         });
         if (allow is { } allowed)
             builder.Services.AddAuthorizationBuilder().AddPolicy("operators", p => p.RequireAssertion(_ => allowed));
@@ -54,9 +55,9 @@ internal sealed class DashboardServer : IAsyncDisposable
     }
 
     /// <summary>The standalone dashboard of <c>lanequeue dashboard --host 127.0.0.1 --port 0 [--enable-actions]</c>.</summary>
-    public static async Task<DashboardServer> StandaloneAsync(string url, bool enableActions, string host = "127.0.0.1")
+    public static async Task<DashboardServer> StandaloneAsync(string url, bool enableActions, string host = "127.0.0.1", string? managementUrl = null)
     {
-        var app = DashboardCli.Build(new ProducerOptions { RabbitMqUrl = url }, host, 0, enableActions);
+        var app = DashboardCli.Build(new ProducerOptions { RabbitMqUrl = url }, host, 0, enableActions, managementUrl);
         await app.StartAsync();
         return new DashboardServer(app, Address(app) + "/");
     }
