@@ -16,6 +16,9 @@ namespace LaneQueue.Producer;
 /// operation runs on a new channel.</item>
 /// <item>A <c>mandatory</c> message no queue takes (basic.return) or a nack: <see cref="PublishException"/>
 /// (<see cref="PublishException.IsReturn"/> tells which), never retried.</item>
+/// <item>No confirm within <see cref="ConfirmTimeout"/> (RabbitMQ.Client 7.2 can wait for ever for the confirm of a publish
+/// in flight when its connection recovers, rabbitmq-dotnet-client#1930; or the broker blocks publishers): the channel is
+/// dropped and the publish runs again on a new one, within the same <see cref="RecoveryTimeout"/>.</item>
 /// </list>
 /// Does not own the connection. Safe for concurrent use.
 /// </summary>
@@ -33,10 +36,53 @@ internal sealed class ConfirmedPublisher(IConnection connection, TimeSpan recove
     /// <summary>Publishes with <c>mandatory</c> set and waits for the broker's confirm.</summary>
     /// <exception cref="PublishException">Returned (no queue bound) or nacked.</exception>
     /// <exception cref="TimeoutException">The broker stayed unreachable for <see cref="RecoveryTimeout"/>.</exception>
+    /// <summary>How long one publish waits for its confirm before it is tried again on a new channel (at most 10 s).</summary>
+    public TimeSpan ConfirmTimeout => RecoveryTimeout < TimeSpan.FromSeconds(10) ? RecoveryTimeout : TimeSpan.FromSeconds(10);
+
     public Task PublishAsync(string exchange, string routingKey, BasicProperties properties, ReadOnlyMemory<byte> body, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(properties);
-        return RunAsync(channel => channel.BasicPublishAsync(exchange, routingKey, mandatory: true, properties, body, cancellationToken).AsTask(), cancellationToken);
+        return RunAsync(async channel =>
+        {
+            using var attempt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            attempt.CancelAfter(ConfirmTimeout);
+            try
+            {
+                await channel.BasicPublishAsync(exchange, routingKey, mandatory: true, properties, body, attempt.Token);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                await AbandonAsync(channel);
+                throw new TimeoutException($"the broker did not confirm the publish within {ConfirmTimeout.TotalSeconds:0.#} s");
+            }
+        }, cancellationToken);
+    }
+
+    /// <summary>Drops <paramref name="channel"/> (open but stuck) so that the next operation gets a new one.</summary>
+    async Task AbandonAsync(IChannel channel)
+    {
+        await _lock.WaitAsync();
+        try
+        {
+            if (!ReferenceEquals(_channel, channel))
+                return;
+            _channel = null;
+        }
+        finally
+        {
+            _lock.Release();
+        }
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await channel.DisposeAsync(); // may itself wait on the broker: not on the publisher's path
+            }
+            catch (Exception)
+            {
+                // a stuck channel may fail to close cleanly; it is gone from this publisher either way
+            }
+        });
     }
 
     /// <summary>
@@ -49,12 +95,19 @@ internal sealed class ConfirmedPublisher(IConnection connection, TimeSpan recove
     {
         ArgumentNullException.ThrowIfNull(operation);
         var clock = Stopwatch.StartNew();
+        // Getting a channel waits on the broker too (channel.open on a blocked or recovering connection): within the same budget.
+        using var budget = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        budget.CancelAfter(RecoveryTimeout);
         while (true)
         {
             try
             {
-                await operation(await ChannelAsync(cancellationToken));
+                await operation(await ChannelAsync(budget.Token));
                 return;
+            }
+            catch (OperationCanceledException ex) when (budget.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+            {
+                throw new TimeoutException($"the broker has not been reachable for {RecoveryTimeout.TotalSeconds:0.#} s (no channel could be opened)", ex);
             }
             catch (Exception ex) when (BrokerConnection.IsConnectionFailure(ex) && !cancellationToken.IsCancellationRequested)
             {
