@@ -110,9 +110,6 @@ json "{\"durable\":true,\"auto_delete\":false,\"arguments\":{\"x-queue-type\":\"
   | api PUT "queues/$(enc "$VHOST")/lanequeue.history"
 json '{"routing_key":"command.#","arguments":{}}' | api POST "bindings/$(enc "$VHOST")/e/lanequeue.events/q/lanequeue.history"
 json '{"routing_key":"#","arguments":{}}' | api POST "bindings/$(enc "$VHOST")/e/lanequeue.results/q/lanequeue.history"
-for lane in control query execute generate; do # every submitted task (its payload, for a lookup by id)
-  json "{\"routing_key\":\"$lane\",\"arguments\":{}}" | api POST "bindings/$(enc "$VHOST")/e/lanequeue.tasks/q/lanequeue.history"
-done
 
 put_user "$P_USER" LQ_PRODUCER_PASSWORD ""
 put_user "$C_USER" LQ_CONSUMER_PASSWORD ""

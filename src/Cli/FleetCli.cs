@@ -60,17 +60,14 @@ static class FleetCli
             if (parse.GetValue(ProducerCli.Json))
             {
                 await output.WriteLineAsync(JsonSerializer.Serialize(history, TaskJson.Options));
-                return history.Submitted.Count + history.Events.Count + history.Results.Count == 0 ? ProducerCli.TimedOut : ProducerCli.Ok;
+                return history.Events.Count + history.Results.Count == 0 ? ProducerCli.TimedOut : ProducerCli.Ok;
             }
-            if (history.Submitted.Count + history.Events.Count + history.Results.Count == 0)
+            if (history.Events.Count + history.Results.Count == 0)
             {
                 await output.WriteLineAsync($"{history.TaskId}: nothing in the history (not run yet, older than the history keeps, or another vhost)");
                 return ProducerCli.TimedOut;
             }
             await output.WriteLineAsync($"task {history.TaskId}");
-            foreach (var task in history.Submitted)
-                await output.WriteLineAsync($"  {task.CreatedAt:u}  submitted to {task.Lane.WireName()}{(task.CommandType is null ? "" : $" as {task.CommandType}")}: " +
-                    JsonSerializer.Serialize(task.Payload, TaskJson.Options));
             foreach (var e in history.Events)
                 await output.WriteLineAsync($"  {e.At:u}  {e.Event,-26} attempt {e.Attempt} on {e.Consumer}{(e.Error is null ? "" : ": " + e.Error)}");
             if (history.Final is { } final)

@@ -6,21 +6,11 @@ using RabbitMQ.Client.Events;
 
 namespace LaneQueue.Producer;
 
-/// <summary>
-/// What the history stream holds about one task: every copy submitted (with its payload), its lifecycle events in order and
-/// its results (last = final).
-/// </summary>
+/// <summary>What the history stream holds about one task: its lifecycle events in order and its results (last = final).</summary>
 public sealed record TaskHistory
 {
     [JsonPropertyName("task_id")]
     public required string TaskId { get; init; }
-
-    /// <summary>
-    /// Every copy of the task the broker routed to a lane, as submitted (payload included); a redrive adds one. Empty for a
-    /// task submitted before its lanes were bound to the history, or with a body that is not the task JSON.
-    /// </summary>
-    [JsonPropertyName("submitted")]
-    public IReadOnlyList<ExternalTask> Submitted { get; init; } = [];
 
     [JsonPropertyName("events")]
     public IReadOnlyList<TaskEvent> Events { get; init; } = [];
@@ -61,7 +51,6 @@ internal static class TaskHistoryReader
     {
         ArgumentNullException.ThrowIfNull(connection);
         ArgumentNullException.ThrowIfNull(taskIds);
-        var submitted = new Dictionary<string, List<ExternalTask>>(StringComparer.Ordinal);
         var events = new Dictionary<string, List<TaskEvent>>(StringComparer.Ordinal);
         var results = new Dictionary<string, List<ExternalTaskResult>>(StringComparer.Ordinal);
         var marker = Guid.NewGuid().ToString("N");
@@ -80,7 +69,7 @@ internal static class TaskHistoryReader
             var isMarker = delivery.BasicProperties.Headers?.TryGetValue(BrokerNames.HistoryMarkerHeader, out var value) == true
                 && value is byte[] bytes && System.Text.Encoding.UTF8.GetString(bytes) == marker;
             if (!isMarker)
-                Collect(delivery.Body, taskIds, submitted, events, results);
+                Collect(delivery.Body, taskIds, events, results);
             await channel.BasicAckAsync(delivery.DeliveryTag, multiple: false);
             if (isMarker)
                 reachedEnd.TrySetResult();
@@ -91,43 +80,28 @@ internal static class TaskHistoryReader
         await channel.BasicPublishAsync("", BrokerNames.History, mandatory: false,
             new BasicProperties { Headers = new Dictionary<string, object?> { [BrokerNames.HistoryMarkerHeader] = marker } }, ReadOnlyMemory<byte>.Empty, cancellationToken);
         await reachedEnd.Task.WaitAsync(timeout, cancellationToken);
-        return taskIds.Where(id => submitted.ContainsKey(id) || events.ContainsKey(id) || results.ContainsKey(id)).ToDictionary(id => id, id => new TaskHistory
+        return taskIds.Where(id => events.ContainsKey(id) || results.ContainsKey(id)).ToDictionary(id => id, id => new TaskHistory
         {
             TaskId = id,
-            Submitted = submitted.TryGetValue(id, out var s) ? s : [],
             Events = events.TryGetValue(id, out var e) ? e : [],
             Results = results.TryGetValue(id, out var r) ? r : [],
         }, StringComparer.Ordinal);
     }
 
-    static void Collect(ReadOnlyMemory<byte> body, IReadOnlySet<string> taskIds, Dictionary<string, List<ExternalTask>> submitted,
-        Dictionary<string, List<TaskEvent>> events, Dictionary<string, List<ExternalTaskResult>> results)
+    static void Collect(ReadOnlyMemory<byte> body, IReadOnlySet<string> taskIds, Dictionary<string, List<TaskEvent>> events,
+        Dictionary<string, List<ExternalTaskResult>> results)
     {
         try
         {
             using var document = JsonDocument.Parse(body);
             var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object)
+            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("task_id", out var id) || id.GetString() is not { } taskId
+                || !taskIds.Contains(taskId))
                 return;
-            // Events and results name their task in task_id; a submitted task (routed from lanequeue.tasks) in id.
-            if (root.TryGetProperty("task_id", out var id) && id.ValueKind == JsonValueKind.String)
-            {
-                if (id.GetString() is not { } taskId || !taskIds.Contains(taskId))
-                    return;
-                if (root.TryGetProperty("event", out _))
-                    Add(events, taskId, root.Deserialize<TaskEvent>(TaskJson.Options)!);
-                else if (root.TryGetProperty("status", out _))
-                    Add(results, taskId, root.Deserialize<ExternalTaskResult>(TaskJson.Options)!);
-            }
-            else if (root.TryGetProperty("id", out var submittedId) && submittedId.ValueKind == JsonValueKind.String
-                && submittedId.GetString() is { } task && taskIds.Contains(task))
-            {
-                Add(submitted, task, TaskParser.Parse(body, int.MaxValue));
-            }
-        }
-        catch (InvalidTaskException)
-        {
-            // a copy that breaks the contract: its dead letter and result say why
+            if (root.TryGetProperty("event", out _))
+                Add(events, taskId, root.Deserialize<TaskEvent>(TaskJson.Options)!);
+            else if (root.TryGetProperty("status", out _))
+                Add(results, taskId, root.Deserialize<ExternalTaskResult>(TaskJson.Options)!);
         }
         catch (JsonException)
         {

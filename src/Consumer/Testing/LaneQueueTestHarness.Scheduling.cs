@@ -38,7 +38,6 @@ public sealed partial class LaneQueueTestHarness
     readonly List<StartedTask> _startLog = [];
     readonly List<ExternalTaskResult> _results = [];
     readonly List<TaskEvent> _events = [];
-    readonly List<(ExternalTask Task, DateTimeOffset At)> _submitted = [];
     readonly List<DeadLetter> _deadLetters = [];
     readonly List<Exception> _faults = [];
     readonly List<Subscription> _subscriptions = [];

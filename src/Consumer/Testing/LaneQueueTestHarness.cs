@@ -235,7 +235,6 @@ public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IAsyncDis
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            _submitted.Add((wire, DateTimeOffset.UtcNow));
             EnqueueLocked(new Entry(wire, 0, null));
             SignalIfIdleLocked();
         }
@@ -378,13 +377,9 @@ public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IAsyncDis
     {
         ArgumentException.ThrowIfNullOrEmpty(taskId);
         var since = DateTimeOffset.UtcNow - (lookBack ?? TimeSpan.FromDays(7));
-        List<ExternalTask> submitted;
-        lock (_lock)
-            submitted = [.. _submitted.Where(s => s.Task.Id == taskId && s.At >= since).Select(s => s.Task)];
         return Task.FromResult(new TaskHistory
         {
             TaskId = taskId,
-            Submitted = submitted,
             Events = [.. Events.Where(e => e.TaskId == taskId && e.At >= since)],
             Results = [.. Results.Where(r => r.TaskId == taskId && r.FinishedAt >= since)],
         });

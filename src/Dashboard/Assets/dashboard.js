@@ -256,15 +256,14 @@ async function taskPage(id) {
   const events = history.events;
   const final = history.final;
   const title = h("h1", {}, "Task ", h("code", {}, id));
-  const submitted = history.submitted ?? [];
-  if (events.length === 0 && !final && submitted.length === 0) {
+  if (events.length === 0 && !final) {
     show(main, title, h("div", { class: "note", id: "task-missing" },
       "Nothing in the task history: not run yet, older than the history keeps, or submitted to another vhost."));
     return;
   }
-  const lane = final?.lane ?? events[0]?.lane ?? submitted[0]?.lane;
+  const lane = final?.lane ?? events[0]?.lane;
   const last = events[events.length - 1];
-  const status = final ? final.status : last ? last.event.replace("command.", "") : "waiting";
+  const status = final ? final.status : last.event.replace("command.", "");
   const facts = h("dl", { class: "facts" },
     h("dt", {}, "Lane"), h("dd", {}, lane ?? "–"),
     h("dt", {}, "Status"), h("dd", { id: "task-status" }, status),
@@ -274,11 +273,7 @@ async function taskPage(id) {
     final?.finished_at ? [h("dt", {}, "Finished"), h("dd", {}, dateTime(final.finished_at))] : null);
   const timeline = h("table", { id: "timeline" },
     h("thead", {}, h("tr", {}, h("th", {}, "At"), h("th", {}, "Event"), h("th", { class: "num" }, "Attempt"), h("th", {}, "Consumer"), h("th", {}, "Detail"))),
-    // A copy routed again (a redrive, a second submit) keeps the task's created_at: "again" tells it from the first.
-    h("tbody", {}, submitted.map((t, i) => h("tr", { "data-event": "submitted" },
-        h("td", { class: "nowrap" }, dateTime(t.created_at)), h("td", {}, i === 0 ? "submitted" : "submitted again"), h("td", { class: "num" }, ""),
-        h("td", {}, ""), h("td", {}, t.command_type ? `as ${t.command_type}` : ""))),
-      events.map(e => {
+    h("tbody", {}, events.map(e => {
       const name = e.event.replace("command.", "");
       return h("tr", { "data-event": name },
         h("td", { class: "nowrap" }, dateTime(e.at)),
@@ -287,10 +282,8 @@ async function taskPage(id) {
         h("td", {}, e.consumer ?? ""),
         h("td", {}, e.error ?? (e.delay_ms != null ? `retry in ${e.delay_ms} ms` : "")));
     })));
-  const copy = submitted[submitted.length - 1];
-  const payload = h("div", { id: "task-payload" }, copy
-    ? h("pre", {}, JSON.stringify(copy.payload ?? null, null, 2))
-    : h("p", { class: "muted" }, "Not in the history (submitted before its lanes were bound to it); a dead-lettered task's payload is read from its lane's dead-letter queue."));
+  const payload = h("div", { id: "task-payload" }, h("p", { class: "muted" },
+    "The history keeps events and results, not payloads; a dead-lettered task's payload is read from its lane's dead-letter queue."));
   show(main, title, h("div", { class: "panel" }, facts),
     h("h2", {}, "Timeline"), timeline,
     h("h2", {}, "Result"), final ? h("pre", { id: "task-result" }, JSON.stringify(final.result ?? null, null, 2)) : h("p", { class: "muted" }, "No result yet."),

@@ -70,10 +70,7 @@ internal static partial class BrokerTopology
         try
         {
             // Last on purpose: a least-privilege consumer may not read every result (topic permission), so the broker refuses
-            // these binds and closes the channel; scripts/broker-users.sh makes the bindings as the administrator instead.
-            // Every submitted task too (its payload, for a lookup by id): one more stream write per task.
-            foreach (var lane in SessionLanes.All)
-                await channel.QueueBindAsync(BrokerNames.History, BrokerNames.TasksExchange, BrokerNames.RoutingKey(lane), cancellationToken: cancellationToken);
+            // this bind and closes the channel; scripts/broker-users.sh makes the binding as the administrator instead.
             await channel.QueueBindAsync(BrokerNames.History, BrokerNames.ResultsExchange, "#", cancellationToken: cancellationToken);
         }
         catch (OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == 403)

@@ -614,23 +614,6 @@ public class TestHarnessTests
     }
 
     [Fact]
-    public async Task A_tasks_history_has_the_submitted_payload_its_events_and_its_result_as_on_the_fleet()
-    {
-        await using var harness = new LaneQueueTestHarness();
-        await harness.SubmitTaskAsync(ExternalTask.Create("hist-1", SessionLane.Query, new { q = 7 }));
-        var waiting = await harness.GetTaskHistoryAsync("hist-1"); // held: submitted, not started
-        Assert.Equal(7, Assert.Single(waiting.Submitted).Payload.GetProperty("q").GetInt32());
-        Assert.Empty(waiting.Events);
-
-        harness.Start();
-        await harness.WhenIdleAsync(Wait);
-        var done = await harness.GetTaskHistoryAsync("hist-1");
-        Assert.Single(done.Submitted);
-        Assert.Equal([TaskEvent.Started, TaskEvent.Completed], done.Events.Select(e => e.Event));
-        Assert.Equal(TaskStatuses.Completed, done.Final!.Status);
-    }
-
-    [Fact]
     public async Task A_second_copy_of_a_completed_id_ends_duplicate()
     {
         await using var harness = new LaneQueueTestHarness();
