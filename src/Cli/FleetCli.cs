@@ -70,6 +70,10 @@ static class FleetCli
             await output.WriteLineAsync($"task {history.TaskId}");
             foreach (var e in history.Events)
                 await output.WriteLineAsync($"  {e.At:u}  {e.Event,-26} attempt {e.Attempt} on {e.Consumer}{(e.Error is null ? "" : ": " + e.Error)}");
+            if (history.Payload is { } payload)
+                await output.WriteLineAsync($"  payload: {JsonSerializer.Serialize(payload, TaskJson.Options)}");
+            else if (history.PayloadBytes is { } size)
+                await output.WriteLineAsync($"  payload: {size} bytes, not kept (larger than the consumer's LaneQueue:HistoryPayloadMaxBytes)");
             if (history.Final is { } final)
             {
                 await output.WriteLineAsync($"  result: {final.Status} after {final.Attempts} attempt(s) on {final.Consumer}{(final.Error is null ? "" : ": " + final.Error)}");

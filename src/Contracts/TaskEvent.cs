@@ -52,6 +52,17 @@ public sealed record TaskEvent
     /// <summary>For <see cref="Retry"/>: how long the task waits before it is back in its lane.</summary>
     [JsonPropertyName("delay_ms")]
     public long? DelayMs { get; init; }
+
+    /// <summary>
+    /// For <see cref="Started"/>: the task's payload, so the history keeps what ran (null when it is larger than the consumer's
+    /// <c>LaneQueue:HistoryPayloadMaxBytes</c>, or that is 0).
+    /// </summary>
+    [JsonPropertyName("payload")]
+    public System.Text.Json.JsonElement? Payload { get; init; }
+
+    /// <summary>For <see cref="Started"/>: the size of the payload's JSON in bytes (UTF-8), kept or not.</summary>
+    [JsonPropertyName("payload_bytes")]
+    public long? PayloadBytes { get; init; }
 }
 
 /// <summary>A lane's depth event (<c>lane.pressure</c> / <c>lane.idle</c>) on <see cref="BrokerNames.EventsExchange"/>, routing key <c>&lt;event&gt;.&lt;lane&gt;</c>.</summary>

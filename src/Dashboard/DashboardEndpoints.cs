@@ -66,7 +66,8 @@ internal static class DashboardEndpoints
         if (string.IsNullOrWhiteSpace(id) || id.Length > 256)
             return Problem(400, "id must be a task id of 1 to 256 characters");
         var history = await (await producer.ConnectedAsync(cancellationToken)).GetTaskHistoryAsync(id, cancellationToken: cancellationToken);
-        return Results.Json(new { task_id = history.TaskId, events = history.Events, results = history.Results, final = history.Final }, TaskJson.Options);
+        return Results.Json(new { task_id = history.TaskId, events = history.Events, results = history.Results, final = history.Final,
+            payload = history.Payload, payload_bytes = history.PayloadBytes }, TaskJson.Options);
     }
 
     static async Task<IResult> DeadLettersAsync(string lane, HostedProducer producer, CancellationToken cancellationToken)

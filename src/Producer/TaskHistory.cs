@@ -23,6 +23,17 @@ public sealed record TaskHistory
     [JsonIgnore]
     public ExternalTaskResult? Final =>
         Results.LastOrDefault(r => r.Status != TaskStatuses.Duplicate) ?? Results.LastOrDefault();
+
+    /// <summary>
+    /// The payload that ran, from the first <c>command.started</c> event that carries it; null before the task started or
+    /// when it was larger than the consumer's <c>LaneQueue:HistoryPayloadMaxBytes</c> (see <see cref="PayloadBytes"/>).
+    /// </summary>
+    [JsonIgnore]
+    public JsonElement? Payload => Events.FirstOrDefault(e => e.Payload is not null)?.Payload;
+
+    /// <summary>The payload's size as the first <c>command.started</c> event noted it, kept or not; null before a start.</summary>
+    [JsonIgnore]
+    public long? PayloadBytes => Events.FirstOrDefault(e => e.PayloadBytes is not null)?.PayloadBytes;
 }
 
 /// <summary>

@@ -36,6 +36,12 @@ public sealed class LaneQueueOptions
     /// <summary>Size cap of the task history stream (<c>x-max-length-bytes</c>), at least 1 MiB; default 5 GiB.</summary>
     public long HistoryMaxBytes { get; set; } = BrokerTopology.DefaultHistoryMaxBytes;
 
+    /// <summary>
+    /// Largest payload (bytes of its JSON) the <c>command.started</c> event carries into the task history, so the task page and
+    /// <c>lanequeue task show</c> show what ran; a larger one is noted by size only. 0 keeps no payloads. Default 64 KiB.
+    /// </summary>
+    public int HistoryPayloadMaxBytes { get; set; } = 64 * 1024;
+
     /// <summary>Tasks this process runs at once over all lanes, on top of each lane's max concurrency.</summary>
     public int SlotBudget { get; set; } = 4;
 
@@ -107,6 +113,8 @@ internal sealed class LaneQueueOptionsValidator : IValidateOptions<LaneQueueOpti
             problems.Add($"LaneQueue:DeliveryLimit needs LaneQueue:QuorumQueues=true (classic queues have no delivery limit) and a value between 1 and 10000, got {deliveryLimit}");
         if (options.SlotBudget is < 1 or > 10_000)
             problems.Add($"LaneQueue:SlotBudget must be between 1 and 10000, got {options.SlotBudget}");
+        if (options.HistoryPayloadMaxBytes < 0)
+            problems.Add($"LaneQueue:HistoryPayloadMaxBytes must be 0 or more, got {options.HistoryPayloadMaxBytes}");
         if (options.MaxPayloadBytes < 1)
             problems.Add($"LaneQueue:MaxPayloadBytes must be positive, got {options.MaxPayloadBytes}");
         if (options.ShutdownTimeoutSeconds < 0)

@@ -26,7 +26,7 @@ internal sealed class TaskOutcome(
     {
         ledger.Record(task.Id, TaskLedger.Known.Running, ConsumerName);
         Log.TaskStarted(logger, task.Id, task.Lane.WireName(), (long)(startedAt - task.CreatedAt).TotalMilliseconds);
-        await publisher.PublishEventAsync(Event(TaskEvent.Started, task, attempt));
+        await publisher.PublishEventAsync(TaskRecords.Started(task, attempt, ConsumerName, options.Value.HistoryPayloadMaxBytes));
         if (mode != TaskHandlerMode.Internal)
             await publisher.PublishEventAsync(Event(TaskEvent.ExternalPending, task, attempt));
     }

@@ -35,4 +35,18 @@ internal static class TaskRecords
         Attempt = attempt + 1,
         Error = error,
     };
+
+    /// <summary>
+    /// The <c>command.started</c> event, with the task's payload when its JSON is at most <paramref name="payloadMaxBytes"/>
+    /// (the history's copy of what ran; 0 keeps none) and the payload's size either way.
+    /// </summary>
+    public static TaskEvent Started(ExternalTask task, int attempt, string consumer, int payloadMaxBytes)
+    {
+        var bytes = System.Text.Encoding.UTF8.GetByteCount(task.Payload.GetRawText());
+        return Event(TaskEvent.Started, task, attempt, null, consumer) with
+        {
+            Payload = bytes <= payloadMaxBytes ? task.Payload : null,
+            PayloadBytes = bytes,
+        };
+    }
 }

@@ -252,7 +252,7 @@ public sealed partial class LaneQueueTestHarness
             _ledger.Record(task.Id, TaskLedger.Known.Running, _settings.ConsumerName);
             _lastStart[(int)task.Lane] = startedAt;
             _startLog.Add(new StartedTask(task.Id, task.Lane, entry.Attempt, startedAt));
-            PublishEventLocked(Event(TaskEvent.Started, task, entry.Attempt));
+            PublishEventLocked(TaskRecords.Started(task, entry.Attempt, _settings.ConsumerName, _settings.HistoryPayloadMaxBytes));
             _runTasks.RemoveAll(t => t.IsCompleted);
             _runTasks.Add(Task.Run(() => RunAsync(entry, run, handler, mode, scope, startedAt)));
         }

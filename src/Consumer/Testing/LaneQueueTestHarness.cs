@@ -485,6 +485,8 @@ public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IAsyncDis
             problems.Add($"LaneQueue:SlotBudget must be between 1 and 10000, got {options.SlotBudget}");
         if (options.MaxPayloadBytes < 1)
             problems.Add($"LaneQueue:MaxPayloadBytes must be positive, got {options.MaxPayloadBytes}");
+        if (options.HistoryPayloadMaxBytes < 0)
+            problems.Add($"LaneQueue:HistoryPayloadMaxBytes must be 0 or more, got {options.HistoryPayloadMaxBytes}");
         if (options.Gate.CheckIntervalMs is < 10 or > 60_000)
             problems.Add($"LaneQueue:Gate:CheckIntervalMs must be between 10 and 60000, got {options.Gate.CheckIntervalMs}");
         if (options.Gate.PauseAtReady < 1)

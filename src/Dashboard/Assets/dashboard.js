@@ -282,14 +282,17 @@ async function taskPage(id) {
         h("td", {}, e.consumer ?? ""),
         h("td", {}, e.error ?? (e.delay_ms != null ? `retry in ${e.delay_ms} ms` : "")));
     })));
-  const payload = h("div", { id: "task-payload" }, h("p", { class: "muted" },
-    "The history keeps events and results, not payloads; a dead-lettered task's payload is read from its lane's dead-letter queue."));
+  const payload = h("div", { id: "task-payload" }, history.payload != null
+    ? h("pre", {}, JSON.stringify(history.payload, null, 2))
+    : h("p", { class: "muted" }, history.payload_bytes != null
+      ? `${history.payload_bytes} bytes: larger than the consumer keeps in the history (LaneQueue:HistoryPayloadMaxBytes).`
+      : "Not in the history: the task has not started (a started task's payload is kept with its start)."));
   show(main, title, h("div", { class: "panel" }, facts),
     h("h2", {}, "Timeline"), timeline,
     h("h2", {}, "Result"), final ? h("pre", { id: "task-result" }, JSON.stringify(final.result ?? null, null, 2)) : h("p", { class: "muted" }, "No result yet."),
     final?.error ? [h("h2", {}, "Error"), h("pre", { class: "bad", id: "task-error" }, final.error)] : null,
     h("h2", {}, "Payload"), payload);
-  if (lane && (status === "dead_lettered" || last?.event === "command.dead_lettered")) {
+  if (history.payload == null && lane && (status === "dead_lettered" || last?.event === "command.dead_lettered")) {
     try {
       const letters = await getJson(`api/lanes/${lane}/dead-letters`);
       const mine = letters.find(l => l.task_id === id);

@@ -80,7 +80,7 @@ public sealed class DashboardBrowserTests(BrokerFixture broker, Chromium chromiu
         await page.Locator("#lookup-id").FillAsync("flaky-1");
         await page.Locator("#lookup-id").PressAsync("Enter");
         await Expect(page.Locator("#task-status")).ToHaveTextAsync("failed");
-        await Expect(page.Locator("#task-payload")).ToContainTextAsync("\"order\":42");
+        await Expect(page.Locator("#task-payload")).ToContainTextAsync("\"order\": 42"); // from the history's started event
 
         await page.Locator("nav a[data-page=lanes]").ClickAsync();
         var dead = page.Locator("tr[data-lane=execute] [data-col=dead] a");
@@ -107,6 +107,7 @@ public sealed class DashboardBrowserTests(BrokerFixture broker, Chromium chromiu
         await Expect(page.Locator("#timeline tr[data-event=dead_lettered]")).ToContainTextAsync("downstream service is down");
         await Expect(page.Locator("#timeline tr[data-event=completed]")).ToHaveCountAsync(1);
         await Expect(page.Locator("#task-result")).ToContainTextAsync("\"ok\": true");
+        await Expect(page.Locator("#task-payload")).ToContainTextAsync("\"order\": 42");
         await Chromium.ScreenshotAsync(page, "task");
 
         await page.Locator("#lookup-id").FillAsync("never-submitted");

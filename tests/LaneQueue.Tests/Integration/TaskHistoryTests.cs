@@ -30,6 +30,8 @@ public class TaskHistoryTests(BrokerFixture broker)
             Assert.Equal([TaskEvent.Started, TaskEvent.Completed], done.Events.Select(e => e.Event));
             Assert.Equal(TaskStatuses.Completed, done.Final!.Status);
             Assert.Equal(1, done.Final.Result.GetProperty("q").GetInt32());
+            Assert.Equal("""{"q":1}""", done.Payload!.Value.GetRawText()); // what ran, kept with its start
+            Assert.Equal(7, done.PayloadBytes);
 
             var failed = await producer.GetTaskHistoryAsync("failed-1");
             Assert.Equal(
@@ -49,8 +51,36 @@ public class TaskHistoryTests(BrokerFixture broker)
             Assert.Equal(0, code);
             Assert.Contains("command.dead_lettered", output, StringComparison.Ordinal);
             Assert.Contains("result: failed after 2 attempt(s) on history-consumer: boom", output, StringComparison.Ordinal);
+            Assert.Contains("""payload: {"message":"boom"}""", output, StringComparison.Ordinal);
             (code, _) = await CliAsync(vhost.Url, "task", "show", "--id", "never-submitted");
             Assert.Equal(4, code);
+        }
+        finally
+        {
+            await consumer.StopQuietlyAsync();
+        }
+    }
+
+    [Fact]
+    public async Task A_payload_above_HistoryPayloadMaxBytes_is_noted_by_size_only()
+    {
+        await using var vhost = await broker.CreateVhostAsync();
+        var consumer = await ConsumerHost.StartAsync(vhost.Url, o => o.HistoryPayloadMaxBytes = 32, name: "small-history");
+        try
+        {
+            await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = vhost.Url });
+            Assert.True((await producer.SubmitAndWaitAsync(ExternalTask.Create("small-1", SessionLane.Query, new { q = 1 }), Wait)).Success);
+            Assert.True((await producer.SubmitAndWaitAsync(ExternalTask.Create("big-1", SessionLane.Query, new { text = new string('x', 100) }), Wait)).Success);
+
+            var small = await producer.GetTaskHistoryAsync("small-1");
+            Assert.Equal("""{"q":1}""", small.Payload!.Value.GetRawText());
+            var big = await producer.GetTaskHistoryAsync("big-1");
+            Assert.Null(big.Payload);
+            Assert.Equal(111, big.PayloadBytes); // {"text":"x...x"}: 9 + 100 + 2
+            Assert.Equal(TaskStatuses.Completed, big.Final!.Status);
+            var (code, output) = await CliAsync(vhost.Url, "task", "show", "--id", "big-1");
+            Assert.Equal(0, code);
+            Assert.Contains("payload: 111 bytes, not kept", output, StringComparison.Ordinal);
         }
         finally
         {
