@@ -1,8 +1,13 @@
 using LaneQueue.Tests.Broker;
+using RabbitMQ.Client;
 
 namespace LaneQueue.Tests.Integration;
 
-/// <summary>Pauses and handler modes last until an operator changes them, whatever the day-long command log has kept.</summary>
+/// <summary>
+/// Pauses and handler modes last until an operator changes them, whatever the command log has kept. The log's retention is
+/// a day; here a vhost policy shortens it to 1 s (small segments, so the broker drops them soon), and the test waits until
+/// the broker itself has removed the pause from the log before it starts the next consumer.
+/// </summary>
 [Collection(BrokerCollection.Name)]
 public class FleetStateTests(BrokerFixture broker)
 {
@@ -10,6 +15,7 @@ public class FleetStateTests(BrokerFixture broker)
     public async Task A_pause_reaches_a_consumer_started_after_the_command_log_lost_it_and_a_later_resume_wins()
     {
         await using var vhost = await broker.CreateVhostAsync();
+        await ShortenCommandLogRetentionAsync(vhost.Name);
         var first = await ConsumerHost.StartAsync(vhost.Url, name: "first");
         await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = vhost.Url });
         await producer.PauseLaneAsync(SessionLane.Generate);
@@ -17,8 +23,8 @@ public class FleetStateTests(BrokerFixture broker)
         await TestVhost.EventuallyAsync(() => Task.FromResult(first.IsPaused(SessionLane.Generate)), "generate paused on the first consumer");
         await first.StopQuietlyAsync();
 
-        // The day-long log's retention passed: it no longer holds the pause (the next consumer declares it again, empty).
-        await ForgetCommandLogAsync(vhost.Url);
+        // The log's retention passed: it no longer holds the pause.
+        await WaitForRetentionToDropTheCommandsAsync(vhost.Url);
         var late = await ConsumerHost.StartAsync(vhost.Url, name: "late");
         try
         {
@@ -44,7 +50,7 @@ public class FleetStateTests(BrokerFixture broker)
         }
 
         // The resume is lasting state too: a consumer started after the log lost it again runs the lane.
-        await ForgetCommandLogAsync(vhost.Url);
+        await WaitForRetentionToDropTheCommandsAsync(vhost.Url);
         var later = await ConsumerHost.StartAsync(vhost.Url, name: "later");
         try
         {
@@ -58,10 +64,50 @@ public class FleetStateTests(BrokerFixture broker)
         }
     }
 
-    static async Task ForgetCommandLogAsync(string url)
+    /// <summary>A policy on the test's vhost: the command log keeps 1 s, in segments of 1,000 bytes (retention drops whole segments).</summary>
+    async Task ShortenCommandLogRetentionAsync(string vhost)
+    {
+        using var response = await broker.Management.PutAsync($"api/policies/{Uri.EscapeDataString(vhost)}/short-command-log",
+            System.Net.Http.Json.JsonContent.Create(new Dictionary<string, object>
+            {
+                ["pattern"] = "^" + System.Text.RegularExpressions.Regex.Escape(BrokerNames.FleetLog) + "$",
+                ["definition"] = new Dictionary<string, object> { ["max-age"] = "1s", ["stream-max-segment-size-bytes"] = 1000 },
+                ["apply-to"] = "queues",
+            }));
+        response.EnsureSuccessStatusCode();
+    }
+
+    /// <summary>
+    /// Appends filler to the command log (straight to the stream, so no consumer state changes) until the oldest entry left is
+    /// filler: the broker's retention has dropped every command published before it.
+    /// </summary>
+    static async Task WaitForRetentionToDropTheCommandsAsync(string url)
     {
         await using var connection = await BrokerConnection.ConnectAsync(url, "fleet-state-test");
         await using var channel = await connection.CreateChannelAsync();
-        await channel.QueueDeleteAsync(BrokerNames.FleetLog, ifUnused: false, ifEmpty: false);
+        var filler = System.Text.Encoding.UTF8.GetBytes($$"""{"filler":"{{new string('.', 300)}}"}""");
+        await TestVhost.EventuallyAsync(async () =>
+        {
+            for (var i = 0; i < 8; i++) // about 2.5 KB: the active segment rolls over, and the broker applies retention then
+                await channel.BasicPublishAsync("", BrokerNames.FleetLog, filler);
+            await Task.Delay(500);
+            return (await OldestEntryAsync(connection)).Contains("filler", StringComparison.Ordinal);
+        }, "the command log's retention to drop the commands", timeoutSeconds: 90);
+    }
+
+    static async Task<string> OldestEntryAsync(IConnection connection)
+    {
+        await using var reader = await connection.CreateChannelAsync();
+        await reader.BasicQosAsync(0, 1, false);
+        var first = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var consumer = new RabbitMQ.Client.Events.AsyncEventingBasicConsumer(reader);
+        consumer.ReceivedAsync += (_, delivery) =>
+        {
+            first.TrySetResult(System.Text.Encoding.UTF8.GetString(delivery.Body.Span));
+            return Task.CompletedTask;
+        };
+        await reader.BasicConsumeAsync(BrokerNames.FleetLog, autoAck: false, "", noLocal: false, exclusive: false,
+            new Dictionary<string, object?> { ["x-stream-offset"] = "first" }, consumer);
+        return await first.Task.WaitAsync(TimeSpan.FromSeconds(30));
     }
 }
