@@ -61,7 +61,7 @@ public static class FleetSize
         result.Verdicts.Add(new Verdict($"deliveries per task with {largest["consumers"]} consumers <= those with {smallest["consumers"]} + 0.5 (flat in N)",
             perTaskLarge <= perTaskSmall + 0.5, $"{perTaskSmall:0.##} with {smallest["consumers"]}, {perTaskLarge:0.##} with {largest["consumers"]}"));
         result.Notes.Add($"Broker node {node}{(brokerPid is { } p ? $" (pid {p})" : "")}. Consumers: queue-per-lane, slot budget {SlotBudget}, " +
-                         $"the rest defaults (gate check {100} ms, heartbeat 2 s); started {StartBatch} at a time. Idle: {settings.FleetIdleSeconds} s " +
+                         $"the rest defaults (gate check 25 ms, heartbeat 2 s); started {StartBatch} at a time. Idle: {settings.FleetIdleSeconds} s " +
                          $"after a {settings.FleetSettleSeconds} s settle. Load: {settings.FleetTaskRate} echo tasks/s on the query lane for " +
                          $"{settings.FleetLoadSeconds} s; per-task numbers divide the vhost's message_stats (deliver_get, publish; the " +
                          "bench's own result listener counts as one delivery per task), deliveries from every queue but the lane-state " +

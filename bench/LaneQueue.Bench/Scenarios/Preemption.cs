@@ -196,8 +196,8 @@ public static class Preemption
             config = variant.Kind switch
             {
                 Kind.PriorityQueue => $"x-max-priority 4 queue, prefetch = slot budget {SlotBudget}",
-                Kind.QueuePerLaneEqualCapacity => "slot budget 1, generate concurrency 1, query concurrency 4, gate check 100 ms",
-                _ => $"slot budget {SlotBudget}, generate concurrency {SlotBudget}, gate check 100 ms",
+                Kind.QueuePerLaneEqualCapacity => "slot budget 1, generate concurrency 1, query concurrency 4, gate check 25 ms (default)",
+                _ => $"slot budget {SlotBudget}, generate concurrency {SlotBudget}, gate check 25 ms (default)",
             };
         }
         else
