@@ -2,7 +2,6 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using LaneQueue.Contracts;
 using RabbitMQ.Client;
-using RabbitMQ.Client.Events;
 
 namespace LaneQueue.Producer;
 
@@ -28,7 +27,7 @@ internal sealed record CountsCheckpoint
 /// <c>command.completed</c>, <c>command.failed</c>/<c>command.timeout</c> and <c>command.dead_lettered</c> event any consumer
 /// ever published, so a consumer that restarts (its own counters start at 0) takes nothing away. Each read goes on from the
 /// last checkpoint — the counts up to a stream offset, kept as the one message of <see cref="BrokerNames.HistoryCounts"/> —
-/// to the end of the stream (found with a marker, as <see cref="TaskHistoryReader"/> does), then stores the new checkpoint.
+/// to the end of the stream (<see cref="HistoryStream"/>), then stores the new checkpoint.
 /// Two readers at once are both right: one takes the checkpoint, the other reads from the stream's start; the queue keeps
 /// the last checkpoint stored. Events the stream's retention dropped before any read counted them are not counted.
 /// </summary>
@@ -40,38 +39,11 @@ internal static class HistoryCounts
         await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
         var checkpoint = await TakeCheckpointAsync(channel, cancellationToken) ?? new CountsCheckpoint();
         var counts = SessionLanes.All.ToDictionary(l => l.WireName(), l => checkpoint.Lanes.GetValueOrDefault(l.WireName()) ?? new LaneCounts(), StringComparer.Ordinal);
-        var marker = Guid.NewGuid().ToString("N");
-        var next = checkpoint.NextOffset;
-        var reachedEnd = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-
+        long next;
         try
         {
-            await using var reader = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
-            await reader.BasicQosAsync(0, 1000, false, cancellationToken);
-            var consumer = new AsyncEventingBasicConsumer(reader);
-            consumer.ReceivedAsync += async (_, delivery) =>
-            {
-                // Deliveries are handled one at a time; after the marker nothing is counted (the snapshot is being taken)
-                // and nothing is sent: the reader channel closes then, and an ack after its close is a connection error
-                // (504 "expected 'channel.open'"), so the marker is acked before the end is signalled.
-                if (reachedEnd.Task.IsCompleted)
-                    return;
-                var headers = delivery.BasicProperties.Headers;
-                if (headers?.TryGetValue("x-stream-offset", out var offset) == true && offset is long at)
-                    next = Math.Max(next, at + 1);
-                var isMarker = headers?.TryGetValue(BrokerNames.HistoryMarkerHeader, out var value) == true
-                    && value is byte[] bytes && System.Text.Encoding.UTF8.GetString(bytes) == marker;
-                if (!isMarker)
-                    Count(delivery.Body, counts);
-                await reader.BasicAckAsync(delivery.DeliveryTag, multiple: false);
-                if (isMarker)
-                    reachedEnd.TrySetResult();
-            };
-            await reader.BasicConsumeAsync(BrokerNames.History, autoAck: false, "", noLocal: false, exclusive: false,
-                new Dictionary<string, object?> { ["x-stream-offset"] = checkpoint.NextOffset }, consumer, cancellationToken);
-            await reader.BasicPublishAsync("", BrokerNames.History, mandatory: false,
-                new BasicProperties { Headers = new Dictionary<string, object?> { [BrokerNames.HistoryMarkerHeader] = marker } }, ReadOnlyMemory<byte>.Empty, cancellationToken);
-            await reachedEnd.Task.WaitAsync(TimeSpan.FromSeconds(120), cancellationToken);
+            var end = await HistoryStream.ReadToEndAsync(connection, checkpoint.NextOffset, body => Count(body, counts), TimeSpan.FromSeconds(120), cancellationToken);
+            next = end is { } markerOffset ? Math.Max(checkpoint.NextOffset, markerOffset + 1) : checkpoint.NextOffset;
         }
         catch
         {
@@ -106,8 +78,6 @@ internal static class HistoryCounts
 
     static void Count(ReadOnlyMemory<byte> body, Dictionary<string, LaneCounts> counts)
     {
-        if (body.IsEmpty)
-            return;
         try
         {
             using var document = JsonDocument.Parse(body);

@@ -2,7 +2,6 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using LaneQueue.Contracts;
 using RabbitMQ.Client;
-using RabbitMQ.Client.Events;
 
 namespace LaneQueue.Producer;
 
@@ -36,11 +35,7 @@ public sealed record TaskHistory
     public long? PayloadBytes => Events.FirstOrDefault(e => e.PayloadBytes is not null)?.PayloadBytes;
 }
 
-/// <summary>
-/// Reads <see cref="BrokerNames.History"/> (a stream) from a point in time to its end. The end is found with a marker: the
-/// reader appends one (default exchange, routing key = the stream) and reads until it comes back, so no "quiet for a while"
-/// guess is needed. Reading needs read permission on the stream, appending the marker write permission.
-/// </summary>
+/// <summary>Finds tasks in <see cref="BrokerNames.History"/>, read from a point in time to its end (<see cref="HistoryStream"/>).</summary>
 internal static class TaskHistoryReader
 {
     /// <param name="lookBack">How far back to read; null: the whole stream (its retention, <c>LaneQueue:HistoryMaxAge</c>).</param>
@@ -64,33 +59,8 @@ internal static class TaskHistoryReader
         ArgumentNullException.ThrowIfNull(taskIds);
         var events = new Dictionary<string, List<TaskEvent>>(StringComparer.Ordinal);
         var results = new Dictionary<string, List<ExternalTaskResult>>(StringComparer.Ordinal);
-        var marker = Guid.NewGuid().ToString("N");
-        var reachedEnd = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-
-        await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
-        await channel.BasicQosAsync(0, 1000, false, cancellationToken);
-        var consumer = new AsyncEventingBasicConsumer(channel);
-        consumer.ReceivedAsync += async (_, delivery) =>
-        {
-            // Nothing is sent on the channel once the end is reached: the reader closes it then, and an ack that follows
-            // the close is a connection error (504 CHANNEL_ERROR "expected 'channel.open'") that takes the caller's
-            // connection down with it. So the marker is acked before the end is signalled.
-            if (reachedEnd.Task.IsCompleted)
-                return;
-            var isMarker = delivery.BasicProperties.Headers?.TryGetValue(BrokerNames.HistoryMarkerHeader, out var value) == true
-                && value is byte[] bytes && System.Text.Encoding.UTF8.GetString(bytes) == marker;
-            if (!isMarker)
-                Collect(delivery.Body, taskIds, events, results);
-            await channel.BasicAckAsync(delivery.DeliveryTag, multiple: false);
-            if (isMarker)
-                reachedEnd.TrySetResult();
-        };
         object offset = from is { } start ? new AmqpTimestamp(Math.Max(0, start.ToUnixTimeSeconds())) : "first";
-        await channel.BasicConsumeAsync(BrokerNames.History, autoAck: false, "", noLocal: false, exclusive: false,
-            new Dictionary<string, object?> { ["x-stream-offset"] = offset }, consumer, cancellationToken);
-        await channel.BasicPublishAsync("", BrokerNames.History, mandatory: false,
-            new BasicProperties { Headers = new Dictionary<string, object?> { [BrokerNames.HistoryMarkerHeader] = marker } }, ReadOnlyMemory<byte>.Empty, cancellationToken);
-        await reachedEnd.Task.WaitAsync(timeout, cancellationToken);
+        await HistoryStream.ReadToEndAsync(connection, offset, body => Collect(body, taskIds, events, results), timeout, cancellationToken);
         return taskIds.Where(id => events.ContainsKey(id) || results.ContainsKey(id)).ToDictionary(id => id, id => new TaskHistory
         {
             TaskId = id,
