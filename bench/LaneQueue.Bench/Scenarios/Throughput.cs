@@ -102,7 +102,7 @@ public static class Throughput
                 (double)lane["e2e_per_s"]! >= share * massTransit, $"{lane["e2e_per_s"]} / {massTransit:0} tasks/s = {(double)lane["e2e_per_s"]! / massTransit:0.00}x"));
             result.Notes.Add($"prefetch {prefetch}: MassTransit's own minimal consumer reaches {massTransit / raw:0.00}x raw, so the 0.7x target cannot be met " +
                              $"with MassTransit on the task path; LaneQueue reaches {(double)lane["e2e_per_s"]! / massTransit:0.00}x of that minimal consumer " +
-                             "(the rest is LaneQueue's per-task work: two lifecycle events, fleet de-duplication, gate, slot budget, rate limits, metrics).");
+                             "(the rest is LaneQueue's per-task work: two lifecycle events, history stream writes, gate, slot budget, rate limits, metrics).");
         }
         result.Notes.Add($"{settings.ThroughputTasks} tasks per measurement after a warm-up of {Warmup(settings)} in the same fresh consumer process (steady state: " +
                          $"the runtime's tiered JIT has settled); {rounds} round(s), best shown; " +
