@@ -66,9 +66,18 @@ public sealed class SoakTests(FaultBrokerFixture broker, ITestOutputHelper outpu
             foreach (var task in tasks)
                 tally.Accepted(task.Id);
             submitted += tasks.Count;
-            // keep the backlog bounded (a few thousand), so the run measures the fleet, not one burst
+            // keep the backlog bounded (a few thousand), so the run measures the fleet, not one burst; a fleet that stops
+            // completing tasks fails the test instead of holding it up
+            var progressAt = Stopwatch.StartNew();
+            var completedBefore = tally.CompletedCount;
             while (submitted - tally.CompletedCount > 5_000)
+            {
+                if (tally.CompletedCount != completedBefore)
+                    (completedBefore, progressAt) = (tally.CompletedCount, Stopwatch.StartNew());
+                Assert.True(progressAt.Elapsed < TimeSpan.FromMinutes(2),
+                    $"no task completed for 2 minutes with {submitted - tally.CompletedCount} waiting ({tally.CompletedCount} of {submitted} completed)");
                 await Task.Delay(50);
+            }
         }
         var submitSeconds = clock.Elapsed.TotalSeconds;
         var counts = await tally.WaitForAllAsync(TimeSpan.FromSeconds(Math.Max(120, size / 50)), line => output.WriteLine(line));
