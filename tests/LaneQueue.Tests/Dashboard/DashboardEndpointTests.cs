@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Net.Sockets;
 using LaneQueue.Cli;
 using LaneQueue.Tests.Broker;
@@ -191,6 +192,28 @@ public sealed class DashboardEndpointTests(BrokerFixture broker) : IAsyncLifetim
         Assert.True(page.Actions);
         using var purge = await acting.PostAsync("api/lanes/control/dead-letters/purge", new Dictionary<string, string> { [page.Field] = page.Token });
         Assert.Equal(HttpStatusCode.OK, purge.StatusCode);
+    }
+
+    [Fact]
+    public async Task Redrive_without_an_id_moves_every_dead_letter_of_the_lane_back_to_the_lane()
+    {
+        await using var dashboard = await DashboardServer.EmbeddedAsync(_fleet.Vhost.Url, allow: true);
+        // three tasks naming a command type no consumer has: each ends failed and dead-lettered at once
+        foreach (var i in Enumerable.Range(1, 3))
+            await _fleet.Producer.SubmitTaskAsync(ExternalTask.Create($"dead-{i}", SessionLane.Generate, new { n = i }, "no-such-command"));
+        var deadLetters = TestVhost.DeadLetters(SessionLane.Generate);
+        await TestVhost.EventuallyAsync(async () => await _fleet.Vhost.ReadyAsync(deadLetters) == 3, "three dead letters in generate");
+        // the lane paused, so the redriven tasks stay in it where the test can count them
+        await _fleet.Producer.PauseLaneAsync(SessionLane.Generate);
+        await TestVhost.EventuallyAsync(() => Task.FromResult(_fleet.Hosts[0].IsPaused(SessionLane.Generate)), "generate paused");
+
+        var (field, token, _) = await dashboard.PageAsync();
+        using var redrive = await dashboard.PostAsync("api/lanes/generate/dead-letters/redrive", new Dictionary<string, string> { [field] = token });
+        Assert.Equal(HttpStatusCode.OK, redrive.StatusCode);
+        var answer = await redrive.Content.ReadFromJsonAsync<System.Text.Json.JsonElement>();
+        Assert.Equal(3, answer.GetProperty("redriven").GetInt32());
+        Assert.Equal(0u, await _fleet.Vhost.ReadyAsync(deadLetters));
+        Assert.Equal(3u, await _fleet.Vhost.ReadyAsync(BrokerNames.LaneQueue(SessionLane.Generate)));
     }
 
     [Fact]
