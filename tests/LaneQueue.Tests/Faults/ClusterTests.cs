@@ -66,7 +66,15 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.True(stop.ExitCode == 0, stop.Output);
         output.WriteLine($"{DateTime.UtcNow:HH:mm:ss} lq-c1 stopped at {load}; {tally.Count()}");
 
-        await load.Completion.WaitAsync(TimeSpan.FromMinutes(4));
+        try
+        {
+            await load.Completion.WaitAsync(TimeSpan.FromMinutes(4));
+        }
+        catch (TimeoutException)
+        {
+            // A submit ignoring its 90 s cancellation would show here (CI on c0feba7 stalled at 302 of 1000 after the stop).
+            Assert.Fail($"the producers did not finish within 4 min of the node stop: {load}; in flight: {load.InFlight}; {tally.Count()}");
+        }
         var counts = await tally.WaitForAllAsync(TimeSpan.FromMinutes(3), output.WriteLine);
         var report = $"{counts}; producers: {load}; client connections on the stopped node: {onNode1}";
         output.WriteLine(report);

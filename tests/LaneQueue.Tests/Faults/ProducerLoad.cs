@@ -13,6 +13,7 @@ public sealed class ProducerLoad : IAsyncDisposable
 {
     readonly List<LaneQueueProducer> _producers = [];
     readonly ConcurrentQueue<string> _errors = new();
+    readonly ConcurrentDictionary<string, DateTime> _inFlight = new();
     readonly CancellationTokenSource _stop = new();
     int _submitted;
     int _failed;
@@ -48,6 +49,7 @@ public sealed class ProducerLoad : IAsyncDisposable
             var task = ExternalTask.Create($"{prefix}-{i}", lane, new { ms = random.Next(0, maxTaskMs + 1) }, "sleep");
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(_stop.Token);
             timeout.CancelAfter(submitTimeout);
+            _inFlight[task.Id] = DateTime.UtcNow;
             try
             {
                 await producer.SubmitTaskAsync(task, timeout.Token);
@@ -60,10 +62,18 @@ public sealed class ProducerLoad : IAsyncDisposable
                 Interlocked.Increment(ref _failed);
                 _errors.Enqueue($"{ex.GetType().Name}: {ex.Message}");
             }
+            finally
+            {
+                _inFlight.TryRemove(task.Id, out _);
+            }
             if (pace > TimeSpan.Zero)
                 await Task.Delay(pace);
         }
     }
+
+    /// <summary>The submits still waiting, with how long each has waited: where a stalled load is stuck.</summary>
+    public string InFlight => _inFlight.IsEmpty ? "no submit in flight"
+        : string.Join(", ", _inFlight.Select(f => $"{f.Key} waiting {(DateTime.UtcNow - f.Value).TotalSeconds:0} s"));
 
     public override string ToString() => $"planned={Planned} confirmed={Submitted} failed={Failed}{(Failed > 0 ? " (" + string.Join(" | ", Errors) + ")" : "")}";
 
