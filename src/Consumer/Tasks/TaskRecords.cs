@@ -42,7 +42,7 @@ internal static class TaskRecords
     /// </summary>
     public static TaskEvent Started(ExternalTask task, int attempt, string consumer, int payloadMaxBytes)
     {
-        var bytes = System.Text.Encoding.UTF8.GetByteCount(task.Payload.GetRawText());
+        var bytes = System.Runtime.InteropServices.JsonMarshal.GetRawUtf8Value(task.Payload).Length; // no copy: runs for every start
         return Event(TaskEvent.Started, task, attempt, null, consumer) with
         {
             Payload = bytes <= payloadMaxBytes ? task.Payload : null,
