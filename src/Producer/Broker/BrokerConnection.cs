@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net.Security;
 using System.Security.Authentication;
 using System.Security.Cryptography.X509Certificates;
@@ -31,6 +32,7 @@ internal static class BrokerConnection
             ClientProvidedName = clientName,
             AutomaticRecoveryEnabled = true,
             TopologyRecoveryEnabled = true,
+            TopologyRecoveryFilter = TransientTopologyOnly(),
             NetworkRecoveryInterval = TimeSpan.FromSeconds(2),
             RequestedHeartbeat = TimeSpan.FromSeconds(10),
         };
@@ -41,6 +43,34 @@ internal static class BrokerConnection
         if (address.IsTls)
             factory.Ssl = Ssl(address, host);
         return factory;
+    }
+
+    /// <summary>
+    /// What automatic recovery declares again: only what the broker lost with the connection (exclusive, auto-delete and
+    /// server-named queues, non-durable exchanges, and the bindings to them); consumers always. Durable queues, exchanges
+    /// and their bindings are still on the broker. Declaring them again gains nothing and can fail: a classic queue whose
+    /// node is down answers 404, and RabbitMQ.Client 7.2 then retries the whole recovery every 2 s until that node is back.
+    /// A producer in a 3-node cluster never reconnected so (its connection had declared the classic
+    /// <c>lanequeue.external.*</c> queues of the stopped node).
+    /// </summary>
+    internal static TopologyRecoveryFilter TransientTopologyOnly()
+    {
+        // The queue and exchange filters run before the binding filter in each recovery; a server-named queue has a new
+        // amq.gen- name by the time its bindings are recovered.
+        var transient = new ConcurrentDictionary<string, bool>(StringComparer.Ordinal);
+        return new TopologyRecoveryFilter
+        {
+            QueueFilter = queue => Keep(queue.Name, !queue.Durable || queue.Exclusive || queue.AutoDelete || queue.IsServerNamed),
+            ExchangeFilter = exchange => Keep(exchange.Name, !exchange.Durable || exchange.AutoDelete),
+            BindingFilter = binding => transient.ContainsKey(binding.Destination) || binding.Destination.StartsWith("amq.gen-", StringComparison.Ordinal),
+        };
+
+        bool Keep(string name, bool isTransient)
+        {
+            if (isTransient)
+                transient[name] = true;
+            return isTransient;
+        }
     }
 
     /// <summary>The endpoints to try, in order (one per host of the URL), each with the URL's TLS settings.</summary>

@@ -63,6 +63,14 @@ public sealed class TestVhost(BrokerFixture broker, string name, string url) : I
         Assert.Fail($"timed out after {timeoutSeconds} s waiting for: {what}");
     }
 
+    /// <summary>Polls until <paramref name="read"/> returns a value or the time-out passes (then fails with <paramref name="what"/>).</summary>
+    public static async Task<T> PollAsync<T>(Func<Task<T?>> read, string what, int timeoutSeconds = 60) where T : class
+    {
+        T? value = null;
+        await EventuallyAsync(async () => (value = await read()) is not null, what, timeoutSeconds);
+        return value!;
+    }
+
     public static string DeadLetters(SessionLane lane) => BrokerNames.DeadLetterQueue(BrokerNames.LaneQueue(lane));
 
     public ValueTask DisposeAsync() => new(broker.DeleteVhostAsync(Name));

@@ -1,0 +1,64 @@
+using System.Net.Http.Json;
+using System.Text.Json;
+using LaneQueue.Contracts;
+using LaneQueue.Producer;
+using LaneQueue.Tests.Broker;
+using RabbitMQ.Client;
+
+namespace LaneQueue.Tests.Faults;
+
+/// <summary>
+/// A producer's connection recovers even when the broker refuses to declare one of the durable queues it declared at
+/// connect. In a cluster that is a classic queue whose node is down (404): RabbitMQ.Client then retried the whole recovery
+/// until the node came back, and a producer of the cluster test never submitted again. Here the refusal is a 406: the
+/// queue was re-made with other arguments while the producer was disconnected.
+/// </summary>
+[Collection(BrokerCollection.Name)]
+public sealed class ProducerRecoveryTests(BrokerFixture broker)
+{
+    [Fact]
+    public async Task A_producer_reconnects_and_submits_when_a_durable_queue_it_declared_can_no_longer_be_declared_as_it_was()
+    {
+        await using var vhost = await broker.CreateVhostAsync();
+        var clientName = $"recovery-{Guid.NewGuid():N}";
+        await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions
+        {
+            RabbitMqUrl = vhost.Url,
+            ClientName = clientName,
+            RecoveryTimeout = TimeSpan.FromSeconds(20),
+        });
+        await producer.SubmitTaskAsync(ExternalTask.Create("before", SessionLane.Query));
+
+        // An operator re-makes the external queue with a length limit: declaring it as the producer did is now refused (406).
+        var external = BrokerNames.ExternalQueue(SessionLane.Control);
+        var factory = new ConnectionFactory { Uri = new Uri(vhost.Url) };
+        await using (var admin = await factory.CreateConnectionAsync())
+        await using (var channel = await admin.CreateChannelAsync())
+        {
+            await channel.QueueDeleteAsync(external);
+            await channel.QueueDeclareAsync(external, durable: true, exclusive: false, autoDelete: false,
+                arguments: new Dictionary<string, object?> { ["x-max-length"] = 5 });
+        }
+
+        // The broker closes the producer's connection (as a node stop does); automatic recovery starts.
+        var connection = await TestVhost.PollAsync(async () =>
+            (await broker.Management.GetFromJsonAsync<List<JsonElement>>($"api/vhosts/{Uri.EscapeDataString(vhost.Name)}/connections"))!
+                .FirstOrDefault(c => c.TryGetProperty("client_properties", out var p) && p.TryGetProperty("connection_name", out var n) && n.GetString() == clientName)
+                is { ValueKind: JsonValueKind.Object } found ? found.GetProperty("name").GetString() : null,
+            $"the producer's connection '{clientName}' in the management API");
+        using (var close = new HttpRequestMessage(HttpMethod.Delete, $"api/connections/{Uri.EscapeDataString(connection)}"))
+        {
+            close.Headers.Add("X-Reason", "test: node stopped");
+            (await broker.Management.SendAsync(close)).EnsureSuccessStatusCode();
+        }
+
+        // Within the producer's 20 s recovery time-out: without the recovery filter every recovery attempt fails on the
+        // 406 and this submit throws TaskRejectedException ("has not been reachable for 20 s").
+        await producer.SubmitTaskAsync(ExternalTask.Create("after", SessionLane.Query), new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token);
+        Assert.Equal(2u, await vhost.ReadyAsync(BrokerNames.LaneQueue(SessionLane.Query)));
+
+        // Recovery left the durable queue as the operator made it.
+        var arguments = (await vhost.QueueAsync(external))!.Value.GetProperty("arguments");
+        Assert.Equal(5, arguments.GetProperty("x-max-length").GetInt32());
+    }
+}
