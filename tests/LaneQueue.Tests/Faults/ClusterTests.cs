@@ -66,7 +66,7 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
         await ConsumerKillTests.WaitUntilAsync(() => load.Submitted >= 100, TimeSpan.FromSeconds(60), "100 tasks submitted");
         // The node to stop: producer 0's, holding a classic (not replicated) queue that every client declared at connect, so
         // that producer must reconnect without it (CI stalled twice when a recovery waited for such a queue's node).
-        var node = await NodeOfAsync($"api/connections?columns=node,client_properties", c =>
+        var node = await NodeOfAsync("api/connections?columns=node,client_properties", c =>
             c.GetProperty("client_properties").TryGetProperty("connection_name", out var n) && n.GetString() == "cluster-producer-0");
         await MoveClassicQueueAsync(BrokerNames.ExternalQueue(SessionLane.Control), node);
         var onNode = (await Repo.ScriptAsync("broker-node.sh", ["ctl", $"lq-c{node}", "list_connections", "--no-table-headers", "client_properties"], TimeSpan.FromSeconds(60)))
@@ -129,18 +129,11 @@ public sealed class ClusterTests(ITestOutputHelper output) : IAsyncLifetime
     async Task<int> NodeOfAsync(string path, Func<JsonElement, bool> match)
     {
         using var management = Management();
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (true)
-        {
-            var found = (await management.GetFromJsonAsync<List<JsonElement>>(path))!.FirstOrDefault(match);
-            if (found.ValueKind == JsonValueKind.Object)
-            {
-                var node = found.GetProperty("node").GetString()!; // lq-cN@localhost
-                return int.Parse(node["lq-c".Length..node.IndexOf('@', StringComparison.Ordinal)], CultureInfo.InvariantCulture);
-            }
-            Assert.True(DateTime.UtcNow < deadline, $"nothing in {path} matched within 60 s");
-            await Task.Delay(500);
-        }
+        var node = await TestVhost.PollAsync(async () =>
+            (await management.GetFromJsonAsync<List<JsonElement>>(path))!.FirstOrDefault(match) is { ValueKind: JsonValueKind.Object } found
+                ? found.GetProperty("node").GetString()
+                : null, $"an item of {path} that matches"); // lq-cN@localhost
+        return int.Parse(node["lq-c".Length..node.IndexOf('@', StringComparison.Ordinal)], CultureInfo.InvariantCulture);
     }
 
     /// <summary>Makes the classic queue live on node <paramref name="node"/>: deleted, then declared and bound again through

@@ -54,7 +54,8 @@ public sealed class ProducerRecoveryTests(BrokerFixture broker)
 
         // Within the producer's 20 s recovery time-out: without the recovery filter every recovery attempt fails on the
         // 406 and this submit throws TaskRejectedException ("has not been reachable for 20 s").
-        await producer.SubmitTaskAsync(ExternalTask.Create("after", SessionLane.Query), new CancellationTokenSource(TimeSpan.FromSeconds(60)).Token);
+        using var submitTimeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await producer.SubmitTaskAsync(ExternalTask.Create("after", SessionLane.Query), submitTimeout.Token);
         Assert.Equal(2u, await vhost.ReadyAsync(BrokerNames.LaneQueue(SessionLane.Query)));
 
         // Recovery left the durable queue as the operator made it.

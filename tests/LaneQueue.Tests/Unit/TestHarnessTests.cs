@@ -641,9 +641,7 @@ public class TestHarnessTests
         harness.Start();
         await harness.SubmitTaskAsync(Job("stuck", SessionLane.Query, "forever"));
         // started first (on a loaded machine the pump may take longer than the idle wait below): the message is about a run
-        var deadline = DateTime.UtcNow + Wait;
-        while (!harness.Started.Any(s => s.TaskId == "stuck") && DateTime.UtcNow < deadline)
-            await Task.Delay(10);
+        await LaneQueue.Tests.Faults.ConsumerKillTests.WaitUntilAsync(() => harness.Started.Any(s => s.TaskId == "stuck"), Wait, "the stuck task to start");
 
         var error = await Assert.ThrowsAsync<TimeoutException>(() => harness.WhenIdleAsync(TimeSpan.FromMilliseconds(200)));
         Assert.Contains("running: stuck", error.Message, StringComparison.Ordinal);
