@@ -40,6 +40,11 @@ if [[ $status -eq 0 ]]; then
   step "cluster (Category=Cluster)" tests/LaneQueue.Tests -c Release --no-build --filter "Category=Cluster" --blame-hang-timeout 10m
 fi
 
+# Failed tests again at the end, with their messages: CI shows only the tail of a long run.
+if grep -qE "^ +Failed [A-Za-z]" "$log"; then
+  echo "== failed tests"
+  awk '/^ +Failed [A-Za-z]/ { n = 25 } n > 0 { print; n-- }' "$log" | cut -c1-400
+fi
 # One plain closing line: "N passed, N failed".
 total() { grep -oE "$1: +[0-9]+" "$log" | awk '{ n += $2 } END { print n + 0 }'; }
 echo "tests: $(total Passed) passed, $(total Failed) failed"
