@@ -113,16 +113,8 @@ internal sealed class LaneQueueOptionsValidator : IValidateOptions<LaneQueueOpti
         var problems = new List<string>();
         if (!BrokerAddress.TryParse(options.RabbitMqUrl, out _, out var urlError))
             problems.Add($"LaneQueue:RabbitMqUrl must be an amqp:// or amqps:// URL (several hosts separated by commas for a cluster): {urlError}");
-        if (string.IsNullOrWhiteSpace(options.ConsumerName))
-            problems.Add("LaneQueue:ConsumerName must not be empty");
         if (options.DeliveryLimit is { } deliveryLimit && (deliveryLimit is < 1 or > 10_000 || !options.QuorumQueues))
             problems.Add($"LaneQueue:DeliveryLimit needs LaneQueue:QuorumQueues=true (classic queues have no delivery limit) and a value between 1 and 10000, got {deliveryLimit}");
-        if (options.SlotBudget is < 1 or > 10_000)
-            problems.Add($"LaneQueue:SlotBudget must be between 1 and 10000, got {options.SlotBudget}");
-        if (options.HistoryPayloadMaxBytes < 0)
-            problems.Add($"LaneQueue:HistoryPayloadMaxBytes must be 0 or more, got {options.HistoryPayloadMaxBytes}");
-        if (options.MaxPayloadBytes < 1)
-            problems.Add($"LaneQueue:MaxPayloadBytes must be positive, got {options.MaxPayloadBytes}");
         if (options.ShutdownTimeoutSeconds < 0)
             problems.Add($"LaneQueue:ShutdownTimeoutSeconds must not be negative, got {options.ShutdownTimeoutSeconds}");
         if (options.RecoveryTimeoutSeconds is < 0 or > 3600)
@@ -131,18 +123,36 @@ internal sealed class LaneQueueOptionsValidator : IValidateOptions<LaneQueueOpti
             problems.Add($"LaneQueue:Gate:SwitchTimeoutMs must be between 100 and 600000, got {options.Gate.SwitchTimeoutMs}");
         if (options.HeartbeatIntervalMs is < 100 or > 60_000)
             problems.Add($"LaneQueue:HeartbeatIntervalMs must be between 100 and 60000, got {options.HeartbeatIntervalMs}");
-        if (options.Gate.CheckIntervalMs is < 10 or > 60_000)
-            problems.Add($"LaneQueue:Gate:CheckIntervalMs must be between 10 and 60000, got {options.Gate.CheckIntervalMs}");
-        if (options.Gate.PauseAtReady < 1)
-            problems.Add($"LaneQueue:Gate:PauseAtReady must be at least 1, got {options.Gate.PauseAtReady}");
         if (options.Gate.ResumeAfterClearChecks < 1)
             problems.Add($"LaneQueue:Gate:ResumeAfterClearChecks must be at least 1, got {options.Gate.ResumeAfterClearChecks}");
         problems.AddRange(BrokerTopology.HistoryProblems(options.HistoryMaxAge, options.HistoryMaxBytes));
-        problems.AddRange(options.Queue.Validate().Select(p => "LaneQueue:Queue:" + p));
-        foreach (var (lane, limit) in options.LaneRateLimits)
-            problems.AddRange(limit.Validate().Select(p => $"LaneQueue:LaneRateLimits:{lane}:{p}"));
         foreach (var (lane, limit) in options.FleetLimits)
             problems.AddRange(limit.Validate().Select(p => $"LaneQueue:FleetLimits:{lane}:{p}"));
+        problems.AddRange(SchedulingProblems(options));
         return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
+    }
+
+    /// <summary>The settings that shape scheduling in one process, checked by the consumer and by the in-memory test harness alike.</summary>
+    internal static IEnumerable<string> SchedulingProblems(LaneQueueOptions options)
+    {
+        if (string.IsNullOrWhiteSpace(options.ConsumerName))
+            yield return "LaneQueue:ConsumerName must not be empty";
+        if (options.SlotBudget is < 1 or > 10_000)
+            yield return $"LaneQueue:SlotBudget must be between 1 and 10000, got {options.SlotBudget}";
+        if (options.MaxPayloadBytes < 1)
+            yield return $"LaneQueue:MaxPayloadBytes must be positive, got {options.MaxPayloadBytes}";
+        if (options.HistoryPayloadMaxBytes < 0)
+            yield return $"LaneQueue:HistoryPayloadMaxBytes must be 0 or more, got {options.HistoryPayloadMaxBytes}";
+        if (options.Gate.CheckIntervalMs is < 10 or > 60_000)
+            yield return $"LaneQueue:Gate:CheckIntervalMs must be between 10 and 60000, got {options.Gate.CheckIntervalMs}";
+        if (options.Gate.PauseAtReady < 1)
+            yield return $"LaneQueue:Gate:PauseAtReady must be at least 1, got {options.Gate.PauseAtReady}";
+        foreach (var problem in options.Queue.Validate())
+            yield return "LaneQueue:Queue:" + problem;
+        foreach (var (lane, limit) in options.LaneRateLimits)
+        {
+            foreach (var problem in limit.Validate())
+                yield return $"LaneQueue:LaneRateLimits:{lane}:{problem}";
+        }
     }
 }

@@ -478,22 +478,7 @@ public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IAsyncDis
 
     static void Validate(LaneQueueOptions options)
     {
-        var problems = new List<string>();
-        if (string.IsNullOrWhiteSpace(options.ConsumerName))
-            problems.Add("LaneQueue:ConsumerName must not be empty");
-        if (options.SlotBudget is < 1 or > 10_000)
-            problems.Add($"LaneQueue:SlotBudget must be between 1 and 10000, got {options.SlotBudget}");
-        if (options.MaxPayloadBytes < 1)
-            problems.Add($"LaneQueue:MaxPayloadBytes must be positive, got {options.MaxPayloadBytes}");
-        if (options.HistoryPayloadMaxBytes < 0)
-            problems.Add($"LaneQueue:HistoryPayloadMaxBytes must be 0 or more, got {options.HistoryPayloadMaxBytes}");
-        if (options.Gate.CheckIntervalMs is < 10 or > 60_000)
-            problems.Add($"LaneQueue:Gate:CheckIntervalMs must be between 10 and 60000, got {options.Gate.CheckIntervalMs}");
-        if (options.Gate.PauseAtReady < 1)
-            problems.Add($"LaneQueue:Gate:PauseAtReady must be at least 1, got {options.Gate.PauseAtReady}");
-        problems.AddRange(options.Queue.Validate().Select(p => "LaneQueue:Queue:" + p));
-        foreach (var (lane, limit) in options.LaneRateLimits)
-            problems.AddRange(limit.Validate().Select(p => $"LaneQueue:LaneRateLimits:{lane}:{p}"));
+        var problems = LaneQueueOptionsValidator.SchedulingProblems(options).ToList();
         if (problems.Count > 0)
             throw new OptionsValidationException(Microsoft.Extensions.Options.Options.DefaultName, typeof(LaneQueueOptions), problems);
     }
