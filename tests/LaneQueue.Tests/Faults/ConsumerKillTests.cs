@@ -7,28 +7,16 @@ namespace LaneQueue.Tests.Faults;
 
 /// <summary>kill -9 of a consumer process with tasks running and prefetched: the broker redelivers them all to the other consumer.</summary>
 [Collection(FaultCollection.Name)]
-public sealed class ConsumerKillTests(FaultBrokerFixture broker, ITestOutputHelper output) : IAsyncLifetime
+public sealed class ConsumerKillTests(FaultBrokerFixture broker, ITestOutputHelper output) : FaultTest(broker, "lq-kill")
 {
-    string _vhost = "";
-    readonly List<ConsumerProcess> _consumers = [];
-
-    public async Task InitializeAsync() => _vhost = await broker.Node.CreateVhostAsync("lq-kill");
-
-    public async Task DisposeAsync()
-    {
-        foreach (var consumer in _consumers)
-            await consumer.DisposeAsync();
-        await broker.Node.DeleteVhostAsync(_vhost);
-    }
-
     [Fact]
     public async Task Killing_a_consumer_process_loses_no_task()
     {
-        var url = broker.Node.Url(_vhost);
+        var url = Node.Url(Vhost);
         var victim = await ConsumerProcess.StartAsync(url, "victim");
-        _consumers.Add(victim);
+        Consumers.Add(victim);
         var survivor = await ConsumerProcess.StartAsync(url, "survivor");
-        _consumers.Add(survivor);
+        Consumers.Add(survivor);
         await using var tally = await ResultTally.StartAsync(url);
         await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = url });
 
@@ -78,11 +66,11 @@ public sealed class ConsumerKillTests(FaultBrokerFixture broker, ITestOutputHelp
     {
         // The crash window of at-least-once: a consumer killed after publishing a result and before its ack. The survivor gets
         // the redelivery and finds the result in the task history instead of running the task again.
-        var url = broker.Node.Url(_vhost);
+        var url = Node.Url(Vhost);
         var victim = await ConsumerProcess.StartAsync(url, "victim");
-        _consumers.Add(victim);
+        Consumers.Add(victim);
         var survivor = await ConsumerProcess.StartAsync(url, "survivor");
-        _consumers.Add(survivor);
+        Consumers.Add(survivor);
         await using var tally = await ResultTally.StartAsync(url);
         await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = url });
         var lanes = new[] { SessionLane.Query, SessionLane.Execute };
@@ -129,7 +117,7 @@ public sealed class ConsumerKillTests(FaultBrokerFixture broker, ITestOutputHelp
     async Task<long> UnackedAsync()
     {
         // rabbitmqctl reads the queues themselves (the management API's numbers lag by its statistics interval).
-        var run = await broker.Node.CtlAsync("list_queues", "-p", _vhost, "--no-table-headers", "messages_unacknowledged");
+        var run = await Node.CtlAsync("list_queues", "-p", Vhost, "--no-table-headers", "messages_unacknowledged");
         return run.Output.Split('\n').Sum(line => long.TryParse(line.Trim(), out var n) ? n : 0);
     }
 

@@ -12,31 +12,19 @@ namespace LaneQueue.Tests.Faults;
 /// over, and the fleet's gate keeps working.
 /// </summary>
 [Collection(FaultCollection.Name)]
-public sealed class FleetMonitorTests(FaultBrokerFixture broker, ITestOutputHelper output) : IAsyncLifetime
+public sealed class FleetMonitorTests(FaultBrokerFixture broker, ITestOutputHelper output) : FaultTest(broker, "lq-monitor")
 {
     const string Elected = "is the fleet monitor";
-    string _vhost = "";
-    readonly List<ConsumerProcess> _consumers = [];
-
-    public async Task InitializeAsync() => _vhost = await broker.Node.CreateVhostAsync("lq-monitor");
-
-    public async Task DisposeAsync()
-    {
-        foreach (var consumer in _consumers)
-            await consumer.DisposeAsync();
-        await broker.Node.DeleteVhostAsync(_vhost);
-    }
-
     [Fact]
     public async Task Killing_the_fleet_monitor_hands_the_lane_gate_to_another_consumer()
     {
-        var url = broker.Node.Url(_vhost);
+        var url = Node.Url(Vhost);
         foreach (var name in new[] { "m-a", "m-b", "m-c" })
-            _consumers.Add(await ConsumerProcess.StartAsync(url, name));
-        await ConsumerKillTests.WaitUntilAsync(() => _consumers.Count(c => c.Output.Contains(Elected, StringComparison.Ordinal)) == 1,
+            Consumers.Add(await ConsumerProcess.StartAsync(url, name));
+        await ConsumerKillTests.WaitUntilAsync(() => Consumers.Count(c => c.Output.Contains(Elected, StringComparison.Ordinal)) == 1,
             TimeSpan.FromSeconds(60), "one consumer elected monitor");
-        var monitor = _consumers.Single(c => c.Output.Contains(Elected, StringComparison.Ordinal));
-        var survivors = _consumers.Where(c => c != monitor).ToList();
+        var monitor = Consumers.Single(c => c.Output.Contains(Elected, StringComparison.Ordinal));
+        var survivors = Consumers.Where(c => c != monitor).ToList();
 
         var clock = Stopwatch.StartNew();
         monitor.KillHard();
@@ -76,12 +64,12 @@ public sealed class FleetMonitorTests(FaultBrokerFixture broker, ITestOutputHelp
         var deadline = DateTime.UtcNow.AddSeconds(60);
         while (true)
         {
-            var run = await broker.Node.CtlAsync("list_queues", "-p", _vhost, "--no-table-headers", "name", "consumers");
+            var run = await Node.CtlAsync("list_queues", "-p", Vhost, "--no-table-headers", "name", "consumers");
             var line = run.Output.Split('\n').Select(l => l.Split('\t', StringSplitOptions.TrimEntries)).FirstOrDefault(f => f.Length == 2 && f[0] == queue);
             if (line is not null && int.TryParse(line[1], out var n) && n == consumers)
                 return;
             if (DateTime.UtcNow > deadline)
-                Assert.Fail($"timed out waiting for: {what} ({queue}: {line?[1] ?? "?"} consumers)\n--- {string.Join("\n--- ", _consumers.Select(c => c.Name + "\n" + ConsumerKillTests.Tail(c.Output, 15)))}");
+                Assert.Fail($"timed out waiting for: {what} ({queue}: {line?[1] ?? "?"} consumers)\n--- {string.Join("\n--- ", Consumers.Select(c => c.Name + "\n" + ConsumerKillTests.Tail(c.Output, 15)))}");
             await Task.Delay(100);
         }
     }

@@ -6,18 +6,12 @@ namespace LaneQueue.Tests.Faults;
 
 /// <summary>A lane paused by an operator stays paused across a restart of the whole broker, for a consumer that starts after it.</summary>
 [Collection(FaultCollection.Name)]
-public sealed class FleetStateRestartTests(FaultBrokerFixture broker, ITestOutputHelper output) : IAsyncLifetime
+public sealed class FleetStateRestartTests(FaultBrokerFixture broker, ITestOutputHelper output) : FaultTest(broker, "lq-fleet-state")
 {
-    string _vhost = "";
-
-    public async Task InitializeAsync() => _vhost = await broker.Node.CreateVhostAsync("lq-fleet-state");
-
-    public async Task DisposeAsync() => await broker.Node.DeleteVhostAsync(_vhost);
-
     [Fact]
     public async Task A_pause_survives_a_broker_restart_for_a_consumer_started_afterwards()
     {
-        var url = broker.Node.Url(_vhost);
+        var url = Node.Url(Vhost);
         var before = await ConsumerHost.StartAsync(url, name: "before");
         await using (var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = url }))
         {
@@ -29,8 +23,8 @@ public sealed class FleetStateRestartTests(FaultBrokerFixture broker, ITestOutpu
         // A graceful stop. (A kill -9 within seconds of a fresh node's first stream declaration can leave every stream
         // "down" after the restart on RabbitMQ 3.10.8: the stream coordinator's state was not on disk yet.)
         output.WriteLine($"{DateTime.UtcNow:HH:mm:ss} stopping the broker");
-        await broker.Node.StopAsync();
-        await broker.Node.StartAgainAsync();
+        await Node.StopAsync();
+        await Node.StartAgainAsync();
         output.WriteLine($"{DateTime.UtcNow:HH:mm:ss} broker back");
         // Only the lasting state may carry the pause: the day-long command log is gone too. (Streams come back a moment after
         // the node: until then the broker answers "home node ... is down or inaccessible".)

@@ -10,31 +10,19 @@ namespace LaneQueue.Tests.Faults;
 /// reconnects by itself and works again.
 /// </summary>
 [Collection(FaultCollection.Name)]
-public sealed class NetworkCutTests(FaultBrokerFixture broker, ITestOutputHelper output) : IAsyncLifetime
+public sealed class NetworkCutTests(FaultBrokerFixture broker, ITestOutputHelper output) : FaultTest(broker, "lq-cut")
 {
     static readonly TimeSpan CutFor = TimeSpan.FromSeconds(30); // heartbeat 10 s: both sides give up after ~20 s
-
-    string _vhost = "";
-    readonly List<ConsumerProcess> _consumers = [];
-
-    public async Task InitializeAsync() => _vhost = await broker.Node.CreateVhostAsync("lq-cut");
-
-    public async Task DisposeAsync()
-    {
-        foreach (var consumer in _consumers)
-            await consumer.DisposeAsync();
-        await broker.Node.DeleteVhostAsync(_vhost);
-    }
 
     [Fact]
     public async Task A_consumer_cut_off_longer_than_the_heartbeat_loses_nothing_and_comes_back()
     {
-        await using var proxy = new TcpProxy(broker.Node.Port);
-        var direct = broker.Node.Url(_vhost);
-        var throughProxy = direct.Replace($":{broker.Node.Port}/", $":{proxy.Port}/", StringComparison.Ordinal);
+        await using var proxy = new TcpProxy(Node.Port);
+        var direct = Node.Url(Vhost);
+        var throughProxy = direct.Replace($":{Node.Port}/", $":{proxy.Port}/", StringComparison.Ordinal);
         var cut = await ConsumerProcess.StartAsync(throughProxy, "cut-off");
-        _consumers.Add(cut);
-        _consumers.Add(await ConsumerProcess.StartAsync(direct, "connected"));
+        Consumers.Add(cut);
+        Consumers.Add(await ConsumerProcess.StartAsync(direct, "connected"));
         await using var tally = await ResultTally.StartAsync(direct);
         await using var load = await ProducerLoad.StartAsync(direct, tally, "cut", producers: 2, perProducer: 400, pace: TimeSpan.FromMilliseconds(100), maxTaskMs: 300);
 
@@ -57,12 +45,12 @@ public sealed class NetworkCutTests(FaultBrokerFixture broker, ITestOutputHelper
         var report = $"{counts}; producers: {load}; completed by the cut-off consumer after the network healed: {afterCut}";
         output.WriteLine(report);
         if (counts.Lost > 0)
-            output.WriteLine("consumer logs: " + string.Join(", ", _consumers.Select(c => c.SaveOutput("cut"))));
+            output.WriteLine("consumer logs: " + string.Join(", ", Consumers.Select(c => c.SaveOutput("cut"))));
         Evidence.Write("fault-network-cut", new
         {
             Fault = $"network between one consumer process and the broker silent for {CutFor.TotalSeconds:0} s (bytes dropped, sockets open; heartbeat 10 s)",
             Producers = 2,
-            ConsumerProcesses = _consumers.Count,
+            ConsumerProcesses = Consumers.Count,
             load.Planned,
             Confirmed = load.Submitted,
             FailedSubmits = load.Failed,
@@ -72,7 +60,7 @@ public sealed class NetworkCutTests(FaultBrokerFixture broker, ITestOutputHelper
             counts.Lost,
             CompletedByTheCutConsumerAfterHealing = afterCut,
         }, report);
-        Assert.True(counts.Lost == 0, $"lost:\n{tally.DescribeMissing()}\n{report}\n{await broker.Node.QueuesAsync(_vhost)}");
+        Assert.True(counts.Lost == 0, $"lost:\n{tally.DescribeMissing()}\n{report}\n{await Node.QueuesAsync(Vhost)}");
         Assert.Equal(counts.Accepted, counts.Completed);
         // The producers talk to the broker directly: the cut must not cost them a single submit.
         Assert.True(load.Failed == 0 && load.Submitted == load.Planned, $"every planned submit must be confirmed; {report}");

@@ -12,29 +12,17 @@ namespace LaneQueue.Tests.Faults;
 /// times and two consumer processes: every task completes exactly once, and the consumers' memory stays flat.
 /// </summary>
 [Collection(FaultCollection.Name)]
-public sealed class SoakTests(FaultBrokerFixture broker, ITestOutputHelper output) : IAsyncLifetime
+public sealed class SoakTests(FaultBrokerFixture broker, ITestOutputHelper output) : FaultTest(broker, "lq-soak")
 {
     public const string SizeVariable = "LANEQUEUE_SOAK_TASKS";
-
-    string _vhost = "";
-    readonly List<ConsumerProcess> _consumers = [];
-
-    public async Task InitializeAsync() => _vhost = await broker.Node.CreateVhostAsync("lq-soak");
-
-    public async Task DisposeAsync()
-    {
-        foreach (var consumer in _consumers)
-            await consumer.DisposeAsync();
-        await broker.Node.DeleteVhostAsync(_vhost);
-    }
 
     [Fact]
     public async Task Every_task_of_a_long_run_completes_exactly_once_with_flat_memory()
     {
         var size = int.TryParse(Environment.GetEnvironmentVariable(SizeVariable), NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0 ? n : 5_000;
-        var url = broker.Node.Url(_vhost);
-        _consumers.Add(await ConsumerProcess.StartAsync(url, "soak-a"));
-        _consumers.Add(await ConsumerProcess.StartAsync(url, "soak-b"));
+        var url = Node.Url(Vhost);
+        Consumers.Add(await ConsumerProcess.StartAsync(url, "soak-a"));
+        Consumers.Add(await ConsumerProcess.StartAsync(url, "soak-b"));
         await using var tally = await ResultTally.StartAsync(url);
         await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = url });
 
@@ -46,7 +34,7 @@ public sealed class SoakTests(FaultBrokerFixture broker, ITestOutputHelper outpu
             while (!sampling.IsCancellationRequested)
             {
                 lock (samples)
-                    samples.Add((tally.CompletedCount, [.. _consumers.Select(c => c.RssMiB() ?? 0)]));
+                    samples.Add((tally.CompletedCount, [.. Consumers.Select(c => c.RssMiB() ?? 0)]));
                 try
                 {
                     await Task.Delay(TimeSpan.FromSeconds(size >= 20_000 ? 10 : 2), sampling.Token);
@@ -90,7 +78,7 @@ public sealed class SoakTests(FaultBrokerFixture broker, ITestOutputHelper outpu
             lock (samples)
                 return samples.FirstOrDefault(s => s.Completed >= size * fraction, samples[^1]).RssMiB;
         }
-        var final = _consumers.Select(c => c.RssMiB() ?? 0).ToArray();
+        var final = Consumers.Select(c => c.RssMiB() ?? 0).ToArray();
         string mem(double[] values) => string.Join("/", values.Select(v => v.ToString("0", CultureInfo.InvariantCulture)));
         var report = $"soak {size:N0} tasks: {counts}; {seconds:0} s ({size / seconds:0} tasks/s; submitted in {submitSeconds:0} s); " +
                      $"consumer RSS MiB (a/b) at 10% {mem(at(0.1))}, 50% {mem(at(0.5))}, 90% {mem(at(0.9))}, end {mem(final)}";
@@ -98,7 +86,7 @@ public sealed class SoakTests(FaultBrokerFixture broker, ITestOutputHelper outpu
         Evidence.Write($"soak-{size}", new
         {
             Tasks = size,
-            ConsumerProcesses = _consumers.Count,
+            ConsumerProcesses = Consumers.Count,
             Seconds = Math.Round(seconds),
             TasksPerSecond = Math.Round(size / seconds),
             counts.Accepted,
@@ -118,12 +106,12 @@ public sealed class SoakTests(FaultBrokerFixture broker, ITestOutputHelper outpu
         Assert.True(counts.Lost == 0, $"lost:\n{tally.DescribeMissing()}\n{report}");
         Assert.Equal(size, counts.Completed);
         Assert.Equal(0, counts.Duplicated);
-        foreach (var consumer in _consumers)
+        foreach (var consumer in Consumers)
             Assert.False(consumer.HasExited, ConsumerKillTests.Tail(consumer.Output));
         // Flat: from 10% of the run to its end, no consumer grows by more than half again plus 64 MiB (the de-duplication
         // ledger keeps 10 minutes of task ids, up to 200,000; that and GC heap sizing are the expected growth).
         var early = at(0.1);
         for (var i = 0; i < final.Length; i++)
-            Assert.True(final[i] <= early[i] * 1.5 + 64, $"consumer {_consumers[i].Name} grew from {early[i]:0} to {final[i]:0} MiB; {report}");
+            Assert.True(final[i] <= early[i] * 1.5 + 64, $"consumer {Consumers[i].Name} grew from {early[i]:0} to {final[i]:0} MiB; {report}");
     }
 }
