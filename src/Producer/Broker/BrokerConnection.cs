@@ -60,7 +60,8 @@ internal static class BrokerConnection
         var transient = new ConcurrentDictionary<string, bool>(StringComparer.Ordinal);
         return new TopologyRecoveryFilter
         {
-            QueueFilter = queue => Keep(queue.Name, !queue.Durable || queue.Exclusive || queue.AutoDelete || queue.IsServerNamed),
+            // Server-named queues are known by their amq.gen- prefix: their names change with every recovery, so none is kept.
+            QueueFilter = queue => queue.IsServerNamed || Keep(queue.Name, !queue.Durable || queue.Exclusive || queue.AutoDelete),
             ExchangeFilter = exchange => Keep(exchange.Name, !exchange.Durable || exchange.AutoDelete),
             BindingFilter = binding => transient.ContainsKey(binding.Destination) || binding.Destination.StartsWith("amq.gen-", StringComparison.Ordinal),
         };

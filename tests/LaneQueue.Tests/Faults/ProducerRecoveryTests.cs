@@ -41,16 +41,7 @@ public sealed class ProducerRecoveryTests(BrokerFixture broker)
         }
 
         // The broker closes the producer's connection (as a node stop does); automatic recovery starts.
-        var connection = await TestVhost.PollAsync(async () =>
-            (await broker.Management.GetFromJsonAsync<List<JsonElement>>($"api/vhosts/{Uri.EscapeDataString(vhost.Name)}/connections"))!
-                .FirstOrDefault(c => c.TryGetProperty("client_properties", out var p) && p.TryGetProperty("connection_name", out var n) && n.GetString() == clientName)
-                is { ValueKind: JsonValueKind.Object } found ? found.GetProperty("name").GetString() : null,
-            $"the producer's connection '{clientName}' in the management API");
-        using (var close = new HttpRequestMessage(HttpMethod.Delete, $"api/connections/{Uri.EscapeDataString(connection)}"))
-        {
-            close.Headers.Add("X-Reason", "test: node stopped");
-            (await broker.Management.SendAsync(close)).EnsureSuccessStatusCode();
-        }
+        await CloseConnectionAsync(vhost, clientName);
 
         // Within the producer's 20 s recovery time-out: without the recovery filter every recovery attempt fails on the
         // 406 and this submit throws TaskRejectedException ("has not been reachable for 20 s").
@@ -61,5 +52,74 @@ public sealed class ProducerRecoveryTests(BrokerFixture broker)
         // Recovery left the durable queue as the operator made it.
         var arguments = (await vhost.QueueAsync(external))!.Value.GetProperty("arguments");
         Assert.Equal(5, arguments.GetProperty("x-max-length").GetInt32());
+    }
+
+    /// <summary>
+    /// What the recovery filter keeps: a server-named exclusive queue (the lane gate's follower, the result listeners), its
+    /// binding and its consumer come back under a new name, and messages published to the exchange reach the consumer again.
+    /// </summary>
+    [Fact]
+    public async Task A_server_named_queue_its_binding_and_its_consumer_come_back_after_a_recovery()
+    {
+        await using var vhost = await broker.CreateVhostAsync();
+        var clientName = $"follower-{Guid.NewGuid():N}";
+        const string exchange = "recovery.test.states";
+        await using var connection = await BrokerConnection.ConnectAsync(vhost.Url, clientName);
+        await using var channel = await connection.CreateChannelAsync();
+        await channel.ExchangeDeclareAsync(exchange, ExchangeType.Fanout, durable: true, autoDelete: false);
+        var queue = (await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true)).QueueName;
+        await channel.QueueBindAsync(queue, exchange, "");
+        var received = System.Threading.Channels.Channel.CreateUnbounded<string>();
+        var follower = new RabbitMQ.Client.Events.AsyncEventingBasicConsumer(channel);
+        follower.ReceivedAsync += (_, delivery) =>
+        {
+            received.Writer.TryWrite(System.Text.Encoding.UTF8.GetString(delivery.Body.Span));
+            return Task.CompletedTask;
+        };
+        await channel.BasicConsumeAsync(queue, autoAck: true, follower);
+        var recovered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        connection.RecoverySucceededAsync += (_, _) =>
+        {
+            recovered.TrySetResult();
+            return Task.CompletedTask;
+        };
+
+        await CloseConnectionAsync(vhost, clientName);
+        await recovered.Task.WaitAsync(TimeSpan.FromSeconds(60));
+
+        // The queue has a new server-made name; the publisher does not need to know it, the binding does.
+        var factory = new ConnectionFactory { Uri = new Uri(vhost.Url) };
+        await using var admin = await factory.CreateConnectionAsync();
+        await using var publisher = await admin.CreateChannelAsync();
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        string? got = null;
+        while (got is null)
+        {
+            // Recovery declares the queue, then its binding, then its consumer: publish until one arrives.
+            Assert.True(DateTime.UtcNow < deadline, "nothing published to the exchange reached the recovered server-named queue's consumer within 30 s: its binding or its consumer was not recovered");
+            await publisher.BasicPublishAsync(exchange, "", System.Text.Encoding.UTF8.GetBytes("after"));
+            using var wait = new CancellationTokenSource(TimeSpan.FromMilliseconds(500));
+            try
+            {
+                got = await received.Reader.ReadAsync(wait.Token);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
+        Assert.Equal("after", got);
+    }
+
+    /// <summary>The broker closes the connection the client named so (as a node stop does); its automatic recovery starts.</summary>
+    async Task CloseConnectionAsync(TestVhost vhost, string clientName)
+    {
+        var connection = await TestVhost.PollAsync(async () =>
+            (await broker.Management.GetFromJsonAsync<List<JsonElement>>($"api/vhosts/{Uri.EscapeDataString(vhost.Name)}/connections"))!
+                .FirstOrDefault(c => c.TryGetProperty("client_properties", out var p) && p.TryGetProperty("connection_name", out var n) && n.GetString() == clientName)
+                is { ValueKind: JsonValueKind.Object } found ? found.GetProperty("name").GetString() : null,
+            $"the connection '{clientName}' in the management API");
+        using var close = new HttpRequestMessage(HttpMethod.Delete, $"api/connections/{Uri.EscapeDataString(connection)}");
+        close.Headers.Add("X-Reason", "test: node stopped");
+        (await broker.Management.SendAsync(close)).EnsureSuccessStatusCode();
     }
 }
