@@ -9,17 +9,26 @@ namespace LaneQueue.Tests.Faults;
 
 /// <summary>
 /// Soak: <c>LANEQUEUE_SOAK_TASKS</c> tasks (default 5,000; 100,000 for the full run) over all four lanes with random handler
-/// times and two consumer processes: every task completes exactly once, and the consumers' memory stays flat.
+/// times and two consumer processes: every task completes exactly once, and the consumers' memory stays flat. Gate settings
+/// in the environment (<c>LaneQueue__Gate__*</c>) reach the consumer processes and name the evidence file.
 /// </summary>
 [Collection(FaultCollection.Name)]
 public sealed class SoakTests(FaultBrokerFixture broker, ITestOutputHelper output) : FaultTest(broker, "lq-soak")
 {
     public const string SizeVariable = "LANEQUEUE_SOAK_TASKS";
+    const string GatePrefix = "LaneQueue__Gate__";
 
     [Fact]
     public async Task Every_task_of_a_long_run_completes_exactly_once_with_flat_memory()
     {
         var size = int.TryParse(Environment.GetEnvironmentVariable(SizeVariable), NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0 ? n : 5_000;
+        // Gate settings the consumer processes take from this run's environment (e.g. LaneQueue__Gate__ResumeAfterClearChecks=1),
+        // named in the evidence so runs with other settings are told apart.
+        var gate = Environment.GetEnvironmentVariables().Keys.Cast<string>()
+            .Where(k => k.StartsWith(GatePrefix, StringComparison.OrdinalIgnoreCase))
+            .Order(StringComparer.Ordinal)
+            .Select(k => KeyValuePair.Create(k[GatePrefix.Length..], Environment.GetEnvironmentVariable(k)))
+            .ToList();
         var url = Node.Url(Vhost);
         Consumers.Add(await ConsumerProcess.StartAsync(url, "soak-a"));
         Consumers.Add(await ConsumerProcess.StartAsync(url, "soak-b"));
@@ -83,10 +92,11 @@ public sealed class SoakTests(FaultBrokerFixture broker, ITestOutputHelper outpu
         var report = $"soak {size:N0} tasks: {counts}; {seconds:0} s ({size / seconds:0} tasks/s; submitted in {submitSeconds:0} s); " +
                      $"consumer RSS MiB (a/b) at 10% {mem(at(0.1))}, 50% {mem(at(0.5))}, 90% {mem(at(0.9))}, end {mem(final)}";
         output.WriteLine(report);
-        Evidence.Write($"soak-{size}", new
+        Evidence.Write(string.Join("-", [$"soak-{size}", .. gate.Select(g => $"{g.Key}-{g.Value}")]), new
         {
             Tasks = size,
             ConsumerProcesses = Consumers.Count,
+            GateSettings = gate.Count == 0 ? "defaults" : string.Join(", ", gate.Select(g => $"Gate:{g.Key}={g.Value}")),
             Seconds = Math.Round(seconds),
             TasksPerSecond = Math.Round(size / seconds),
             counts.Accepted,
