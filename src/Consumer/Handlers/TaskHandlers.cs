@@ -38,6 +38,9 @@ internal sealed class TaskHandlers
         Add(commandType, services => (ITaskHandler)Activator.CreateInstance(adapter, ActivatorUtilities.GetServiceOrCreateInstance<THandler>(services))!);
     }
 
+    /// <summary>Whether a handler is registered for the command type (or the default one, for none).</summary>
+    public bool Handles(string? commandType) => _factories.ContainsKey(commandType ?? DefaultCommandType);
+
     /// <summary>The handler for a command type, or null when none is registered.</summary>
     public ITaskHandler? Resolve(string? commandType, IServiceProvider services) =>
         _factories.TryGetValue(commandType ?? DefaultCommandType, out var factory) ? factory(services) : null;

@@ -131,7 +131,7 @@ internal sealed class LaneTaskConsumer(
     async Task RunAsync(ConsumeContext context, ExternalTask task, int attempt, RunningTasks.Run run, IReadOnlyBasicProperties? properties)
     {
         var mode = modes.For(task.Lane);
-        var handler = execution.HandlerFor(task, mode);
+        execution.EnsureHandled(task, mode);
 
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, run.Cancel.Token);
         IAsyncDisposable slot;
@@ -154,26 +154,31 @@ internal sealed class LaneTaskConsumer(
                 return;
             }
         }
-        await using var slotLease = slot;
-        if (endpoints.IsHeldByGate(task.Lane) && options.Value.Topology == LaneTopology.QueuePerLane)
-        {
-            // The gate closed the lane while this task waited for its slot: back to the lane, not started.
-            await outcome.ReturnToLaneAsync(task, attempt, properties, HeldByGate);
-            return;
-        }
-
-        var startedAt = DateTimeOffset.UtcNow;
-        activity.Started(task.Lane);
         RunEnd end;
-        var clock = Stopwatch.StartNew();
-        try
+        DateTimeOffset startedAt;
+        var clock = new Stopwatch();
+        // The slot is given back when the handler returns: the result's confirm, the ack and the events go on without it
+        // (the delivery is still acked only after its result is confirmed).
+        await using (slot)
         {
-            await outcome.StartedAsync(task, attempt, mode.Mode, startedAt);
-            end = await execution.RunAsync(task, attempt, run, handler, mode, startedAt, stopping.Token, context.CancellationToken);
-        }
-        finally
-        {
-            activity.Finished(task.Lane);
+            if (endpoints.IsHeldByGate(task.Lane) && options.Value.Topology == LaneTopology.QueuePerLane)
+            {
+                // The gate closed the lane while this task waited for its slot: back to the lane, not started.
+                await outcome.ReturnToLaneAsync(task, attempt, properties, HeldByGate);
+                return;
+            }
+            startedAt = DateTimeOffset.UtcNow;
+            activity.Started(task.Lane);
+            clock.Start();
+            try
+            {
+                await outcome.StartedAsync(task, attempt, mode.Mode, startedAt);
+                end = await execution.RunAsync(task, attempt, run, mode, startedAt, stopping.Token, context.CancellationToken);
+            }
+            finally
+            {
+                activity.Finished(task.Lane);
+            }
         }
         await outcome.RunEndedAsync(task, attempt, properties, startedAt, clock.Elapsed, end);
     }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using LaneQueue.Contracts;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
 
 namespace LaneQueue.Consumer;
@@ -31,15 +32,26 @@ internal abstract record RunEnd
 /// </summary>
 internal sealed class TaskExecution(TaskHandlers handlers, IServiceProvider services, ExternalTasks external, IOptions<LaneQueueOptions> options)
 {
-    /// <summary>The handler for the task in this mode (null for an External lane); refuses a command type nobody handles.</summary>
-    public ITaskHandler? HandlerFor(ExternalTask task, LaneHandlerConfig mode)
+    /// <summary>Refuses, before the task waits for a slot, a command type nobody handles (an External lane needs no handler).</summary>
+    public void EnsureHandled(ExternalTask task, LaneHandlerConfig mode)
     {
         ArgumentNullException.ThrowIfNull(task);
-        if (mode.Mode == TaskHandlerMode.External)
-            return null;
-        return handlers.Resolve(task.CommandType, services)
-            ?? throw new InvalidTaskException("command_type",
+        if (mode.Mode != TaskHandlerMode.External && !handlers.Handles(task.CommandType))
+            throw new InvalidTaskException("command_type",
                 $"'{task.CommandType}' has no handler on consumer {options.Value.ConsumerName}; known: {string.Join(", ", handlers.CommandTypes)}");
+    }
+
+    /// <summary>
+    /// A DI scope for one run: the handler and its scoped dependencies (a <c>DbContext</c>) come from it, and it is disposed
+    /// when the run ends, like a MassTransit consumer's scope.
+    /// </summary>
+    public AsyncServiceScope CreateScope() => services.CreateAsyncScope();
+
+    /// <summary>The handler for the task in this mode, from the run's scope (null for an External lane).</summary>
+    public ITaskHandler? HandlerFor(ExternalTask task, LaneHandlerConfig mode, IServiceProvider scope)
+    {
+        EnsureHandled(task, mode);
+        return mode.Mode == TaskHandlerMode.External ? null : handlers.Resolve(task.CommandType, scope);
     }
 
     /// <summary>How long this run may take: the task's <c>timeout_ms</c>, else the lane's (handler mode or queue settings).</summary>
@@ -47,10 +59,10 @@ internal sealed class TaskExecution(TaskHandlers handlers, IServiceProvider serv
         mode.Mode == TaskHandlerMode.External ? task.TimeoutMs ?? mode.TimeoutMs : task.TimeoutMs ?? options.Value.Queue.TimeoutMs(task.Lane);
 
     /// <summary>
-    /// Runs the task. <paramref name="stopping"/> fires when the task is cancelled or the delivery is abandoned;
+    /// Runs the task in a DI scope of its own (disposed when the run ends). <paramref name="stopping"/> fires when the task is cancelled or the delivery is abandoned;
     /// <paramref name="abandoned"/> alone (the consumer stopping past its drain time) lets the exception through.
     /// </summary>
-    public async Task<RunEnd> RunAsync(ExternalTask task, int attempt, RunningTasks.Run run, ITaskHandler? handler, LaneHandlerConfig mode,
+    public async Task<RunEnd> RunAsync(ExternalTask task, int attempt, RunningTasks.Run run, LaneHandlerConfig mode,
         DateTimeOffset startedAt, CancellationToken stopping, CancellationToken abandoned)
     {
         ArgumentNullException.ThrowIfNull(task);
@@ -61,8 +73,11 @@ internal sealed class TaskExecution(TaskHandlers handlers, IServiceProvider serv
         if (timeoutMs is { } ms)
             deadline.CancelAfter(TimeSpan.FromMilliseconds(Math.Clamp(ms, 1, TaskParser.MaxTimeoutMs)));
         RunEnd end;
+        await using var scope = CreateScope();
         try
         {
+            // Inside the run's error handling: a handler whose dependencies cannot be built fails the run like one that throws.
+            var handler = HandlerFor(task, mode, scope.ServiceProvider);
             if (handler is null)
             {
                 var completion = await external.RunAsync(task, attempt, settings.ConsumerName, TimeSpan.FromMilliseconds(timeoutMs ?? mode.TimeoutMs), deadline.Token);

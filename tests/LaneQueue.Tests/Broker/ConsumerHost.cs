@@ -15,6 +15,8 @@ internal static class ConsumerHost
         string? name = null)
     {
         var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
+        // As under Development: a scoped service resolved from the root provider fails (handlers come from a scope per task).
+        builder.ConfigureContainer(new DefaultServiceProviderFactory(new ServiceProviderOptions { ValidateScopes = true }));
         // LANEQUEUE_TEST_LOG=Information (or Debug) shows the consumers' own log while a test runs.
         var level = Enum.TryParse<LogLevel>(Environment.GetEnvironmentVariable("LANEQUEUE_TEST_LOG"), out var chosen) ? chosen : LogLevel.Warning;
         builder.Logging.AddSimpleConsole(o =>
