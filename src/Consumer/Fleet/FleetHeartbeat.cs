@@ -12,7 +12,7 @@ internal sealed class FleetHeartbeat(
     LaneActivity activity,
     LaneEndpoints endpoints,
     LaneModes modes,
-    SlotBudget slots,
+    LaneSlots slots,
     ExternalTasks external,
     ConsumerMetrics metrics) : BackgroundService
 {

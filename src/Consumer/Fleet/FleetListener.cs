@@ -24,6 +24,7 @@ internal sealed class FleetListener(
     RunningTasks running,
     LaneModes modes,
     LaneEndpoints endpoints,
+    LaneSlots slots,
     IHostApplicationLifetime lifetime,
     ILogger<FleetListener> logger) : IHostedService, IAsyncDisposable
 {
@@ -115,6 +116,9 @@ internal sealed class FleetListener(
             // Replayed in order, so the last pause or resume of a lane wins, also for consumers that start later.
             if (lifetime.ApplicationStopping.IsCancellationRequested)
                 return; // stopping: no endpoint is to be started again
+            // The scheduler first: the lane's waiting deliveries go back to their lane before its endpoint stops.
+            if (options.Value.Topology == LaneTopology.QueuePerLane)
+                slots.SetPaused(lane.Value, command.Command == FleetCommand.Pause);
             await endpoints.SetOperatorPauseAsync(lane.Value, command.Command == FleetCommand.Pause, lifetime.ApplicationStopping);
             Log.FleetCommandApplied(logger, command.Command, lane.Value.WireName(), 0);
         }

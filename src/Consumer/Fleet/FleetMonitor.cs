@@ -15,16 +15,17 @@ namespace LaneQueue.Consumer;
 /// the monitor. When its connection closes (stop, crash, kill -9, network loss) the broker returns the token and delivers
 /// it to the next consumer, which takes over at once. The monitor reads each lane's ready count with a passive
 /// queue.declare every <see cref="GateOptions.CheckIntervalMs"/> (and at once when its own process starts a higher-lane
-/// task), lets <see cref="GatePolicy"/> decide which lanes to hold, raises the depth alerts and lane events for the fleet
-/// (<see cref="DepthAlerts"/>), and broadcasts the lane states (<see cref="LaneStates"/>) that every consumer's
-/// <see cref="LaneGate"/> follows: on a change, and every <see cref="RefreshInterval"/>. The broker's cost of the poll is
-/// the same for 1 consumer or 100.
+/// task), raises the depth alerts and lane events for the fleet (<see cref="DepthAlerts"/>), and broadcasts the ready counts
+/// (<see cref="LaneStates"/>) that every consumer's <see cref="LaneGate"/> hands to its scheduler: when a lane gains or loses
+/// ready work (<see cref="GateOptions.PauseAtReady"/>), and every <see cref="RefreshInterval"/>. Each consumer decides for
+/// itself what the counts mean for its free slots (<see cref="LaneScheduler"/>). The broker's cost of the poll is the same
+/// for 1 consumer or 100.
 /// </summary>
 internal sealed class FleetMonitor(
     IOptions<LaneQueueOptions> options,
     LaneEndpoints endpoints,
     LaneActivity activity,
-    SlotBudget slots,
+    LaneSlots slots,
     BrokerPublisher publisher,
     ILogger<FleetMonitor> logger) : BackgroundService
 {
@@ -126,27 +127,22 @@ internal sealed class FleetMonitor(
     async Task MonitorAsync(IConnection connection, IChannel poll, LaneQueueOptions settings, Task closed, CancellationToken stoppingToken)
     {
         var lanes = SessionLanes.All;
-        var policy = new GatePolicy(settings.Gate, settings.Queue.PriorityBoost);
         var laneEvents = new List<LaneEvent>();
         var alerts = new DepthAlerts(settings.Queue, logger, laneEvents.Add);
         var ready = new long[lanes.Count];
-        var previous = Enumerable.Repeat(-1L, lanes.Count).ToArray();
-        var taken = new DateTimeOffset?[lanes.Count];
-        var held = new string?[lanes.Count];
-        var boosted = new bool[lanes.Count];
-        var returnHeld = Enumerable.Repeat(true, lanes.Count).ToArray();
+        var hadWork = new bool?[lanes.Count];
         var lastBroadcast = DateTimeOffset.MinValue;
         for (var checks = 0; !closed.IsCompleted && !stoppingToken.IsCancellationRequested; checks++)
         {
             var now = DateTimeOffset.UtcNow;
+            var changed = false;
             foreach (var lane in lanes)
             {
                 var i = (int)lane;
                 ready[i] = (await poll.QueueDeclarePassiveAsync(BrokerNames.LaneQueue(lane), stoppingToken)).MessageCount;
-                // Fleet-wide, a lane whose ready count fell has had a task taken by some consumer: the gate's "last start".
-                if (previous[i] >= 0 && ready[i] < previous[i])
-                    taken[i] = now;
-                previous[i] = ready[i];
+                var hasWork = ready[i] >= settings.Gate.PauseAtReady;
+                changed |= hadWork[i] != hasWork;
+                hadWork[i] = hasWork;
                 alerts.Lane(lane, ready[i]);
             }
             if (checks % 50 == 0)
@@ -158,26 +154,13 @@ internal sealed class FleetMonitor(
             }
             laneEvents.Clear();
 
-            var snapshot = new GateSnapshot((long[])ready.Clone(), lanes.Select(lane => Latest(activity.LastStart(lane), taken[(int)lane])).ToArray(), now);
-            var changes = policy.Evaluate(snapshot);
-            foreach (var change in changes)
-            {
-                var i = (int)change.Lane;
-                held[i] = change.Pause ? change.Reason : null;
-                // Closed again after aging admitted it: the admitted task may be a delivery a consumer holds, so let those start.
-                returnHeld[i] = !(change.Pause && boosted[i]);
-                boosted[i] = !change.Pause && change.Boosted;
-            }
-            if (changes.Count > 0 || now - lastBroadcast >= RefreshInterval)
+            if (changed || now - lastBroadcast >= RefreshInterval)
             {
                 var states = new LaneStates
                 {
                     Monitor = settings.ConsumerName,
                     At = now,
-                    Lanes = lanes.Select(lane => new LaneStates.LaneState
-                    {
-                        Lane = lane, Held = held[(int)lane], Ready = ready[(int)lane], ReturnHeld = returnHeld[(int)lane],
-                    }).ToList(),
+                    Lanes = lanes.Select(lane => new LaneStates.LaneState { Lane = lane, Ready = ready[(int)lane] }).ToList(),
                 };
                 await publisher.PublishAsync(BrokerNames.LaneStatesExchange, "", TaskJson.Serialize(states), stoppingToken);
                 lastBroadcast = now;
@@ -185,8 +168,6 @@ internal sealed class FleetMonitor(
             await Task.WhenAny(_wake.WaitAsync(settings.Gate.CheckIntervalMs, stoppingToken), closed);
         }
     }
-
-    static DateTimeOffset? Latest(DateTimeOffset? a, DateTimeOffset? b) => a is null ? b : b is null ? a : a > b ? a : b;
 
     /// <summary>Dead-letter depths, on a channel of their own: a queue not declared yet must not disturb the lane checks.</summary>
     static async Task CheckDeadLettersAsync(IConnection connection, DepthAlerts alerts, CancellationToken cancellationToken)
@@ -215,7 +196,7 @@ internal sealed class FleetMonitor(
         if (!IsMonitor || lane == SessionLane.Generate
             || (activity.Active(lane) < options.Value.Queue.MaxConcurrency(lane) && slots.InUse < slots.Capacity))
             return;
-        if (SessionLanes.All.Where(lower => lower > lane).All(lower => endpoints.IsPaused(lower) && activity.Active(lower) == 0))
+        if (SessionLanes.All.Where(lower => lower > lane).All(lower => slots.WaitingIn(lower) == 0 && activity.Active(lower) == 0))
             return;
         try
         {

@@ -24,12 +24,12 @@ internal sealed class ConsumerMetrics
 
     readonly Counter<long>[] _counters;
     readonly long[,] _totals = new long[Enum.GetValues<Outcome>().Length, SessionLanes.All.Count];
-    readonly Counter<long> _gatePauses;
     readonly Histogram<double> _latency;
     readonly Histogram<double> _wait;
 
-    public ConsumerMetrics(IMeterFactory meters, LaneActivity activity, LaneEndpoints endpoints, IOptions<LaneQueueOptions> options)
+    public ConsumerMetrics(IMeterFactory meters, LaneActivity activity, LaneEndpoints endpoints, LaneSlots slots, IOptions<LaneQueueOptions> options)
     {
+        ArgumentNullException.ThrowIfNull(slots);
         ArgumentNullException.ThrowIfNull(endpoints);
         ArgumentNullException.ThrowIfNull(meters);
         ArgumentNullException.ThrowIfNull(options);
@@ -45,19 +45,18 @@ internal sealed class ConsumerMetrics
             meter.CreateCounter<long>(LaneQueueTelemetry.Cancelled, "{task}", "Tasks cancelled"),
             meter.CreateCounter<long>(LaneQueueTelemetry.Preemptions, "{task}", "Tasks that yielded to higher-lane work"),
         ];
-        _gatePauses = meter.CreateCounter<long>(LaneQueueTelemetry.GatePauses, "{pause}", "Lanes paused by the lane gate");
         _latency = meter.CreateHistogram<double>(LaneQueueTelemetry.Latency, "ms", "Run time of a task");
         _wait = meter.CreateHistogram<double>(LaneQueueTelemetry.WaitTime, "ms", "Time from created_at to start");
         meter.CreateObservableGauge(LaneQueueTelemetry.QueueDepth, () =>
             SessionLanes.All.Select(lane => new Measurement<long>(Interlocked.Read(ref activity.Ready[(int)lane]), Lane(lane))), "{task}", "Ready tasks at the broker per lane");
         meter.CreateObservableGauge(LaneQueueTelemetry.QueueActive, () =>
             SessionLanes.All.Select(lane => new Measurement<long>(activity.Active(lane), Lane(lane))), "{task}", "Tasks running in this consumer per lane");
-        // 1 while the lane is paused here, per cause (by = gate: higher lanes have work; by = operator: the fleet command pause).
-        meter.CreateObservableGauge(LaneQueueTelemetry.LanePaused, () => SessionLanes.All.SelectMany(lane => new[]
-        {
-            new Measurement<int>(endpoints.IsPausedByGate(lane) ? 1 : 0, Lane(lane), new("by", "gate")),
-            new Measurement<int>(endpoints.IsPausedByOperator(lane) ? 1 : 0, Lane(lane), new("by", "operator")),
-        }), null, "Whether the lane is paused in this consumer (1) or not (0), by the lane gate or an operator");
+        meter.CreateObservableGauge(LaneQueueTelemetry.LaneWaiting, () =>
+            SessionLanes.All.Select(lane => new Measurement<int>(slots.WaitingIn(lane), Lane(lane))), "{task}", "Deliveries of the lane held in this consumer, waiting for a slot");
+        // 1 while an operator has the lane paused (the fleet command pause); the lane gate pauses no lane, it orders the slots.
+        meter.CreateObservableGauge(LaneQueueTelemetry.LanePaused, () => SessionLanes.All.Select(lane =>
+            new Measurement<int>(endpoints.IsPaused(lane) ? 1 : 0, Lane(lane), new("by", "operator"))),
+            null, "Whether an operator has the lane paused (1) or not (0)");
     }
 
     static KeyValuePair<string, object?> Lane(SessionLane lane) => new("lane", lane.WireName());
@@ -69,8 +68,6 @@ internal sealed class ConsumerMetrics
     }
 
     public long Total(Outcome outcome, SessionLane lane) => Interlocked.Read(ref _totals[(int)outcome, (int)lane]);
-
-    public void GatePaused(SessionLane lane) => _gatePauses.Add(1, Lane(lane));
 
     public void Ran(SessionLane lane, TimeSpan waited, TimeSpan ran)
     {

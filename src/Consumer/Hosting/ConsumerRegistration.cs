@@ -35,7 +35,7 @@ public static class ConsumerRegistration
         var handlers = new TaskHandlers();
         handlers.Add<EchoHandler>(EchoHandler.CommandType);
         services.AddSingleton(handlers);
-        services.AddSingleton<SlotBudget>();
+        services.AddSingleton<LaneSlots>();
         services.AddSingleton<TaskRateLimits>();
         services.AddSingleton<FleetLimits>();
         services.AddSingleton<LaneActivity>();
@@ -43,7 +43,6 @@ public static class ConsumerRegistration
         services.AddMetrics();
         services.AddSingleton<ConsumerMetrics>();
         services.AddSingleton<RunningTasks>();
-        services.AddSingleton<Preemption>();
         services.AddSingleton<TaskAdmission>();
         services.AddSingleton<TaskExecution>();
         services.AddSingleton<TaskOutcome>();
@@ -102,9 +101,9 @@ public static class ConsumerRegistration
                     cfg.ReceiveEndpoint(queue, e =>
                     {
                         e.ConfigureConsumeTopology = false;
-                        var limit = lane is { } l ? settings.Queue.MaxConcurrency(l) : settings.SlotBudget;
-                        e.PrefetchCount = limit;
-                        e.ConcurrentMessageLimit = limit;
+                        var prefetch = lane is { } l ? LanePrefetch(settings.Queue.MaxConcurrency(l)) : settings.SlotBudget;
+                        e.PrefetchCount = prefetch;
+                        e.ConcurrentMessageLimit = prefetch;
                         if (settings.QuorumQueues)
                         {
                             e.SetQuorumQueue();
@@ -142,6 +141,13 @@ public static class ConsumerRegistration
         services.AddHostedService(sp => sp.GetRequiredService<LaneEndpoints>());
         return new LaneQueueConsumerBuilder(services, handlers);
     }
+
+    /// <summary>
+    /// Deliveries a lane's endpoint holds: twice the lane's limit (at least 2 more). The scheduler (<see cref="LaneSlots"/>)
+    /// enforces the limit; the rest are tasks whose result is being confirmed (their slot is free already) and the next ones,
+    /// here before a slot frees, so a lane never waits for the broker between two of its tasks.
+    /// </summary>
+    internal static int LanePrefetch(int laneLimit) => Math.Max(2 * laneLimit, laneLimit + 2);
 
     /// <summary>The receive queues of the configured topology, with their lane (null = all lanes).</summary>
     static IEnumerable<(string Queue, SessionLane? Lane)> LaneQueues(LaneQueueOptions settings) =>

@@ -45,6 +45,12 @@ public sealed class LaneQueueOptions
     /// <summary>Tasks this process runs at once over all lanes, on top of each lane's max concurrency.</summary>
     public int SlotBudget { get; set; } = 4;
 
+    /// <summary>
+    /// Slots of <see cref="SlotBudget"/> kept for a lane and the lanes above it (e.g. <c>ReservedSlots:Query=1</c>: a query
+    /// behind a full generate backlog starts without waiting for a generate task to end). None by default; at most the budget.
+    /// </summary>
+    public Dictionary<SessionLane, int> ReservedSlots { get; set; } = [];
+
     public int MaxPayloadBytes { get; set; } = TaskParser.DefaultMaxPayloadBytes;
 
     /// <summary>How long shutdown waits for running tasks before returning the rest to the broker.</summary>
@@ -92,16 +98,28 @@ public sealed class GateOptions
     /// </summary>
     public int CheckIntervalMs { get; set; } = 25;
 
-    /// <summary>A lower lane is paused while a higher lane has at least this many ready messages.</summary>
+    /// <summary>
+    /// Which higher lanes a free slot is held for: <see cref="GateMode.WorkConserving"/> (default: only a lane this process
+    /// could start now) or <see cref="GateMode.Strict"/> (any lane with ready work; the rule before 1.0, idles capacity).
+    /// </summary>
+    public GateMode Mode { get; set; } = GateMode.WorkConserving;
+
+    /// <summary>A lane counts as having work at the broker from this many ready messages.</summary>
     public int PauseAtReady { get; set; } = 1;
 
     /// <summary>
-    /// Hysteresis: a paused lane resumes only after this many checks in a row found the higher lanes clear (8 x 25 ms =
-    /// 200 ms at the default check interval, as 2 x 100 ms was before 0.9).
+    /// Longest a free slot is held for a higher lane's ready work that does not arrive (another process took it); then the
+    /// slot goes to the next lane until the monitor's next broadcast. Default 100 ms.
     /// </summary>
-    public int ResumeAfterClearChecks { get; set; } = 8;
+    public int HoldTimeoutMs { get; set; } = 100;
 
-    /// <summary>Longest a lane's pause or resume waits for MassTransit to stop or start its endpoint before moving on.</summary>
+    /// <summary>
+    /// Longest a delivery waits in this process for a slot before it is put back in its lane (published, confirmed, acked:
+    /// it never counts as a redelivery). Keep it under the broker's <c>consumer_timeout</c> (30 min by default). Default 15 min.
+    /// </summary>
+    public int ReturnWaitingAfterSeconds { get; set; } = 900;
+
+    /// <summary>Longest an operator's pause or resume waits for MassTransit to stop or start the lane's endpoint before moving on.</summary>
     public int SwitchTimeoutMs { get; set; } = 30_000;
 }
 
@@ -123,8 +141,8 @@ internal sealed class LaneQueueOptionsValidator : IValidateOptions<LaneQueueOpti
             problems.Add($"LaneQueue:Gate:SwitchTimeoutMs must be between 100 and 600000, got {options.Gate.SwitchTimeoutMs}");
         if (options.HeartbeatIntervalMs is < 100 or > 60_000)
             problems.Add($"LaneQueue:HeartbeatIntervalMs must be between 100 and 60000, got {options.HeartbeatIntervalMs}");
-        if (options.Gate.ResumeAfterClearChecks < 1)
-            problems.Add($"LaneQueue:Gate:ResumeAfterClearChecks must be at least 1, got {options.Gate.ResumeAfterClearChecks}");
+        if (options.Gate.ReturnWaitingAfterSeconds is < 1 or > 86_400)
+            problems.Add($"LaneQueue:Gate:ReturnWaitingAfterSeconds must be between 1 and 86400, got {options.Gate.ReturnWaitingAfterSeconds}");
         problems.AddRange(BrokerTopology.HistoryProblems(options.HistoryMaxAge, options.HistoryMaxBytes));
         foreach (var (lane, limit) in options.FleetLimits)
             problems.AddRange(limit.Validate().Select(p => $"LaneQueue:FleetLimits:{lane}:{p}"));
@@ -147,6 +165,15 @@ internal sealed class LaneQueueOptionsValidator : IValidateOptions<LaneQueueOpti
             yield return $"LaneQueue:Gate:CheckIntervalMs must be between 10 and 60000, got {options.Gate.CheckIntervalMs}";
         if (options.Gate.PauseAtReady < 1)
             yield return $"LaneQueue:Gate:PauseAtReady must be at least 1, got {options.Gate.PauseAtReady}";
+        if (options.Gate.HoldTimeoutMs is < 1 or > 60_000)
+            yield return $"LaneQueue:Gate:HoldTimeoutMs must be between 1 and 60000, got {options.Gate.HoldTimeoutMs}";
+        foreach (var (lane, reserved) in options.ReservedSlots)
+        {
+            if (reserved < 0)
+                yield return $"LaneQueue:ReservedSlots:{lane} must not be negative, got {reserved}";
+        }
+        if (options.ReservedSlots.Values.Sum() > options.SlotBudget)
+            yield return $"LaneQueue:ReservedSlots add up to {options.ReservedSlots.Values.Sum()}, more than LaneQueue:SlotBudget ({options.SlotBudget})";
         foreach (var problem in options.Queue.Validate())
             yield return "LaneQueue:Queue:" + problem;
         foreach (var (lane, limit) in options.LaneRateLimits)

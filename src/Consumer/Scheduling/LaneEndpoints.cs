@@ -7,9 +7,10 @@ using Microsoft.Extensions.Options;
 namespace LaneQueue.Consumer;
 
 /// <summary>
-/// The receive endpoint of each lane, captured when MassTransit reports it ready, and who wants it paused: the lane gate
-/// (higher lanes have work) and/or an operator (fleet command <c>pause</c>). While either does, the endpoint is stopped
-/// (basic.cancel: deliveries not started go back to the queue); when neither does, it is started again (basic.consume).
+/// The receive endpoint of each lane, captured when MassTransit reports it ready, and whether an operator wants it paused
+/// (fleet command <c>pause</c>). While paused, the endpoint is stopped (basic.cancel); the deliveries it held that had not
+/// started are put back in their lane by the consumer (<see cref="LaneSlots.SetPaused"/>), so a pause never counts as a
+/// delivery on a quorum queue. The lane gate never stops an endpoint: it only decides which waiting task gets a slot.
 /// As a hosted service it is registered after MassTransit, so it stops first: no switch starts once the bus is stopping,
 /// and the switches under way finish before it (MassTransit's bus stop could hang on an endpoint just paused and resumed;
 /// <see cref="BoundedBusStop"/> bounds what is left of that).
@@ -21,9 +22,7 @@ internal sealed class LaneEndpoints(IOptions<LaneQueueOptions> options) : IRecei
         public readonly SemaphoreSlim Switch = new(1, 1);
         public IReceiveEndpoint? Endpoint;
         public bool Stopped;
-        public string? GateReason;
-        public bool ByOperator;
-        public volatile bool HeldByGate;
+        public volatile bool ByOperator;
     }
 
     readonly ConcurrentDictionary<SessionLane, LaneState> _lanes = new();
@@ -35,33 +34,16 @@ internal sealed class LaneEndpoints(IOptions<LaneQueueOptions> options) : IRecei
 
     LaneState State(SessionLane lane) => _lanes.GetOrAdd(lane, _ => new LaneState());
 
-    public bool IsPaused(SessionLane lane) => State(lane) is var s && (s.GateReason is not null || s.ByOperator);
-
-    public bool IsPausedByOperator(SessionLane lane) => State(lane).ByOperator;
-
-    public bool IsPausedByGate(SessionLane lane) => State(lane).GateReason is not null;
-
-    /// <summary>
-    /// Whether the lane gate holds the lane right now: set the moment the fleet monitor's broadcast arrives, before the
-    /// endpoint has stopped, so a delivery already prefetched is returned to its lane instead of starting.
-    /// </summary>
-    public bool IsHeldByGate(SessionLane lane) => State(lane).HeldByGate;
-
-    /// <summary>Marks the lane held (or no longer held) by the gate, at once; <see cref="SetGatePauseAsync"/> then switches the endpoint.</summary>
-    public void HoldForGate(SessionLane lane, bool held) => State(lane).HeldByGate = held;
+    /// <summary>Whether an operator paused the lane (fleet command <c>pause</c>, replayed by consumers that start later).</summary>
+    public bool IsPaused(SessionLane lane) => State(lane).ByOperator;
 
     /// <summary>Why the lane is paused, or null when it runs.</summary>
-    public string? PauseReason(SessionLane lane) =>
-        State(lane) is var s && s.ByOperator ? "paused by operator" : s.GateReason;
+    public string? PauseReason(SessionLane lane) => IsPaused(lane) ? "paused by operator" : null;
 
     public bool IsReady(SessionLane lane) => State(lane).Endpoint is not null;
 
     /// <summary>Completes once every lane has its receive endpoint (queue-per-lane topology).</summary>
     public Task AllReady => _allReady.Task;
-
-    /// <summary>The lane gate's wish: paused with a reason, or running (null).</summary>
-    public Task SetGatePauseAsync(SessionLane lane, string? reason, CancellationToken cancellationToken = default) =>
-        ApplyAsync(lane, s => s.GateReason = reason, cancellationToken);
 
     /// <summary>An operator's pause or resume (fleet commands, replayed by consumers that start later).</summary>
     public Task SetOperatorPauseAsync(SessionLane lane, bool paused, CancellationToken cancellationToken = default) =>
@@ -76,7 +58,7 @@ internal sealed class LaneEndpoints(IOptions<LaneQueueOptions> options) : IRecei
             change(state);
             if (_stop.IsCancellationRequested)
                 return; // stopping: the bus stops every endpoint itself
-            var wantStopped = state.GateReason is not null || state.ByOperator;
+            var wantStopped = state.ByOperator;
             if (state.Endpoint is not { } endpoint || wantStopped == state.Stopped)
                 return;
             if (wantStopped)

@@ -10,22 +10,19 @@ using RabbitMQ.Client.Events;
 namespace LaneQueue.Consumer;
 
 /// <summary>
-/// The lane gate of one consumer process (queue-per-lane topology): follows the lane states the fleet monitor broadcasts
-/// (<see cref="FleetMonitor"/>, one per fleet, reads the broker's depths and decides with <see cref="GatePolicy"/>) and
-/// pauses (basic.cancel) or resumes (basic.consume) this process's lane endpoints to match. A lane is marked held the
-/// moment the broadcast arrives, before its endpoint stops, so a delivery already prefetched is returned to its lane
-/// instead of starting (<see cref="LaneTaskConsumer"/>). Every process follows the same broadcast, so the whole fleet pauses
-/// together; the broker's cost does not grow with the fleet (one poll, one small message per consumer per change).
+/// The lane gate of one consumer process (queue-per-lane topology): follows the ready counts the fleet monitor broadcasts
+/// (<see cref="FleetMonitor"/>, one per fleet, reads the broker's depths) and hands them to the scheduler
+/// (<see cref="LaneSlots"/>), which holds a free slot for a higher lane whose ready work this process could start now instead
+/// of giving it to a lower lane. It never stops an endpoint: every lane keeps consuming, and which delivery starts is the
+/// scheduler's decision. The broker's cost does not grow with the fleet (one poll, one small message per consumer per change).
 /// </summary>
 internal sealed class LaneGate(
     IOptions<LaneQueueOptions> options,
     LaneEndpoints endpoints,
     LaneActivity activity,
-    ConsumerMetrics metrics,
+    LaneSlots slots,
     ILogger<LaneGate> logger) : BackgroundService
 {
-    readonly Dictionary<SessionLane, Task> _switching = [];
-    readonly string?[] _held = new string?[SessionLanes.All.Count];
     long _broadcasts;
 
     /// <summary>The latest ready counts the monitor read from the broker, by lane priority.</summary>
@@ -57,7 +54,7 @@ internal sealed class LaneGate(
                     var follower = new AsyncEventingBasicConsumer(channel);
                     follower.ReceivedAsync += (_, delivery) =>
                     {
-                        OnStates(delivery.Body, stoppingToken);
+                        OnStates(delivery.Body);
                         return Task.CompletedTask;
                     };
                     await channel.BasicConsumeAsync(queue, autoAck: true, follower, stoppingToken);
@@ -83,7 +80,7 @@ internal sealed class LaneGate(
         }
     }
 
-    void OnStates(ReadOnlyMemory<byte> body, CancellationToken cancellationToken)
+    void OnStates(ReadOnlyMemory<byte> body)
     {
         LaneStates states;
         try
@@ -98,37 +95,9 @@ internal sealed class LaneGate(
         Interlocked.Increment(ref _broadcasts);
         foreach (var state in states.Lanes)
         {
-            var i = (int)state.Lane;
-            if (i < 0 || i >= _held.Length)
-                continue;
-            Interlocked.Exchange(ref LastReady[i], state.Ready);
-            // At once: a delivery of this lane that arrives from now on is returned, not started.
-            endpoints.HoldForGate(state.Lane, state.Held is not null && state.ReturnHeld);
-            if (_held[i] is null == state.Held is null)
-                continue;
-            _held[i] = state.Held;
-            Switch(new GateChange(state.Lane, state.Held is not null, state.Held ?? "higher lanes drained"), cancellationToken);
+            if ((int)state.Lane is var i && i >= 0 && i < LastReady.Length)
+                Interlocked.Exchange(ref LastReady[i], state.Ready);
         }
-    }
-
-    void Switch(GateChange change, CancellationToken cancellationToken)
-    {
-        // Stopping an endpoint waits for its running tasks, so each lane switches on its own task,
-        // one switch at a time per lane, never holding up the broadcasts.
-        var previous = _switching.TryGetValue(change.Lane, out var running) ? running : Task.CompletedTask;
-        _switching[change.Lane] = previous.ContinueWith(async _ =>
-        {
-            if (change.Pause)
-            {
-                Log.LanePaused(logger, change.Lane.WireName(), change.Reason);
-                metrics.GatePaused(change.Lane);
-                await endpoints.SetGatePauseAsync(change.Lane, change.Reason, cancellationToken);
-            }
-            else
-            {
-                await endpoints.SetGatePauseAsync(change.Lane, null, cancellationToken);
-                Log.LaneResumed(logger, change.Lane.WireName(), change.Reason);
-            }
-        }, cancellationToken, TaskContinuationOptions.None, TaskScheduler.Default).Unwrap();
+        slots.SetReady([.. LastReady.Select(ready => Interlocked.Read(ref ready))]);
     }
 }

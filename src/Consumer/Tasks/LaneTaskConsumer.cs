@@ -40,7 +40,7 @@ internal sealed class LaneTaskConsumer(
     /// <summary>How long a copy waits for a run of the same id it cannot see finish, before it runs itself (at least once).</summary>
     static readonly TimeSpan DeferAtMost = TimeSpan.FromSeconds(30);
 
-    const string HeldByGate = "lane held by the gate (a higher lane has work waiting); returned to its lane, not started";
+    const string PausedByOperator = "lane paused by operator; returned to its lane";
 
     public async Task Consume(ConsumeContext<TaskDelivery> context)
     {
@@ -65,16 +65,10 @@ internal sealed class LaneTaskConsumer(
         context.ReceiveContext.TryGetPayload<RabbitMqBasicConsumeContext>(out var delivery);
         var properties = delivery?.Properties;
 
-        if (endpoints.IsPausedByOperator(task.Lane) && settings.Topology == LaneTopology.QueuePerLane)
+        if (endpoints.IsPaused(task.Lane) && settings.Topology == LaneTopology.QueuePerLane)
         {
             // Delivered while the endpoint is being stopped: back to the lane, untouched.
-            await outcome.ReturnToLaneAsync(task, attempt, properties, "lane paused by operator; returned to its lane");
-            return;
-        }
-        if (endpoints.IsHeldByGate(task.Lane) && settings.Topology == LaneTopology.QueuePerLane)
-        {
-            // Prefetched just before the gate closed the lane: back to the lane, not started.
-            await outcome.ReturnToLaneAsync(task, attempt, properties, HeldByGate);
+            await outcome.ReturnToLaneAsync(task, attempt, properties, PausedByOperator);
             return;
         }
         if (ledger.IsCancelled(task))
@@ -135,11 +129,18 @@ internal sealed class LaneTaskConsumer(
 
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, run.Cancel.Token);
         IAsyncDisposable slot;
-        using (var admitting = CancellationTokenSource.CreateLinkedTokenSource(stopping.Token, lifetime.ApplicationStopping))
+        using (var waitedTooLong = new CancellationTokenSource(TimeSpan.FromSeconds(options.Value.Gate.ReturnWaitingAfterSeconds)))
+        using (var admitting = CancellationTokenSource.CreateLinkedTokenSource(stopping.Token, lifetime.ApplicationStopping, waitedTooLong.Token))
         {
             try
             {
                 slot = await admission.AdmitAsync(task.Lane, admitting.Token);
+            }
+            catch (LaneSlots.LanePausedException)
+            {
+                // An operator paused the lane while this task waited here: back to the lane, untouched, before the endpoint stops.
+                await outcome.ReturnToLaneAsync(task, attempt, properties, PausedByOperator);
+                return;
             }
             catch (OperationCanceledException) when (lifetime.ApplicationStopping.IsCancellationRequested && !stopping.IsCancellationRequested)
             {
@@ -153,6 +154,14 @@ internal sealed class LaneTaskConsumer(
                 await outcome.EndWithoutRunAsync(task, attempt, TaskStatuses.Cancelled, TaskEvent.Cancelled, "cancelled before it started", DateTimeOffset.UtcNow);
                 return;
             }
+            catch (OperationCanceledException) when (waitedTooLong.IsCancellationRequested && !stopping.IsCancellationRequested)
+            {
+                // Held here longer than a delivery may stay unacked (the broker's consumer_timeout closes the channel): back to
+                // its lane (published and confirmed, then acked: no delivery counted on a quorum queue), where any consumer can take it.
+                await outcome.ReturnToLaneAsync(task, attempt, properties,
+                    $"waited {options.Value.Gate.ReturnWaitingAfterSeconds} s here for a slot (Gate:ReturnWaitingAfterSeconds); returned to its lane");
+                return;
+            }
         }
         RunEnd end;
         DateTimeOffset startedAt;
@@ -161,19 +170,17 @@ internal sealed class LaneTaskConsumer(
         // (the delivery is still acked only after its result is confirmed).
         await using (slot)
         {
-            if (endpoints.IsHeldByGate(task.Lane) && options.Value.Topology == LaneTopology.QueuePerLane)
-            {
-                // The gate closed the lane while this task waited for its slot: back to the lane, not started.
-                await outcome.ReturnToLaneAsync(task, attempt, properties, HeldByGate);
-                return;
-            }
+            // The handler and its scoped dependencies live for this run. One that cannot be built is the consumer's problem
+            // (dead-lettered with "consumer: could not finish the task"), not a failed run to retry.
+            await using var scope = execution.CreateScope();
+            var handler = execution.HandlerFor(task, mode, scope.ServiceProvider);
             startedAt = DateTimeOffset.UtcNow;
             activity.Started(task.Lane);
             clock.Start();
             try
             {
                 await outcome.StartedAsync(task, attempt, mode.Mode, startedAt);
-                end = await execution.RunAsync(task, attempt, run, mode, startedAt, stopping.Token, context.CancellationToken);
+                end = await execution.RunAsync(task, attempt, run, handler, mode, startedAt, stopping.Token, context.CancellationToken);
             }
             finally
             {

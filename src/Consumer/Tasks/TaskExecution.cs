@@ -59,10 +59,10 @@ internal sealed class TaskExecution(TaskHandlers handlers, IServiceProvider serv
         mode.Mode == TaskHandlerMode.External ? task.TimeoutMs ?? mode.TimeoutMs : task.TimeoutMs ?? options.Value.Queue.TimeoutMs(task.Lane);
 
     /// <summary>
-    /// Runs the task in a DI scope of its own (disposed when the run ends). <paramref name="stopping"/> fires when the task is cancelled or the delivery is abandoned;
+    /// Runs the task with its handler (from the run's own scope, <see cref="CreateScope"/>). <paramref name="stopping"/> fires when the task is cancelled or the delivery is abandoned;
     /// <paramref name="abandoned"/> alone (the consumer stopping past its drain time) lets the exception through.
     /// </summary>
-    public async Task<RunEnd> RunAsync(ExternalTask task, int attempt, RunningTasks.Run run, LaneHandlerConfig mode,
+    public async Task<RunEnd> RunAsync(ExternalTask task, int attempt, RunningTasks.Run run, ITaskHandler? handler, LaneHandlerConfig mode,
         DateTimeOffset startedAt, CancellationToken stopping, CancellationToken abandoned)
     {
         ArgumentNullException.ThrowIfNull(task);
@@ -73,11 +73,8 @@ internal sealed class TaskExecution(TaskHandlers handlers, IServiceProvider serv
         if (timeoutMs is { } ms)
             deadline.CancelAfter(TimeSpan.FromMilliseconds(Math.Clamp(ms, 1, TaskParser.MaxTimeoutMs)));
         RunEnd end;
-        await using var scope = CreateScope();
         try
         {
-            // Inside the run's error handling: a handler whose dependencies cannot be built fails the run like one that throws.
-            var handler = HandlerFor(task, mode, scope.ServiceProvider);
             if (handler is null)
             {
                 var completion = await external.RunAsync(task, attempt, settings.ConsumerName, TimeSpan.FromMilliseconds(timeoutMs ?? mode.TimeoutMs), deadline.Token);

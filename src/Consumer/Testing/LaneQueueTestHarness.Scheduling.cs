@@ -6,12 +6,12 @@ using Microsoft.Extensions.DependencyInjection;
 namespace LaneQueue.Consumer.Testing;
 
 /// <summary>
-/// The harness's scheduler and task lifecycle. One dispatcher at a time (<see cref="PumpAsync"/>) picks the next task
-/// under the lock: lanes highest first, skipping lanes paused by an operator or held back by the gate (the real
-/// <see cref="GatePolicy"/>, fed with the lanes' waiting counts instead of the broker's ready counts), a lane at its max
-/// concurrency, or one without a rate-limit token; when the slot budget is full nothing below starts and, as
-/// <see cref="Preemption"/> does, the lowest-lane preemptible task below is asked to yield. The run then follows
-/// <see cref="LaneTaskConsumer"/> step by step, with the same results, events, attempts and dead-letter reasons.
+/// The harness's task lifecycle around the consumer's own scheduler. One dispatcher at a time (<see cref="PumpAsync"/>) asks
+/// <see cref="LaneScheduler"/> (the decision core <see cref="LaneSlots"/> carries out on a consumer) for the next task under the
+/// lock: lane order with aging, operator pauses, lane limits, reserved slots, the budget, rate-limit tokens; when the
+/// highest waiting lane finds the budget full, the lowest-lane preemptible task below it is asked to yield. Every task is
+/// in memory here, so there is no broker work to hold a slot for. The run then follows <see cref="LaneTaskConsumer"/> step
+/// by step, with the same results, events, attempts and dead-letter reasons.
 /// </summary>
 public sealed partial class LaneQueueTestHarness
 {
@@ -26,11 +26,7 @@ public sealed partial class LaneQueueTestHarness
     /// <summary>How often a lane held back only by a rate limit is looked at again.</summary>
     const int RateLimitPollMs = 10;
 
-    readonly LinkedList<Entry>[] _waiting = new LinkedList<Entry>[SessionLanes.All.Count];
-    readonly bool[] _pausedByOperator = new bool[SessionLanes.All.Count];
-    readonly int[] _laneInUse = new int[SessionLanes.All.Count];
-    readonly DateTimeOffset?[] _lastStart = new DateTimeOffset?[SessionLanes.All.Count];
-    int _slotsInUse;
+    readonly LaneScheduler _scheduler;
     readonly HashSet<string> _runningIds = new(StringComparer.Ordinal);
     readonly HashSet<Entry> _retrying = [];
     readonly Dictionary<string, List<Entry>> _deferred = new(StringComparer.Ordinal);
@@ -107,60 +103,25 @@ public sealed partial class LaneQueueTestHarness
         }
     }
 
-    /// <summary>The next task to start, with its lane's and the budget's slot taken; null when none can start now.</summary>
+    /// <summary>The next task to start, with its slot taken (the scheduler's decision); null when none can start now.</summary>
     Entry? PickLocked()
     {
         _wakeAfterMs = null;
         if (!_open || _disposed)
             return null;
-        _gate?.Evaluate(new GateSnapshot(
-            [.. _waiting.Select(lane => (long)lane.Count)],
-            (DateTimeOffset?[])_lastStart.Clone(),
-            DateTimeOffset.UtcNow));
-        foreach (var lane in SessionLanes.All)
-        {
-            var i = (int)lane;
-            if (_waiting[i].Count == 0 || _pausedByOperator[i])
-                continue;
-            if (_gate is not null && _gate.IsPaused(lane))
-            {
-                if (_settings.Queue.PriorityBoost.Strategy != BoostStrategy.Disabled)
-                    WakeAfter(_settings.Gate.CheckIntervalMs); // aging may admit it later
-                continue;
-            }
-            if (_laneInUse[i] >= LaneLimit(lane))
-                continue;
-            if (_slotsInUse >= _settings.SlotBudget)
-            {
-                // Contended: no lower lane gets a slot before this one; ask a preemptible lower-lane run to yield.
-                _runs.RequestYieldBelow(lane);
-                return null;
-            }
-            if (!_rateLimits.CanStart(lane))
-            {
-                WakeAfter(RateLimitPollMs);
-                continue;
-            }
-            var entry = _waiting[i].First!.Value;
-            _waiting[i].RemoveFirst();
-            _laneInUse[i]++;
-            _slotsInUse++;
-            return entry;
-        }
-        return null;
+        var decision = _scheduler.Decide(DateTimeOffset.UtcNow, _rateLimits.CanStart);
+        if (decision.Contended is { } contended)
+            _runs.RequestYieldBelow(contended);
+        if (decision.Start is null && SessionLanes.All.Any(lane => _scheduler.Waiting(lane) > 0 && !_scheduler.IsPaused(lane) && !_rateLimits.CanStart(lane)))
+            WakeAfter(RateLimitPollMs); // a lane held back only by its rate limit: look again soon
+        return (Entry?)decision.Start?.State;
     }
-
-    /// <summary>A lane's concurrency: its max concurrency per lane; the whole budget in the single-queue priority topology.</summary>
-    int LaneLimit(SessionLane lane) =>
-        _settings.Topology == LaneTopology.PriorityQueue ? _settings.SlotBudget : _settings.Queue.MaxConcurrency(lane);
 
     void WakeAfter(int ms) => _wakeAfterMs = _wakeAfterMs is { } due ? Math.Min(due, ms) : ms;
 
-    void ReleaseLocked(SessionLane lane)
-    {
-        _laneInUse[(int)lane]--;
-        _slotsInUse--;
-    }
+    void ReleaseLocked(SessionLane lane) => _scheduler.Finished(lane);
+
+    IEnumerable<Entry> WaitingLocked(SessionLane lane) => _scheduler.WaitingIn(lane).Select(ticket => (Entry)ticket.State!);
 
     /// <summary>
     /// The delivery checks of <see cref="LaneTaskConsumer"/> in its order (cancelled, duplicate id, handler), then the start.
@@ -250,7 +211,6 @@ public sealed partial class LaneQueueTestHarness
         {
             _runningIds.Add(task.Id);
             _ledger.Record(task.Id, TaskLedger.Known.Running, _settings.ConsumerName);
-            _lastStart[(int)task.Lane] = startedAt;
             _startLog.Add(new StartedTask(task.Id, task.Lane, entry.Attempt, startedAt));
             PublishEventLocked(TaskRecords.Started(task, entry.Attempt, _settings.ConsumerName, _settings.HistoryPayloadMaxBytes));
             _runTasks.RemoveAll(t => t.IsCompleted);
@@ -472,22 +432,17 @@ public sealed partial class LaneQueueTestHarness
     }
 
     /// <summary>Puts a task at the back of its lane (a new task, a retry back from its delay, a task that yielded).</summary>
-    void EnqueueLocked(Entry entry) => _waiting[(int)entry.Task.Lane].AddLast(entry);
+    void EnqueueLocked(Entry entry) => _scheduler.Add(new LaneScheduler.Ticket(entry.Task.Lane, DateTimeOffset.UtcNow, entry));
 
     /// <summary>Ends every waiting task (in a lane, in a retry delay or parked as a copy) that a cancel now covers.</summary>
     void SweepCancelledLocked()
     {
-        foreach (var lane in _waiting)
+        foreach (var lane in SessionLanes.All)
         {
-            for (var node = lane.First; node is not null;)
+            foreach (var ticket in _scheduler.WaitingIn(lane).Where(t => _ledger.IsCancelled(((Entry)t.State!).Task)).ToList())
             {
-                var next = node.Next;
-                if (_ledger.IsCancelled(node.Value.Task))
-                {
-                    lane.Remove(node);
-                    FinishUnstartedLocked(node.Value, TaskStatuses.Cancelled, TaskEvent.Cancelled, "cancelled before it started");
-                }
-                node = next;
+                _scheduler.Remove(ticket);
+                FinishUnstartedLocked((Entry)ticket.State!, TaskStatuses.Cancelled, TaskEvent.Cancelled, "cancelled before it started");
             }
         }
         foreach (var retry in _retrying.Where(r => _ledger.IsCancelled(r.Task)).ToList())
@@ -575,8 +530,8 @@ public sealed partial class LaneQueueTestHarness
     static T Wire<T>(T value) => TaskJson.Deserialize<T>(TaskJson.Serialize(value));
 
     bool IsIdleLocked() =>
-        _slotsInUse == 0 && !_pumping && _retrying.Count == 0 && _eventsInFlight == 0
-        && (!_open || SessionLanes.All.All(lane => _waiting[(int)lane].Count == 0 || _pausedByOperator[(int)lane]));
+        _scheduler.InUse == 0 && !_pumping && _retrying.Count == 0 && _eventsInFlight == 0
+        && (!_open || SessionLanes.All.All(lane => _scheduler.Waiting(lane) == 0 || _scheduler.IsPaused(lane)));
 
     void SignalIfIdleLocked()
     {

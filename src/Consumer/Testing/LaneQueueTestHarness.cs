@@ -38,7 +38,6 @@ public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IAsyncDis
     readonly RunningTasks _runs = new();
     readonly LaneModes _modes;
     readonly HarnessRateLimits _rateLimits;
-    readonly GatePolicy? _gate;
     readonly CancellationTokenSource _disposing = new();
     readonly Timer _wake;
     ServiceProvider? _provider;
@@ -60,15 +59,10 @@ public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IAsyncDis
         Validate(_settings);
         _modes = new LaneModes(Options.Create(_settings));
         _rateLimits = new HarnessRateLimits(_settings);
-        if (_settings.Topology == LaneTopology.QueuePerLane && _settings.Gate.Enabled)
-        {
-            // Hysteresis is about polling a broker; in memory a lane resumes as soon as the lanes above it are clear.
-            _gate = new GatePolicy(new GateOptions { PauseAtReady = _settings.Gate.PauseAtReady, ResumeAfterClearChecks = 1 }, _settings.Queue.PriorityBoost);
-        }
+        // The consumer's scheduler; every task is in memory, so no slot is ever held for work at a broker.
+        _scheduler = new LaneScheduler(SchedulerRules.From(_settings) with { HoldForReady = false });
         _wake = new Timer(_ => RequestPump());
         _idle = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        for (var i = 0; i < _waiting.Length; i++)
-            _waiting[i] = new LinkedList<Entry>();
 
         _handlers.Add<EchoHandler>(EchoHandler.CommandType);
         _services.AddLogging();
@@ -189,7 +183,7 @@ public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IAsyncDis
         get
         {
             lock (_lock)
-                return _waiting.Sum(lane => lane.Count);
+                return _scheduler.WaitingTotal;
         }
     }
 
@@ -334,7 +328,7 @@ public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IAsyncDis
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            _pausedByOperator[(int)lane] = paused;
+            _scheduler.SetPaused(lane, paused);
             SignalIfIdleLocked();
         }
         RequestPump();
@@ -491,12 +485,12 @@ public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IAsyncDis
             reasons.Append($"; it was dead-lettered without a result: {letter.Reason}");
         if (_runningIds.Contains(task.Id))
             reasons.Append("; it is still running");
-        if (_waiting[(int)task.Lane].Any(e => e.Task.Id == task.Id))
+        if (WaitingLocked(task.Lane).Any(e => e.Task.Id == task.Id))
         {
             reasons.Append($"; it is waiting in lane '{task.Lane.WireName()}'");
             if (!_open)
                 reasons.Append(" and the harness is held (call Start())");
-            else if (_pausedByOperator[(int)task.Lane])
+            else if (_scheduler.IsPaused(task.Lane))
                 reasons.Append(", which is paused (ResumeLaneAsync)");
         }
         if (_retrying.Any(e => e.Task.Id == task.Id))
@@ -512,14 +506,13 @@ public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IAsyncDis
             parts.Add($"running: {string.Join(", ", _runningIds.Order(StringComparer.Ordinal).Take(10))}");
         foreach (var lane in SessionLanes.All)
         {
-            var waiting = _waiting[(int)lane];
-            if (waiting.Count == 0)
+            var waiting = _scheduler.Waiting(lane);
+            if (waiting == 0)
                 continue;
             var why = !_open ? "harness held"
-                : _pausedByOperator[(int)lane] ? "lane paused"
-                : _gate?.IsPaused(lane) == true ? "held back by higher lanes with waiting tasks (aging: Queue:PriorityBoost)"
-                : "waiting for a slot or a rate-limit token";
-            parts.Add($"{waiting.Count} waiting in {lane.WireName()} ({why})");
+                : _scheduler.IsPaused(lane) ? "lane paused"
+                : "waiting for a slot (higher lanes first, aging: Queue:PriorityBoost), its lane limit or a rate-limit token";
+            parts.Add($"{waiting} waiting in {lane.WireName()} ({why})");
         }
         if (_retrying.Count > 0)
             parts.Add($"{_retrying.Count} retr{(_retrying.Count == 1 ? "y" : "ies")} in their delay (RetryDelayScale = {RetryDelayScale})");

@@ -22,7 +22,7 @@ internal static class LaneQueueTelemetry
     public const string DeadLettered = "commands.dead_lettered";
     public const string Cancelled = "commands.cancelled";
     public const string Preemptions = "commands.preempted";
-    public const string GatePauses = "gate.pauses";
+    public const string LaneWaiting = "lane.waiting";
     public const string QueueDepth = "queue.depth";
     public const string QueueActive = "queue.active";
     public const string LanePaused = "lane.paused";

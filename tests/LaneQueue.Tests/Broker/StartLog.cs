@@ -7,28 +7,51 @@ namespace LaneQueue.Tests.Broker;
 
 /// <summary>
 /// A handler (command type <c>record</c>) that notes when and where each task starts and finishes, in one
-/// sequence over the whole fleet of in-process consumers, then sleeps <c>payload.ms</c>.
+/// sequence over the whole fleet of in-process consumers, then sleeps <c>payload.ms</c>. Each start also notes how many
+/// tasks of each lane were running on its consumer just then (<see cref="Entry.RunningHere"/>).
 /// </summary>
 public sealed class StartLog
 {
     public const string CommandType = "record";
 
+    readonly Dictionary<string, int[]> _running = [];
     long _sequence;
 
-    public sealed record Entry(string Id, SessionLane Lane, long Sequence, DateTimeOffset At, string Consumer);
+    /// <param name="RunningHere">Tasks of each lane (by lane priority) running on <paramref name="Consumer"/> when this one started.</param>
+    public sealed record Entry(string Id, SessionLane Lane, long Sequence, DateTimeOffset At, string Consumer, int[] RunningHere);
+
+    public sealed record End(string Id, SessionLane Lane, DateTimeOffset At, string Consumer);
 
     public ConcurrentQueue<Entry> Starts { get; } = new();
 
     public ConcurrentQueue<string> Finished { get; } = new();
 
+    public ConcurrentQueue<End> Ends { get; } = new();
+
     public async Task<object?> HandleAsync(TaskContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        Starts.Enqueue(new Entry(context.Task.Id, context.Task.Lane, Interlocked.Increment(ref _sequence), DateTimeOffset.UtcNow, context.ConsumerName));
-        var payload = context.Task.Payload;
-        var ms = payload.ValueKind == JsonValueKind.Object && payload.TryGetProperty("ms", out var value) ? value.GetInt32() : 0;
-        if (ms > 0)
-            await Task.Delay(ms, context.CancellationToken);
+        lock (_running)
+        {
+            var here = _running.TryGetValue(context.ConsumerName, out var counts) ? counts : _running[context.ConsumerName] = new int[SessionLanes.All.Count];
+            Starts.Enqueue(new Entry(context.Task.Id, context.Task.Lane, Interlocked.Increment(ref _sequence), DateTimeOffset.UtcNow, context.ConsumerName, (int[])here.Clone()));
+            here[(int)context.Task.Lane]++;
+        }
+        try
+        {
+            var payload = context.Task.Payload;
+            var ms = payload.ValueKind == JsonValueKind.Object && payload.TryGetProperty("ms", out var value) ? value.GetInt32() : 0;
+            if (ms > 0)
+                await Task.Delay(ms, context.CancellationToken);
+        }
+        finally
+        {
+            lock (_running)
+            {
+                _running[context.ConsumerName][(int)context.Task.Lane]--;
+                Ends.Enqueue(new End(context.Task.Id, context.Task.Lane, DateTimeOffset.UtcNow, context.ConsumerName));
+            }
+        }
         Finished.Enqueue(context.Task.Id);
         return null;
     }
@@ -36,6 +59,23 @@ public sealed class StartLog
     public Entry? StartOf(string id) => Starts.FirstOrDefault(s => s.Id == id);
 
     public int StartedIn(SessionLane lane) => Starts.Count(s => s.Lane == lane);
+
+    /// <summary>
+    /// Slot time the handlers of <paramref name="consumer"/> used between <paramref name="from"/> and <paramref name="to"/>,
+    /// as a share of <paramref name="slots"/> slots over that time (1 = every slot busy all the time).
+    /// </summary>
+    public double Utilization(string consumer, DateTimeOffset from, DateTimeOffset to, int slots)
+    {
+        var ends = Ends.Where(e => e.Consumer == consumer).GroupBy(e => e.Id).ToDictionary(g => g.Key, g => g.Max(e => e.At));
+        var busy = 0.0;
+        foreach (var start in Starts.Where(s => s.Consumer == consumer))
+        {
+            var began = start.At > from ? start.At : from;
+            var ended = ends.TryGetValue(start.Id, out var at) && at < to ? at : to;
+            busy += Math.Max(0, (ended - began).TotalMilliseconds);
+        }
+        return busy / ((to - from).TotalMilliseconds * slots);
+    }
 
     public static ExternalTask Make(string id, SessionLane lane, int ms) => ExternalTask.Create(id, lane, new { ms }, CommandType);
 }

@@ -49,7 +49,7 @@ public sealed class FleetStateRestartTests(FaultBrokerFixture broker, ITestOutpu
         try
         {
             await TestVhost.EventuallyAsync(() => Task.FromResult(after.IsPaused(SessionLane.Generate)), "generate paused on the consumer started after the restart");
-            Assert.True(after.Services.GetRequiredService<LaneEndpoints>().IsPausedByOperator(SessionLane.Generate));
+            Assert.True(after.Services.GetRequiredService<LaneEndpoints>().IsPaused(SessionLane.Generate));
             Assert.False(after.IsPaused(SessionLane.Query));
 
             // And it runs generate again once resumed.

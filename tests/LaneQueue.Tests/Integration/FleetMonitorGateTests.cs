@@ -9,8 +9,8 @@ using RabbitMQ.Client;
 namespace LaneQueue.Tests.Integration;
 
 /// <summary>
-/// The lane gate with one monitor per fleet: exactly one consumer reads the depths and raises the lane events, and a
-/// lower-lane delivery a consumer already holds when the gate closes its lane is returned to the lane, not started.
+/// The lane gate with one monitor per fleet: exactly one consumer reads the depths and raises the lane events; an operator's
+/// pause stops its lane only, and hands the deliveries of that lane a consumer holds back to the lane, not started.
 /// </summary>
 [Collection(BrokerCollection.Name)]
 public sealed class FleetMonitorGateTests(BrokerFixture broker) : IAsyncLifetime
@@ -57,7 +57,7 @@ public sealed class FleetMonitorGateTests(BrokerFixture broker) : IAsyncLifetime
     }
 
     [Fact]
-    public async Task A_delivery_waiting_for_a_slot_when_the_gate_closes_its_lane_is_returned_not_started()
+    public async Task A_delivery_waiting_for_a_slot_when_an_operator_pauses_its_lane_goes_back_to_its_lane_not_started()
     {
         var log = new StartLog();
         // One slot, two generate deliveries: the first runs, the second waits inside the consumer for the slot.
@@ -70,21 +70,40 @@ public sealed class FleetMonitorGateTests(BrokerFixture broker) : IAsyncLifetime
         await TestVhost.EventuallyAsync(() => Task.FromResult(log.StartOf("g-running") is not null), "the first generate task running");
         await _fleet.Producer.SubmitTaskAsync(StartLog.Make("g-waiting", SessionLane.Generate, 10));
         var generate = BrokerNames.LaneQueue(SessionLane.Generate);
-        await TestVhost.EventuallyAsync(async () => await _fleet.Vhost.ReadyAsync(generate) == 0, "the second delivered to the consumer");
+        await TestVhost.EventuallyAsync(() => Task.FromResult(consumer.Services.GetRequiredService<LaneSlots>().WaitingIn(SessionLane.Generate) == 1),
+            "the second delivered to the consumer, waiting for the slot");
 
-        // Queries wait (query paused by an operator), so the gate closes generate while the second task waits for the slot.
-        await _fleet.Producer.PauseLaneAsync(SessionLane.Query);
-        await TestVhost.EventuallyAsync(() => Task.FromResult(consumer.IsPaused(SessionLane.Query)), "query paused");
-        await _fleet.Producer.SubmitTaskAsync(StartLog.Make("q-1", SessionLane.Query, 10));
-        await TestVhost.EventuallyAsync(() => Task.FromResult(consumer.Services.GetRequiredService<LaneEndpoints>().IsHeldByGate(SessionLane.Generate)), "the gate holds generate");
-        await TestVhost.EventuallyAsync(() => Task.FromResult(log.Finished.Contains("g-running")), "the first generate task finished");
+        await _fleet.Producer.PauseLaneAsync(SessionLane.Generate);
         await TestVhost.EventuallyAsync(async () => await _fleet.Vhost.ReadyAsync(generate) == 1, "the waiting task back in its lane");
         Assert.Null(log.StartOf("g-waiting"));
+        Assert.False(log.Finished.Contains("g-running"), "returned before the running task ended: the pause does not wait for the slot");
 
-        await _fleet.Producer.ResumeLaneAsync(SessionLane.Query);
-        await TestVhost.EventuallyAsync(() => Task.FromResult(log.StartOf("g-waiting") is not null), "the returned task ran once the query lane drained");
-        Assert.True(log.StartOf("q-1")!.Sequence < log.StartOf("g-waiting")!.Sequence);
+        await _fleet.Producer.ResumeLaneAsync(SessionLane.Generate);
+        await TestVhost.EventuallyAsync(() => Task.FromResult(log.StartOf("g-waiting") is not null), "the returned task ran once the lane resumed");
         Assert.Single(log.Starts, s => s.Id == "g-waiting");
+    }
+
+    /// <summary>
+    /// An operator's pause stops that lane only: with control paused and control work ready at the broker, the lanes below it
+    /// go on (the rule before 1.0 held every lower lane behind it until aging let them through).
+    /// </summary>
+    [Fact]
+    public async Task Pausing_a_higher_lane_with_work_waiting_does_not_hold_the_lanes_below_it()
+    {
+        var log = new StartLog();
+        var consumer = await _fleet.StartConsumerAsync("pause-one", configure: null, h => h.AddHandler(StartLog.CommandType, log.HandleAsync));
+        await _fleet.Producer.PauseLaneAsync(SessionLane.Control);
+        await TestVhost.EventuallyAsync(() => Task.FromResult(consumer.IsPaused(SessionLane.Control)), "control paused");
+        foreach (var i in Enumerable.Range(1, 5))
+            await _fleet.Producer.SubmitTaskAsync(StartLog.Make($"c-{i}", SessionLane.Control, 10));
+        await TestVhost.EventuallyAsync(() => Task.FromResult(consumer.Gate().LastReady[(int)SessionLane.Control] == 5), "the gate reads control's 5 ready");
+        foreach (var lane in new[] { SessionLane.Query, SessionLane.Execute, SessionLane.Generate })
+            await _fleet.Producer.SubmitTaskAsync(StartLog.Make($"x-{lane.WireName()}", lane, 10));
+        await TestVhost.EventuallyAsync(() => Task.FromResult(log.Finished.Count == 3), "query, execute and generate ran while control was paused", 20);
+        Assert.DoesNotContain(log.Starts, s => s.Lane == SessionLane.Control);
+
+        await _fleet.Producer.ResumeLaneAsync(SessionLane.Control);
+        await TestVhost.EventuallyAsync(() => Task.FromResult(log.Finished.Count == 8), "control ran once resumed");
     }
 
     static bool IsMonitor(Microsoft.Extensions.Hosting.IHost host) => host.Services.GetRequiredService<FleetMonitor>().IsMonitor;

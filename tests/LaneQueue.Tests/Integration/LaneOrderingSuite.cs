@@ -8,17 +8,15 @@ namespace LaneQueue.Tests.Integration;
 
 /// <summary>
 /// Priority between lanes across a fleet of two consumers (two buses in this process), asserted on the recorded start
-/// sequence. Every slot of every consumer is busy on the lower lane when the higher-lane work arrives (generate
-/// concurrency = query concurrency = slot budget = 4, as in the bench), so the higher lane can only get a slot the lower
-/// lane gives up.
+/// sequence. Every slot of every consumer is busy on the lower lane when the higher-lane work arrives.
 /// <para>
-/// The burst tests are what the lane gate is for: more higher-lane tasks than the fleet prefetches, so some wait at the
-/// broker. While they wait, the gate keeps the lower lane's endpoint stopped on every consumer; without it every
-/// consumer keeps taking lower-lane deliveries and hands them the slots its finished higher-lane tasks give back. The
-/// suite runs against both topologies with the gate on (<see cref="QueuePerLaneOrderingTests"/>,
-/// <see cref="PriorityQueueOrderingTests"/>) and as a control run with the gate off
-/// (<see cref="QueuePerLaneGateOffControlTests"/>), which must show more overtakes than the bound the others are held to:
-/// a suite that passed without the gate would prove nothing about it.
+/// The rule (<see cref="LaneScheduler"/>): a free slot goes to the highest lane that can start a task now. An overtake is
+/// therefore a lower-lane start on a consumer that had room for a waiting higher-lane task: fewer higher-lane tasks running
+/// there than the lane's limit, while tasks of the burst waited (from the broker's confirm of the whole burst to the start of
+/// its last task). A lower-lane start beside a higher lane at its own limit is the rule at work, not an overtake: the burst
+/// tests also assert that the consumers' slots stay busy while the burst waits. Two control runs must fail what the gate
+/// holds: the gate off (<see cref="QueuePerLaneGateOffControlTests"/>: overtakes) and the rule before 1.0
+/// (<see cref="QueuePerLaneStrictControlTests"/>: lower lanes held behind a higher lane at its limit, slots idle).
 /// </para>
 /// </summary>
 public abstract class LaneOrderingSuite(BrokerFixture broker, ITestOutputHelper output) : FleetTest(broker)
@@ -26,15 +24,19 @@ public abstract class LaneOrderingSuite(BrokerFixture broker, ITestOutputHelper 
     /// <summary>Lower-lane backlog: long enough to still be waiting when the burst has all started.</summary>
     const int BacklogSize = 1000;
     const int BacklogMs = 50;
-    /// <summary>
-    /// Higher-lane burst: well over the fleet's prefetch of that lane (2 x 4 query, 2 x 2 control). Each task runs 200 ms:
-    /// no higher-lane slot is given back before the gate's pause has had that long to land (on a loaded machine too).
-    /// </summary>
+    /// <summary>Higher-lane burst: well over what the fleet holds of that lane. Each task runs 200 ms.</summary>
     const int BurstSize = 100;
     const int BurstMs = 200;
+    /// <summary>Share of slot time the handlers must fill while a burst waits (the strict rule leaves half of it idle).</summary>
+    const double MinUtilization = 0.8;
 
     /// <summary>False in the control run: the lane gate is switched off (<c>Gate:Enabled=false</c>).</summary>
     protected virtual bool GateEnabled => true;
+
+    protected virtual GateMode Mode => GateMode.WorkConserving;
+
+    /// <summary>Which control this is, if any: the name its evidence files carry.</summary>
+    protected virtual string Run => "gate-on";
 
     static readonly SessionQueueConfig Lanes = new() { GenerateMaxConcurrency = SlotBudget, QueryMaxConcurrency = SlotBudget };
 
@@ -42,31 +44,31 @@ public abstract class LaneOrderingSuite(BrokerFixture broker, ITestOutputHelper 
     {
         ArgumentNullException.ThrowIfNull(options);
         options.Gate.Enabled = GateEnabled;
+        options.Gate.Mode = Mode;
         options.Queue = options.Queue with { GenerateMaxConcurrency = Lanes.GenerateMaxConcurrency, QueryMaxConcurrency = Lanes.QueryMaxConcurrency };
     }
 
+    int Limit(SessionLane lane) => Topology == LaneTopology.QueuePerLane ? Lanes.MaxConcurrency(lane) : SlotBudget;
+
     /// <summary>
-    /// Lower-lane deliveries the fleet holds under prefetch: queue per lane, the lane's prefetch (= its max concurrency, 4)
-    /// per consumer; priority queue, the consumer's prefetch (= the slot budget, 4), since the broker orders by priority
-    /// only what it has not delivered yet. A single higher-lane task may be overtaken by at most these.
+    /// Lower-lane deliveries the fleet holds under prefetch in the single-queue topology (the consumer's prefetch = the slot
+    /// budget, since the broker orders by priority only what it has not delivered yet). A single higher-lane task may be
+    /// overtaken by at most these.
     /// </summary>
     protected int Prefetched(SessionLane lowerLane) =>
         Consumers * (Topology == LaneTopology.QueuePerLane ? Lanes.MaxConcurrency(lowerLane) : SlotBudget);
 
     /// <summary>
-    /// Lower-lane tasks that may start while a burst waits: what the fleet holds under prefetch when the burst lands, and as
-    /// many again while every consumer's gate reads the broker and stops the lane (on a loaded 2-core machine that takes
-    /// some of the lower lane's task turnovers). Without the gate the count is not bounded by anything but the burst's length.
+    /// Overtakes allowed per burst: one per consumer with queue per lane (a start decided just before the burst's first
+    /// delivery or the monitor's count reached it); in the single-queue topology what the fleet holds under prefetch, twice.
     /// </summary>
-    protected int Bound(SessionLane lowerLane) => 2 * Prefetched(lowerLane);
+    protected int Bound(SessionLane lowerLane) => Topology == LaneTopology.QueuePerLane ? Consumers : 2 * Prefetched(lowerLane);
 
-    sealed record Outcome(int Overtakes, int BacklogStarted, TimeSpan BurstSpan, string Describe);
+    sealed record Outcome(int Overtakes, int BacklogStarted, TimeSpan BurstSpan, double Utilization, string Describe);
 
     /// <summary>
     /// Fills every slot with <paramref name="lower"/> work, then submits a burst of <paramref name="higher"/> tasks and
-    /// counts the lower-lane tasks that started while the burst waited: after the broker had confirmed the whole burst and
-    /// before its last task started (the last ones waited at the broker all that time). Lower-lane tasks that start while
-    /// the burst is still being published are not counted: a consumer cannot prefer work it has not been given yet.
+    /// counts the overtakes while the burst waited, and the share of slot time the handlers filled meanwhile.
     /// </summary>
     async Task<Outcome> BurstBehindBacklogAsync(SessionLane lower, SessionLane higher)
     {
@@ -77,20 +79,24 @@ public abstract class LaneOrderingSuite(BrokerFixture broker, ITestOutputHelper 
         var confirmed = DateTimeOffset.UtcNow;
         await WaitForStartsAsync(higher, BurstSize);
         var last = Log.Starts.Where(s => s.Lane == higher).MaxBy(s => s.Sequence)!;
-        var overtakes = Log.Starts.Count(s => s.Lane == lower && s.At > confirmed && s.Sequence < last.Sequence);
-        var describe = $"{overtakes} {lower.WireName()} tasks started while {BurstSize} {higher.WireName()} tasks ({BurstMs} ms each) waited " +
+        var inWindow = Log.Starts.Where(s => s.Lane == lower && s.At > confirmed && s.Sequence < last.Sequence).ToList();
+        var overtakes = inWindow.Count(s => s.RunningHere[(int)higher] < Limit(higher));
+        var utilization = Names.Average(name => Log.Utilization(name, confirmed, last.At, SlotBudget));
+        var describe = $"{overtakes} {lower.WireName()} tasks started on a consumer with room for a waiting {higher.WireName()} task " +
+                       $"({inWindow.Count} {lower.WireName()} starts in all) while {BurstSize} {higher.WireName()} tasks ({BurstMs} ms each) waited " +
                        $"(from the broker's confirm of the whole burst to the start of its last task, {(last.At - confirmed).TotalMilliseconds:0} ms); " +
-                       $"bound {Bound(lower)} (2 x {Prefetched(lower)} delivered under prefetch over {Consumers} consumers); gate {(GateEnabled ? "on" : "off")}, {Topology}";
-        return new Outcome(overtakes, Log.StartedIn(lower), last.At - confirmed, describe);
+                       $"bound {Bound(lower)}; slots busy {utilization:P0} meanwhile; {Run}, {Topology}";
+        return new Outcome(overtakes, Log.StartedIn(lower), last.At - confirmed, utilization, describe);
     }
 
     void AssertBound(Outcome outcome, SessionLane lower, string test)
     {
         output.WriteLine(outcome.Describe);
-        Evidence.Write($"ordering-{(GateEnabled ? "gate-on" : "gate-off")}-{Topology}-{test}", new
+        Evidence.Write($"ordering-{Run}-{Topology}-{test}", new
         {
             Topology = Topology.ToString(),
             Gate = GateEnabled,
+            Mode = Mode.ToString(),
             Consumers,
             SlotBudget,
             BacklogLane = lower.WireName(),
@@ -100,19 +106,30 @@ public abstract class LaneOrderingSuite(BrokerFixture broker, ITestOutputHelper 
             BurstTaskMs = BurstMs,
             outcome.Overtakes,
             Bound = Bound(lower),
+            Utilization = Math.Round(outcome.Utilization, 3),
             BurstSpanMs = Math.Round(outcome.BurstSpan.TotalMilliseconds),
-            Asserted = GateEnabled ? $"overtakes <= {Bound(lower)}" : $"overtakes > {Bound(lower)}",
+            Asserted = Run switch
+            {
+                "gate-off" => $"overtakes > {Bound(lower)}",
+                "strict" => $"utilization < {MinUtilization} (behind control)",
+                _ => $"overtakes <= {Bound(lower)}, utilization >= {MinUtilization}",
+            },
         }, outcome.Describe);
         Assert.True(outcome.BacklogStarted < BacklogSize, $"the {lower.WireName()} backlog must still be waiting when the burst has started: {outcome.Describe}");
         Assert.True(outcome.BurstSpan > TimeSpan.FromMilliseconds(BurstMs * 2), $"the burst drained too fast to tell: {outcome.Describe}");
-        if (GateEnabled)
+        switch (Run)
         {
-            Assert.True(outcome.Overtakes <= Bound(lower), outcome.Describe);
-        }
-        else
-        {
-            // The control run: the same scenario without the gate must break the bound, or the suite cannot tell the gate is there.
-            Assert.True(outcome.Overtakes > Bound(lower), "the gate-off control run must exceed the bound the gate holds: " + outcome.Describe);
+            case "gate-off":
+                // The control run: the same scenario without the gate must break the bound, or the suite cannot tell the gate is there.
+                Assert.True(outcome.Overtakes > Bound(lower), "the gate-off control run must exceed the bound the gate holds: " + outcome.Describe);
+                break;
+            case "strict":
+                Assert.True(outcome.Overtakes <= Bound(lower), outcome.Describe);
+                break;
+            default:
+                Assert.True(outcome.Overtakes <= Bound(lower), outcome.Describe);
+                Assert.True(outcome.Utilization >= MinUtilization, $"slots idle while the burst waited: {outcome.Describe}");
+                break;
         }
     }
 
@@ -132,10 +149,16 @@ public abstract class LaneOrderingSuite(BrokerFixture broker, ITestOutputHelper 
     }
 
     [Fact]
-    public async Task A_control_burst_starts_before_the_waiting_query_backlog()
+    public async Task A_control_burst_starts_before_the_waiting_query_backlog_and_query_keeps_the_slots_control_cannot_use()
     {
         var outcome = await BurstBehindBacklogAsync(SessionLane.Query, SessionLane.Control);
         AssertBound(outcome, SessionLane.Query, "control-burst-behind-query");
+        if (Run == "strict")
+        {
+            // The rule before 1.0 holds query behind control's ready work although control is at its limit of 2 of the 4
+            // slots: half the fleet idles while the burst waits. The work-conserving rule is held to MinUtilization.
+            Assert.True(outcome.Utilization < MinUtilization, "the strict control run must leave slots idle: " + outcome.Describe);
+        }
     }
 
     /// <summary>
@@ -151,8 +174,8 @@ public abstract class LaneOrderingSuite(BrokerFixture broker, ITestOutputHelper 
         await Producer.SubmitTaskAsync(StartLog.Make("urgent", SessionLane.Query, 0));
         var urgent = await StartOfAsync("urgent");
         var overtakes = Log.Starts.Count(s => s.Lane == SessionLane.Generate && s.At >= submittedAt && s.Sequence < urgent.Sequence);
-        output.WriteLine($"{overtakes} generate tasks started between the query's submit and its start; bound {Prefetched(SessionLane.Generate)}; gate {(GateEnabled ? "on" : "off")}, {Topology}");
-        Evidence.Write($"ordering-{(GateEnabled ? "gate-on" : "gate-off")}-{Topology}-single-query-behind-generate", new
+        output.WriteLine($"{overtakes} generate tasks started between the query's submit and its start; bound {Prefetched(SessionLane.Generate)}; {Run}, {Topology}");
+        Evidence.Write($"ordering-{Run}-{Topology}-single-query-behind-generate", new
         {
             Topology = Topology.ToString(),
             Gate = GateEnabled,
@@ -189,4 +212,20 @@ public sealed class QueuePerLaneGateOffControlTests(BrokerFixture broker, ITestO
     protected override LaneTopology Topology => LaneTopology.QueuePerLane;
 
     protected override bool GateEnabled => false;
+
+    protected override string Run => "gate-off";
+}
+
+/// <summary>
+/// The control run for slot use: queue per lane with the rule before 1.0 (<see cref="GateMode.Strict"/>: every lower lane
+/// waits while a higher lane has ready work, even at its own limit). The control burst must leave slots idle.
+/// </summary>
+[Collection(BrokerCollection.Name)]
+public sealed class QueuePerLaneStrictControlTests(BrokerFixture broker, ITestOutputHelper output) : LaneOrderingSuite(broker, output)
+{
+    protected override LaneTopology Topology => LaneTopology.QueuePerLane;
+
+    protected override GateMode Mode => GateMode.Strict;
+
+    protected override string Run => "strict";
 }

@@ -88,7 +88,7 @@ public sealed partial class MonitoringKitTests(BrokerFixture broker, ITestOutput
             Assert.True((await producer.SubmitAndWaitAsync(ExternalTask.Create("scrape-ok", SessionLane.Query), Wait)).Success);
             Assert.False((await producer.SubmitAndWaitAsync(ExternalTask.Create("scrape-fail", SessionLane.Execute, null, "fail"), Wait)).Success);
             await producer.PauseLaneAsync(SessionLane.Generate);
-            await TestVhost.EventuallyAsync(() => Task.FromResult(app.Services.GetRequiredService<LaneEndpoints>().IsPausedByOperator(SessionLane.Generate)), "generate paused");
+            await TestVhost.EventuallyAsync(() => Task.FromResult(app.Services.GetRequiredService<LaneEndpoints>().IsPaused(SessionLane.Generate)), "generate paused");
             var text = "";
             await TestVhost.EventuallyAsync(async () => (text = await http.GetStringAsync("/metrics")).Contains("commands_dead_lettered", StringComparison.Ordinal), "dead letters in /metrics");
             return text;

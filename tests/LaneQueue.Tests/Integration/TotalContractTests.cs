@@ -181,8 +181,8 @@ public class TotalContractTests(BrokerFixture broker, ITestOutputHelper output)
     /// <summary>
     /// The hostile corpus of <see cref="HostileInputTests"/> in one burst, next to valid tasks in every lane (the control
     /// lane busy with short sleeps), into one consumer with its lane gate on: every readable id gets exactly one result and
-    /// one terminal event, the others none, every valid task completes, nothing is left in a lane. The lane queues' redeliver
-    /// counts then rise without any consumer dying; the consumer's own receive observer shows where each redelivery came from.
+    /// one terminal event, the others none, every valid task completes, nothing is left in a lane, and no lane queue counts a
+    /// single redelivery (the broker's counters and the consumer's own receive observer agree: the gate hands nothing back).
     /// </summary>
     [Fact]
     public async Task Hostile_corpus_burst_answers_each_readable_id_once_and_its_redeliveries_are_accounted_for()
@@ -190,16 +190,6 @@ public class TotalContractTests(BrokerFixture broker, ITestOutputHelper output)
         await using var vhost = await broker.CreateVhostAsync();
         var consumer = await ConsumerHost.StartAsync(vhost.Url);
         var trace = new RedeliveryTrace();
-        var pauses = new ConcurrentQueue<(DateTimeOffset At, string Lane)>();
-        using var meters = new System.Diagnostics.Metrics.MeterListener();
-        meters.InstrumentPublished = (instrument, l) =>
-        {
-            if (instrument.Meter.Name == LaneQueueTelemetry.Name && instrument.Name == LaneQueueTelemetry.GatePauses)
-                l.EnableMeasurementEvents(instrument);
-        };
-        meters.SetMeasurementEventCallback<long>((_, _, tags, _) =>
-            pauses.Enqueue((DateTimeOffset.UtcNow, tags.ToArray().FirstOrDefault(t => t.Key == "lane").Value as string ?? "?")));
-        meters.Start();
         try
         {
             consumer.Services.GetRequiredService<ILaneQueueBus>().ConnectReceiveObserver(trace);
@@ -255,17 +245,13 @@ public class TotalContractTests(BrokerFixture broker, ITestOutputHelper output)
                 var queue = BrokerNames.LaneQueue(lane);
                 var rose = after[queue] - before[queue];
                 var mine = seen.Where(r => r.Queue == queue).ToList();
-                report.AppendLine($"{queue}: broker redeliver +{rose}; consumer saw {mine.Count} redelivered ({string.Join(", ", mine.Select(r => r.Id ?? "(no id)"))}); " +
-                    $"gate paused it {pauses.Count(p => p.Lane == lane.WireName())} time(s)");
-                // Every redelivery the broker counts is one the consumer saw, of a lane its gate paused (stopping the lane's
-                // endpoint hands its prefetched, not yet started deliveries back to the broker).
-                Assert.Equal(rose, mine.Count);
-                if (rose > 0)
-                    Assert.True(pauses.Any(p => p.Lane == lane.WireName()), $"{queue} was redelivered {rose} time(s) but never paused:\n{report}");
-                // ... and none of them had started before it came back: the copy's first run is after its redelivery.
-                Assert.All(mine, r => Assert.DoesNotContain(listener.EventsOf(r.Id ?? ""), e => e.Event == TaskEvent.Started && e.At < r.At));
+                report.AppendLine($"{queue}: broker redeliver +{rose}; consumer saw {mine.Count} redelivered ({string.Join(", ", mine.Select(r => r.Id ?? "(no id)"))})");
             }
             output.WriteLine(report.ToString());
+            // Scheduling never hands a delivery back to the broker: the lane gate stops no endpoint (it only orders the slots),
+            // so no consumer died and no lane was paused means no redelivery at all (a quorum queue counts each one).
+            foreach (var lane in SessionLanes.All)
+                Assert.True(after[BrokerNames.LaneQueue(lane)] - before[BrokerNames.LaneQueue(lane)] == 0 && seen.Count == 0, $"redelivered:\n{report}");
         }
         finally
         {

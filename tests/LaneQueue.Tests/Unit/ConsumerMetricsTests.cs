@@ -13,7 +13,8 @@ public sealed class ConsumerMetricsTests
     {
         using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
         var options = Options.Create(new LaneQueueOptions { Queue = new SessionQueueConfig { EnableMetrics = enabled } });
-        var metrics = new ConsumerMetrics(services.GetRequiredService<IMeterFactory>(), new LaneActivity(), new LaneEndpoints(options), options);
+        var metrics = new ConsumerMetrics(services.GetRequiredService<IMeterFactory>(), new LaneActivity(), new LaneEndpoints(options),
+            new LaneSlots(options, new RunningTasks(), Microsoft.Extensions.Logging.Abstractions.NullLogger<LaneSlots>.Instance), options);
         var recorded = 0;
         using var listener = new MeterListener();
         listener.InstrumentPublished = (instrument, l) =>

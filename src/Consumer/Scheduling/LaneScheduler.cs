@@ -1,0 +1,259 @@
+using LaneQueue.Contracts;
+
+namespace LaneQueue.Consumer;
+
+/// <summary>How the scheduler treats work that is ready at the broker but not delivered to this process yet.</summary>
+public enum GateMode
+{
+    /// <summary>
+    /// A free slot is held for a higher lane with ready work at the broker only while this process could start it now (room
+    /// under the lane's limit and the reserved slots, its tokens, not paused); a lane that cannot start passes its turn.
+    /// </summary>
+    WorkConserving,
+
+    /// <summary>
+    /// The rule before 1.0: every lower lane waits while a higher lane has ready work at the broker, even one this process
+    /// cannot start (kept as a control for tests and benchmarks: it idles capacity under a mixed flood).
+    /// </summary>
+    Strict,
+}
+
+/// <summary>The rules the scheduler decides by, from the consumer's options.</summary>
+/// <param name="SlotBudget">Tasks this process runs at once over all lanes.</param>
+/// <param name="LaneLimits">Max concurrency per lane (by lane priority).</param>
+/// <param name="Reserved">Slots of the budget only a lane and the lanes above it may use (by lane priority).</param>
+/// <param name="Boost">Aging: how a lane's priority rises while its oldest task waits here.</param>
+/// <param name="HoldForReady">Whether a slot may be held for a higher lane's ready work at the broker (the fleet gate is on).</param>
+/// <param name="Mode">Which higher lanes a slot is held for (<see cref="GateMode"/>).</param>
+/// <param name="PauseAtReady">Ready messages at the broker from which a lane counts as having work there.</param>
+/// <param name="HoldTimeout">Longest a free slot is held for a lane whose ready work does not arrive (until the next broadcast).</param>
+internal sealed record SchedulerRules(
+    int SlotBudget,
+    IReadOnlyList<int> LaneLimits,
+    IReadOnlyList<int> Reserved,
+    PriorityBoost Boost,
+    bool HoldForReady,
+    GateMode Mode,
+    int PauseAtReady,
+    TimeSpan HoldTimeout)
+{
+    public static SchedulerRules From(LaneQueueOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        var single = options.Topology == LaneTopology.PriorityQueue;
+        return new SchedulerRules(
+            options.SlotBudget,
+            [.. SessionLanes.All.Select(lane => single ? options.SlotBudget : options.Queue.MaxConcurrency(lane))],
+            [.. SessionLanes.All.Select(lane => options.ReservedSlots.GetValueOrDefault(lane))],
+            options.Queue.PriorityBoost,
+            options.Gate.Enabled && !single,
+            options.Gate.Mode,
+            options.Gate.PauseAtReady,
+            TimeSpan.FromMilliseconds(options.Gate.HoldTimeoutMs));
+    }
+}
+
+/// <summary>
+/// The scheduling decision of one process, free of I/O and clocks (the caller passes the time): which waiting task a free
+/// slot goes to, when a slot is held for a higher lane's work on its way from the broker, and which lane is kept waiting by
+/// a full budget (so lower-lane preemptible work is asked to yield). The consumer (<see cref="LaneSlots"/>) and the test
+/// harness only carry out its answers.
+/// <para>
+/// The rule (the original's scheduler, extended to the fleet): lanes are taken in order of effective priority (the lane's
+/// priority, raised by aging while its oldest task waits here); the first lane that has a task it can start now gets the
+/// slot. A lane that cannot start (paused, at its limit, short of a token, or only the reserved slots of higher lanes left)
+/// passes its turn. A lane with no task here but ready work at the broker that this process could start now holds the slot
+/// for it (for at most <see cref="SchedulerRules.HoldTimeout"/>), so that a lower lane never starts on a process that had
+/// room for a waiting higher-lane task.
+/// </para>
+/// </summary>
+internal sealed class LaneScheduler
+{
+    /// <summary>A task waiting for a slot here (a delivery the process holds), and whatever its caller keeps with it.</summary>
+    public sealed class Ticket(SessionLane lane, DateTimeOffset arrived, object? state = null)
+    {
+        public SessionLane Lane { get; } = lane;
+        public DateTimeOffset Arrived { get; } = arrived;
+        public object? State { get; } = state;
+        internal LinkedListNode<Ticket>? Node { get; set; }
+    }
+
+    /// <summary>
+    /// One decision: a ticket to start now, or none; then the lane a free slot is held for, the lane kept waiting by a full
+    /// budget, and when to decide again even if nothing happens (a hold that runs out, aging).
+    /// </summary>
+    public readonly record struct Decision(Ticket? Start, SessionLane? HeldFor, SessionLane? Contended, DateTimeOffset? DecideAgainAt);
+
+    readonly SchedulerRules _rules;
+    readonly LinkedList<Ticket>[] _waiting;
+    readonly int[] _running;
+    readonly int[] _blocked;
+    readonly bool[] _paused;
+    readonly long[] _ready;
+    readonly DateTimeOffset?[] _lastStart;
+    readonly DateTimeOffset?[] _holdSince;
+    readonly bool[] _holdSpent;
+
+    public LaneScheduler(SchedulerRules rules)
+    {
+        _rules = rules ?? throw new ArgumentNullException(nameof(rules));
+        var lanes = SessionLanes.All.Count;
+        _waiting = [.. Enumerable.Range(0, lanes).Select(_ => new LinkedList<Ticket>())];
+        _running = new int[lanes];
+        _blocked = new int[lanes];
+        _paused = new bool[lanes];
+        _ready = new long[lanes];
+        _lastStart = new DateTimeOffset?[lanes];
+        _holdSince = new DateTimeOffset?[lanes];
+        _holdSpent = new bool[lanes];
+    }
+
+    public SchedulerRules Rules => _rules;
+
+    public int InUse => _running.Sum();
+
+    public int Running(SessionLane lane) => _running[(int)lane];
+
+    public int Waiting(SessionLane lane) => _waiting[(int)lane].Count;
+
+    public int WaitingTotal => _waiting.Sum(w => w.Count);
+
+    public long Ready(SessionLane lane) => _ready[(int)lane];
+
+    public bool IsPaused(SessionLane lane) => _paused[(int)lane];
+
+    public IEnumerable<Ticket> WaitingIn(SessionLane lane) => _waiting[(int)lane];
+
+    /// <summary>A task waits for a slot (at the back of its lane, or at the front for one put back in place).</summary>
+    public void Add(Ticket ticket, bool atFront = false)
+    {
+        ArgumentNullException.ThrowIfNull(ticket);
+        var lane = _waiting[(int)ticket.Lane];
+        ticket.Node = atFront ? lane.AddFirst(ticket) : lane.AddLast(ticket);
+        _holdSince[(int)ticket.Lane] = null; // the work a slot was held for has arrived
+    }
+
+    /// <summary>A waiting task went away (cancelled, put back in its lane); false when it was not waiting.</summary>
+    public bool Remove(Ticket ticket)
+    {
+        ArgumentNullException.ThrowIfNull(ticket);
+        if (ticket.Node?.List is not { } list)
+            return false;
+        list.Remove(ticket.Node);
+        ticket.Node = null;
+        return true;
+    }
+
+    /// <summary>A running task of the lane gave its slot back.</summary>
+    public void Finished(SessionLane lane)
+    {
+        if (_running[(int)lane] <= 0)
+            throw new InvalidOperationException($"lane {lane.WireName()} has no running task to finish");
+        _running[(int)lane]--;
+    }
+
+    /// <summary>Tasks of the lane this process holds that wait for a rate-limit or fleet token (the lane cannot start one now).</summary>
+    public void Blocked(SessionLane lane, int delta) => _blocked[(int)lane] = Math.Max(0, _blocked[(int)lane] + delta);
+
+    /// <summary>An operator paused (or resumed) the lane: it passes its turn while paused.</summary>
+    public void SetPaused(SessionLane lane, bool paused) => _paused[(int)lane] = paused;
+
+    /// <summary>Ready messages per lane at the broker, as the fleet monitor last read them; a hold that ran out may be held again.</summary>
+    public void SetReady(IReadOnlyList<long> ready)
+    {
+        ArgumentNullException.ThrowIfNull(ready);
+        for (var i = 0; i < _ready.Length && i < ready.Count; i++)
+        {
+            if (ready[i] < _rules.PauseAtReady || ready[i] != _ready[i])
+            {
+                _holdSpent[i] = false;
+                _holdSince[i] = null;
+            }
+            _ready[i] = ready[i];
+        }
+    }
+
+    /// <summary>
+    /// Aging: the boost levels a lane has earned while tasks of it wait here, counted from its oldest waiting task's arrival
+    /// or its last start here, whichever is later (0 when nothing of it waits).
+    /// </summary>
+    public int BoostLevels(SessionLane lane, DateTimeOffset now)
+    {
+        var i = (int)lane;
+        if (_waiting[i].First is not { } oldest)
+            return 0;
+        var since = _lastStart[i] is { } started && started > oldest.Value.Arrived ? started : oldest.Value.Arrived;
+        return _rules.Boost.LevelsFor(now - since);
+    }
+
+    /// <summary>Lanes in the order a free slot is offered: effective priority (aging included), then lane priority.</summary>
+    public IReadOnlyList<SessionLane> Order(DateTimeOffset now) =>
+    [
+        .. SessionLanes.All.OrderBy(lane => BoostLevels(lane, now) is var levels && levels == PriorityBoost.TopPriority
+                ? int.MinValue
+                : lane.Priority() - levels)
+            .ThenBy(lane => lane.Priority()),
+    ];
+
+    /// <summary>
+    /// Whether one more task of the lane fits the budget: every slot reserved for a higher lane and not used by one stays free.
+    /// Tasks of a lane may use the reserved slots of their own lane and of every lane below it, and the unreserved ones.
+    /// </summary>
+    public bool FitsBudget(SessionLane lane)
+    {
+        var reservedAbove = 0;
+        var runningFromHere = _running.Sum();
+        for (var t = 0; t <= (int)lane; t++)
+        {
+            if (runningFromHere + 1 > _rules.SlotBudget - reservedAbove)
+                return false;
+            reservedAbove += _rules.Reserved[t];
+            runningFromHere -= _running[t];
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Decides what a free slot does now. <paramref name="hasToken"/> says whether a waiting task of a lane may take a start
+    /// token now (the test harness asks its rate limits; the consumer takes tokens before a task waits here, so it passes null).
+    /// A returned <see cref="Decision.Start"/> is counted as running at once; call again until it returns none.
+    /// </summary>
+    public Decision Decide(DateTimeOffset now, Func<SessionLane, bool>? hasToken = null)
+    {
+        DateTimeOffset? again = null;
+        foreach (var lane in Order(now))
+        {
+            var i = (int)lane;
+            if (_paused[i])
+                continue;
+            var laneRoom = _running[i] < _rules.LaneLimits[i];
+            if (_waiting[i].First is { } first)
+            {
+                if (!laneRoom || hasToken?.Invoke(lane) == false)
+                    continue; // at its limit or short of a token: passes its turn
+                if (!FitsBudget(lane))
+                    return new Decision(null, null, lane, again); // nothing below it fits either
+                _waiting[i].RemoveFirst();
+                first.Value.Node = null;
+                _running[i]++;
+                _lastStart[i] = now;
+                _holdSince[i] = null;
+                return new Decision(first.Value, null, null, null);
+            }
+            if (!_rules.HoldForReady || _ready[i] < _rules.PauseAtReady)
+                continue;
+            if (_rules.Mode == GateMode.Strict)
+                return new Decision(null, lane, null, now + _rules.HoldTimeout); // the rule before 1.0: hold for it regardless
+            if (!laneRoom || _blocked[i] > 0 || _holdSpent[i] || !FitsBudget(lane))
+                continue; // this process could not start it now: passes its turn
+            var since = _holdSince[i] ??= now;
+            if (now - since >= _rules.HoldTimeout)
+            {
+                _holdSpent[i] = true; // it did not come (another process took it): the slot goes on down until the next broadcast
+                continue;
+            }
+            return new Decision(null, lane, null, since + _rules.HoldTimeout);
+        }
+        return new Decision(null, null, null, again);
+    }
+}

@@ -1,0 +1,199 @@
+using LaneQueue.Contracts;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace LaneQueue.Consumer;
+
+/// <summary>
+/// The slots of one consumer process, handed out by <see cref="LaneScheduler"/>: a delivered task waits here for a slot; the
+/// scheduler decides whose turn it is whenever something changes (a task arrives or ends, the fleet monitor's ready counts
+/// arrive, an operator pauses a lane, a hold runs out). When the highest waiting lane finds the budget full, lower-lane
+/// preemptible work is asked to yield (<see cref="RunningTasks.RequestYieldBelow"/>).
+/// </summary>
+internal sealed class LaneSlots : IDisposable
+{
+    readonly object _lock = new();
+    readonly LaneScheduler _scheduler;
+    readonly TimeProvider _time;
+    readonly RunningTasks _running;
+    readonly ILogger<LaneSlots> _logger;
+    readonly ITimer _timer;
+    DateTimeOffset? _timerDue;
+    SessionLane? _heldFor;
+
+    public LaneSlots(IOptions<LaneQueueOptions> options, RunningTasks running, ILogger<LaneSlots> logger, TimeProvider? time = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _scheduler = new LaneScheduler(SchedulerRules.From(options.Value));
+        _running = running;
+        _logger = logger;
+        _time = time ?? TimeProvider.System;
+        _timer = _time.CreateTimer(_ => Pump(), null, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+    }
+
+    /// <summary>Thrown to a waiting task whose lane an operator paused: it goes back to its lane untouched.</summary>
+    public sealed class LanePausedException() : OperationCanceledException("lane paused by operator");
+
+    public int Capacity => _scheduler.Rules.SlotBudget;
+
+    public int InUse
+    {
+        get
+        {
+            lock (_lock)
+                return _scheduler.InUse;
+        }
+    }
+
+    public int Waiting
+    {
+        get
+        {
+            lock (_lock)
+                return _scheduler.WaitingTotal;
+        }
+    }
+
+    /// <summary>Tasks of a lane waiting here for a slot.</summary>
+    public int WaitingIn(SessionLane lane)
+    {
+        lock (_lock)
+            return _scheduler.Waiting(lane);
+    }
+
+    /// <summary>The lane a free slot is held for right now (its ready work is on its way from the broker), if any.</summary>
+    public SessionLane? HeldFor
+    {
+        get
+        {
+            lock (_lock)
+                return _heldFor;
+        }
+    }
+
+    /// <summary>Waits for a slot; dispose the returned handle to give it back.</summary>
+    public async Task<IDisposable> AcquireAsync(SessionLane lane, CancellationToken cancellationToken = default)
+    {
+        var waiter = new TaskCompletionSource<IDisposable>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var ticket = new LaneScheduler.Ticket(lane, _time.GetUtcNow(), waiter);
+        lock (_lock)
+        {
+            if (_scheduler.IsPaused(lane))
+                throw new LanePausedException();
+            _scheduler.Add(ticket);
+        }
+        Pump();
+        await using var registration = cancellationToken.Register(() =>
+        {
+            bool removed;
+            lock (_lock)
+                removed = _scheduler.Remove(ticket);
+            if (removed)
+                waiter.TrySetCanceled(cancellationToken);
+        });
+        return await waiter.Task.ConfigureAwait(false);
+    }
+
+    /// <summary>While disposed-not-yet, a task of the lane waits for a rate-limit or fleet token: the lane cannot start one now.</summary>
+    public IDisposable Blocking(SessionLane lane)
+    {
+        lock (_lock)
+            _scheduler.Blocked(lane, +1);
+        return new Unblock(this, lane);
+    }
+
+    /// <summary>The fleet monitor's ready counts per lane (by lane priority).</summary>
+    public void SetReady(IReadOnlyList<long> ready)
+    {
+        lock (_lock)
+            _scheduler.SetReady(ready);
+        Pump();
+    }
+
+    /// <summary>An operator's pause: the lane passes its turn, and its waiting tasks are handed back (<see cref="LanePausedException"/>).</summary>
+    public void SetPaused(SessionLane lane, bool paused)
+    {
+        List<LaneScheduler.Ticket> handBack = [];
+        lock (_lock)
+        {
+            _scheduler.SetPaused(lane, paused);
+            if (paused)
+            {
+                handBack.AddRange(_scheduler.WaitingIn(lane));
+                foreach (var ticket in handBack)
+                    _scheduler.Remove(ticket);
+            }
+        }
+        foreach (var ticket in handBack)
+            ((TaskCompletionSource<IDisposable>)ticket.State!).TrySetException(new LanePausedException());
+        Pump();
+    }
+
+    void Release(SessionLane lane)
+    {
+        lock (_lock)
+            _scheduler.Finished(lane);
+        Pump();
+    }
+
+    /// <summary>Starts every waiting task the scheduler lets start now, and arranges to decide again when it asks to.</summary>
+    void Pump()
+    {
+        List<LaneScheduler.Ticket> start = [];
+        SessionLane? contended;
+        lock (_lock)
+        {
+            LaneScheduler.Decision decision;
+            while (true)
+            {
+                decision = _scheduler.Decide(_time.GetUtcNow());
+                if (decision.Start is not { } ticket)
+                    break;
+                start.Add(ticket);
+            }
+            _heldFor = decision.HeldFor;
+            contended = decision.Contended;
+            if (decision.DecideAgainAt is { } due && (_timerDue is null || due < _timerDue || _timerDue <= _time.GetUtcNow()))
+            {
+                _timerDue = due;
+                _timer.Change(Max(due - _time.GetUtcNow(), TimeSpan.FromMilliseconds(1)), Timeout.InfiniteTimeSpan);
+            }
+        }
+        foreach (var ticket in start)
+        {
+            if (!((TaskCompletionSource<IDisposable>)ticket.State!).TrySetResult(new Slot(this, ticket.Lane)))
+                Release(ticket.Lane); // its waiter gave up in the meantime
+        }
+        if (contended is { } lane && _running.RequestYieldBelow(lane) is { } victim)
+            Log.YieldRequested(_logger, victim.Id, victim.Lane.WireName(), lane.WireName());
+    }
+
+    static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
+
+    public void Dispose() => _timer.Dispose();
+
+    sealed class Slot(LaneSlots slots, SessionLane lane) : IDisposable
+    {
+        int _released;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _released, 1) == 0)
+                slots.Release(lane);
+        }
+    }
+
+    sealed class Unblock(LaneSlots slots, SessionLane lane) : IDisposable
+    {
+        int _done;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _done, 1) != 0)
+                return;
+            lock (slots._lock)
+                slots._scheduler.Blocked(lane, -1);
+            slots.Pump();
+        }
+    }
+}

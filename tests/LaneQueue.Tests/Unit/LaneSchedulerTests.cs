@@ -1,0 +1,224 @@
+using LaneQueue.Consumer;
+using LaneQueue.Contracts;
+
+namespace LaneQueue.Tests.Unit;
+
+/// <summary>The scheduling decision core on its own: no broker, no clock but the one the test passes.</summary>
+public class LaneSchedulerTests
+{
+    static readonly DateTimeOffset T0 = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+
+    static LaneScheduler Scheduler(int budget = 4, int[]? limits = null, int[]? reserved = null, bool holdForReady = true,
+        GateMode mode = GateMode.WorkConserving, PriorityBoost? boost = null, int holdMs = 100) =>
+        new(new SchedulerRules(budget, limits ?? [2, 4, 2, 1], reserved ?? [0, 0, 0, 0], boost ?? new PriorityBoost { Strategy = BoostStrategy.Disabled },
+            holdForReady, mode, 1, TimeSpan.FromMilliseconds(holdMs)));
+
+    static LaneScheduler.Ticket Add(LaneScheduler scheduler, SessionLane lane, string id, DateTimeOffset? at = null)
+    {
+        var ticket = new LaneScheduler.Ticket(lane, at ?? T0, id);
+        scheduler.Add(ticket);
+        return ticket;
+    }
+
+    /// <summary>Starts whatever the scheduler lets start now, returning the ids in start order.</summary>
+    static List<string> StartAll(LaneScheduler scheduler, DateTimeOffset? now = null, Func<SessionLane, bool>? hasToken = null)
+    {
+        var started = new List<string>();
+        while (scheduler.Decide(now ?? T0, hasToken).Start is { } ticket)
+            started.Add((string)ticket.State!);
+        return started;
+    }
+
+    static long[] Ready(long control = 0, long query = 0, long execute = 0, long generate = 0) => [control, query, execute, generate];
+
+    [Fact]
+    public void A_free_slot_goes_to_the_highest_lane_with_a_waiting_task()
+    {
+        var s = Scheduler(budget: 1);
+        Add(s, SessionLane.Generate, "g");
+        Add(s, SessionLane.Execute, "e");
+        Add(s, SessionLane.Query, "q");
+        Assert.Equal(["q"], StartAll(s));
+        s.Finished(SessionLane.Query);
+        Assert.Equal(["e"], StartAll(s));
+        s.Finished(SessionLane.Execute);
+        Assert.Equal(["g"], StartAll(s));
+    }
+
+    [Fact]
+    public void A_lane_at_its_limit_passes_its_turn_so_no_slot_stays_idle()
+    {
+        var s = Scheduler(budget: 4, limits: [2, 4, 2, 1]);
+        for (var i = 0; i < 5; i++)
+            Add(s, SessionLane.Control, $"c{i}");
+        Add(s, SessionLane.Generate, "g0");
+        Add(s, SessionLane.Generate, "g1");
+        Add(s, SessionLane.Execute, "e0");
+        // control fills its 2, then the next lanes with work take the rest: execute before generate, generate at its 1
+        Assert.Equal(["c0", "c1", "e0", "g0"], StartAll(s));
+        Assert.Equal(4, s.InUse);
+    }
+
+    [Fact]
+    public void An_operator_pause_stops_only_that_lane()
+    {
+        var s = Scheduler(budget: 2);
+        Add(s, SessionLane.Control, "c");
+        Add(s, SessionLane.Generate, "g");
+        s.SetPaused(SessionLane.Control, true);
+        Assert.Equal(["g"], StartAll(s));
+        s.SetPaused(SessionLane.Control, false);
+        Assert.Equal(["c"], StartAll(s));
+    }
+
+    [Fact]
+    public void A_lane_without_a_token_passes_its_turn()
+    {
+        var s = Scheduler(budget: 1);
+        Add(s, SessionLane.Query, "q");
+        Add(s, SessionLane.Generate, "g");
+        Assert.Equal(["g"], StartAll(s, hasToken: lane => lane != SessionLane.Query));
+    }
+
+    [Fact]
+    public void A_full_budget_names_the_lane_it_keeps_waiting()
+    {
+        var s = Scheduler(budget: 1);
+        Add(s, SessionLane.Generate, "g");
+        Assert.Equal(["g"], StartAll(s));
+        Add(s, SessionLane.Query, "q");
+        var decision = s.Decide(T0);
+        Assert.Null(decision.Start);
+        Assert.Equal(SessionLane.Query, decision.Contended);
+    }
+
+    [Fact]
+    public void A_free_slot_is_held_for_ready_higher_lane_work_this_process_could_start()
+    {
+        var s = Scheduler(budget: 4);
+        Add(s, SessionLane.Generate, "g");
+        s.SetReady(Ready(query: 5));
+        var decision = s.Decide(T0);
+        Assert.Null(decision.Start);
+        Assert.Equal(SessionLane.Query, decision.HeldFor);
+        Assert.Equal(T0.AddMilliseconds(100), decision.DecideAgainAt);
+        // the query arrives: it starts, and the hold is over
+        Add(s, SessionLane.Query, "q");
+        Assert.Equal(["q"], StartAll(s));
+    }
+
+    [Fact]
+    public void No_slot_is_held_for_a_higher_lane_this_process_cannot_start()
+    {
+        // control at its limit of 2 here: its ready work cannot start on this process, so generate gets the free slot
+        var s = Scheduler(budget: 4, limits: [2, 4, 2, 1]);
+        Add(s, SessionLane.Control, "c0");
+        Add(s, SessionLane.Control, "c1");
+        Assert.Equal(["c0", "c1"], StartAll(s));
+        Add(s, SessionLane.Generate, "g");
+        s.SetReady(Ready(control: 50));
+        Assert.Equal(["g"], StartAll(s));
+
+        // a lane whose tasks here wait for a rate-limit or fleet token cannot start either
+        var blocked = Scheduler(budget: 4);
+        blocked.Blocked(SessionLane.Query, +1);
+        Add(blocked, SessionLane.Generate, "g");
+        blocked.SetReady(Ready(query: 50));
+        Assert.Equal(["g"], StartAll(blocked));
+
+        // nor a lane an operator paused
+        var paused = Scheduler(budget: 4);
+        paused.SetPaused(SessionLane.Control, true);
+        Add(paused, SessionLane.Generate, "g");
+        paused.SetReady(Ready(control: 50));
+        Assert.Equal(["g"], StartAll(paused));
+    }
+
+    [Fact]
+    public void The_strict_rule_holds_lower_lanes_behind_any_higher_lane_with_ready_work()
+    {
+        var s = Scheduler(budget: 4, limits: [2, 4, 2, 1], mode: GateMode.Strict);
+        Add(s, SessionLane.Control, "c0");
+        Add(s, SessionLane.Control, "c1");
+        Assert.Equal(["c0", "c1"], StartAll(s));
+        Add(s, SessionLane.Generate, "g");
+        s.SetReady(Ready(control: 50));
+        Assert.Empty(StartAll(s)); // two slots idle: the control lane is at its limit, and generate still waits
+    }
+
+    [Fact]
+    public void With_the_gate_off_no_slot_is_held_for_work_at_the_broker()
+    {
+        var s = Scheduler(budget: 4, holdForReady: false);
+        Add(s, SessionLane.Generate, "g");
+        s.SetReady(Ready(query: 5));
+        Assert.Equal(["g"], StartAll(s));
+    }
+
+    [Fact]
+    public void A_hold_whose_work_does_not_arrive_runs_out_and_is_held_again_after_the_next_broadcast()
+    {
+        var s = Scheduler(budget: 4, holdMs: 100);
+        Add(s, SessionLane.Generate, "g0");
+        Add(s, SessionLane.Generate, "g1");
+        s.SetReady(Ready(query: 5));
+        Assert.Empty(StartAll(s, T0));
+        Assert.Empty(StartAll(s, T0.AddMilliseconds(99)));
+        Assert.Equal(["g0"], StartAll(s, T0.AddMilliseconds(100)));
+        s.Finished(SessionLane.Generate);
+        // the hold stays spent until the monitor says something new
+        Assert.Equal(["g1"], StartAll(s, T0.AddMilliseconds(150)));
+        s.Finished(SessionLane.Generate);
+        Add(s, SessionLane.Generate, "g2");
+        s.SetReady(Ready(query: 4));
+        Assert.Empty(StartAll(s, T0.AddMilliseconds(200)));
+    }
+
+    [Fact]
+    public void Reserved_slots_keep_room_for_their_lane_and_the_lanes_above_it()
+    {
+        var s = Scheduler(budget: 2, limits: [2, 4, 2, 2], reserved: [0, 1, 0, 0]);
+        Add(s, SessionLane.Generate, "g0");
+        Add(s, SessionLane.Generate, "g1");
+        Assert.Equal(["g0"], StartAll(s)); // the second slot is the query lane's
+        Add(s, SessionLane.Query, "q");
+        Assert.Equal(["q"], StartAll(s));
+        s.Finished(SessionLane.Query);
+        Add(s, SessionLane.Control, "c"); // a lane above query may use query's slot
+        Assert.Equal(["c"], StartAll(s));
+
+        // a running query uses the reserved slot, so the unreserved one is free for generate
+        var t = Scheduler(budget: 2, limits: [2, 4, 2, 2], reserved: [0, 1, 0, 0]);
+        Add(t, SessionLane.Query, "q");
+        Assert.Equal(["q"], StartAll(t));
+        Add(t, SessionLane.Generate, "g");
+        Assert.Equal(["g"], StartAll(t));
+    }
+
+    [Fact]
+    public void Aging_lifts_a_lane_that_waited_past_its_deadline_above_every_other()
+    {
+        var s = Scheduler(budget: 1, boost: new PriorityBoost { Strategy = BoostStrategy.Standard, DeadlineMs = 1000 });
+        Add(s, SessionLane.Generate, "g", T0);
+        Add(s, SessionLane.Query, "q0", T0);
+        Add(s, SessionLane.Query, "q1", T0);
+        Assert.Equal(["q0"], StartAll(s, T0.AddMilliseconds(100)));
+        s.Finished(SessionLane.Query);
+        Assert.Equal(2, s.BoostLevels(SessionLane.Generate, T0.AddMilliseconds(600)));
+        Assert.Equal(["q1"], StartAll(s, T0.AddMilliseconds(600))); // boosted by 2 levels: generate (3) - 2 = 1, query (1) first
+        s.Finished(SessionLane.Query);
+        Add(s, SessionLane.Query, "q2", T0.AddMilliseconds(900));
+        Assert.Equal(["g"], StartAll(s, T0.AddMilliseconds(1000))); // past the deadline: top priority
+    }
+
+    [Fact]
+    public void A_start_resets_the_lanes_aging_clock()
+    {
+        var s = Scheduler(budget: 1, boost: new PriorityBoost { Strategy = BoostStrategy.Standard, DeadlineMs = 1000 });
+        Add(s, SessionLane.Generate, "g0", T0);
+        Add(s, SessionLane.Generate, "g1", T0);
+        Assert.Equal(["g0"], StartAll(s, T0.AddMilliseconds(900)));
+        s.Finished(SessionLane.Generate);
+        Assert.Equal(0, s.BoostLevels(SessionLane.Generate, T0.AddMilliseconds(950)));
+    }
+}
