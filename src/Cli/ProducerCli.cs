@@ -90,7 +90,20 @@ public static class ProducerCli
                         await errors.WriteLineAsync("error: --wait works with a single task (--count 1)");
                         return InvalidInput;
                     }
-                    var result = await producer.SubmitAndWaitAsync(tasks[0], TimeSpan.FromSeconds(seconds), cancellationToken);
+                    // Listen first (so the result is not missed), then stamp and publish: the reply queue's set-up is not the task's wait.
+                    var watch = await producer.WatchResultAsync(tasks[0].Id, cancellationToken);
+                    await producer.SubmitTaskAsync(AtPublish(tasks[0]), cancellationToken);
+                    ExternalTaskResult result;
+                    try
+                    {
+                        result = await watch.WaitAsync(TimeSpan.FromSeconds(seconds), cancellationToken);
+                    }
+                    catch (TimeoutException)
+                    {
+                        throw new TimeoutException(
+                            $"no result for task '{tasks[0].Id}' within {seconds:0.#} s. It is stored in lane '{tasks[0].Lane.WireName()}' " +
+                            "and may still run: is a consumer running, or is the lane paused?");
+                    }
                     await output.WriteLineAsync(JsonSerializer.Serialize(result, TaskJson.Options));
                     return result.Success ? Ok : TaskFailed;
                 }
@@ -129,6 +142,13 @@ public static class ProducerCli
         return root;
     }
 
+    /// <summary>
+    /// The task with <c>created_at</c> = now, taken as it is handed to the producer to publish. The tasks are built before
+    /// the CLI connects: stamped there, a task's wait (the consumer's <c>started_at - created_at</c>, in its log line and
+    /// wait-time metric) counted the CLI's connect and set-up as time spent waiting in the lane.
+    /// </summary>
+    internal static ExternalTask AtPublish(ExternalTask task) => task with { CreatedAt = DateTimeOffset.UtcNow };
+
     static async Task SubmitAllAsync(LaneQueueProducer producer, List<ExternalTask> tasks, TextWriter? progress, CancellationToken cancellationToken)
     {
         if (progress is not null && tasks.Count > 1 && CliProgress.IsTerminal(progress))
@@ -138,7 +158,7 @@ public static class ProducerCli
             {
                 foreach (var chunk in tasks.Chunk(64))
                 {
-                    await Task.WhenAll(chunk.Select(task => producer.SubmitTaskAsync(task, cancellationToken)));
+                    await Task.WhenAll(chunk.Select(task => producer.SubmitTaskAsync(AtPublish(task), cancellationToken)));
                     advance(chunk.Length);
                 }
             });
@@ -149,7 +169,7 @@ public static class ProducerCli
         var done = 0;
         foreach (var chunk in tasks.Chunk(64))
         {
-            await Task.WhenAll(chunk.Select(task => producer.SubmitTaskAsync(task, cancellationToken)));
+            await Task.WhenAll(chunk.Select(task => producer.SubmitTaskAsync(AtPublish(task), cancellationToken)));
             done += chunk.Length;
             if (progress is not null && tasks.Count > 1 && (done == tasks.Count || clock.ElapsedMilliseconds > 500 && done % 512 == 0))
                 await progress.WriteLineAsync($"submitted {done}/{tasks.Count}");

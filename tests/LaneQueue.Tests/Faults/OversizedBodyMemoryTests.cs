@@ -10,14 +10,17 @@ namespace LaneQueue.Tests.Faults;
 /// <summary>
 /// Memory under oversized bodies, measured on a consumer process (<c>LaneQueue.TestWorker</c>, workstation GC) by its
 /// resident set (<c>VmRSS</c> of <c>/proc/&lt;pid&gt;/status</c>), against a RabbitMQ node of its own started with
-/// infra/rabbitmq's <c>max_message_size</c> (1,114,112 bytes). 40 bodies of 5 MiB, each with a readable id:
+/// infra/rabbitmq's <c>max_message_size</c> (1,114,112 bytes). RSS is bounded only against a control measured in the same
+/// test, on the same process: how far its settled RSS moves over a step of 40 small valid tasks (the noise of a .NET
+/// process's RSS between two settled readings, a few MiB either way). Then 40 bodies of 5 MiB, each with a readable id:
 /// <list type="number">
 /// <item>with the broker's limit on, as configured: each publish is refused by the broker (channel closed, 406), nothing
-/// reaches the consumer, and its RSS stays within a few MiB of before (asserted);</item>
+/// reaches the consumer, and its RSS grows by less than the control step moved it plus <see cref="BrokerMarginMiB"/>
+/// (asserted);</item>
 /// <item>with the node's limit raised to RabbitMQ's default (128 MiB) at run time, so only the consumer's own length check
 /// stands: each body is refused by its length before it is deserialized, answered and dead-lettered, and the consumer hands
 /// the memory back once the burst is over (<c>MemoryTrim</c>); the RSS left is measured and reported, and only bounded
-/// loosely (RabbitMQ.Client buffers every body whole and keeps its buffers pooled).</item>
+/// loosely, beyond the control's movement (RabbitMQ.Client buffers every body whole and keeps its buffers pooled).</item>
 /// </list>
 /// With <c>LANEQUEUE_EVIDENCE_DIR</c> set (relative to the repository), the numbers go to <c>wire-contract-memory.md</c> there;
 /// docs/evidence/wire-contract-memory.md is such a file.
@@ -28,6 +31,16 @@ public class OversizedBodyMemoryTests(ITestOutputHelper output)
     const int Bodies = 40;
     const int BodyBytes = 5 * 1024 * 1024;
     const int SettleSeconds = 10;
+
+    /// <summary>
+    /// What the broker step may add to the consumer's RSS beyond the control step's movement. Bodies that reached the
+    /// consumer leave far more: 30 to 50 MiB after its own refusal and trim (step 2, docs/evidence/wire-contract-memory.md),
+    /// 200 MiB if it kept them.
+    /// </summary>
+    const double BrokerMarginMiB = 16;
+
+    /// <summary>What the consumer may keep, beyond the control step's movement, of the 200 MiB it refused itself.</summary>
+    const double ConsumerMarginMiB = 100;
 
     static byte[] BigTask(string id)
     {
@@ -86,6 +99,16 @@ public class OversizedBodyMemoryTests(ITestOutputHelper output)
         await TestVhost.EventuallyAsync(() => Task.FromResult(listener.Results.Count >= 110), "the warm-up results", 60);
         var before = await SettledRssAsync(consumer);
 
+        // 0. The control: as many small valid tasks as there are oversized bodies below, settled and measured the same way.
+        for (var i = 0; i < Bodies; i++)
+            Assert.Null(await PublishAsync(Encoding.UTF8.GetBytes($$$"""{"id":"control-{{{i}}}","lane":"query","payload":{"n":{{{i}}}}}""")));
+        Assert.True(await PublishAsync(Encoding.UTF8.GetBytes("""{"id":"after-control","lane":"query","payload":{}}""")) is null);
+        await listener.SettledResultAsync("after-control");
+        Assert.All(Enumerable.Range(0, Bodies), i => Assert.Single(listener.ResultsOf($"control-{i}")));
+        var afterControl = await SettledRssAsync(consumer);
+        var controlDrift = afterControl - before;
+        var noise = Math.Abs(controlDrift);
+
         // 1. The broker's limit, as infra/rabbitmq/rabbitmq.conf sets it.
         var refused = new List<string>();
         for (var i = 0; i < Bodies; i++)
@@ -113,16 +136,23 @@ public class OversizedBodyMemoryTests(ITestOutputHelper output)
         Assert.Equal($"body: {BodyBytes} bytes is over the limit of 1114112 bytes (payload limit + 64 KiB)", result.Error);
         Assert.All(Enumerable.Range(0, Bodies), i => Assert.Single(listener.ResultsOf($"big-consumer-{i}")));
 
+        var brokerDrift = afterBroker - afterControl;
+        var consumerDrift = afterConsumer - afterBroker;
         var summary = string.Create(CultureInfo.InvariantCulture,
-            $"consumer RSS after warm-up {before:0.0} MiB; after {Bodies} x 5 MiB refused by the broker {afterBroker:0.0} MiB ({afterBroker - before:+0.0;-0.0} MiB); " +
-            $"after {Bodies} x 5 MiB refused by the consumer's length check {afterConsumer:0.0} MiB ({afterConsumer - before:+0.0;-0.0} MiB)");
+            $"consumer RSS after warm-up {before:0.0} MiB; control, after {Bodies} small tasks {afterControl:0.0} MiB ({controlDrift:+0.0;-0.0} MiB); " +
+            $"after {Bodies} x 5 MiB refused by the broker {afterBroker:0.0} MiB ({brokerDrift:+0.0;-0.0} MiB); " +
+            $"after {Bodies} x 5 MiB refused by the consumer's length check {afterConsumer:0.0} MiB ({consumerDrift:+0.0;-0.0} MiB)");
         output.WriteLine(summary);
-        WriteEvidence(before, afterBroker, afterConsumer, refused.FirstOrDefault() ?? "");
-        Assert.True(afterBroker - before < 5, $"the consumer grew by {afterBroker - before:0.0} MiB though the broker refused every oversized body. {summary}");
-        Assert.True(afterConsumer - before < 100, $"the consumer kept {afterConsumer - before:0.0} MiB after refusing {Bodies} x 5 MiB itself (200 MiB in all). {summary}");
+        WriteEvidence(before, afterControl, afterBroker, afterConsumer, refused.FirstOrDefault() ?? "");
+        Assert.True(brokerDrift < noise + BrokerMarginMiB,
+            $"the consumer grew by {brokerDrift:0.0} MiB though the broker refused every oversized body, against {controlDrift:+0.0;-0.0} MiB " +
+            $"over the control step of {Bodies} small tasks (bound: {noise:0.0} + {BrokerMarginMiB} MiB). {summary}");
+        Assert.True(consumerDrift < noise + ConsumerMarginMiB,
+            $"the consumer kept {consumerDrift:0.0} MiB after refusing {Bodies} x 5 MiB itself (200 MiB in all), against {controlDrift:+0.0;-0.0} MiB " +
+            $"over the control step (bound: {noise:0.0} + {ConsumerMarginMiB} MiB). {summary}");
     }
 
-    static void WriteEvidence(double before, double afterBroker, double afterConsumer, string refusal)
+    static void WriteEvidence(double before, double afterControl, double afterBroker, double afterConsumer, string refusal)
     {
         if (Environment.GetEnvironmentVariable("LANEQUEUE_EVIDENCE_DIR") is not { Length: > 0 } dir)
             return;
@@ -136,14 +166,19 @@ public class OversizedBodyMemoryTests(ITestOutputHelper output)
 
             How: one consumer process (`LaneQueue.TestWorker`, workstation GC) on a throw-away RabbitMQ node (`scripts/broker-node.sh`)
             started with `max_message_size = 1114112` (infra/rabbitmq/rabbitmq.conf); RSS is `VmRSS` of `/proc/<pid>/status`, the lowest
-            of five readings after {SettleSeconds} s idle. Warm-up: 100 small tasks and 10 tasks with a 1 MB payload. Then {Bodies} bodies of
+            of five readings after {SettleSeconds} s idle. Warm-up: 100 small tasks and 10 tasks with a 1 MB payload. Control: {Bodies} small
+            valid tasks, measured the same way (how far a settled RSS moves with no oversized body at all). Then {Bodies} bodies of
             5 MiB (5,242,880 bytes), each a task with a readable id, published to the query lane.
 
-            | step | consumer RSS | change |
+            | step | consumer RSS | change from the step before |
             |---|---|---|
             | after the warm-up | {before:0.0} MiB | |
-            | {Bodies} x 5 MiB, refused by the broker (`max_message_size`) | {afterBroker:0.0} MiB | {afterBroker - before:+0.0;-0.0} MiB |
-            | {Bodies} x 5 MiB more, node limit raised to 128 MiB: refused by the consumer's length check, answered, dead-lettered | {afterConsumer:0.0} MiB | {afterConsumer - before:+0.0;-0.0} MiB |
+            | control: {Bodies} small tasks | {afterControl:0.0} MiB | {afterControl - before:+0.0;-0.0} MiB |
+            | {Bodies} x 5 MiB, refused by the broker (`max_message_size`) | {afterBroker:0.0} MiB | {afterBroker - afterControl:+0.0;-0.0} MiB |
+            | {Bodies} x 5 MiB more, node limit raised to 128 MiB: refused by the consumer's length check, answered, dead-lettered | {afterConsumer:0.0} MiB | {afterConsumer - afterBroker:+0.0;-0.0} MiB |
+
+            Asserted, against the control's change c: the broker step grows the RSS by less than |c| + {BrokerMarginMiB} MiB, the
+            consumer's step by less than |c| + {ConsumerMarginMiB} MiB.
 
             The broker's refusal, as the publisher saw it: `{refusal.Replace('`', '\'')}`
 

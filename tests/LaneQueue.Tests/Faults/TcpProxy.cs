@@ -32,6 +32,9 @@ public sealed class TcpProxy : IAsyncDisposable
 
     public bool IsCut => _cut;
 
+    /// <summary>How long a new connection is held before it is forwarded: a slow broker (or network) to connect to.</summary>
+    public TimeSpan ConnectDelay { get; init; }
+
     public void Cut() => _cut = true;
 
     public void Restore()
@@ -91,6 +94,8 @@ public sealed class TcpProxy : IAsyncDisposable
                 if (!_pairs.ContainsKey(id))
                     return; // reset by Restore
             }
+            if (ConnectDelay > TimeSpan.Zero)
+                await Task.Delay(ConnectDelay, _stop.Token);
             await upstream.ConnectAsync(IPAddress.Loopback, _target, _stop.Token);
             _pairs[id] = (client, upstream);
             await Task.WhenAny(PumpAsync(client, upstream), PumpAsync(upstream, client));

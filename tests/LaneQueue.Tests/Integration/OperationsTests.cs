@@ -37,11 +37,13 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
             configure?.Invoke(o);
         }, handlers);
 
-    async Task<(int Code, string Out, string Err)> CliAsync(params string[] args)
+    Task<(int Code, string Out, string Err)> CliAsync(params string[] args) => CliAtAsync(_fleet.Vhost.Url, args);
+
+    static async Task<(int Code, string Out, string Err)> CliAtAsync(string url, params string[] args)
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        var code = await ProducerCli.Build().Parse([.. args, "--url", _fleet.Vhost.Url]).InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
+        var code = await ProducerCli.Build().Parse([.. args, "--url", url]).InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
         return (code, output.ToString(), error.ToString());
     }
 
@@ -281,6 +283,36 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
         {
             await app.StopAsync();
             await app.DisposeAsync();
+        }
+    }
+
+    [Fact]
+    public async Task The_CLI_stamps_created_at_when_it_publishes_not_before_it_connects()
+    {
+        // A broker that takes ConnectDelay to answer a new connection; no consumer, so the tasks stay in their lane queue.
+        var connectDelay = TimeSpan.FromSeconds(1.5);
+        await using var proxy = new Faults.TcpProxy(new Uri(_fleet.Vhost.Url).Port) { ConnectDelay = connectDelay };
+        var url = new UriBuilder(_fleet.Vhost.Url) { Host = "127.0.0.1", Port = proxy.Port }.Uri.ToString();
+
+        var invoked = new Dictionary<string, DateTimeOffset>();
+        invoked["stamp-plain"] = DateTimeOffset.UtcNow;
+        Assert.Equal(0, (await CliAtAsync(url, "submit", "--lane", "query", "--id", "stamp-plain")).Code);
+        invoked["stamp-wait"] = DateTimeOffset.UtcNow;
+        var waited = await CliAtAsync(url, "submit", "--lane", "query", "--id", "stamp-wait", "--wait", "0.2");
+        Assert.Equal(4, waited.Code); // no consumer: no result in time, the task stays stored
+        Assert.Contains("no result for task 'stamp-wait' within 0.2 s", waited.Err, StringComparison.Ordinal);
+
+        var messages = await _fleet.Vhost.GetMessagesAsync(BrokerNames.LaneQueue(SessionLane.Query));
+        Assert.Equal(2, messages.Count);
+        foreach (var message in messages)
+        {
+            using var task = JsonDocument.Parse(message.GetProperty("payload").GetString()!);
+            var id = task.RootElement.GetProperty("id").GetString()!;
+            var createdAt = task.RootElement.GetProperty("created_at").GetDateTimeOffset();
+            // Stamped before connecting, created_at is within a few ms of the invocation; stamped at publish, after the delay.
+            Assert.True(createdAt - invoked[id] >= connectDelay - TimeSpan.FromMilliseconds(50),
+                $"task {id}: created_at {createdAt:O} is {(createdAt - invoked[id]).TotalMilliseconds:0} ms after the CLI was invoked, " +
+                $"before its connection (held {connectDelay.TotalMilliseconds:0} ms) could have opened");
         }
     }
 
