@@ -90,7 +90,7 @@ async Task<int> RunBenchAsync()
         return 2;
     }
     // A hard cap on the whole run, whatever hangs: every wait below has its own time-out too.
-    var maxMinutes = double.Parse(Option("--max-minutes") ?? (quick ? "4" : "15"), System.Globalization.CultureInfo.InvariantCulture);
+    var maxMinutes = double.Parse(Option("--max-minutes") ?? (quick ? "5" : "20"), System.Globalization.CultureInfo.InvariantCulture);
     cancel.CancelAfter(TimeSpan.FromMinutes(maxMinutes));
 
     using var broker = await Broker.ConnectAsync(settings.AmqpUrl, settings.ManagementUrl, cancel.Token);
