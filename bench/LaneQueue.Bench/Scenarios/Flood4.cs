@@ -72,9 +72,10 @@ public static class Flood4
 
         // Strict (full run, the issue's targets): the gate keeps >= 0.9x of the throughput without it, and without the gate the
         // fleet keeps >= 75 % of its slots busy. Relaxed (--quick, CI): the ratio is reported, not gated (the gate this was written
-        // against scores about 0.55-0.65x, under any relaxed bound that would still mean something), and utilization >= 0.4, which
+        // against scores about 0.55-0.65x, under any relaxed bound that would still mean something), and utilization >= 0.35, which
         // a much slower task path or a stalled lane misses (with strict lane order and generate limited to 1 slot per process the
-        // ideal schedule of this backlog keeps only about 57 % of the slots busy, and today's consumer measured 0.55 in --quick).
+        // ideal schedule of this backlog keeps only about 57 % of the slots busy; the consumer this was written against measured
+        // 0.55 and, on a 2-core machine at load average ~10, 0.44 in --quick).
         if (settings.Quick)
         {
             BenchContext.Log($"  [info, not gated in --quick] gate on throughput {ratio:0.00}x gate off's ({onRate:0} / {offRate:0} tasks/s); full-run target >= 0.9x");
@@ -85,7 +86,7 @@ public static class Flood4
             result.Verdicts.Add(new Verdict("gate on: throughput >= 0.9x gate off's", ratio >= 0.9,
                 $"{onRate:0} / {offRate:0} tasks/s = {ratio:0.00}x"));
         }
-        var want = settings.Target(0.75, 0.4);
+        var want = settings.Target(0.75, 0.35);
         result.Verdicts.Add(new Verdict($"gate off: slot utilization >= {want:0.##}{settings.TargetKind}", offUtilization >= want,
             $"{offUtilization:0.00} ({off["tasks"]} tasks, {off["wall_s"]} s, {FleetSize} x {SlotBudget} slots)"));
         result.Notes.Add($"Summary: gate on {onRate:0} tasks/s, gate off {offRate:0} tasks/s, ratio {ratio:0.00}x; slot utilization gate off " +
