@@ -59,6 +59,9 @@ public sealed record BenchSettings
     // 6. aging
     public int AgingDeadlineMs => 3_000;
     public int AgingProbes => Quick ? 2 : 3;
+
+    // 8. four-lane flood
+    public int Flood4Tasks => Quick ? 1_000 : 4_000;
 }
 
 /// <summary>A column of a result table: the key in each row and its header.</summary>

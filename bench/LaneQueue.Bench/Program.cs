@@ -52,7 +52,7 @@ try
                 (Option("--expect") ?? "1").Split(',').Select(e => long.Parse(e, System.Globalization.CultureInfo.InvariantCulture)).ToHashSet(),
                 Flag("--results"), cancel.Token);
         case "--help" or "-h":
-            Console.WriteLine("usage: LaneQueue.Bench [--quick] [--only preemption,gate,throughput,scale,memory,aging,fleet] [--out DIR]");
+            Console.WriteLine("usage: LaneQueue.Bench [--quick] [--only preemption,gate,throughput,scale,memory,aging,fleet,flood4] [--out DIR]");
             Console.WriteLine("       [--url AMQP_URL] [--management-url URL] [--consumer-dll PATH] [--max-minutes N] [--fail-on-missed]");
             return 0;
     }
@@ -90,7 +90,7 @@ async Task<int> RunBenchAsync()
         return 2;
     }
     // A hard cap on the whole run, whatever hangs: every wait below has its own time-out too.
-    var maxMinutes = double.Parse(Option("--max-minutes") ?? (quick ? "4" : "15"), System.Globalization.CultureInfo.InvariantCulture);
+    var maxMinutes = double.Parse(Option("--max-minutes") ?? (quick ? "5" : "20"), System.Globalization.CultureInfo.InvariantCulture);
     cancel.CancelAfter(TimeSpan.FromMinutes(maxMinutes));
 
     using var broker = await Broker.ConnectAsync(settings.AmqpUrl, settings.ManagementUrl, cancel.Token);

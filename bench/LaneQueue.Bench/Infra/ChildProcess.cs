@@ -140,13 +140,32 @@ public sealed class ChildProcess : IDisposable
             var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
             var ticks = long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture) +
                         long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture);
-            return TimeSpan.FromSeconds(ticks / 100.0); // USER_HZ is 100 on Linux
+            return TimeSpan.FromSeconds(ticks / (double)ClockTicks.Value);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
         {
             return null;
         }
     }
+
+    /// <summary>Clock ticks per second of /proc/&lt;pid&gt;/stat's times (<c>getconf CLK_TCK</c>; 100, Linux's USER_HZ, when it cannot be asked).</summary>
+    static readonly Lazy<long> ClockTicks = new(() =>
+    {
+        try
+        {
+            using var getconf = Process.Start(new ProcessStartInfo("getconf", "CLK_TCK") { RedirectStandardOutput = true, RedirectStandardError = true });
+            if (getconf is not null)
+            {
+                var output = getconf.StandardOutput.ReadToEnd().Trim();
+                if (getconf.WaitForExit(5000) && long.TryParse(output, System.Globalization.CultureInfo.InvariantCulture, out var hz) && hz > 0)
+                    return hz;
+            }
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+        }
+        return 100;
+    });
 
     /// <summary>
     /// The pid of the local RabbitMQ node (the beam.smp started with "-s rabbit boot"; rabbitmqctl and friends run

@@ -27,5 +27,8 @@ public static class Scenarios
         ("fleet", "7. Fleet size",
             "1 to 32 consumer processes on one broker: broker CPU and frames at idle, deliveries and broker CPU per task at a fixed rate (full run only).",
             FleetSize.RunAsync),
+        ("flood4", "8. Four-lane flood",
+            "A backlog of sleep 20 ms tasks on all four lanes at once, 2 consumer processes, default settings: throughput and slot utilization with the gate and without it.",
+            Flood4.RunAsync),
     ];
 }
