@@ -184,6 +184,7 @@ internal sealed class LaneTaskConsumer(
             }
             finally
             {
+                clock.Stop();
                 activity.Finished(task.Lane);
             }
         }

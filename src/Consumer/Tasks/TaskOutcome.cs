@@ -34,10 +34,12 @@ internal sealed class TaskOutcome(
     /// <summary>Records how a run ended: result and event, retry, checkpoint or dead letter.</summary>
     public async Task RunEndedAsync(ExternalTask task, int attempt, IReadOnlyBasicProperties? properties, DateTimeOffset startedAt, TimeSpan ran, RunEnd end)
     {
+        // The run's own end (the slot was given back then), not when the result gets published.
+        var finishedAt = startedAt + ran;
         switch (end)
         {
             case RunEnd.Completed completed:
-                await PublishResultAsync(task, attempt, startedAt, TaskStatuses.Completed, null, completed.Result);
+                await PublishResultAsync(task, attempt, startedAt, TaskStatuses.Completed, null, completed.Result, finishedAt);
                 ledger.Record(task.Id, TaskLedger.Known.Completed, ConsumerName);
                 metrics.Count(ConsumerMetrics.Outcome.Completed, task.Lane);
                 metrics.Ran(task.Lane, startedAt - task.CreatedAt, ran);
@@ -55,13 +57,13 @@ internal sealed class TaskOutcome(
                 await EndWithoutRunAsync(task, attempt, TaskStatuses.Cancelled, TaskEvent.Cancelled, "cancelled while running", startedAt);
                 break;
             case RunEnd.Failed failed:
-                await FailedAsync(task, attempt, properties, startedAt, failed);
+                await FailedAsync(task, attempt, properties, startedAt, failed, finishedAt);
                 break;
         }
     }
 
     /// <summary>Retry after the policy's delay in a holding queue (the slot is freed), or dead-letter when none is left.</summary>
-    async Task FailedAsync(ExternalTask task, int attempt, IReadOnlyBasicProperties? properties, DateTimeOffset startedAt, RunEnd.Failed failed)
+    async Task FailedAsync(ExternalTask task, int attempt, IReadOnlyBasicProperties? properties, DateTimeOffset startedAt, RunEnd.Failed failed, DateTimeOffset finishedAt)
     {
         ledger.Record(task.Id, TaskLedger.Known.Unknown, ConsumerName);
         metrics.Count(failed.TimedOut ? ConsumerMetrics.Outcome.Timeout : ConsumerMetrics.Outcome.Failed, task.Lane);
@@ -78,7 +80,7 @@ internal sealed class TaskOutcome(
 
         var status = failed.TimedOut ? TaskStatuses.TimedOut : TaskStatuses.Failed;
         Log.TaskFailed(logger, task.Id, task.Lane.WireName(), status, failed.Error);
-        await PublishResultAsync(task, attempt, startedAt, status, failed.Error, TaskJson.EmptyObject);
+        await PublishResultAsync(task, attempt, startedAt, status, failed.Error, TaskJson.EmptyObject, finishedAt);
         metrics.Count(ConsumerMetrics.Outcome.DeadLettered, task.Lane);
         await publisher.PublishEventAsync(Event(TaskEvent.DeadLettered, task, attempt, failed.Error));
         // A failure that can never succeed already reads "field: problem"; a retried one says how often it was tried.
@@ -139,8 +141,8 @@ internal sealed class TaskOutcome(
         await publisher.PublishEventAsync(Event(TaskEvent.Failed, task, attempt, "abandoned: " + exception.Message));
     }
 
-    Task PublishResultAsync(ExternalTask task, int attempt, DateTimeOffset startedAt, string status, string? error, JsonElement result) =>
-        publisher.PublishResultAsync(TaskRecords.Result(task, attempt, startedAt, status, error, result, ConsumerName));
+    Task PublishResultAsync(ExternalTask task, int attempt, DateTimeOffset startedAt, string status, string? error, JsonElement result, DateTimeOffset? finishedAt = null) =>
+        publisher.PublishResultAsync(TaskRecords.Result(task, attempt, startedAt, status, error, result, ConsumerName, finishedAt));
 
     /// <summary>An event about attempt <paramref name="attempt"/> (0-based retries before it; the event counts from 1).</summary>
     TaskEvent Event(string name, ExternalTask task, int attempt, string? error = null) => TaskRecords.Event(name, task, attempt, error, ConsumerName);

@@ -10,7 +10,9 @@ namespace LaneQueue.Consumer;
 /// </summary>
 internal static class TaskRecords
 {
-    public static ExternalTaskResult Result(ExternalTask task, int attempt, DateTimeOffset startedAt, string status, string? error, JsonElement result, string consumer) => new()
+    /// <param name="finishedAt">When the handler returned (its slot was free from then on); now when not given.</param>
+    public static ExternalTaskResult Result(ExternalTask task, int attempt, DateTimeOffset startedAt, string status, string? error, JsonElement result, string consumer,
+        DateTimeOffset? finishedAt = null) => new()
     {
         TaskId = task.Id,
         Lane = task.Lane,
@@ -21,7 +23,7 @@ internal static class TaskRecords
         SessionId = task.SessionId,
         Consumer = consumer,
         StartedAt = startedAt,
-        FinishedAt = DateTimeOffset.UtcNow,
+        FinishedAt = finishedAt ?? DateTimeOffset.UtcNow,
         Attempts = attempt + 1,
     };
 
