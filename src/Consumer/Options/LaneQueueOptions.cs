@@ -108,10 +108,11 @@ public sealed class GateOptions
     public int PauseAtReady { get; set; } = 1;
 
     /// <summary>
-    /// Longest a free slot is held for a higher lane's ready work that does not arrive (another process took it); then the
-    /// slot goes to the next lane until the monitor's next broadcast. Default 100 ms.
+    /// How long the fleet monitor's last ready counts are trusted: a free slot is held for a higher lane's ready work only
+    /// while they are newer than this. The monitor broadcasts every second and on every change between work and none, so
+    /// this only matters when it goes quiet (a monitor hand-over). Default 3000 ms.
     /// </summary>
-    public int HoldTimeoutMs { get; set; } = 100;
+    public int HoldTimeoutMs { get; set; } = 3000;
 
     /// <summary>
     /// Longest a delivery waits in this process for a slot before it is put back in its lane (published, confirmed, acked:

@@ -26,7 +26,10 @@ public enum GateMode
 /// <param name="HoldForReady">Whether a slot may be held for a higher lane's ready work at the broker (the fleet gate is on).</param>
 /// <param name="Mode">Which higher lanes a slot is held for (<see cref="GateMode"/>).</param>
 /// <param name="PauseAtReady">Ready messages at the broker from which a lane counts as having work there.</param>
-/// <param name="HoldTimeout">Longest a free slot is held for a lane whose ready work does not arrive (until the next broadcast).</param>
+/// <param name="HoldTimeout">
+/// How long the fleet monitor's last ready counts are trusted: a slot is held for ready work only while the counts are newer
+/// than this (the monitor broadcasts every second and on every change between work and none).
+/// </param>
 internal sealed record SchedulerRules(
     int SlotBudget,
     IReadOnlyList<int> LaneLimits,
@@ -63,8 +66,10 @@ internal sealed record SchedulerRules(
 /// priority, raised by aging while its oldest task waits here); the first lane that has a task it can start now gets the
 /// slot. A lane that cannot start (paused, at its limit, short of a token, or only the reserved slots of higher lanes left)
 /// passes its turn. A lane with no task here but ready work at the broker that this process could start now holds the slot
-/// for it (for at most <see cref="SchedulerRules.HoldTimeout"/>), so that a lower lane never starts on a process that had
-/// room for a waiting higher-lane task.
+/// for it: the process's deliveries of that lane are all running or being finished (their results confirmed), and the
+/// broker sends the next as soon as one is acked. So a lower lane never starts on a process that had room for a waiting
+/// higher-lane task. The counts are trusted for <see cref="SchedulerRules.HoldTimeout"/> after the last broadcast (a monitor
+/// that went quiet holds no slot for long).
 /// </para>
 /// </summary>
 internal sealed class LaneScheduler
@@ -91,8 +96,7 @@ internal sealed class LaneScheduler
     readonly bool[] _paused;
     readonly long[] _ready;
     readonly DateTimeOffset?[] _lastStart;
-    readonly DateTimeOffset?[] _holdSince;
-    readonly bool[] _holdSpent;
+    DateTimeOffset? _readyAt;
 
     public LaneScheduler(SchedulerRules rules)
     {
@@ -104,8 +108,6 @@ internal sealed class LaneScheduler
         _paused = new bool[lanes];
         _ready = new long[lanes];
         _lastStart = new DateTimeOffset?[lanes];
-        _holdSince = new DateTimeOffset?[lanes];
-        _holdSpent = new bool[lanes];
     }
 
     public SchedulerRules Rules => _rules;
@@ -130,7 +132,6 @@ internal sealed class LaneScheduler
         ArgumentNullException.ThrowIfNull(ticket);
         var lane = _waiting[(int)ticket.Lane];
         ticket.Node = atFront ? lane.AddFirst(ticket) : lane.AddLast(ticket);
-        _holdSince[(int)ticket.Lane] = null; // the work a slot was held for has arrived
     }
 
     /// <summary>A waiting task went away (cancelled, put back in its lane); false when it was not waiting.</summary>
@@ -158,19 +159,13 @@ internal sealed class LaneScheduler
     /// <summary>An operator paused (or resumed) the lane: it passes its turn while paused.</summary>
     public void SetPaused(SessionLane lane, bool paused) => _paused[(int)lane] = paused;
 
-    /// <summary>Ready messages per lane at the broker, as the fleet monitor last read them; a hold that ran out may be held again.</summary>
-    public void SetReady(IReadOnlyList<long> ready)
+    /// <summary>Ready messages per lane at the broker, as the fleet monitor read them; <paramref name="at"/>: when they arrived.</summary>
+    public void SetReady(IReadOnlyList<long> ready, DateTimeOffset at)
     {
         ArgumentNullException.ThrowIfNull(ready);
         for (var i = 0; i < _ready.Length && i < ready.Count; i++)
-        {
-            if (ready[i] < _rules.PauseAtReady || ready[i] != _ready[i])
-            {
-                _holdSpent[i] = false;
-                _holdSince[i] = null;
-            }
             _ready[i] = ready[i];
-        }
+        _readyAt = at;
     }
 
     /// <summary>
@@ -220,40 +215,31 @@ internal sealed class LaneScheduler
     /// </summary>
     public Decision Decide(DateTimeOffset now, Func<SessionLane, bool>? hasToken = null)
     {
-        DateTimeOffset? again = null;
         foreach (var lane in Order(now))
         {
             var i = (int)lane;
             if (_paused[i])
                 continue;
             var laneRoom = _running[i] < _rules.LaneLimits[i];
-            if (_waiting[i].First is { } first)
+            if (_waiting[i].First is { } first && laneRoom && hasToken?.Invoke(lane) != false)
             {
-                if (!laneRoom || hasToken?.Invoke(lane) == false)
-                    continue; // at its limit or short of a token: passes its turn
                 if (!FitsBudget(lane))
-                    return new Decision(null, null, lane, again); // nothing below it fits either
+                    return new Decision(null, null, lane, null); // nothing below it fits either
                 _waiting[i].RemoveFirst();
                 first.Value.Node = null;
                 _running[i]++;
                 _lastStart[i] = now;
-                _holdSince[i] = null;
                 return new Decision(first.Value, null, null, null);
             }
-            if (!_rules.HoldForReady || _ready[i] < _rules.PauseAtReady)
+            // No task of this lane can start here now (or none waits): what of its ready work at the broker?
+            if (!_rules.HoldForReady || _ready[i] < _rules.PauseAtReady || _readyAt is not { } readyAt || now - readyAt >= _rules.HoldTimeout)
                 continue;
             if (_rules.Mode == GateMode.Strict)
-                return new Decision(null, lane, null, now + _rules.HoldTimeout); // the rule before 1.0: hold for it regardless
-            if (!laneRoom || _blocked[i] > 0 || _holdSpent[i] || !FitsBudget(lane))
+                return new Decision(null, lane, null, readyAt + _rules.HoldTimeout); // the rule before 1.0: hold for it regardless
+            if (_waiting[i].Count > 0 || !laneRoom || _blocked[i] > 0 || !FitsBudget(lane))
                 continue; // this process could not start it now: passes its turn
-            var since = _holdSince[i] ??= now;
-            if (now - since >= _rules.HoldTimeout)
-            {
-                _holdSpent[i] = true; // it did not come (another process took it): the slot goes on down until the next broadcast
-                continue;
-            }
-            return new Decision(null, lane, null, since + _rules.HoldTimeout);
+            return new Decision(null, lane, null, readyAt + _rules.HoldTimeout);
         }
-        return new Decision(null, null, null, again);
+        return new Decision(null, null, null, null);
     }
 }

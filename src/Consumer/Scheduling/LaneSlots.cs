@@ -106,7 +106,7 @@ internal sealed class LaneSlots : IDisposable
     public void SetReady(IReadOnlyList<long> ready)
     {
         lock (_lock)
-            _scheduler.SetReady(ready);
+            _scheduler.SetReady(ready, _time.GetUtcNow());
         Pump();
     }
 

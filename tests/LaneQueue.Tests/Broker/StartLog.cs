@@ -34,7 +34,8 @@ public sealed class StartLog
         lock (_running)
         {
             var here = _running.TryGetValue(context.ConsumerName, out var counts) ? counts : _running[context.ConsumerName] = new int[SessionLanes.All.Count];
-            Starts.Enqueue(new Entry(context.Task.Id, context.Task.Lane, Interlocked.Increment(ref _sequence), DateTimeOffset.UtcNow, context.ConsumerName, (int[])here.Clone()));
+            // At: when the consumer gave the task its slot (TaskContext.StartedAt), not when the handler got to run.
+            Starts.Enqueue(new Entry(context.Task.Id, context.Task.Lane, Interlocked.Increment(ref _sequence), context.StartedAt, context.ConsumerName, (int[])here.Clone()));
             here[(int)context.Task.Lane]++;
         }
         try
@@ -59,6 +60,13 @@ public sealed class StartLog
     public Entry? StartOf(string id) => Starts.FirstOrDefault(s => s.Id == id);
 
     public int StartedIn(SessionLane lane) => Starts.Count(s => s.Lane == lane);
+
+    /// <summary>Tasks of <paramref name="lane"/> that held a slot of <paramref name="consumer"/> at <paramref name="at"/> (given it, not ended).</summary>
+    public int RunningAt(string consumer, SessionLane lane, DateTimeOffset at)
+    {
+        var ended = Ends.Where(e => e.Consumer == consumer && e.Lane == lane).GroupBy(e => e.Id).ToDictionary(g => g.Key, g => g.Max(e => e.At));
+        return Starts.Count(s => s.Consumer == consumer && s.Lane == lane && s.At < at && (!ended.TryGetValue(s.Id, out var end) || end > at));
+    }
 
     /// <summary>
     /// Slot time the handlers of <paramref name="consumer"/> used between <paramref name="from"/> and <paramref name="to"/>,

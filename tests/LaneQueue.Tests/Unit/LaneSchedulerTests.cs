@@ -97,11 +97,11 @@ public class LaneSchedulerTests
     {
         var s = Scheduler(budget: 4);
         Add(s, SessionLane.Generate, "g");
-        s.SetReady(Ready(query: 5));
+        s.SetReady(Ready(query: 5), T0);
         var decision = s.Decide(T0);
         Assert.Null(decision.Start);
         Assert.Equal(SessionLane.Query, decision.HeldFor);
-        Assert.Equal(T0.AddMilliseconds(100), decision.DecideAgainAt);
+        Assert.Equal(T0.AddMilliseconds(100), decision.DecideAgainAt); // when the counts are too old to trust
         // the query arrives: it starts, and the hold is over
         Add(s, SessionLane.Query, "q");
         Assert.Equal(["q"], StartAll(s));
@@ -116,21 +116,21 @@ public class LaneSchedulerTests
         Add(s, SessionLane.Control, "c1");
         Assert.Equal(["c0", "c1"], StartAll(s));
         Add(s, SessionLane.Generate, "g");
-        s.SetReady(Ready(control: 50));
+        s.SetReady(Ready(control: 50), T0);
         Assert.Equal(["g"], StartAll(s));
 
         // a lane whose tasks here wait for a rate-limit or fleet token cannot start either
         var blocked = Scheduler(budget: 4);
         blocked.Blocked(SessionLane.Query, +1);
         Add(blocked, SessionLane.Generate, "g");
-        blocked.SetReady(Ready(query: 50));
+        blocked.SetReady(Ready(query: 50), T0);
         Assert.Equal(["g"], StartAll(blocked));
 
         // nor a lane an operator paused
         var paused = Scheduler(budget: 4);
         paused.SetPaused(SessionLane.Control, true);
         Add(paused, SessionLane.Generate, "g");
-        paused.SetReady(Ready(control: 50));
+        paused.SetReady(Ready(control: 50), T0);
         Assert.Equal(["g"], StartAll(paused));
     }
 
@@ -142,7 +142,7 @@ public class LaneSchedulerTests
         Add(s, SessionLane.Control, "c1");
         Assert.Equal(["c0", "c1"], StartAll(s));
         Add(s, SessionLane.Generate, "g");
-        s.SetReady(Ready(control: 50));
+        s.SetReady(Ready(control: 50), T0);
         Assert.Empty(StartAll(s)); // two slots idle: the control lane is at its limit, and generate still waits
     }
 
@@ -151,27 +151,28 @@ public class LaneSchedulerTests
     {
         var s = Scheduler(budget: 4, holdForReady: false);
         Add(s, SessionLane.Generate, "g");
-        s.SetReady(Ready(query: 5));
+        s.SetReady(Ready(query: 5), T0);
         Assert.Equal(["g"], StartAll(s));
     }
 
     [Fact]
-    public void A_hold_whose_work_does_not_arrive_runs_out_and_is_held_again_after_the_next_broadcast()
+    public void A_slot_is_held_only_while_the_monitors_counts_are_fresh()
     {
-        var s = Scheduler(budget: 4, holdMs: 100);
+        var s = Scheduler(budget: 4, holdMs: 3000);
         Add(s, SessionLane.Generate, "g0");
         Add(s, SessionLane.Generate, "g1");
-        s.SetReady(Ready(query: 5));
+        s.SetReady(Ready(query: 5), T0);
         Assert.Empty(StartAll(s, T0));
-        Assert.Empty(StartAll(s, T0.AddMilliseconds(99)));
-        Assert.Equal(["g0"], StartAll(s, T0.AddMilliseconds(100)));
+        Assert.Empty(StartAll(s, T0.AddMilliseconds(2999)));
+        // the monitor went quiet: its counts are no reason to keep a slot idle any longer
+        Assert.Equal(["g0"], StartAll(s, T0.AddMilliseconds(3000)));
         s.Finished(SessionLane.Generate);
-        // the hold stays spent until the monitor says something new
-        Assert.Equal(["g1"], StartAll(s, T0.AddMilliseconds(150)));
-        s.Finished(SessionLane.Generate);
-        Add(s, SessionLane.Generate, "g2");
-        s.SetReady(Ready(query: 4));
-        Assert.Empty(StartAll(s, T0.AddMilliseconds(200)));
+        // a new broadcast still says query has work: held again
+        s.SetReady(Ready(query: 4), T0.AddMilliseconds(3100));
+        Assert.Empty(StartAll(s, T0.AddMilliseconds(3200)));
+        // and a broadcast that says the work is gone releases the slot at once
+        s.SetReady(Ready(), T0.AddMilliseconds(3300));
+        Assert.Equal(["g1"], StartAll(s, T0.AddMilliseconds(3300)));
     }
 
     [Fact]
