@@ -45,12 +45,6 @@ internal static partial class Log
     [LoggerMessage(1201, LogLevel.Warning, "Ignored an unreadable fleet command: {Error}")]
     public static partial void FleetCommandIgnored(ILogger logger, string error);
 
-    [LoggerMessage(1100, LogLevel.Information, "Lane {Lane} paused: {Reason}")]
-    public static partial void LanePaused(ILogger logger, string lane, string reason);
-
-    [LoggerMessage(1101, LogLevel.Information, "Lane {Lane} resumed: {Reason}")]
-    public static partial void LaneResumed(ILogger logger, string lane, string reason);
-
     [LoggerMessage(1102, LogLevel.Warning, "Lane gate could not read queue depths: {Error}; keeping the current lane states")]
     public static partial void GateCheckFailed(ILogger logger, string error);
 

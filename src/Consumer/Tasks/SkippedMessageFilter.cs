@@ -177,7 +177,7 @@ internal sealed class ContractReasonFilter(int maxPayloadBytes, DeadLetterAnswer
         if (!DeadLetterAnswers.IsAnswered(context))
         {
             reason = context.Exception as InvalidTaskException ?? ContractDeadLetters.Explain(context, maxPayloadBytes)
-                ?? (Exception)new TaskDeadLetteredException($"consumer: could not finish the task: {context.Exception.Message} ({context.Exception.GetType().Name})");
+                ?? (Exception)new TaskDeadLetteredException(TaskErrors.ConsumerProblem(context.Exception));
             await answers.AnswerAsync(context, reason);
         }
         await next.Send(ContractDeadLetters.ForDeadLetterQueue(context, reason));

@@ -13,6 +13,10 @@ internal static class TaskErrors
     /// <summary>Whether the failure can never succeed, however often the task runs.</summary>
     public static bool IsPermanent(Exception exception) => exception is InvalidTaskException or PermanentTaskException or UnwritableResultException;
 
+    /// <summary>The answer for a run the consumer had to abandon (a handler it could not build, ...): the task is dead-lettered with it.</summary>
+    public static string ConsumerProblem(Exception exception) =>
+        $"consumer: could not finish the task: {exception?.Message} ({exception?.GetType().Name})";
+
     /// <summary>
     /// The value a handler returned as the result's JSON; a value that cannot be written as JSON (an unpaired surrogate
     /// escape in an element it read, a type the serializer refuses) throws <see cref="UnwritableResultException"/>.

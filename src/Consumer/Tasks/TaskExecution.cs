@@ -55,8 +55,11 @@ internal sealed class TaskExecution(TaskHandlers handlers, IServiceProvider serv
     }
 
     /// <summary>How long this run may take: the task's <c>timeout_ms</c>, else the lane's (handler mode or queue settings).</summary>
-    public long? TimeoutMs(ExternalTask task, LaneHandlerConfig mode) =>
-        mode.Mode == TaskHandlerMode.External ? task.TimeoutMs ?? mode.TimeoutMs : task.TimeoutMs ?? options.Value.Queue.TimeoutMs(task.Lane);
+    public long? TimeoutMs(ExternalTask task, LaneHandlerConfig mode) => TimeoutFor(task, mode, options.Value.Queue);
+
+    /// <summary>The timeout rule, shared with the test harness: the task's, else the External lane's, else the queue settings'.</summary>
+    internal static long? TimeoutFor(ExternalTask task, LaneHandlerConfig mode, SessionQueueConfig queue) =>
+        mode.Mode == TaskHandlerMode.External ? task.TimeoutMs ?? mode.TimeoutMs : task.TimeoutMs ?? queue.TimeoutMs(task.Lane);
 
     /// <summary>
     /// Runs the task with its handler (from the run's own scope, <see cref="CreateScope"/>). <paramref name="stopping"/> fires when the task is cancelled or the delivery is abandoned;

@@ -188,19 +188,18 @@ public sealed partial class LaneQueueTestHarness
             lock (_lock)
             {
                 ReleaseLocked(task.Lane);
+                var reason = ex.Message;
                 if (ex is not InvalidTaskException)
                 {
-                    // The consumer's "abandoned" path: not a contract breach, but the message cannot be run either.
+                    // The consumer's "abandoned" path (a handler it cannot build): command.failed, then the error pipe's answer.
                     _ledger.Record(task.Id, TaskLedger.Known.Unknown, _settings.ConsumerName);
                     PublishEventLocked(Event(TaskEvent.Failed, task, entry.Attempt, "abandoned: " + ex.Message));
+                    reason = TaskErrors.ConsumerProblem(ex);
                 }
-                else
-                {
-                    // A command type nobody handles can never succeed: as on the fleet, a failed result and command.dead_lettered, no retry.
-                    PublishResultLocked(task, entry.Attempt, DateTimeOffset.UtcNow, TaskStatuses.Failed, ex.Message, TaskJson.EmptyObject);
-                    PublishEventLocked(Event(TaskEvent.DeadLettered, task, entry.Attempt, ex.Message));
-                }
-                AddDeadLetterLocked(entry, ex.Message, entry.LastError);
+                // As on the fleet: a failed result and command.dead_lettered, no retry (a command type nobody handles, or the above).
+                PublishResultLocked(task, entry.Attempt, DateTimeOffset.UtcNow, TaskStatuses.Failed, reason, TaskJson.EmptyObject);
+                PublishEventLocked(Event(TaskEvent.DeadLettered, task, entry.Attempt, reason));
+                AddDeadLetterLocked(entry, reason, entry.LastError);
             }
             return;
         }
@@ -263,7 +262,7 @@ public sealed partial class LaneQueueTestHarness
     {
         var task = entry.Task;
         var attempt = entry.Attempt;
-        var timeoutMs = mode.Mode == TaskHandlerMode.External ? task.TimeoutMs ?? mode.TimeoutMs : task.TimeoutMs ?? _settings.Queue.TimeoutMs(task.Lane);
+        var timeoutMs = TaskExecution.TimeoutFor(task, mode, _settings.Queue);
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(_disposing.Token, run.Cancel.Token);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(stopping.Token);
         if (timeoutMs is { } ms)
@@ -290,6 +289,8 @@ public sealed partial class LaneQueueTestHarness
                     Task = task,
                     ConsumerName = _settings.ConsumerName,
                     Attempt = attempt,
+                    StartedAt = startedAt,
+                    TimeoutMs = timeoutMs,
                     CancellationToken = deadline.Token,
                     YieldRequested = run.Yield.Token,
                 }).WaitAsync(deadline.Token).ConfigureAwait(false); // a handler that ignores its token is abandoned at the deadline

@@ -8,8 +8,8 @@ namespace LaneQueue.Tests.Faults;
 
 /// <summary>
 /// One consumer of the fleet (the monitor, elected on a single-active-consumer queue) reads the lane depths and broadcasts
-/// the lane states. kill -9 of the monitor process: the broker hands the election token to another consumer, which takes
-/// over, and the fleet's gate keeps working.
+/// them to every consumer's scheduler. kill -9 of the monitor process: the broker hands the election token to another
+/// consumer, which takes over and reads the depths for the fleet (its lane event for a lane that fills up is the proof).
 /// </summary>
 [Collection(FaultCollection.Name)]
 public sealed class FleetMonitorTests(FaultBrokerFixture broker, ITestOutputHelper output) : FaultTest(broker, "lq-monitor")
@@ -20,7 +20,7 @@ public sealed class FleetMonitorTests(FaultBrokerFixture broker, ITestOutputHelp
     {
         var url = Node.Url(Vhost);
         foreach (var name in new[] { "m-a", "m-b", "m-c" })
-            Consumers.Add(await ConsumerProcess.StartAsync(url, name));
+            Consumers.Add(await ConsumerProcess.StartAsync(url, name, ["--LaneQueue:Queue:PressureThreshold=3"]));
         await ConsumerKillTests.WaitUntilAsync(() => Consumers.Count(c => c.Output.Contains(Elected, StringComparison.Ordinal)) == 1,
             TimeSpan.FromSeconds(60), "one consumer elected monitor");
         var monitor = Consumers.Single(c => c.Output.Contains(Elected, StringComparison.Ordinal));
@@ -34,26 +34,29 @@ public sealed class FleetMonitorTests(FaultBrokerFixture broker, ITestOutputHelp
         var successor = survivors.Single(c => c.Output.Contains(Elected, StringComparison.Ordinal));
         output.WriteLine($"killed monitor {monitor.Name} (pid {monitor.Pid}); {successor.Name} took over after {handover.TotalMilliseconds:0} ms");
 
-        // The gate under the new monitor: query tasks wait (query paused by an operator), so every survivor stops generate.
+        // The new monitor reads the depths: query tasks wait (query paused by an operator), and it raises lane.pressure.
         await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = url });
-        var generate = BrokerNames.LaneQueue(SessionLane.Generate);
-        await WaitForConsumersAsync(generate, survivors.Count, "both survivors consume generate");
+        await using var connection = await new RabbitMQ.Client.ConnectionFactory { Uri = new Uri(url) }.CreateConnectionAsync();
+        await using var channel = await connection.CreateChannelAsync();
+        var watch = (await channel.QueueDeclareAsync("", durable: false, exclusive: true, autoDelete: true)).QueueName;
+        await channel.QueueBindAsync(watch, BrokerNames.EventsExchange, "lane.pressure.#");
         await producer.PauseLaneAsync(SessionLane.Query);
-        foreach (var i in Enumerable.Range(1, 3))
-            await producer.SubmitTaskAsync(ExternalTask.Create($"held-{i}", SessionLane.Query));
+        await WaitForConsumersAsync(BrokerNames.LaneQueue(SessionLane.Query), 0, "both survivors paused query");
         clock.Restart();
-        await WaitForConsumersAsync(generate, 0, "every survivor held generate behind the waiting queries");
-        var held = clock.Elapsed;
+        foreach (var i in Enumerable.Range(1, 3))
+            await producer.SubmitTaskAsync(ExternalTask.Create($"waiting-{i}", SessionLane.Query));
+        await ConsumerKillTests.WaitUntilAsync(() => channel.BasicGetAsync(watch, autoAck: true).GetAwaiter().GetResult() is not null,
+            TimeSpan.FromSeconds(60), "lane.pressure for query from the new monitor");
+        var read = clock.Elapsed;
         await producer.ResumeLaneAsync(SessionLane.Query);
-        await WaitForConsumersAsync(generate, survivors.Count, "generate resumed once the queries ran");
 
-        var report = $"handover {handover.TotalMilliseconds:0} ms to {successor.Name}; generate held on both survivors {held.TotalMilliseconds:0} ms after the queries were published";
+        var report = $"handover {handover.TotalMilliseconds:0} ms to {successor.Name}; the new monitor raised lane.pressure for query {read.TotalMilliseconds:0} ms after the third task was submitted";
         output.WriteLine(report);
         Evidence.Write("fault-monitor-kill", new
         {
             Fault = "kill -9 of the fleet monitor process (3 consumer processes)",
             HandoverMs = Math.Round(handover.TotalMilliseconds),
-            GenerateHeldOnEverySurvivorAfterMs = Math.Round(held.TotalMilliseconds),
+            PressureRaisedByTheNewMonitorAfterMs = Math.Round(read.TotalMilliseconds),
         }, report);
         // Generous: the claim is "a few seconds"; kill -9 closes the socket, so the broker hands over at once.
         Assert.True(handover < TimeSpan.FromSeconds(15), report);

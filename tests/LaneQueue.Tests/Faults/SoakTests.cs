@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Text.RegularExpressions;
 using LaneQueue.Contracts;
 using LaneQueue.Producer;
 using LaneQueue.Tests.Broker;
@@ -14,50 +13,10 @@ namespace LaneQueue.Tests.Faults;
 /// in the environment (<c>LaneQueue__Gate__*</c>) reach the consumer processes and name the evidence file.
 /// </summary>
 [Collection(FaultCollection.Name)]
-public sealed partial class SoakTests(FaultBrokerFixture broker, ITestOutputHelper output) : FaultTest(broker, "lq-soak")
+public sealed class SoakTests(FaultBrokerFixture broker, ITestOutputHelper output) : FaultTest(broker, "lq-soak")
 {
     public const string SizeVariable = "LANEQUEUE_SOAK_TASKS";
     const string GatePrefix = "LaneQueue__Gate__";
-
-    /// <summary>The lane gate's pause and resume lines in the consumers' output, one line each with a UTC time.</summary>
-    static readonly string[] GateLog =
-    [
-        "--Logging:LogLevel:LaneQueue.Consumer.LaneGate=Information",
-        "--Logging:Console:FormatterOptions:SingleLine=true",
-        "--Logging:Console:FormatterOptions:UseUtcTimestamp=true",
-        "--Logging:Console:FormatterOptions:TimestampFormat=HH:mm:ss.fff ",
-    ];
-
-    [GeneratedRegex(@"^(?<at>\d\d:\d\d:\d\d\.\d{3}) info: LaneQueue\.Consumer\.LaneGate\[\d+\] Lane (?<lane>\w+) (?<what>paused|resumed):", RegexOptions.Multiline | RegexOptions.CultureInvariant)]
-    private static partial Regex GateLine();
-
-    /// <summary>Per lane, from one consumer's log: how often the gate paused it and how long it was held in all (until the end when still held).</summary>
-    static Dictionary<string, (int Pauses, double HeldSeconds)> GateHolds(string log, DateTime start, DateTime end)
-    {
-        // Every lane the gate can hold (all but the highest), highest first, so a lane never held shows 0.
-        var holds = SessionLanes.All.Skip(1).ToDictionary(lane => lane.WireName(), _ => (Pauses: 0, HeldSeconds: 0.0), StringComparer.Ordinal);
-        var since = new Dictionary<string, DateTime>(StringComparer.Ordinal);
-        foreach (Match line in GateLine().Matches(log))
-        {
-            var at = start.Date + TimeSpan.ParseExact(line.Groups["at"].Value, @"hh\:mm\:ss\.fff", CultureInfo.InvariantCulture);
-            if (at < start.AddHours(-12))
-                at = at.AddDays(1); // past midnight
-            var lane = line.Groups["lane"].Value;
-            var (pauses, held) = holds.GetValueOrDefault(lane);
-            if (line.Groups["what"].Value == "paused")
-            {
-                since.TryAdd(lane, at < start ? start : at);
-                holds[lane] = (pauses + 1, held);
-            }
-            else if (since.Remove(lane, out var from))
-            {
-                holds[lane] = (pauses, held + (at - from).TotalSeconds);
-            }
-        }
-        foreach (var (lane, from) in since)
-            holds[lane] = (holds[lane].Pauses, holds[lane].HeldSeconds + (end - from).TotalSeconds);
-        return holds;
-    }
 
     [Fact]
     public async Task Every_task_of_a_long_run_completes_exactly_once_with_flat_memory()
@@ -71,12 +30,11 @@ public sealed partial class SoakTests(FaultBrokerFixture broker, ITestOutputHelp
             .Select(k => KeyValuePair.Create(k[GatePrefix.Length..], Environment.GetEnvironmentVariable(k)))
             .ToList();
         var url = Node.Url(Vhost);
-        Consumers.Add(await ConsumerProcess.StartAsync(url, "soak-a", GateLog));
-        Consumers.Add(await ConsumerProcess.StartAsync(url, "soak-b", GateLog));
+        Consumers.Add(await ConsumerProcess.StartAsync(url, "soak-a"));
+        Consumers.Add(await ConsumerProcess.StartAsync(url, "soak-b"));
         await using var tally = await ResultTally.StartAsync(url);
         await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = url });
 
-        var startedAt = DateTime.UtcNow;
         var clock = Stopwatch.StartNew();
         var samples = new List<(int Completed, double[] RssMiB)>();
         using var sampling = new CancellationTokenSource();
@@ -133,10 +91,6 @@ public sealed partial class SoakTests(FaultBrokerFixture broker, ITestOutputHelp
         string mem(double[] values) => string.Join("/", values.Select(v => v.ToString("0", CultureInfo.InvariantCulture)));
         var report = $"soak {size:N0} tasks: {counts}; {seconds:0} s ({size / seconds:0} tasks/s; submitted in {submitSeconds:0} s); " +
                      $"consumer RSS MiB (a/b) at 10% {mem(at(0.1))}, 50% {mem(at(0.5))}, 90% {mem(at(0.9))}, end {mem(final)}";
-        var endedAt = DateTime.UtcNow;
-        var holds = Consumers.ToDictionary(c => c.Name, c => GateHolds(c.Output, startedAt, endedAt));
-        report += "; gate held (share of the run, pauses) " + string.Join("; ", holds.Select(h => $"{h.Key}: " +
-            string.Join(", ", h.Value.Select(l => $"{l.Key} {l.Value.HeldSeconds / seconds:P0}/{l.Value.Pauses}"))));
         output.WriteLine(report);
         Evidence.Write(string.Join("-", [$"soak-{size}", .. gate.Select(g => $"{g.Key}-{g.Value}")]), new
         {
@@ -156,12 +110,6 @@ public sealed partial class SoakTests(FaultBrokerFixture broker, ITestOutputHelp
                 At90Percent = at(0.9).Select(v => Math.Round(v)).ToArray(),
                 End = final.Select(v => Math.Round(v)).ToArray(),
             },
-            GateHeld = holds.ToDictionary(h => h.Key, h => h.Value.ToDictionary(l => l.Key, l => new
-            {
-                l.Value.Pauses,
-                HeldSeconds = Math.Round(l.Value.HeldSeconds, 1),
-                HeldShareOfRun = Math.Round(l.Value.HeldSeconds / seconds, 2),
-            })),
             Asserted = "lost = 0, completed = tasks, ran twice = 0, each consumer's RSS at the end <= 1.5 x its RSS at 10 % + 64 MiB",
         }, report);
 

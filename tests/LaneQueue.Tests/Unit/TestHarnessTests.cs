@@ -455,11 +455,16 @@ public class TestHarnessTests
         await harness.SubmitTaskAsync(Job("no-greeter", SessionLane.Query, "greet", new { name = "Ada" }));
         await harness.WhenIdleAsync(Wait);
 
+        // As on the fleet (TotalContractTests.A_run_the_consumer_cannot_finish_is_answered_as_consumer_problem): command.failed,
+        // then one failed result "consumer: could not finish the task: ..." with command.dead_lettered, and the dead letter.
         var letter = Assert.Single(harness.DeadLetters);
         Assert.Contains(nameof(Greeter), letter.Reason, StringComparison.Ordinal);
-        var failed = Assert.Single(harness.Events);
-        Assert.Equal(TaskEvent.Failed, failed.Event);
-        Assert.StartsWith("abandoned: ", failed.Error, StringComparison.Ordinal);
+        Assert.Equal([TaskEvent.Failed, TaskEvent.DeadLettered], harness.Events.Select(e => e.Event));
+        Assert.StartsWith("abandoned: ", harness.Events[0].Error, StringComparison.Ordinal);
+        var result = Assert.Single(harness.Results);
+        Assert.Equal(TaskStatuses.Failed, result.Status);
+        Assert.StartsWith("consumer: could not finish the task: ", result.Error, StringComparison.Ordinal);
+        Assert.Equal(result.Error, letter.Reason);
     }
 
     [Fact]
