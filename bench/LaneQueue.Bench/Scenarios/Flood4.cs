@@ -10,9 +10,11 @@ namespace LaneQueue.Bench.Scenarios;
 /// 8. Four-lane flood: what the gate costs in throughput. A queue-per-lane fleet of 2 with the default configuration (slot
 /// budget 4, lane limits 2/4/2/1) gets a backlog of sleep 20 ms tasks spread evenly over the four lanes, all submitted at
 /// once. Measured from the results: tasks/s from the first start to the last completion, and slot utilization = handler run
-/// time (finished_at - started_at, summed) / (that wall time x the fleet's slots). Variants: the gate as shipped, and no
-/// gate (<c>--LaneQueue:Gate:Enabled=false</c>: only the slot budget's lane order). The gate holds lower lanes while a higher
-/// one has ready messages; if it idles slots doing so, gate on runs well below gate off.
+/// time (finished_at - started_at, summed) / (that wall time x the fleet's slots). Variants: the gate as shipped
+/// (<see cref="LaneQueue.Consumer.GateMode.WorkConserving"/>: a free slot is held for a higher lane's ready work only while
+/// this process could start it), no gate (<c>--LaneQueue:Gate:Enabled=false</c>: only the slot budget's lane order), and the
+/// rule before 1.0 as a control (<c>--LaneQueue:Gate:Mode=Strict</c>: every lower lane waits while a higher lane has ready
+/// work, even work this process cannot start), which idles slots under this flood: the row shows what the old rule cost.
 /// </summary>
 public static class Flood4
 {
@@ -22,6 +24,7 @@ public static class Flood4
     [
         new("gate-on", "gate on (default)", []),
         new("gate-off", "gate off (slot budget only)", ["--LaneQueue:Gate:Enabled=false"]),
+        new("gate-strict", "gate on, Strict mode (the rule before 1.0; control)", ["--LaneQueue:Gate:Mode=Strict"]),
     ];
 
     const int FleetSize = 2;
@@ -42,7 +45,7 @@ public static class Flood4
             new("overtakes", "order overtakes"),
             new("lanes_done_s", "lane done c / q / e / g", "s"),
         ]);
-        // Rounds go through both variants in turn (a shared machine's load falls on both alike); the best round is shown.
+        // Rounds go through the variants in turn (a shared machine's load falls on all alike); the best round is shown.
         var rounds = settings.Quick ? 1 : 2;
         var measured = Variants.ToDictionary(v => v.Key, _ => new List<Dictionary<string, object?>>());
         for (var round = 1; round <= rounds; round++)
@@ -67,30 +70,31 @@ public static class Flood4
         var ratio = onRate / offRate;
         var offUtilization = (double)off["utilization"]!;
         var onUtilization = (double)on["utilization"]!;
+        var strict = result.Rows.Single(r => (string)r["key"]! == "gate-strict");
+        var strictRate = (double)strict["tasks_per_s"]!;
+        var strictRatio = strictRate / offRate;
+        var strictUtilization = (double)strict["utilization"]!;
         on["vs_gate_off"] = Stats.Round(ratio, 2);
         off["vs_gate_off"] = 1.0;
+        strict["vs_gate_off"] = Stats.Round(strictRatio, 2);
 
         // Strict (full run, the issue's targets): the gate keeps >= 0.9x of the throughput without it, and without the gate the
-        // fleet keeps >= 75 % of its slots busy. Relaxed (--quick, CI): the ratio is reported, not gated (the gate this was written
-        // against scores about 0.55-0.65x, under any relaxed bound that would still mean something), and utilization >= 0.35, which
-        // a much slower task path or a stalled lane misses (with strict lane order and generate limited to 1 slot per process the
-        // ideal schedule of this backlog keeps only about 57 % of the slots busy; the consumer this was written against measured
-        // 0.55 and, on a 2-core machine at load average ~10, 0.44 in --quick).
-        if (settings.Quick)
-        {
-            BenchContext.Log($"  [info, not gated in --quick] gate on throughput {ratio:0.00}x gate off's ({onRate:0} / {offRate:0} tasks/s); full-run target >= 0.9x");
-            result.Notes.Add($"Not gated in --quick: gate on / gate off throughput {ratio:0.00}x ({onRate:0} / {offRate:0} tasks/s); the full run's target is >= 0.9x.");
-        }
-        else
-        {
-            result.Verdicts.Add(new Verdict("gate on: throughput >= 0.9x gate off's", ratio >= 0.9,
-                $"{onRate:0} / {offRate:0} tasks/s = {ratio:0.00}x"));
-        }
+        // fleet keeps >= 75 % of its slots busy. Relaxed (--quick, CI): the gate keeps >= 0.75x (the work-conserving scheduler
+        // measured 0.98x and 0.93x in two quick runs on the shared 2-core machine; the rule before 1.0, the Strict row, 0.66x and
+        // 0.68x in the same runs, so a gate that idles slots as the old rule did misses it, though not by much), and utilization >= 0.35, which a much slower task path or a stalled lane misses (with strict lane order and
+        // generate limited to 1 slot per process the ideal schedule of this backlog keeps only about 57 % of the slots busy; the
+        // consumer this was written against measured 0.55 and, on a 2-core machine at load average ~10, 0.44 in --quick).
+        var wantRatio = settings.Target(0.9, 0.75);
+        result.Verdicts.Add(new Verdict($"gate on: throughput >= {wantRatio:0.0#}x gate off's{settings.TargetKind}", ratio >= wantRatio,
+            $"{onRate:0} / {offRate:0} tasks/s = {ratio:0.00}x"));
+        // The Strict control is reported, never checked: it shows what the rule before 1.0 costs under this flood.
+        BenchContext.Log($"  [info, no verdict] Strict mode (the rule before 1.0): {strictRatio:0.00}x gate off's ({strictRate:0} / {offRate:0} tasks/s), utilization {strictUtilization:0.00}");
         var want = settings.Target(0.75, 0.35);
         result.Verdicts.Add(new Verdict($"gate off: slot utilization >= {want:0.##}{settings.TargetKind}", offUtilization >= want,
             $"{offUtilization:0.00} ({off["tasks"]} tasks, {off["wall_s"]} s, {FleetSize} x {SlotBudget} slots)"));
-        result.Notes.Add($"Summary: gate on {onRate:0} tasks/s, gate off {offRate:0} tasks/s, ratio {ratio:0.00}x; slot utilization gate off " +
-                         $"{offUtilization:0.00}, gate on {onUtilization:0.00}.");
+        result.Notes.Add($"Summary: gate on {onRate:0} tasks/s, gate off {offRate:0} tasks/s, ratio {ratio:0.00}x; Strict mode (the rule " +
+                         $"before 1.0, control, no verdict) {strictRate:0} tasks/s, {strictRatio:0.00}x; slot utilization gate off " +
+                         $"{offUtilization:0.00}, gate on {onUtilization:0.00}, Strict {strictUtilization:0.00}.");
         result.Notes.Add($"Fleet: {FleetSize} queue-per-lane consumer processes, default configuration (slot budget {SlotBudget}, lane limits " +
                          $"control/query/execute/generate 2/4/2/1, gate check 25 ms). Backlog: {settings.Flood4Tasks} tasks of sleep " +
                          $"{settings.GenerateMs} ms, a quarter on each lane (interleaved), published (confirmed, at most 256 in flight) once " +

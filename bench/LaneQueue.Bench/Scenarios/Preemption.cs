@@ -10,7 +10,10 @@ namespace LaneQueue.Bench.Scenarios;
 /// (echo) arrive at a steady rate; each query's wait is its result's started_at minus the bench's clock just before
 /// it published the query. The variants run each in its own vhost, one after the other in the same run. The equal-capacity
 /// variant gives each process one slot (slot budget 1, generate concurrency 1): a query can only start in a slot a generate
-/// task gives back, and the best the fleet can do is the first slot to free in either process.
+/// task gives back, and the best the fleet can do is the first slot to free in either process. The reserved-query variant
+/// gives generate the same capacity (one slot per process: generate concurrency 1) in a budget of 2 with one slot reserved
+/// for query and the lanes above it (<c>ReservedSlots:Query=1</c>), so a query finds a free slot without waiting for a
+/// generate run to end.
 /// </summary>
 public static class Preemption
 {
@@ -18,6 +21,7 @@ public static class Preemption
     {
         QueuePerLane,
         QueuePerLaneEqualCapacity,
+        QueuePerLaneReservedQuery,
         PriorityQueue,
         Fifo,
         XMaxPriority,
@@ -30,6 +34,7 @@ public static class Preemption
     [
         new("lanequeue-lanes", "LaneQueue, queue per lane", Kind.QueuePerLane),
         new("lanequeue-equal-capacity", "LaneQueue, queue per lane, one slot per process", Kind.QueuePerLaneEqualCapacity),
+        new("lanequeue-reserved-query", "LaneQueue, queue per lane, one generate slot + one reserved for query per process", Kind.QueuePerLaneReservedQuery),
         new("lanequeue-priority", "LaneQueue, priority-queue topology", Kind.PriorityQueue),
         new("fifo", "MassTransit defaults, one FIFO queue", Kind.Fifo),
         new("x-max-priority", "MassTransit defaults, x-max-priority queue", Kind.XMaxPriority),
@@ -45,7 +50,14 @@ public static class Preemption
     /// <summary>Equal capacity: one slot per process, generate allowed to take it.</summary>
     static readonly string[] EqualCapacityArgs = ["--LaneQueue:SlotBudget=1", "--LaneQueue:Queue:GenerateMaxConcurrency=1"];
 
-    /// <summary>LANEQUEUE_BENCH_VARIANTS=lanequeue-equal-capacity measures only those variants (a profiling aid; a partial run writes no verdict).</summary>
+    /// <summary>
+    /// Generate keeps the equal-capacity variant's one slot per process; a second slot is reserved for query and the lanes above
+    /// it (generate's limit of 1 and the reservation both keep generate out of it).
+    /// </summary>
+    static readonly string[] ReservedQueryArgs =
+        ["--LaneQueue:SlotBudget=2", "--LaneQueue:ReservedSlots:Query=1", "--LaneQueue:Queue:GenerateMaxConcurrency=1"];
+
+    /// <summary>LANEQUEUE_BENCH_VARIANTS=lanequeue-equal-capacity,lanequeue-reserved-query measures only those variants (a profiling aid; a partial run writes no verdict).</summary>
     static readonly HashSet<string>? Only = Environment.GetEnvironmentVariable("LANEQUEUE_BENCH_VARIANTS") is { Length: > 0 } keys
         ? keys.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries).ToHashSet()
         : null;
@@ -97,20 +109,40 @@ public static class Preemption
                               (settings.Quick ? $" (quick: backlog {settings.PreemptionBacklog}, so FIFO waits are about 5x shorter than in the full run, whose backlog is 10,000)" : "")));
         }
         // Equal capacity: the first slot to free in either process is the limit (for two slots about a third of a run at the median).
-        // A full-run target only (not met yet, see bench/README.md): the quick CI run reports the row without failing on it.
-        if (!settings.Quick)
+        // Strict (full run, the issue's targets): p50 <= 8 ms and max <= 22 ms (one generate run + 2 ms). Relaxed (--quick, CI):
+        // p50 <= 40 ms (two generate runs: a query that waits behind this process's prefetched generate delivery as well as the
+        // running one); the max of 10 samples is checked by the p99 verdict above (with 10 samples p99 is the largest), not here.
+        // Two quick runs on the shared, loaded 2-core machine measured p50 17.4 and 28.3 ms: a bound of one run (20 ms) would flake.
+        var equal = result.Rows.Single(r => (string)r["key"]! == "lanequeue-equal-capacity");
+        var (equalP50, equalMax) = ((double)equal["p50_ms"]!, (double)equal["max_ms"]!);
+        if (settings.Quick)
         {
-            var equal = result.Rows.Single(r => (string)r["key"]! == "lanequeue-equal-capacity");
-            var (p50, max) = ((double)equal["p50_ms"]!, (double)equal["max_ms"]!);
-            result.Verdicts.Add(new Verdict($"{equal["variant"]}: query wait p50 <= 8 ms and max <= one generate run ({settings.GenerateMs} ms)",
-                p50 <= 8 && max <= settings.GenerateMs, $"p50 {p50:0.0} ms, max {max:0.0} ms"));
+            result.Verdicts.Add(new Verdict($"{equal["variant"]}: query wait p50 <= 40 ms{settings.TargetKind}",
+                equalP50 <= 40, $"p50 {equalP50:0.0} ms, max {equalMax:0.0} ms"));
         }
+        else
+        {
+            result.Verdicts.Add(new Verdict($"{equal["variant"]}: query wait p50 <= 8 ms and max <= 22 ms",
+                equalP50 <= 8 && equalMax <= 22, $"p50 {equalP50:0.0} ms, max {equalMax:0.0} ms"));
+        }
+        // Reserved slot: a query never waits for a generate run, only for its publish, delivery and the scheduler (strict p50
+        // <= 3 ms; relaxed <= 20 ms, one generate run: a query with a slot of its own must not wait like one without). Two quick
+        // runs on the shared, loaded 2-core machine measured p50 2.1 and 9.8 ms: a bound of 10 ms would flake.
+        var reserved = result.Rows.Single(r => (string)r["key"]! == "lanequeue-reserved-query");
+        var (reservedP50, reservedMax) = ((double)reserved["p50_ms"]!, (double)reserved["max_ms"]!);
+        var reservedLimit = settings.Target(3, 20);
+        result.Verdicts.Add(new Verdict($"{reserved["variant"]}: query wait p50 <= {reservedLimit} ms{settings.TargetKind}",
+            reservedP50 <= reservedLimit, $"p50 {reservedP50:0.0} ms, max {reservedMax:0.0} ms (equal capacity: p50 {equalP50:0.0} ms, max {equalMax:0.0} ms)"));
         result.Notes.Add($"Fleet: {FleetSize} consumer processes per variant. LaneQueue: slot budget {SlotBudget} and generate max concurrency " +
                          $"{SlotBudget} (every slot busy with generate work, prefetch = concurrency); baselines: MassTransit's defaults " +
                          "(prefetch and concurrent message limit not set), see the config column for what they resolved to. The last " +
                          $"baseline keeps MassTransit's default prefetch but limits concurrency to {SlotBudget} (ConcurrentMessageLimit, as " +
                          "MassTransit's documentation recommends for limiting concurrency): the same number of tasks at once as LaneQueue, " +
                          "so prefetched generate messages wait in the consumer, ahead of the query.");
+        result.Notes.Add("Generate capacity of one slot per process in two rows: 'one slot per process' (slot budget 1, generate concurrency 1: " +
+                         "a query starts only in a slot a generate run gives back) and 'one generate slot + one reserved for query' (slot budget 2, " +
+                         "--LaneQueue:ReservedSlots:Query=1, generate concurrency 1: a second slot only query and the lanes above it may use). " +
+                         "Their verdicts: one slot p50 <= 8 ms and max <= 22 ms, reserved p50 <= 3 ms (--quick: p50 <= 40 ms and <= 20 ms).");
         result.Notes.Add($"Backlog {settings.PreemptionBacklog} generate tasks (sleep {settings.GenerateMs} ms) published after the fleet is up; " +
                          $"then {settings.PreemptionSamples} query tasks (echo) at {settings.QueryRatePerSecond}/s. " +
                          "Wait = result started_at - the bench's clock just before publishing (includes publish + confirm). " +
@@ -126,12 +158,16 @@ public static class Preemption
         var ct = context.Token;
         await using var vhost = await context.Broker.CreateVhostAsync("pre", ct);
         await using var listener = await ResultListener.StartAsync(vhost.Url, ct);
-        var laneQueue = variant.Kind is Kind.QueuePerLane or Kind.QueuePerLaneEqualCapacity or Kind.PriorityQueue;
+        var laneQueue = variant.Kind is Kind.QueuePerLane or Kind.QueuePerLaneEqualCapacity or Kind.QueuePerLaneReservedQuery or Kind.PriorityQueue;
         var priority = variant.Kind is Kind.XMaxPriority or Kind.XMaxPriorityLimited;
         var baselineQueue = variant.Kind == Kind.Fifo ? "bench.fifo" : "bench.priority";
         using var fleet = laneQueue
-            ? await context.StartLaneQueueFleetAsync(vhost, FleetSize, variant.Kind == Kind.QueuePerLaneEqualCapacity ? EqualCapacityArgs : LaneQueueArgs,
-                variant.Kind == Kind.PriorityQueue, "pre")
+            ? await context.StartLaneQueueFleetAsync(vhost, FleetSize, variant.Kind switch
+                {
+                    Kind.QueuePerLaneEqualCapacity => EqualCapacityArgs,
+                    Kind.QueuePerLaneReservedQuery => ReservedQueryArgs,
+                    _ => LaneQueueArgs,
+                }, variant.Kind == Kind.PriorityQueue, "pre")
             : await context.StartBaselineFleetAsync(vhost, FleetSize, baselineQueue, priority ? (byte)4 : null, "pre",
                 concurrency: variant.Kind == Kind.XMaxPriorityLimited ? SlotBudget : null);
 
@@ -153,7 +189,7 @@ public static class Preemption
 
         var backlogQueue = variant.Kind switch
         {
-            Kind.QueuePerLane or Kind.QueuePerLaneEqualCapacity => BrokerNames.LaneQueue(SessionLane.Generate),
+            Kind.QueuePerLane or Kind.QueuePerLaneEqualCapacity or Kind.QueuePerLaneReservedQuery => BrokerNames.LaneQueue(SessionLane.Generate),
             Kind.PriorityQueue => BrokerNames.PriorityQueue,
             _ => baselineQueue,
         };
@@ -197,6 +233,7 @@ public static class Preemption
             {
                 Kind.PriorityQueue => $"x-max-priority 4 queue, prefetch = slot budget {SlotBudget}",
                 Kind.QueuePerLaneEqualCapacity => "slot budget 1, generate concurrency 1, query concurrency 4, gate check 25 ms (default)",
+                Kind.QueuePerLaneReservedQuery => "slot budget 2, ReservedSlots:Query=1, generate concurrency 1, query concurrency 4, gate check 25 ms (default)",
                 _ => $"slot budget {SlotBudget}, generate concurrency {SlotBudget}, gate check 25 ms (default)",
             };
         }

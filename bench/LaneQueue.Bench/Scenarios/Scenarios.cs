@@ -28,7 +28,7 @@ public static class Scenarios
             "1 to 32 consumer processes on one broker: broker CPU and frames at idle, deliveries and broker CPU per task at a fixed rate (full run only).",
             FleetSize.RunAsync),
         ("flood4", "8. Four-lane flood",
-            "A backlog of sleep 20 ms tasks on all four lanes at once, 2 consumer processes, default settings: throughput and slot utilization with the gate and without it.",
+            "A backlog of sleep 20 ms tasks on all four lanes at once, 2 consumer processes, default settings: throughput and slot utilization with the gate, without it, and with the rule before 1.0 (Gate:Mode=Strict, a control).",
             Flood4.RunAsync),
     ];
 }
