@@ -103,12 +103,13 @@ for spec in lanequeue.tasks:direct lanequeue.results:topic lanequeue.events:topi
     | api PUT "exchanges/$(enc "$VHOST")/$(enc "${spec%%:*}")"
 done
 
-# The task history stream and its bindings (same arguments as BrokerTopology.cs): binding every result into it needs
-# read access to all of lanequeue.results, which only the administrator has.
+# The task history stream and its binding (same arguments as BrokerTopology.cs): binding every result into it needs
+# read access to all of lanequeue.results, which only the administrator has. Consumers append the lifecycle events
+# themselves, in batches; the events exchange's command.# binding of older versions would store them twice: removed.
 # The retention is the fleet's LaneQueue__HistoryMaxAge / LaneQueue__HistoryMaxBytes (defaults 7D / 5 GiB).
 json "{\"durable\":true,\"auto_delete\":false,\"arguments\":{\"x-queue-type\":\"stream\",\"x-max-age\":\"${LaneQueue__HistoryMaxAge:-7D}\",\"x-max-length-bytes\":${LaneQueue__HistoryMaxBytes:-5368709120}}}" \
   | api PUT "queues/$(enc "$VHOST")/lanequeue.history"
-json '{"routing_key":"command.#","arguments":{}}' | api POST "bindings/$(enc "$VHOST")/e/lanequeue.events/q/lanequeue.history"
+api DELETE "bindings/$(enc "$VHOST")/e/lanequeue.events/q/lanequeue.history/command.%23"
 json '{"routing_key":"#","arguments":{}}' | api POST "bindings/$(enc "$VHOST")/e/lanequeue.results/q/lanequeue.history"
 
 put_user "$P_USER" LQ_PRODUCER_PASSWORD ""

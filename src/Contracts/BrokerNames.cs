@@ -52,10 +52,25 @@ public static class BrokerNames
     public const string FleetState = "lanequeue.fleet.state";
 
     /// <summary>
-    /// Stream queue of task history: every lifecycle event (<c>command.*</c> on <see cref="EventsExchange"/>) and every result
-    /// (<see cref="ResultsExchange"/>), kept for 7 days or 5 GiB, so a task can be looked up by id after it finished.
+    /// Stream queue of task history, kept for 7 days or 5 GiB, so a task can be looked up by id after it finished: every
+    /// result (bound to <see cref="ResultsExchange"/>) and the lifecycle events, which consumers append in batches
+    /// (<see cref="HistoryBatchType"/>, default exchange) rather than through <see cref="EventsExchange"/>; a
+    /// <c>command.completed</c> event is not stored, its <c>completed</c> result stands for it.
     /// </summary>
     public const string History = "lanequeue.history";
+
+    /// <summary>
+    /// Message type of a batch of lifecycle events appended to <see cref="History"/>: body <c>{"events":[event, ...]}</c>,
+    /// each element a <see cref="TaskEvent"/> as published on <see cref="EventsExchange"/>.
+    /// </summary>
+    public const string HistoryBatchType = "lanequeue.history.batch";
+
+    /// <summary>
+    /// Header on an event published to <see cref="EventsExchange"/> whose history copy is stored another way (<c>batch</c>:
+    /// in a <see cref="HistoryBatchType"/> message; <c>result</c>: its result stands for it). A history reader skips such a
+    /// single event, should an older producer have bound <see cref="EventsExchange"/> to <see cref="History"/> again.
+    /// </summary>
+    public const string HistoryCopyHeader = "x-lanequeue-history";
 
     /// <summary>
     /// Durable queue holding one message (<c>x-max-length</c> 1): the fleet's per-lane counts up to an offset of

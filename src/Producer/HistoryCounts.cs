@@ -24,7 +24,7 @@ internal sealed record CountsCheckpoint
 
 /// <summary>
 /// The fleet's counts for <c>stats</c>, from the task history (<see cref="BrokerNames.History"/>): every
-/// <c>command.completed</c>, <c>command.failed</c>/<c>command.timeout</c> and <c>command.dead_lettered</c> event any consumer
+/// <c>completed</c> result, <c>command.failed</c>/<c>command.timeout</c> and <c>command.dead_lettered</c> event any consumer
 /// ever published, so a consumer that restarts (its own counters start at 0) takes nothing away. Each read goes on from the
 /// last checkpoint — the counts up to a stream offset, kept as the one message of <see cref="BrokerNames.HistoryCounts"/> —
 /// to the end of the stream (<see cref="HistoryStream"/>), then stores the new checkpoint.
@@ -42,7 +42,7 @@ internal static class HistoryCounts
         long next;
         try
         {
-            var end = await HistoryStream.ReadToEndAsync(connection, checkpoint.NextOffset, body => Count(body, counts), TimeSpan.FromSeconds(120), cancellationToken);
+            var end = await HistoryStream.ReadToEndAsync(connection, checkpoint.NextOffset, (body, properties) => HistoryStream.ForEachRecord(body, properties, record => Count(record, counts)), TimeSpan.FromSeconds(120), cancellationToken);
             next = end is { } markerOffset ? Math.Max(checkpoint.NextOffset, markerOffset + 1) : checkpoint.NextOffset;
         }
         catch
@@ -76,28 +76,29 @@ internal static class HistoryCounts
         }
     }
 
-    static void Count(ReadOnlyMemory<byte> body, Dictionary<string, LaneCounts> counts)
+    /// <summary>
+    /// Counts one history record: a <c>completed</c> result as a completed run (consumers do not store the
+    /// <c>command.completed</c> event; an older consumer's such event is passed over, its result counted instead), a
+    /// <c>command.failed</c> / <c>command.timeout</c> event as a failed run, a <c>command.dead_lettered</c> event as a dead letter.
+    /// </summary>
+    static void Count(JsonElement root, Dictionary<string, LaneCounts> counts)
     {
-        try
+        if (!root.TryGetProperty("lane", out var lane) || lane.ValueKind != JsonValueKind.String
+            || lane.GetString() is not { } key || !counts.TryGetValue(key, out var current))
+            return;
+        if (!root.TryGetProperty("event", out var name))
         {
-            using var document = JsonDocument.Parse(body);
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object
-                || !root.TryGetProperty("event", out var name) || name.ValueKind != JsonValueKind.String
-                || !root.TryGetProperty("lane", out var lane) || lane.ValueKind != JsonValueKind.String
-                || lane.GetString() is not { } key || !counts.TryGetValue(key, out var current))
-                return;
-            counts[key] = name.GetString() switch
-            {
-                TaskEvent.Completed => current with { Completed = current.Completed + 1 },
-                TaskEvent.Failed or TaskEvent.Timeout => current with { Failed = current.Failed + 1 },
-                TaskEvent.DeadLettered => current with { DeadLettered = current.DeadLettered + 1 },
-                _ => current,
-            };
+            if (root.TryGetProperty("status", out var status) && status.ValueKind == JsonValueKind.String && status.ValueEquals(TaskStatuses.Completed))
+                counts[key] = current with { Completed = current.Completed + 1 };
+            return;
         }
-        catch (JsonException)
+        if (name.ValueKind != JsonValueKind.String)
+            return;
+        counts[key] = name.GetString() switch
         {
-            // not an event
-        }
+            TaskEvent.Failed or TaskEvent.Timeout => current with { Failed = current.Failed + 1 },
+            TaskEvent.DeadLettered => current with { DeadLettered = current.DeadLettered + 1 },
+            _ => current,
+        };
     }
 }

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using LaneQueue.Contracts;
 using RabbitMQ.Client;
 using RabbitMQ.Client.Events;
@@ -17,7 +18,7 @@ internal static class HistoryStream
     /// marker's own stream offset (read on from the one after it). Throws <see cref="TimeoutException"/> when the end is
     /// not reached in <paramref name="timeout"/>.
     /// </summary>
-    public static async Task<long?> ReadToEndAsync(IConnection connection, object offset, Action<ReadOnlyMemory<byte>> onMessage,
+    public static async Task<long?> ReadToEndAsync(IConnection connection, object offset, Action<ReadOnlyMemory<byte>, IReadOnlyBasicProperties> onMessage,
         TimeSpan timeout, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(connection);
@@ -38,7 +39,7 @@ internal static class HistoryStream
             var isMarker = headers?.TryGetValue(BrokerNames.HistoryMarkerHeader, out var value) == true
                 && value is byte[] bytes && System.Text.Encoding.UTF8.GetString(bytes) == marker;
             if (!isMarker && !delivery.Body.IsEmpty)
-                onMessage(delivery.Body);
+                onMessage(delivery.Body, delivery.BasicProperties);
             await channel.BasicAckAsync(delivery.DeliveryTag, multiple: false);
             if (isMarker)
                 reachedEnd.TrySetResult(headers?.TryGetValue("x-stream-offset", out var at) == true && at is long streamOffset ? streamOffset : null);
@@ -48,5 +49,40 @@ internal static class HistoryStream
         await channel.BasicPublishAsync("", BrokerNames.History, mandatory: false,
             new BasicProperties { Headers = new Dictionary<string, object?> { [BrokerNames.HistoryMarkerHeader] = marker } }, ReadOnlyMemory<byte>.Empty, cancellationToken);
         return await reachedEnd.Task.WaitAsync(timeout, cancellationToken);
+    }
+
+    /// <summary>
+    /// Hands each history record a stream message holds to <paramref name="onRecord"/>: the one result or event it is, or
+    /// each event of a batch (<see cref="BrokerNames.HistoryBatchType"/>, <c>{"events":[...]}</c>). A single event whose
+    /// copy is stored another way (header <see cref="BrokerNames.HistoryCopyHeader"/>) and a body that is not JSON give none.
+    /// </summary>
+    public static void ForEachRecord(ReadOnlyMemory<byte> body, IReadOnlyBasicProperties properties, Action<JsonElement> onRecord)
+    {
+        ArgumentNullException.ThrowIfNull(onRecord);
+        if (properties?.Headers?.ContainsKey(BrokerNames.HistoryCopyHeader) == true)
+            return;
+        try
+        {
+            using var document = JsonDocument.Parse(body);
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+                return;
+            if (!root.TryGetProperty("task_id", out _) && root.TryGetProperty("events", out var events) && events.ValueKind == JsonValueKind.Array)
+            {
+                foreach (var item in events.EnumerateArray())
+                {
+                    if (item.ValueKind == JsonValueKind.Object)
+                        onRecord(item);
+                }
+            }
+            else
+            {
+                onRecord(root);
+            }
+        }
+        catch (JsonException)
+        {
+            // not one of ours
+        }
     }
 }

@@ -60,23 +60,22 @@ internal static class TaskHistoryReader
         var events = new Dictionary<string, List<TaskEvent>>(StringComparer.Ordinal);
         var results = new Dictionary<string, List<ExternalTaskResult>>(StringComparer.Ordinal);
         object offset = from is { } start ? new AmqpTimestamp(Math.Max(0, start.ToUnixTimeSeconds())) : "first";
-        await HistoryStream.ReadToEndAsync(connection, offset, body => Collect(body, taskIds, events, results), timeout, cancellationToken);
+        await HistoryStream.ReadToEndAsync(connection, offset,
+            (body, properties) => HistoryStream.ForEachRecord(body, properties, record => Collect(record, taskIds, events, results)), timeout, cancellationToken);
         return taskIds.Where(id => events.ContainsKey(id) || results.ContainsKey(id)).ToDictionary(id => id, id => new TaskHistory
         {
             TaskId = id,
-            Events = events.TryGetValue(id, out var e) ? e : [],
-            Results = results.TryGetValue(id, out var r) ? r : [],
+            Events = WithCompletedEvents(events.TryGetValue(id, out var e) ? e : [], results.TryGetValue(id, out var r) ? r : []),
+            Results = r ?? [],
         }, StringComparer.Ordinal);
     }
 
-    static void Collect(ReadOnlyMemory<byte> body, IReadOnlySet<string> taskIds, Dictionary<string, List<TaskEvent>> events,
+    static void Collect(JsonElement root, IReadOnlySet<string> taskIds, Dictionary<string, List<TaskEvent>> events,
         Dictionary<string, List<ExternalTaskResult>> results)
     {
         try
         {
-            using var document = JsonDocument.Parse(body);
-            var root = document.RootElement;
-            if (root.ValueKind != JsonValueKind.Object || !root.TryGetProperty("task_id", out var id) || id.GetString() is not { } taskId
+            if (!root.TryGetProperty("task_id", out var id) || id.ValueKind != JsonValueKind.String || id.GetString() is not { } taskId
                 || !taskIds.Contains(taskId))
                 return;
             if (root.TryGetProperty("event", out _))
@@ -88,6 +87,34 @@ internal static class TaskHistoryReader
         {
             // not one of ours
         }
+    }
+
+    /// <summary>
+    /// The events with a <c>command.completed</c> for every <c>completed</c> result that has none (consumers do not store
+    /// that event: its result stands for it), placed by time: before the first event later than the result's
+    /// <c>finished_at</c>. An event stored by an older consumer is kept as it is.
+    /// </summary>
+    internal static List<TaskEvent> WithCompletedEvents(List<TaskEvent> events, IReadOnlyList<ExternalTaskResult> results)
+    {
+        foreach (var result in results)
+        {
+            if (result.Status != TaskStatuses.Completed
+                || events.Any(e => e.Event == TaskEvent.Completed && e.Attempt == result.Attempts && e.Consumer == result.Consumer))
+                continue;
+            var completed = new TaskEvent
+            {
+                Event = TaskEvent.Completed,
+                TaskId = result.TaskId,
+                Lane = result.Lane,
+                SessionId = result.SessionId,
+                Consumer = result.Consumer,
+                Attempt = result.Attempts,
+                At = result.FinishedAt,
+            };
+            var at = events.FindIndex(e => e.At > result.FinishedAt);
+            events.Insert(at < 0 ? events.Count : at, completed);
+        }
+        return events;
     }
 
     static void Add<T>(Dictionary<string, List<T>> byId, string id, T item)

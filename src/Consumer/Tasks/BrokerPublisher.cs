@@ -12,7 +12,7 @@ namespace LaneQueue.Consumer;
 /// re-published tasks (to a retry holding queue, or back to their lane with a checkpoint) confirmed before the delivery is
 /// acked, through the shared <see cref="ConfirmedPublisher"/> (which waits for the connection's recovery, up to
 /// <see cref="LaneQueueOptions.RecoveryTimeoutSeconds"/>); lifecycle events, lane events and heartbeats best effort, on a
-/// second channel without a confirm wait.
+/// second channel without a confirm wait; the lifecycle events' history copies in batches (<see cref="HistoryBatches"/>).
 /// </summary>
 internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsyncDisposable
 {
@@ -69,17 +69,30 @@ internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsy
     }
 
     /// <summary>
-    /// Publishes a lifecycle event to <see cref="BrokerNames.EventsExchange"/>. Best effort: while this connection is
-    /// down (broker restart, network cut) the event is dropped rather than failing the task it describes.
+    /// Publishes a lifecycle event to <see cref="BrokerNames.EventsExchange"/> for its subscribers, and hands it to the task
+    /// history (<see cref="HistoryBatches"/>) unless it is <c>command.completed</c>, whose <c>completed</c> result the history
+    /// already holds. Best effort: while this connection is down (broker restart, network cut) the event is dropped rather
+    /// than failing the task it describes.
     /// </summary>
     public async Task PublishEventAsync(TaskEvent taskEvent, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(taskEvent);
+        var body = TaskJson.Serialize(taskEvent);
+        var inBatch = taskEvent.Event != TaskEvent.Completed;
+        if (inBatch)
+            History.Add(body, urgent: taskEvent.Event != TaskEvent.Started);
         try
         {
             var events = await EventsAsync(cancellationToken);
             await events.BasicPublishAsync(BrokerNames.EventsExchange, BrokerNames.EventRoutingKey(taskEvent.Event, taskEvent.Lane), mandatory: false,
-                new BasicProperties { ContentType = "application/json", Type = taskEvent.Event, AppId = taskEvent.Consumer }, TaskJson.Serialize(taskEvent), cancellationToken);
+                new BasicProperties
+                {
+                    ContentType = "application/json",
+                    Type = taskEvent.Event,
+                    AppId = taskEvent.Consumer,
+                    // A new table each time: the client's trace-context injection may add to it.
+                    Headers = new Dictionary<string, object?> { [BrokerNames.HistoryCopyHeader] = inBatch ? "batch" : "result" },
+                }, body, cancellationToken);
         }
         catch (Exception ex) when (BrokerConnection.IsConnectionFailure(ex) && !cancellationToken.IsCancellationRequested)
         {
@@ -87,10 +100,31 @@ internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsy
         }
     }
 
-    /// <summary>Lifecycle events dropped because the broker could not be reached.</summary>
-    public long DroppedEvents => Interlocked.Read(ref _droppedEvents);
+    /// <summary>Lifecycle events dropped because the broker could not be reached (on the events exchange or in the history).</summary>
+    public long DroppedEvents => Interlocked.Read(ref _droppedEvents) + (_history?.Dropped ?? 0);
 
     long _droppedEvents;
+
+    HistoryBatches? _history;
+
+    HistoryBatches History => LazyInitializer.EnsureInitialized(ref _history, () => new HistoryBatches(HistoryChannelAsync, options.Value.ConsumerName));
+
+    /// <summary>A new channel with publisher confirms for the history batches (their confirm paces the next batch).</summary>
+    async Task<IChannel> HistoryChannelAsync(CancellationToken cancellationToken)
+    {
+        IConnection connection;
+        await _open.WaitAsync(cancellationToken);
+        try
+        {
+            connection = await ConnectionAsync(cancellationToken);
+        }
+        finally
+        {
+            _open.Release();
+        }
+        return await connection.CreateChannelAsync(new CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true),
+            cancellationToken);
+    }
 
     /// <summary>Runs a confirmed operation through the shared recovery loop (<see cref="ConfirmedPublisher.RunAsync"/>).</summary>
     async Task WithRecoveryAsync(Func<IChannel, Task> publish, CancellationToken cancellationToken)
@@ -206,6 +240,8 @@ internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsy
 
     public async ValueTask DisposeAsync()
     {
+        if (_history is not null)
+            await _history.DisposeAsync();
         if (_confirmed is not null)
             await _confirmed.DisposeAsync();
         if (_events is not null)

@@ -54,7 +54,8 @@ internal static partial class BrokerTopology
             arguments: new Dictionary<string, object?> { ["x-queue-type"] = "stream", ["x-max-length-bytes"] = FleetStateMaxBytes }, cancellationToken: cancellationToken);
         await channel.QueueBindAsync(BrokerNames.FleetState, BrokerNames.FleetState, "", cancellationToken: cancellationToken);
         await channel.QueueBindAsync(BrokerNames.FleetLog, BrokerNames.FleetState, "", cancellationToken: cancellationToken);
-        // Task history: every lifecycle event and every result, for a lookup by id after the task finished.
+        // Task history: every result and the lifecycle events (appended in batches by the consumers), for a lookup by id
+        // after the task finished.
         var history = new Dictionary<string, object?> { ["x-queue-type"] = "stream", ["x-max-age"] = historyMaxAge, ["x-max-length-bytes"] = historyMaxBytes };
         try
         {
@@ -64,7 +65,9 @@ internal static partial class BrokerTopology
         {
             throw await TopologyMismatchException.HistoryAsync(connection, BrokerNames.History, history, ex, cancellationToken);
         }
-        await channel.QueueBindAsync(BrokerNames.History, BrokerNames.EventsExchange, "command.#", cancellationToken: cancellationToken);
+        // Older versions bound the stream to every command.* event, one stream write each; consumers now append the events
+        // in batches (BrokerPublisher), so that binding would store them twice: removed wherever it is left (idempotent).
+        await channel.QueueUnbindAsync(BrokerNames.History, BrokerNames.EventsExchange, "command.#", cancellationToken: cancellationToken);
         await channel.QueueDeclareAsync(BrokerNames.HistoryCounts, durable: true, exclusive: false, autoDelete: false,
             arguments: new Dictionary<string, object?> { ["x-max-length"] = 1 }, cancellationToken: cancellationToken);
         try
