@@ -22,7 +22,7 @@ public sealed class SoakTests(FaultBrokerFixture broker, ITestOutputHelper outpu
     public async Task Every_task_of_a_long_run_completes_exactly_once_with_flat_memory()
     {
         var size = int.TryParse(Environment.GetEnvironmentVariable(SizeVariable), NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0 ? n : 5_000;
-        // Gate settings the consumer processes take from this run's environment (e.g. LaneQueue__Gate__ResumeAfterClearChecks=1),
+        // Gate settings the consumer processes take from this run's environment (e.g. LaneQueue__Gate__Mode=Strict),
         // named in the evidence so runs with other settings are told apart.
         var gate = Environment.GetEnvironmentVariables().Keys.Cast<string>()
             .Where(k => k.StartsWith(GatePrefix, StringComparison.OrdinalIgnoreCase))

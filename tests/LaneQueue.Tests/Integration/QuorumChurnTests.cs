@@ -11,9 +11,10 @@ namespace LaneQueue.Tests.Integration;
 /// <summary>
 /// Holding never churns: on quorum lane queues with a delivery limit of 2 (a third delivery of any message dead-letters it), a
 /// flood over all four lanes keeps the scheduler switching between lanes on two consumers, and no task is dead-lettered: the
-/// gate orders the slots and never hands a delivery back to the broker. The control run is the same flood with a lane paused
-/// and resumed by an operator halfway through, which does stop an endpoint: its deliveries go back to their lane as new
-/// messages (published, confirmed, acked), so it must not cost a delivery either.
+/// gate orders the slots and never hands a delivery back to the broker. The second run adds a lane paused and resumed by an
+/// operator halfway through, which does stop an endpoint: its deliveries go back to their lane as new messages (published,
+/// confirmed, acked), so it must not cost a delivery either. A regression guard: the scheduler before 1.0 passed it too
+/// (tried at ab87702, with delivery limits 2 and 1), since it also put held deliveries back as new messages.
 /// </summary>
 [Collection(BrokerCollection.Name)]
 public sealed class QuorumChurnTests(BrokerFixture broker, ITestOutputHelper output)
