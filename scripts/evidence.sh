@@ -16,7 +16,7 @@ export LANEQUEUE_EVIDENCE_DIR="$out"
 mkdir -p "$out"
 rm -f "$out"/*.json
 
-filter="FullyQualifiedName~LaneQueue.Tests.Faults|FullyQualifiedName~OrderingTests|FullyQualifiedName~GateOffControlTests|FullyQualifiedName~AgingTests|FullyQualifiedName~RateLimitTests"
+filter="FullyQualifiedName~LaneQueue.Tests.Faults|FullyQualifiedName~OrderingTests|FullyQualifiedName~ControlTests|FullyQualifiedName~AgingTests|FullyQualifiedName~RateLimitTests|FullyQualifiedName~QuorumChurn"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
