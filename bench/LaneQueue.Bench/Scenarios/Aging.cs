@@ -43,8 +43,8 @@ public static class Aging
             if (row["gate_held"] is false)
             {
                 // No gate (e.g. LaneQueue__Gate__Enabled=false): nothing holds generate, so there is nothing to age.
-                result.Verdicts.Add(new Verdict($"{variant.Name}: the gate holds generate behind the query flood", false,
-                    "no consumer logged 'Lane generate paused' within 15 s of the flood: the lane gate is not running"));
+                result.Verdicts.Add(new Verdict($"{variant.Name}: the query flood backs up at the broker", false,
+                    "the query lane had no ready message within 15 s of the flood: nothing to age against"));
                 continue;
             }
             if (variant.Boost)
@@ -64,12 +64,12 @@ public static class Aging
         result.Notes.Add($"Fleet: {FleetSize} queue-per-lane consumer processes, default configuration (query concurrency 4, slot budget 4, " +
                          $"generate concurrency 1). Flood: query tasks of sleep {FloodTaskMs} ms, 300 at once then 100/s for the whole " +
                          $"measurement (the fleet runs at most {FleetSize * 4 * 1000 / FloodTaskMs}/s), so the query lane always has ready messages. " +
-                         "Probes: generate echo tasks, the first once every consumer has paused generate, each next one as soon as the " +
-                         "previous started. The control's probe is given twice the deadline. 'Held before 1st probe': time from the first " +
-                         "consumer's 'Lane generate paused' log line to probe 1 (the aging clock runs from the pause, not from the task's " +
-                         "arrival, so probe 1 waits about half the deadline minus this).");
-        result.Notes.Add("Standard aging lifts a held lane 1 level at 75 % of the deadline left and 2 levels (level with query) at 50 %, so " +
-                         "with nothing else in the way a probe is expected to start at about half the deadline plus one gate check.");
+                         "Probes: generate echo tasks, the first once the flood has backed up at the broker, each next one as soon as the " +
+                         "previous started. The control's probe is given twice the deadline. Since 1.0 the aging clock runs from a probe's " +
+                         "arrival at a consumer (or generate's last start there), so 'held before 1st probe' is 0.");
+        result.Notes.Add("Standard aging lifts a waiting lane 1 level at 75 % of the deadline left, 2 levels (level with query: query still " +
+                         "goes first) at 50 % and 3 levels (above query) at 25 %, so a probe is expected to start at about three quarters of the " +
+                         "deadline, at the next free slot.");
         result.Notes.Add("Later probes often start much sooner: each consumer's gate ages on its own, and a consumer whose boost admitted " +
                          "generate keeps the lane open until it starts a generate task or its next check sees the lane empty and holds it " +
                          "again; a probe submitted right after the previous one started can land in that still-open lane.");
@@ -110,30 +110,30 @@ public static class Aging
         var gateHeld = true;
         try
         {
-            try
+            // The flood must back up at the broker (query always has ready work), so every slot keeps going to query.
+            var backedUp = false;
+            for (var wait = System.Diagnostics.Stopwatch.StartNew(); !backedUp && wait.Elapsed < TimeSpan.FromSeconds(15);)
             {
-                foreach (var process in fleet.Processes)
-                    await process.WaitForLineAsync(l => l.Contains("Lane generate paused", StringComparison.Ordinal), TimeSpan.FromSeconds(15), ct);
+                backedUp = ((await vhost.QueueAsync(BrokerNames.LaneQueue(SessionLane.Query), ct))?.Ready ?? 0) > 0;
+                if (!backedUp)
+                    await Task.Delay(100, ct);
             }
-            catch (TimeoutException)
+            if (!backedUp)
             {
                 gateHeld = false;
-                BenchContext.Log("    the gate did not pause generate within 15 s of the flood: no probes");
+                BenchContext.Log("    the query flood did not back up at the broker within 15 s: no probes");
                 return (new Dictionary<string, object?>
                 {
                     ["key"] = variant.Key,
                     ["variant"] = variant.Name,
                     ["deadline_ms"] = deadline,
-                    ["waits"] = "not measured: generate was never held",
+                    ["waits"] = "not measured: the flood never backed up",
                     ["max_wait_ms"] = double.NaN,
                     ["gate_held"] = false,
                 }, waits);
             }
-            // The gate's aging clock runs from the moment it held the lane, so note how long generate was held before probe 1.
-            var heldSince = fleet.Processes
-                .Select(p => p.Lines(l => l.Contains("Lane generate paused", StringComparison.Ordinal)).Select(l => l.At).DefaultIfEmpty(DateTimeOffset.UtcNow).Min())
-                .Min();
-            heldBefore = (DateTimeOffset.UtcNow - heldSince).TotalMilliseconds;
+            // Since 1.0 the aging clock runs from the probe's arrival at a consumer (or the lane's last start there).
+            heldBefore = 0;
 
             var probes = variant.Boost ? settings.AgingProbes : 1;
             var timeout = TimeSpan.FromMilliseconds(variant.Boost ? deadline * 2 + 3000 : deadline * 2);

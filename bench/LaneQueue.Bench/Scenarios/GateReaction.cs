@@ -55,12 +55,14 @@ public static class GateReaction
         var onMedian = (double)on["late_starts_median"]!;
         var offMedian = (double)off["late_starts_median"]!;
         var prefetched = FleetSize * SlotBudget;
+        // Since 1.0 the scheduler orders the deliveries a consumer holds with the gate off too, so these bursts (long queries,
+        // the lane's deliveries always at hand) no longer tell gate on from gate off: reported, not a verdict. The ordering
+        // suite's flood of 1 ms queries is where the gate's hold is shown (and fails with the gate off).
+        result.Notes.Add($"Gate on vs gate off, median burst: {onMedian:0.#} vs {offMedian:0.#} generate starts after the 1st query (not a verdict since 1.0).");
         if (settings.Quick)
         {
             result.Verdicts.Add(new Verdict($"gate on: generate starts after the 1st query, mean per burst <= 2 x the fleet's generate prefetch ({2 * prefetched}){settings.TargetKind}",
                 onMean <= 2 * prefetched, $"mean {onMean:0.#} (max {on["late_starts_max"]})"));
-            result.Verdicts.Add(new Verdict($"gate on slips fewer generate starts than gate off: median burst <= 0.75 x gate off's{settings.TargetKind}",
-                onMedian <= 0.75 * offMedian, $"gate on {onMedian:0.#} vs gate off {offMedian:0.#} (median per burst)"));
         }
         else
         {
@@ -69,8 +71,6 @@ public static class GateReaction
             result.Verdicts.Add(new Verdict("gate on: reaction median <= 50 ms", reaction <= 50, $"median {reaction:0.#} ms"));
             result.Verdicts.Add(new Verdict($"gate on: generate starts after the 1st query <= 1 per consumer ({FleetSize}) in every burst",
                 onMax <= FleetSize, $"max {onMax} (mean {onMean:0.#})"));
-            result.Verdicts.Add(new Verdict("gate on: at most half the generate starts of gate off (median burst)",
-                onMedian <= 0.5 * offMedian, $"gate on {onMedian:0.#} vs gate off {offMedian:0.#} (median per burst)"));
         }
         result.Notes.Add($"Fleet: {FleetSize} queue-per-lane consumer processes, slot budget {SlotBudget}, generate max concurrency {SlotBudget}, " +
                          $"query max concurrency 4 (default); backlog {settings.GateBacklog} generate tasks (sleep {settings.GenerateMs} ms); " +
