@@ -2,12 +2,10 @@ using LaneQueue.Contracts;
 
 namespace LaneQueue.Consumer;
 
-/// <summary>What this process is running per lane right now, and when each lane last started a task.</summary>
+/// <summary>What this process is running per lane right now, and the ready counts the lane gate last read.</summary>
 internal sealed class LaneActivity
 {
     readonly int[] _active = new int[SessionLanes.All.Count];
-    readonly long[] _lastStartTicks = new long[SessionLanes.All.Count];
-    readonly long[] _started = new long[SessionLanes.All.Count];
 
     /// <summary>Ready messages per lane at the broker, as the lane gate last read them (indexed by lane priority).</summary>
     public long[] Ready { get; } = new long[SessionLanes.All.Count];
@@ -18,17 +16,10 @@ internal sealed class LaneActivity
     public void Started(SessionLane lane)
     {
         Interlocked.Increment(ref _active[(int)lane]);
-        Interlocked.Increment(ref _started[(int)lane]);
-        Interlocked.Exchange(ref _lastStartTicks[(int)lane], DateTimeOffset.UtcNow.UtcTicks);
         TaskStarted?.Invoke(lane);
     }
 
     public void Finished(SessionLane lane) => Interlocked.Decrement(ref _active[(int)lane]);
 
     public int Active(SessionLane lane) => Volatile.Read(ref _active[(int)lane]);
-
-    public long StartedCount(SessionLane lane) => Interlocked.Read(ref _started[(int)lane]);
-
-    public DateTimeOffset? LastStart(SessionLane lane) =>
-        Interlocked.Read(ref _lastStartTicks[(int)lane]) is var ticks and > 0 ? new DateTimeOffset(ticks, TimeSpan.Zero) : null;
 }

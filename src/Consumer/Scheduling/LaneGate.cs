@@ -98,6 +98,6 @@ internal sealed class LaneGate(
             if ((int)state.Lane is var i && i >= 0 && i < LastReady.Length)
                 Interlocked.Exchange(ref LastReady[i], state.Ready);
         }
-        slots.SetReady([.. LastReady.Select(ready => Interlocked.Read(ref ready))]);
+        slots.SetReady([.. LastReady.Select((_, i) => Interlocked.Read(ref LastReady[i]))]);
     }
 }

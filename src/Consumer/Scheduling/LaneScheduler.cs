@@ -114,24 +114,19 @@ internal sealed class LaneScheduler
 
     public int InUse => _running.Sum();
 
-    public int Running(SessionLane lane) => _running[(int)lane];
-
     public int Waiting(SessionLane lane) => _waiting[(int)lane].Count;
 
     public int WaitingTotal => _waiting.Sum(w => w.Count);
-
-    public long Ready(SessionLane lane) => _ready[(int)lane];
 
     public bool IsPaused(SessionLane lane) => _paused[(int)lane];
 
     public IEnumerable<Ticket> WaitingIn(SessionLane lane) => _waiting[(int)lane];
 
-    /// <summary>A task waits for a slot (at the back of its lane, or at the front for one put back in place).</summary>
-    public void Add(Ticket ticket, bool atFront = false)
+    /// <summary>A task waits for a slot, at the back of its lane.</summary>
+    public void Add(Ticket ticket)
     {
         ArgumentNullException.ThrowIfNull(ticket);
-        var lane = _waiting[(int)ticket.Lane];
-        ticket.Node = atFront ? lane.AddFirst(ticket) : lane.AddLast(ticket);
+        ticket.Node = _waiting[(int)ticket.Lane].AddLast(ticket);
     }
 
     /// <summary>A waiting task went away (cancelled, put back in its lane); false when it was not waiting.</summary>

@@ -19,7 +19,6 @@ internal sealed class LaneSlots : IDisposable
     readonly ILogger<LaneSlots> _logger;
     readonly ITimer _timer;
     DateTimeOffset? _timerDue;
-    SessionLane? _heldFor;
 
     public LaneSlots(IOptions<LaneQueueOptions> options, RunningTasks running, ILogger<LaneSlots> logger, TimeProvider? time = null)
     {
@@ -59,16 +58,6 @@ internal sealed class LaneSlots : IDisposable
     {
         lock (_lock)
             return _scheduler.Waiting(lane);
-    }
-
-    /// <summary>The lane a free slot is held for right now (its ready work is on its way from the broker), if any.</summary>
-    public SessionLane? HeldFor
-    {
-        get
-        {
-            lock (_lock)
-                return _heldFor;
-        }
     }
 
     /// <summary>Waits for a slot; dispose the returned handle to give it back.</summary>
@@ -151,7 +140,6 @@ internal sealed class LaneSlots : IDisposable
                     break;
                 start.Add(ticket);
             }
-            _heldFor = decision.HeldFor;
             contended = decision.Contended;
             if (decision.DecideAgainAt is { } due && (_timerDue is null || due < _timerDue || _timerDue <= _time.GetUtcNow()))
             {
