@@ -280,8 +280,8 @@ class LaneQueue:
     async def _publish(self, exchange: str, routing_key: str, message: aio_pika.Message, what: str) -> None:
         self._require()
         assert self._publisher is not None
-        target = await self._publisher.get_exchange(exchange, ensure=False)
         try:
+            target = await self._publisher.get_exchange(exchange, ensure=False)
             await target.publish(message, routing_key, mandatory=True, timeout=self.publish_timeout)
         except aiormq.exceptions.PublishError:
             raise TaskRejectedError(f"{what} was not routed: no queue is bound for it on exchange '{exchange}'", unroutable=True) from None
