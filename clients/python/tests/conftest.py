@@ -19,12 +19,23 @@ from typing import Any, Awaitable, Callable, Iterator, Optional
 import pytest
 
 
+if os.environ.get("LANEQUEUE_EXPECT_INSTALLED"):
+    # Set by the .NET runner: the package under test must be the installed wheel, not a source tree on the path.
+    import sys
+
+    import lanequeue
+
+    _location = os.path.dirname(os.path.realpath(lanequeue.__file__))
+    if not _location.startswith(os.path.realpath(sys.prefix) + os.sep):
+        raise pytest.UsageError(f"lanequeue was imported from {_location}, not from the environment {sys.prefix}")
+
+
 def run_async(test: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
-    """Runs an async test function in its own event loop (no pytest-asyncio needed), with a 120 s ceiling."""
+    """Runs an async test function in its own event loop (no pytest-asyncio needed), with a 75 s ceiling."""
 
     @functools.wraps(test)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return asyncio.run(asyncio.wait_for(test(*args, **kwargs), 120))
+        return asyncio.run(asyncio.wait_for(test(*args, **kwargs), 75))
 
     return wrapper
 

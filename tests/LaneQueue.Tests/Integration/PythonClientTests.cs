@@ -91,6 +91,17 @@ public sealed partial class PythonClientTests(BrokerFixture broker, ITestOutputH
         }
     }
 
+    static void DeleteAtExit(string directory) => AppDomain.CurrentDomain.ProcessExit += (_, _) =>
+    {
+        try
+        {
+            Directory.Delete(directory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    };
+
     /// <summary>Fails with the apt-get line when Debian's python lacks a module the client's build, install or suite needs.</summary>
     static async Task RequirePythonPackagesAsync()
     {
@@ -109,7 +120,7 @@ public sealed partial class PythonClientTests(BrokerFixture broker, ITestOutputH
                 return _wheel;
             await RequirePythonPackagesAsync();
             var outDir = Directory.CreateTempSubdirectory("lanequeue-py-wheel-").FullName;
-            AppDomain.CurrentDomain.ProcessExit += (_, _) => Directory.Delete(outDir, recursive: true);
+            DeleteAtExit(outDir);
             var build = await RunAsync("bash", [Path.Combine(ClientDir, "build.sh"), outDir], Root, new Dictionary<string, string?> { ["LANEQUEUE_BUILD_PYTHON"] = SystemPython });
             output.WriteLine($"build.sh: {build}");
             Assert.True(build.ExitCode == 0, $"clients/python/build.sh failed ({InstallHint}?)\n{build}");
@@ -122,6 +133,63 @@ public sealed partial class PythonClientTests(BrokerFixture broker, ITestOutputH
             BuildLock.Release();
         }
     }
+
+    static string? _python;
+
+    /// <summary>A clean venv (sharing Debian's site packages, where aio-pika is) with the wheel installed, once per test run; its python.</summary>
+    async Task<string> InstalledPythonAsync()
+    {
+        var wheel = await WheelAsync();
+        await BuildLock.WaitAsync();
+        try
+        {
+            if (_python is not null && File.Exists(_python))
+                return _python;
+            var work = Directory.CreateTempSubdirectory("lanequeue-py-venv-").FullName;
+            DeleteAtExit(work);
+            var venv = Path.Combine(work, "venv");
+            var created = await RunAsync(SystemPython, ["-m", "venv", "--system-site-packages", venv], work);
+            Assert.True(created.ExitCode == 0, $"could not create a venv ({InstallHint})\n{created}");
+            var python = Path.Combine(venv, "bin", "python");
+            var install = await RunAsync(python, ["-m", "pip", "install", "--no-index", "--disable-pip-version-check", "--no-input", wheel], work);
+            Assert.True(install.ExitCode == 0, $"pip install --no-index {Path.GetFileName(wheel)} failed (aio-pika comes from Debian: {InstallHint})\n{install}");
+            return _python = python;
+        }
+        finally
+        {
+            BuildLock.Release();
+        }
+    }
+
+    /// <summary>
+    /// Runs one file of the client's suite with the venv's python, from an empty temp folder (so lanequeue can only come from
+    /// the venv: test_the_installed_package_is_the_one_under_test checks it); fails with the suite's output.
+    /// </summary>
+    async Task RunSuiteAsync(string file, IDictionary<string, string?> environment)
+    {
+        var python = await InstalledPythonAsync();
+        var work = Directory.CreateTempSubdirectory("lanequeue-py-run-").FullName;
+        try
+        {
+            environment["LANEQUEUE_WIRE_CASES"] = Path.Combine(Root, "src", "Contracts", "wire-cases.json");
+            environment["LANEQUEUE_EXPECT_INSTALLED"] = "1";
+            var clock = Stopwatch.StartNew();
+            var suite = await RunAsync(python, ["-m", "pytest", "-p", "no:cacheprovider", "-v", "-rA", "--maxfail=3", Path.Combine(ClientDir, "tests", file)],
+                work, environment, timeoutSeconds: 400);
+            output.WriteLine($"pytest {file} ({clock.Elapsed.TotalSeconds:0.0} s): {suite}");
+            Assert.True(suite.ExitCode == 0, $"the Python client's {file} failed:\n{suite}");
+            Assert.Matches(@"\d+ passed", suite.Stdout);
+            Assert.DoesNotMatch(@"\d+ (skipped|failed|error)", suite.Stdout);
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task The_installed_client_gives_every_shared_wire_case_the_verdict_and_field_of_the_dotnet_parser() =>
+        await RunSuiteAsync("test_validation.py", new Dictionary<string, string?>());
 
     [Fact]
     public async Task The_wheel_is_typed_and_carries_the_version_and_dependency_of_the_release()
@@ -143,24 +211,16 @@ public sealed partial class PythonClientTests(BrokerFixture broker, ITestOutputH
     [Fact]
     public async Task The_python_client_suite_passes_from_the_installed_wheel_against_two_consumers()
     {
-        var wheel = await WheelAsync();
-        var work = Directory.CreateTempSubdirectory("lanequeue-py-client-").FullName;
+        await InstalledPythonAsync();
+        await using var vhost = await broker.CreateVhostAsync();
         var consumers = new List<Microsoft.Extensions.Hosting.IHost>();
         try
         {
-            var venv = Path.Combine(work, "venv");
-            var created = await RunAsync(SystemPython, ["-m", "venv", "--system-site-packages", venv], work);
-            Assert.True(created.ExitCode == 0, $"could not create a venv ({InstallHint})\n{created}");
-            var python = Path.Combine(venv, "bin", "python");
-            var install = await RunAsync(python, ["-m", "pip", "install", "--no-index", "--disable-pip-version-check", "--no-input", wheel], work);
-            Assert.True(install.ExitCode == 0, $"pip install --no-index {Path.GetFileName(wheel)} failed (aio-pika comes from Debian: {InstallHint})\n{install}");
-
-            await using var vhost = await broker.CreateVhostAsync();
             for (var i = 0; i < 2; i++)
             {
                 consumers.Add(await ConsumerHost.StartAsync(vhost.Url, o =>
                 {
-                    // The suite's expectations (clients/python/tests/test_broker.py): execute is External, duplicates are known fleet-wide.
+                    // What clients/python/tests/test_broker.py expects: execute is External, duplicates are known fleet-wide.
                     o.FleetDeduplication = true;
                     o.Queue = o.Queue with
                     {
@@ -168,28 +228,16 @@ public sealed partial class PythonClientTests(BrokerFixture broker, ITestOutputH
                     };
                 }, name: $"py-consumer-{i}"));
             }
-
-            // The working directory is a temp folder and the suite is named by path: lanequeue can only come from the venv
-            // (test_the_installed_package_is_the_one_under_test checks it).
-            var clock = Stopwatch.StartNew();
-            var suite = await RunAsync(python, ["-m", "pytest", "-p", "no:cacheprovider", "-v", "-rA", Path.Combine(ClientDir, "tests")], work,
-                new Dictionary<string, string?>
-                {
-                    [LaneQueue.Producer.BrokerConnection.UrlVariable] = vhost.Url,
-                    [BrokerFixture.ManagementUrlVariable] = broker.Management.BaseAddress!.ToString().TrimEnd('/'),
-                    ["LANEQUEUE_WIRE_CASES"] = Path.Combine(Root, "src", "Contracts", "wire-cases.json"),
-                    ["LANEQUEUE_EXPECT_INSTALLED"] = "1",
-                }, timeoutSeconds: 400);
-            output.WriteLine($"pytest ({clock.Elapsed.TotalSeconds:0.0} s): {suite}");
-            Assert.True(suite.ExitCode == 0, $"the Python client's suite failed:\n{suite}");
-            Assert.Matches(@"\d+ passed", suite.Stdout);
-            Assert.DoesNotMatch(@"\d+ (skipped|failed|error)", suite.Stdout);
+            await RunSuiteAsync("test_broker.py", new Dictionary<string, string?>
+            {
+                [LaneQueue.Producer.BrokerConnection.UrlVariable] = vhost.Url,
+                [BrokerFixture.ManagementUrlVariable] = broker.Management.BaseAddress!.ToString().TrimEnd('/'),
+            });
         }
         finally
         {
             foreach (var consumer in consumers)
                 await consumer.StopQuietlyAsync();
-            Directory.Delete(work, recursive: true);
         }
     }
 
