@@ -545,6 +545,9 @@ class _Stream:
             channel = await self.client._require().channel(publisher_confirms=False)
             try:
                 await self._open(channel)
+            except aiormq.exceptions.ChannelAccessRefused as ex:
+                await channel.close()
+                raise LaneQueueError(f"the broker refused this user what the stream needs (its own queue, a binding): {ex}") from None
             except BaseException:
                 await channel.close()
                 raise
@@ -690,15 +693,30 @@ class ExternalTaskStream(_Stream):
         self.prefetch = prefetch
 
     async def _open(self, channel: AbstractChannel) -> None:
-        await channel.set_qos(prefetch_count=self.prefetch)
         name = Names.external_queue(self.lane)
+        connection = self.client._require()
+        # Declared and bound as every consumer and the .NET producer do, on a channel of its own (a refusal closes it); a
+        # user without configure permission uses the queue a consumer declared.
+        setup = await connection.channel(publisher_confirms=False)
         try:
-            queue = await channel.declare_queue(name, durable=True)
+            queue = await setup.declare_queue(name, durable=True)
             await queue.bind(Names.EXTERNAL_EXCHANGE, routing_key=self.lane)
         except aiormq.exceptions.ChannelAccessRefused:
-            await channel.reopen()
-            await channel.set_qos(prefetch_count=self.prefetch)
-            queue = await channel.declare_queue(name, passive=True)
+            probe = await connection.channel(publisher_confirms=False)
+            try:
+                await probe.declare_queue(name, passive=True)
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                raise LaneQueueError(
+                    f"the queue '{name}' does not exist and this user may not declare it: start a consumer first"
+                ) from None
+            finally:
+                if not probe.is_closed:
+                    await probe.close()
+        finally:
+            if not setup.is_closed:
+                await setup.close()
+        await channel.set_qos(prefetch_count=self.prefetch)
+        queue = await channel.declare_queue(name, passive=True)
         await queue.consume(self._on_message, no_ack=False)
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
