@@ -16,6 +16,7 @@ from conftest import run_async, unique
 from lanequeue import (
     InvalidTaskError,
     LaneQueue,
+    LaneQueueError,
     ResultTimeoutError,
     Status,
     TaskEvent,
@@ -263,6 +264,22 @@ async def test_submit_and_wait_times_out_when_no_result_comes(broker_url: str) -
             await client.submit_and_wait({"id": task_id, "lane": "query", "command_type": "sleep", "payload": {"ms": 3000}}, 0.5)
         assert isinstance(timed_out.value, TimeoutError) and task_id in str(timed_out.value)
         await client.cancel_task(task_id)
+
+
+@run_async
+async def test_watching_an_id_again_right_after_a_wait_ended_still_gets_its_result(broker_url: str) -> None:
+    async with LaneQueue(broker_url) as client:
+        task_id = unique("again")
+        first = await client.watch_result(task_id)
+        first.cancel()  # its unbind must not take the next wait's binding with it
+        second = await client.watch_result(task_id)
+        await client.submit_task({"id": task_id, "lane": "control", "payload": {}})
+        assert (await asyncio.wait_for(second, WAIT)).status == Status.COMPLETED
+        pending_id = unique("pending")
+        pending = await client.watch_result(pending_id)
+        with pytest.raises(LaneQueueError, match="already waiting"):
+            await client.watch_result(pending_id)
+        pending.cancel()
 
 
 @run_async

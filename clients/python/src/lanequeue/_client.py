@@ -169,7 +169,7 @@ class LaneQueue:
         self._reply_queue: Optional[AbstractQueue] = None
         self._reply_lock = asyncio.Lock()
         self._waiting: Dict[str, "asyncio.Future[TaskResult]"] = {}
-        self._background: Set["asyncio.Task[Any]"] = set()
+        self._unbinding: Dict[str, "asyncio.Future[None]"] = {}
         self._streams: Set[Any] = set()
 
     # -- connection ---------------------------------------------------------------------------------------------------
@@ -371,6 +371,14 @@ class LaneQueue:
         Cancel the future to stop listening; it stops by itself once the result arrived.
         """
         queue = await self._ensure_reply_queue()
+        previous = self._waiting.get(task_id)
+        if previous is not None:
+            if not previous.done():
+                raise LaneQueueError(f"already waiting for task '{task_id}'")
+            self._stop_watching(task_id, previous)  # ended, its callback not run yet: clean up now
+        unbinding = self._unbinding.get(task_id)
+        if unbinding is not None:  # the previous wait's unbind must not remove this wait's binding
+            await asyncio.wait({unbinding})
         if task_id in self._waiting:
             raise LaneQueueError(f"already waiting for task '{task_id}'")
         future: "asyncio.Future[TaskResult]" = asyncio.get_running_loop().create_future()
@@ -384,8 +392,10 @@ class LaneQueue:
         return future
 
     def _stop_watching(self, task_id: str, future: "asyncio.Future[TaskResult]") -> None:
-        if self._waiting.get(task_id) is future:
-            del self._waiting[task_id]
+        """Forgets an ended wait and unbinds its routing key (once per wait)."""
+        if self._waiting.get(task_id) is not future:
+            return
+        del self._waiting[task_id]
         if self._reply_queue is None or self._connection is None:
             return
         queue = self._reply_queue
@@ -397,8 +407,13 @@ class LaneQueue:
                 log.debug("could not unbind the result of %s: %r", task_id, ex)
 
         background = asyncio.ensure_future(unbind())
-        self._background.add(background)
-        background.add_done_callback(self._background.discard)
+        self._unbinding[task_id] = background
+
+        def forget(done: "asyncio.Task[None]") -> None:
+            if self._unbinding.get(task_id) is done:
+                del self._unbinding[task_id]
+
+        background.add_done_callback(forget)
 
     async def _ensure_reply_queue(self) -> AbstractQueue:
         connection = self._require()
