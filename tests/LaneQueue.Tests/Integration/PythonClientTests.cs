@@ -191,6 +191,192 @@ public sealed partial class PythonClientTests(BrokerFixture broker, ITestOutputH
     public async Task The_installed_client_gives_every_shared_wire_case_the_verdict_and_field_of_the_dotnet_parser() =>
         await RunSuiteAsync("test_validation.py", new Dictionary<string, string?>());
 
+    /// <summary>
+    /// Differential check beyond the shared cases: a seeded corpus of task bodies (every mix of hostile field values, key
+    /// orders, envelopes, repeated keys, and byte-level mutations of those) goes through the installed Python parser and
+    /// through <see cref="TaskParser"/>; both must give each body the same verdict and the same field.
+    /// </summary>
+    [Fact]
+    public async Task The_installed_parser_agrees_with_TaskParser_on_a_generated_hostile_corpus()
+    {
+        var python = await InstalledPythonAsync();
+        var corpus = HostileCorpus(seed: 2026, count: 10_000).ToList();
+        var work = Directory.CreateTempSubdirectory("lanequeue-py-corpus-").FullName;
+        try
+        {
+            var input = Path.Combine(work, "bodies.txt");
+            var verdicts = Path.Combine(work, "verdicts.txt");
+            await File.WriteAllLinesAsync(input, corpus.Select(Convert.ToBase64String));
+            const string Script = """
+                import base64, sys
+                from lanequeue import InvalidTaskError, parse_task
+                with open(sys.argv[1]) as bodies, open(sys.argv[2], "w") as out:
+                    for line in bodies:
+                        try:
+                            parse_task(base64.b64decode(line.strip()))
+                            out.write("valid\n")
+                        except InvalidTaskError as refused:
+                            out.write("invalid " + refused.field + "\n")
+                        except Exception as crash:
+                            out.write("crash " + type(crash).__name__ + ": " + str(crash).replace("\n", " ")[:200] + "\n")
+                """;
+            var run = await RunAsync(python, ["-c", Script, input, verdicts], work, timeoutSeconds: 300);
+            Assert.True(run.ExitCode == 0, $"the Python parser did not get through the corpus:\n{run}");
+            var pythonVerdicts = await File.ReadAllLinesAsync(verdicts);
+            Assert.Equal(corpus.Count, pythonVerdicts.Length);
+            var mismatches = new List<string>();
+            for (var i = 0; i < corpus.Count; i++)
+            {
+                string expected;
+                try
+                {
+                    TaskParser.Parse(corpus[i]);
+                    expected = "valid";
+                }
+                catch (InvalidTaskException refused)
+                {
+                    expected = "invalid " + refused.Field + $" ({refused.Message})";
+                }
+                var got = pythonVerdicts[i];
+                if (!expected.StartsWith(got + (got == "valid" ? "" : " ("), StringComparison.Ordinal) && expected != got)
+                    mismatches.Add($"#{i} {Shown(corpus[i])}\n    .NET: {expected}\n    Python: {got}");
+            }
+            output.WriteLine($"{corpus.Count} bodies, {corpus.Count(b => { try { TaskParser.Parse(b); return true; } catch (InvalidTaskException) { return false; } })} valid, {mismatches.Count} mismatches");
+            Assert.True(mismatches.Count == 0, $"{mismatches.Count} of {corpus.Count} bodies get another verdict from the Python parser:\n{string.Join("\n", mismatches.Take(20))}");
+        }
+        finally
+        {
+            Directory.Delete(work, recursive: true);
+        }
+    }
+
+    static string Shown(byte[] body)
+    {
+        var text = Encoding.UTF8.GetString(body);
+        return text.Length <= 300 ? text : text[..300] + $"… ({body.Length} bytes)";
+    }
+
+    static readonly string[] Ids =
+    [
+        "\"t-1\"", "\"\"", "\"a b\"", "\"a\\u0000\"", "\"\u00e9t\u00e9\"", "\"" + new string('a', 200) + "\"", "\"" + new string('a', 201) + "\"",
+        "\"9\"", "\"-a\"", "7", "null", "\"a\\ud800\"", "\"a\\nb\"", "\"a\\/b\"", "\"A.b_c:d@e/f-g\"", "\"t\\u002d1\"", "\"a\\u00e9\"", "[]", "\"x\\ud83d\\ude00\"",
+    ];
+
+    static readonly string[] Lanes =
+    [
+        "\"query\"", "\"Query\"", "\"QUERY\"", "\"query \"", "\"\"", "1", "null", "\"control\"", "\"gen\\u0065rate\"", "\"\\u0071uery\"", "\"execute\"",
+        "\"q\\ud800\"", "{}",
+    ];
+
+    static readonly string[] Payloads =
+    [
+        "{}", "null", "[]", "\"s\"", "1e400", "-0.0", "{\"a\":\"\\ud800\"}", "{\"\\udc00\":1}", "{\"a\":\"\\ud800\",\"a\":1}", "[\"\\ud83d\\ude00\"]",
+        "{\"k\":\"\\ud83d\"}", "{\"k\":\"\\ude00\\ud83d\"}", new string('[', 62) + new string(']', 62), new string('[', 63) + new string(']', 63),
+        "{\"deep\":" + new string('[', 61) + new string(']', 61) + "}", "{\"deep\":" + new string('[', 62) + new string(']', 62) + "}",
+        "\"\\\\ud800\"", "{\"s\":\"\u00e9\u20ac\ud83d\ude00\"}", "123456789012345678901234567890", "[1,2,3]", "true",
+    ];
+
+    static readonly string[] Timeouts =
+    [
+        "1", "0", "-1", "1.0", "1.5", "5e3", "5E+3", "5e-3", "1e-400", "1e400", "-1e400", "2147483647", "2147483647.0", "2147483647.5", "2147483648",
+        "9223372036854775807", "9223372036854775808", "99999999999999999999999999999999", "5.00000000000000000000000000001",
+        "5.0000000000000000000000000001", "0.99999999999999999999999999999", "-0", "-0.0", "\"5\"", "true", "null", "[]", "{}", "1e2", "1.23e2",
+        "7.9228162514264337593543950335e28", "0.1e1", "10e-1", "100e-2", "1" + new string('0', 40) + "e-40",
+    ];
+
+    static readonly string[] Timestamps =
+    [
+        "\"2026-01-31T12:00:00Z\"", "\"2026-01-31T12:00:00z\"", "\"2026-01-31t12:00:00Z\"", "\"2026-02-29T00:00:00Z\"", "\"2024-02-29T00:00:00Z\"",
+        "\"1900-01-01T00:00:00-14:00\"", "\"2999-12-31T23:59:59+14:00\"", "\"1899-12-31T23:59:59Z\"", "\"3000-01-01T00:00:00Z\"",
+        "\"2026-01-31T24:00:00Z\"", "\"2026-01-31T12:00:60Z\"", "\"2026-13-01T00:00:00Z\"", "\"2026-00-10T00:00:00Z\"", "\"2026-01-00T00:00:00Z\"",
+        "\"2026-04-31T00:00:00Z\"", "\"2026-01-31T12:00:00.1234567890123456Z\"", "\"2026-01-31T12:00:00.12345678901234567Z\"",
+        "\"2026-01-31T12:00:00.1234567890123456+14:00\"", "\"2026-01-31T12:00:00.Z\"", "\"2026-01-31T12:00:00+14:01\"", "\"2026-01-31T12:00:00+13:59\"",
+        "\"2026-01-31T12:00:00+0100\"", "\"2026-01-31T12:00:00\\u005A\"", "\"2026-01-31T12:00:00Z\\n\"", "null", "1", "\"\\ud800\"", "\"1900-02-29T00:00:00Z\"",
+        "\"2000-02-29T00:00:00Z\"", "\"2100-02-29T00:00:00Z\"", "\"2026-01-31T12:00:00-00:00\"",
+    ];
+
+    static readonly string[] Strings =
+    [
+        "null", "\"echo\"", "3", "\"" + new string('c', 200) + "\"", "\"" + new string('c', 201) + "\"", "\"" + string.Concat(Enumerable.Repeat("\ud83d\ude00", 200)) + "\"",
+        "\"" + string.Concat(Enumerable.Repeat("\ud83d\ude00", 201)) + "\"", "\"\\ud800\"", "[]", "\"" + string.Concat(Enumerable.Repeat("\\ud83d\\ude00", 201)) + "\"",
+        "\"" + new string('c', 199) + "\\u00e9\\u00e9\"",
+    ];
+
+    static readonly string[] Booleans = ["true", "false", "null", "\"true\"", "0", "[]"];
+
+    static readonly string[] Checkpoints = ["null", "[1]", "\"\\ud800\"", "{\"\\ud800\":1}", "{\"a\":[\"\\udfff\"]}"];
+
+    static readonly string[] Extras =
+    [
+        "\"x\":\"\\ud800\"", "\"\\ud800\":1", "\"id\":\"t-2\"", "\"lane\":\"query\"", "\"payload\":{}", "\"ID\":1", "\"x\":1,\"x\":2", "\"timeout_ms\":5",
+        "\"preemptible\":true", "\"\\u0069d\":\"t-3\"", "\"checkpoint\":null", "\"messageType\":[\"x\"]", "\"message\":{\"id\":\"m\",\"lane\":\"query\",\"payload\":{}}",
+    ];
+
+    static readonly string[] Snippets =
+    [
+        "\\ud800", "\\udc00", "\\ud83d\\ude00", "\"id\":\"x\",", "\"lane\":\"query\",", "\"payload\":{},", "1e400", "5.0", "-0", "null", "[[[[[[[[", "]]]]", "\u00e9",
+        "\ud83d\ude00", ",", ":", "\"", "\\", "{", "}", " ", "\t", "\u2028", "\u00a0", "/*c*/", "NaN", "'", "\\u0000",
+    ];
+
+    static readonly byte[] Bytes = [(byte)'"', (byte)'\\', (byte)'{', (byte)'}', (byte)'[', (byte)']', (byte)',', (byte)':', (byte)'0', (byte)'9', (byte)'e',
+        (byte)'-', (byte)'.', (byte)' ', 0x00, 0x1F, 0x7F, 0xC0, 0xFF, 0xED, 0xA0, 0xEF, 0xBB, 0xBF, 0x80];
+
+    /// <summary>Task bodies from the field values above (mixed, shuffled, wrapped in envelopes, mutated byte by byte); the same for a seed.</summary>
+    static IEnumerable<byte[]> HostileCorpus(int seed, int count)
+    {
+        var random = new Random(seed);
+        T Pick<T>(IReadOnlyList<T> from) => from[random.Next(from.Count)];
+        string Task()
+        {
+            var members = new List<string>();
+            if (random.Next(12) > 0)
+                members.Add("\"id\":" + (random.Next(3) == 0 ? Pick(Ids) : "\"t-1\""));
+            if (random.Next(12) > 0)
+                members.Add("\"lane\":" + (random.Next(3) == 0 ? Pick(Lanes) : "\"query\""));
+            if (random.Next(12) > 0)
+                members.Add("\"payload\":" + (random.Next(3) == 0 ? Pick(Payloads) : "{}"));
+            if (random.Next(2) == 0)
+                members.Add("\"timeout_ms\":" + Pick(Timeouts));
+            if (random.Next(2) == 0)
+                members.Add("\"created_at\":" + Pick(Timestamps));
+            if (random.Next(4) == 0)
+                members.Add("\"command_type\":" + Pick(Strings));
+            if (random.Next(4) == 0)
+                members.Add("\"session_id\":" + Pick(Strings));
+            if (random.Next(5) == 0)
+                members.Add("\"preemptible\":" + Pick(Booleans));
+            if (random.Next(6) == 0)
+                members.Add("\"checkpoint\":" + Pick(Checkpoints));
+            if (random.Next(5) == 0)
+                members.Add(Pick(Extras));
+            var shuffled = members.OrderBy(_ => random.Next()).ToList();
+            return "{" + string.Join(random.Next(8) == 0 ? " , " : ",", shuffled) + "}";
+        }
+
+        for (var i = 0; i < count; i++)
+        {
+            var text = Task();
+            if (random.Next(10) == 0)
+                text = random.Next(2) == 0
+                    ? $"{{\"messageType\":[\"urn:message:LaneQueue.Contracts:ExternalTask\"],\"message\":{text}}}"
+                    : $"{{\"message\":{text},\"messageType\":[],\"lane\":\"query\"}}";
+            if (random.Next(4) == 0)
+            {
+                var position = random.Next(text.Length + 1);
+                text = text[..position] + Pick(Snippets) + text[position..];
+            }
+            var bytes = Encoding.UTF8.GetBytes(text);
+            if (random.Next(6) == 0)
+            {
+                bytes = (byte[])bytes.Clone();
+                bytes[random.Next(bytes.Length)] = Pick(Bytes);
+            }
+            if (random.Next(15) == 0)
+                bytes = bytes[..random.Next(bytes.Length)];
+            yield return bytes;
+        }
+    }
+
     [Fact]
     public async Task The_wheel_is_typed_and_carries_the_version_and_dependency_of_the_release()
     {
