@@ -12,6 +12,7 @@ import base64
 import functools
 import json
 import os
+import time
 import urllib.request
 import uuid
 from typing import Any, Awaitable, Callable, Iterator, Optional
@@ -62,13 +63,45 @@ class Management:
         self.base = base.rstrip("/")
         self.auth = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
-    def request(self, method: str, path: str, body: Optional[Any] = None) -> None:
+    def request(self, method: str, path: str, body: Optional[Any] = None) -> Any:
         data = None if body is None else json.dumps(body).encode()
         request = urllib.request.Request(self.base + path, data=data, method=method)
         request.add_header("Authorization", self.auth)
         request.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(request, timeout=30):
-            pass
+        with urllib.request.urlopen(request, timeout=30) as response:
+            text = response.read()
+        return json.loads(text) if text else None
+
+    def close_connections(self, vhost: str, connection_name: str, timeout: float = 30) -> int:
+        """Closes (as an operator would) the vhost's connections a client opened under ``connection_name``; waits for them
+        to show in the management API (it refreshes every few seconds). Returns how many were closed."""
+        from urllib.parse import quote
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [
+                c["name"]
+                for c in self.request("GET", f"/api/vhosts/{quote(vhost, safe='')}/connections") or []
+                if (c.get("client_properties") or {}).get("connection_name") == connection_name
+            ]
+            if found:
+                for name in found:
+                    self.request("DELETE", f"/api/connections/{quote(name, safe='')}")
+                return len(found)
+            time.sleep(0.5)
+        raise AssertionError(f"no connection named {connection_name} on vhost {vhost} within {timeout} s")
+
+
+@pytest.fixture
+def management(broker_url: str) -> Management:
+    """The management API, with the broker URL's credentials (LANEQUEUE_RABBITMQ_MANAGEMENT_URL)."""
+    from urllib.parse import urlsplit
+
+    base = os.environ.get("LANEQUEUE_RABBITMQ_MANAGEMENT_URL")
+    if not base:
+        pytest.fail("LANEQUEUE_RABBITMQ_MANAGEMENT_URL is not set (e.g. http://localhost:15672)")
+    parts = urlsplit(broker_url)
+    return Management(base, parts.username or "guest", parts.password or "guest")
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from typing import Dict, List, Set
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from conftest import run_async, unique
+from conftest import Management, run_async, unique
 from lanequeue import (
     InvalidTaskError,
     LaneQueue,
@@ -305,3 +305,17 @@ async def test_a_cluster_url_connects_to_the_first_node_that_answers(broker_url:
         assert result.status == Status.COMPLETED
     with pytest.raises(TaskRejectedError, match="cannot reach RabbitMQ"):
         await LaneQueue.connect(parts._replace(netloc=userinfo + "127.0.0.1:1").geturl())
+
+
+@run_async
+async def test_the_client_carries_on_when_an_operator_closes_its_connection(broker_url: str, management: Management) -> None:
+    """aio-pika's robust connection comes back; a submit meanwhile waits for it (as the .NET producer's recovery does)."""
+    name = unique("py-connection")
+    vhost = unquote(urlsplit(broker_url).path[1:]) or "/"
+    async with LaneQueue(broker_url, client_name=name) as client:
+        before = await client.submit_and_wait({"id": unique("before"), "lane": "control", "payload": {}}, WAIT)
+        assert before.status == Status.COMPLETED
+        closed = await asyncio.get_running_loop().run_in_executor(None, management.close_connections, vhost, name)
+        assert closed == 1
+        after = await client.submit_and_wait({"id": unique("after"), "lane": "control", "payload": {"n": 2}}, WAIT)
+        assert (after.status, after.result) == (Status.COMPLETED, {"n": 2})

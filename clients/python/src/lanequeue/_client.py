@@ -13,7 +13,7 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Mapping, Optional, Set, Type
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Mapping, Optional, Set, Type, TypeVar
 
 import aio_pika
 import aiormq.exceptions
@@ -37,6 +37,13 @@ __all__ = [
 ]
 
 log = logging.getLogger("lanequeue")
+_T = TypeVar("_T")
+# The connection (not the broker's verdict) failed: worth waiting for aio-pika's recovery and trying again.
+_CONNECTION_FAILURES = (
+    aiormq.exceptions.ChannelInvalidStateError,
+    aiormq.exceptions.AMQPConnectionError,
+    ConnectionError,
+)
 
 
 class Names:
@@ -277,12 +284,48 @@ class LaneQueue:
 
     # -- publishing ---------------------------------------------------------------------------------------------------
 
+    async def _when_connected(self, operation: Callable[[], Awaitable[_T]], what: str) -> _T:
+        """Runs ``operation``; while the connection is lost (aio-pika's robust connection recovers it), waits for it and runs
+        it again, for up to ``publish_timeout`` seconds in all (as the .NET producer's recovery time-out)."""
+        connection = self._require()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.publish_timeout
+        while True:
+            try:
+                try:
+                    return await operation()
+                except asyncio.CancelledError as cancelled:
+                    # aiormq cancels what was in flight when the connection closed; a cancellation of this task is not that.
+                    task = asyncio.current_task()
+                    if task is None or getattr(task, "cancelling", lambda: 1)() or self._connection is None:
+                        raise
+                    raise ConnectionError("the connection closed while the operation was in flight") from cancelled
+            except _CONNECTION_FAILURES as ex:
+                remaining = deadline - loop.time()
+                if remaining <= 0 or self._connection is None:
+                    raise TaskRejectedError(
+                        f"could not {what}: the broker at {redact(self.url)} has not been reachable for "
+                        f"{self.publish_timeout:g} s ({ex!r}). If it was a task, it may or may not be stored: submit it "
+                        "again with the same id (consumers skip an id that already ran)."
+                    ) from None
+                log.info("lost the broker while trying to %s (%r); waiting for it", what, ex)
+                try:
+                    await asyncio.wait_for(connection.connected.wait(), remaining)
+                except asyncio.TimeoutError:
+                    continue
+                await asyncio.sleep(0.25)
+
     async def _publish(self, exchange: str, routing_key: str, message: aio_pika.Message, what: str) -> None:
         self._require()
-        assert self._publisher is not None
-        try:
-            target = await self._publisher.get_exchange(exchange, ensure=False)
+        publisher = self._publisher
+        assert publisher is not None
+
+        async def publish() -> None:
+            target = await publisher.get_exchange(exchange, ensure=False)
             await target.publish(message, routing_key, mandatory=True, timeout=self.publish_timeout)
+
+        try:
+            await self._when_connected(publish, f"publish {what}")
         except aiormq.exceptions.PublishError:
             raise TaskRejectedError(f"{what} was not routed: no queue is bound for it on exchange '{exchange}'", unroutable=True) from None
         except aiormq.exceptions.DeliveryError:
@@ -291,8 +334,8 @@ class LaneQueue:
             raise TaskRejectedError(
                 f"the broker did not confirm {what} within {self.publish_timeout:g} s; it may or may not be stored"
             ) from None
-        except (aiormq.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError, ConnectionError) as ex:
-            raise TaskRejectedError(f"the broker did not take {what}: {ex!r}") from None
+        except aiormq.exceptions.AMQPError as ex:
+            raise TaskRejectedError(f"the broker refused {what}: {ex!r}") from None
 
     def _prepare(self, task: Mapping[str, Any], session_id: Optional[str] = None) -> Dict[str, Any]:
         if not isinstance(task, Mapping):
@@ -384,7 +427,7 @@ class LaneQueue:
         future: "asyncio.Future[TaskResult]" = asyncio.get_running_loop().create_future()
         self._waiting[task_id] = future
         try:
-            await queue.bind(Names.RESULTS_EXCHANGE, routing_key=task_id)
+            await self._when_connected(lambda: queue.bind(Names.RESULTS_EXCHANGE, routing_key=task_id), f"listen for the result of '{task_id}'")
         except BaseException:
             self._waiting.pop(task_id, None)
             raise
