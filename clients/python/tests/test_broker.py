@@ -57,6 +57,10 @@ async def test_submit_and_wait_returns_the_completed_result_of_the_echo_handler(
         assert result.error is None and result.attempts == 1 and result.consumer
         assert result.session_id == session.session_id
         assert result.started_at and result.finished_at
+        every_field = {"id": unique("every-field"), "lane": "control", "payload": None, "command_type": "echo",
+                       "timeout_ms": 5000.0, "created_at": "2026-01-31T13:00:00.1234567+01:00", "preemptible": False}
+        result = await session.submit_and_wait(every_field, WAIT)
+        assert (result.status, result.result, result.session_id) == (Status.COMPLETED, None, session.session_id)
 
 
 @run_async

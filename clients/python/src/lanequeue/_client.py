@@ -10,6 +10,7 @@ import asyncio
 import datetime as _dt
 import json
 import logging
+import re
 import uuid
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -80,6 +81,18 @@ class Status:
 def _priority(lane: str) -> int:
     """RabbitMQ message priority of a lane: control 3, query 2, execute 1, generate 0."""
     return len(LANES) - 1 - LANES.index(lane)
+
+
+def _timestamp(created_at: str) -> _dt.datetime:
+    """An RFC 3339 ``created_at`` (already checked) as a datetime, for the AMQP timestamp (whole seconds on the wire)."""
+    match = re.fullmatch(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|([+-])(\d{2}):(\d{2}))", created_at)
+    assert match is not None
+    zone = _dt.timezone.utc
+    if match.group(3) != "Z":
+        offset = _dt.timedelta(hours=int(match.group(5)), minutes=int(match.group(6)))
+        zone = _dt.timezone(-offset if match.group(4) == "-" else offset)
+    at = _dt.datetime.strptime(match.group(1), "%Y-%m-%dT%H:%M:%S").replace(tzinfo=zone)
+    return at.replace(microsecond=int((match.group(2) or "0")[:6].ljust(6, "0")))
 
 
 def _now() -> str:
@@ -174,7 +187,7 @@ class LaneQueue:
         self._publisher: Optional[AbstractChannel] = None
         self._reply_channel: Optional[AbstractChannel] = None
         self._reply_queue: Optional[AbstractQueue] = None
-        self._reply_lock = asyncio.Lock()
+        self._reply_lock: Optional[asyncio.Lock] = None  # made in open(): inside the event loop (Python 3.9 binds it at creation)
         self._waiting: Dict[str, "asyncio.Future[TaskResult]"] = {}
         self._unbinding: Dict[str, "asyncio.Future[None]"] = {}
         self._streams: Set[Any] = set()
@@ -201,6 +214,7 @@ class LaneQueue:
         """Connects to the first broker node that answers and declares the exchanges producers share (idempotent)."""
         if self._connection is not None:
             return
+        self._reply_lock = asyncio.Lock()
         failures = []
         for host, port in self.address.hosts:
             url = URL.build(
@@ -370,7 +384,7 @@ class LaneQueue:
             correlation_id=parsed["id"],
             type="lanequeue.task",
             priority=_priority(lane),
-            timestamp=_dt.datetime.fromisoformat(parsed["created_at"].replace("Z", "+00:00")),
+            timestamp=_timestamp(parsed["created_at"]),
             headers={"lane": lane},
         )
         try:
@@ -460,6 +474,7 @@ class LaneQueue:
 
     async def _ensure_reply_queue(self) -> AbstractQueue:
         connection = self._require()
+        assert self._reply_lock is not None
         async with self._reply_lock:
             if self._reply_queue is None:
                 channel = await connection.channel(publisher_confirms=False)
