@@ -124,5 +124,8 @@ def test_the_installed_package_is_the_one_under_test() -> None:
     location = pathlib.Path(lanequeue.__file__).resolve().parent
     assert (location / "py.typed").exists()
     if os.environ.get("LANEQUEUE_EXPECT_INSTALLED"):
+        import importlib.metadata
+
+        assert importlib.metadata.version("lanequeue") == lanequeue.__version__
         assert str(location).startswith(str(pathlib.Path(sys.prefix).resolve())), f"lanequeue imported from {location}, not from {sys.prefix}"
         assert "src" not in location.parts[-2:], location
