@@ -581,12 +581,12 @@ export class Session {
   }
 
   /** {@link LaneQueue.submitTask} in this session. */
-  submitTask(task: TaskInput): Promise<void> {
+  async submitTask(task: TaskInput): Promise<void> {
     return this.client.submitTask(this.withSession(task));
   }
 
   /** {@link LaneQueue.submitAndWait} in this session. */
-  submitAndWait(task: TaskInput, timeoutMs: number): Promise<TaskResult> {
+  async submitAndWait(task: TaskInput, timeoutMs: number): Promise<TaskResult> {
     return this.client.submitAndWait(this.withSession(task), timeoutMs);
   }
 
