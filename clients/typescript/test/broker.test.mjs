@@ -330,3 +330,23 @@ test('a cluster URL whose first host does not answer connects to the next one', 
     await other.close();
   }
 });
+
+test('many tasks at once: each submitAndWait gets its own result', async () => {
+  const tasks = Array.from({ length: 40 }, (_, i) => ({ id: newTaskId(`ts-many-${i}`), lane: i % 2 ? 'query' : 'control', payload: { i } }));
+  const results = await Promise.all(tasks.map((task) => client.submitAndWait(task, WAIT)));
+  results.forEach((result, i) => {
+    assert.equal(result.taskId, tasks[i].id);
+    assert.equal(result.status, 'completed');
+    assert.deepEqual(result.result, { i });
+  });
+  // The returns of unroutable publishes are matched to their own publish, among confirmed ones.
+  if (emptyVhostUrl) {
+    const empty = await LaneQueue.connect(emptyVhostUrl);
+    try {
+      const outcomes = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => empty.submitTask({ id: newTaskId(`ts-lost-${i}`), lane: 'query', payload: {} })));
+      assert.ok(outcomes.every((o) => o.status === 'rejected' && o.reason.reason === 'unroutable'));
+    } finally {
+      await empty.close();
+    }
+  }
+});

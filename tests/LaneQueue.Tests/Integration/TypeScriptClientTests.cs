@@ -104,11 +104,44 @@ public sealed class TypeScriptClientTests(BrokerFixture broker, ITestOutputHelpe
         Assert.True(install.ExitCode == 0, $"npm install {tarball} failed: {install}");
         Assert.True(File.Exists(Path.Combine(app, "node_modules", "@lanequeue", "client", "dist", "esm", "index.js")), $"the package is not in {app}/node_modules: {install}");
 
+        await TypeCheckAsync(app);
+
         var tests = Path.Combine(app, "test");
         Directory.CreateDirectory(tests);
         foreach (var file in Directory.GetFiles(Path.Combine(Root, "clients", "typescript", "test")))
             File.Copy(file, Path.Combine(tests, Path.GetFileName(file)));
         return app;
+    }
+
+    /// <summary>
+    /// The shipped .d.ts files, as a TypeScript user resolves them through the package's <c>exports</c>: an ES module and a
+    /// CommonJS file that import <c>@lanequeue/client</c> compile (strict, NodeNext), and a wrong lane is a type error. Uses
+    /// the tsc that build.sh's <c>npm ci</c> installed in clients/typescript.
+    /// </summary>
+    async Task TypeCheckAsync(string app)
+    {
+        var typescript = Path.Combine(Root, "clients", "typescript", "node_modules");
+        await File.WriteAllTextAsync(Path.Combine(app, "check.mts"), """
+            import { LaneQueue, InvalidTaskError, validateTask, type TaskInput, type TaskResult } from '@lanequeue/client';
+            const task: TaskInput = { id: 'a', lane: 'query', payload: {}, timeoutMs: 5000 };
+            export const wait = (client: LaneQueue): Promise<TaskResult> => client.submitAndWait(task, 1000);
+            export const field: string = new InvalidTaskError('id', 'x').field;
+            validateTask(task);
+            // @ts-expect-error a lane is one of control, query, execute, generate
+            export const wrong: TaskInput = { id: 'a', lane: 'urgent', payload: {} };
+            """);
+        await File.WriteAllTextAsync(Path.Combine(app, "check.cts"), """
+            import lq = require('@lanequeue/client');
+            export const status: lq.TaskStatus = 'timed_out';
+            export const connecting: Promise<lq.LaneQueue> = lq.LaneQueue.connect('amqp://localhost');
+            """);
+        await File.WriteAllTextAsync(Path.Combine(app, "tsconfig.json"), $$"""
+            { "compilerOptions": { "module": "NodeNext", "moduleResolution": "NodeNext", "target": "ES2022", "strict": true, "noEmit": true,
+                                   "types": ["node"], "typeRoots": [{{System.Text.Json.JsonSerializer.Serialize(Path.Combine(typescript, "@types"))}}] },
+              "files": ["check.mts", "check.cts"] }
+            """);
+        var check = await RunAsync("node", [Path.Combine(typescript, "typescript", "bin", "tsc"), "-p", "tsconfig.json"], app);
+        Assert.True(check.ExitCode == 0, $"the package's types do not compile for an ES module and a CommonJS user: {check}");
     }
 
     [Fact]
