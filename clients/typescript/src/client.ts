@@ -192,7 +192,7 @@ export class LaneQueue {
     let connection: ChannelModel | undefined;
     for (const { host, port } of address.hosts) {
       try {
-        connection = await amqp.connect(connectOptions(address, host, port), socketOptions(address, host, options.clientName));
+        connection = await amqp.connect(connectOptions(address, host, port), socketOptions(address, options.clientName));
         break;
       } catch (error) {
         errors.push(`${host}:${port}: ${(error as Error).message}`);
@@ -609,13 +609,14 @@ function connectOptions(address: BrokerAddress, hostname: string, port: number):
   return options;
 }
 
-function socketOptions(address: BrokerAddress, host: string, clientName?: string): Record<string, unknown> {
+function socketOptions(address: BrokerAddress, clientName?: string): Record<string, unknown> {
   const options: Record<string, unknown> = {
     clientProperties: { connection_name: clientName ?? `lanequeue-ts-client@${process.pid}`, product: '@lanequeue/client' },
   };
   if (address.connectionTimeout !== undefined) options.timeout = address.connectionTimeout;
   if (address.scheme === 'amqps') {
-    options.servername = address.serverName ?? host;
+    // amqplib sets the host as the TLS server name itself (unless it is an IP address).
+    if (address.serverName) options.servername = address.serverName;
     options.rejectUnauthorized = address.verifyPeer;
     if (address.caCertFile) options.ca = [readFileSync(address.caCertFile)];
     if (address.certFile && address.keyFile) {

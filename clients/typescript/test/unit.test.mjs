@@ -130,3 +130,26 @@ test('broker URLs are read as the .NET producer reads them', () => {
   assert.throws(() => parseBrokerUrl('amqp://h:99999'), /bad host/);
   assert.equal(redact('amqp://user:secret@h/v'), 'amqp://user:***@h/v');
 });
+
+test('an amqps URL connects with TLS, sending the server name it names; a host that does not answer fails with each host named', async () => {
+  const net = await import('node:net');
+  const { LaneQueue, ConnectionClosedError } = await import('@lanequeue/client');
+  const hello = new Promise((resolve) => {
+    const server = net.createServer((socket) => {
+      socket.once('data', (data) => {
+        resolve(data);
+        socket.destroy();
+        server.close();
+      });
+    });
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      connecting = LaneQueue.connect(`amqps://u:p@127.0.0.1:${port}/v?server_name_indication=rabbit.example.test&connection_timeout=5000`);
+    });
+  });
+  let connecting;
+  const data = await hello;
+  assert.equal(data[0], 0x16, 'a TLS handshake record');
+  assert.ok(data.includes(Buffer.from('rabbit.example.test')), 'the ClientHello names the server');
+  await assert.rejects(connecting, (e) => e instanceof ConnectionClosedError && /127\.0\.0\.1:\d+/.test(e.message) && !e.message.includes(':p@'));
+});
