@@ -334,7 +334,10 @@ export class LaneQueue {
       channel.on('close', () => {
         this.replyChannel = undefined;
         this.replyQueue = undefined;
-        if (!this.closedError) this.failAll(new ConnectionClosedError('the channel of the results queue was closed'));
+        // Channels close just before their connection does: let the connection's close say why, when it is that.
+        setImmediate(() => {
+          if (!this.closedError) this.failAll(new ConnectionClosedError('the channel of the results queue was closed by the broker'));
+        });
       });
       const { queue } = await channel.assertQueue(`lanequeue.replies.${randomUUID().replace(/-/g, '')}`, { durable: false, exclusive: true, autoDelete: true });
       await channel.consume(queue, (message) => message && this.onResult(message), { noAck: true });
@@ -448,7 +451,8 @@ export class LaneQueue {
     const start = (async () => {
       channel = await this.connection.createChannel();
       channel.on('error', () => undefined);
-      channel.on('close', () => items.end(closed ? undefined : new ConnectionClosedError(`the channel consuming ${queue} was closed`)));
+      channel.on('close', () =>
+        setImmediate(() => items.end(closed ? undefined : this.closedError ?? new ConnectionClosedError(`the channel consuming ${queue} was closed by the broker`))));
       await channel.prefetch(options.prefetch ?? 1);
       // The same declarations as every consumer (idempotent), so a worker may start before any consumer.
       await channel.assertExchange(BROKER_NAMES.externalExchange, 'topic', { durable: true });

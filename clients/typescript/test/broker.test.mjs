@@ -2,12 +2,13 @@
 //
 // Needs, on the vhost of LANEQUEUE_RABBITMQ_URL, ONE running LaneQueue consumer (so that a second copy of an id lands on
 // the consumer that ran the first) with the built-in handlers (echo, sleep, fail) and the lane `execute` in External
-// mode; and in LANEQUEUE_EMPTY_VHOST_URL a vhost where no consumer ever ran (no lane queues). The .NET test
+// mode; in LANEQUEUE_EMPTY_VHOST_URL a vhost where no consumer ever ran (no lane queues); and the management API at
+// LANEQUEUE_RABBITMQ_MANAGEMENT_URL (to close a connection from the broker's side). The .NET test
 // tests/LaneQueue.Tests/Integration/TypeScriptClientTests.cs sets all of this up.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import amqp from 'amqplib';
-import { InvalidTaskError, LaneQueue, ResultTimeoutError, TaskRejectedError, newTaskId } from '@lanequeue/client';
+import { ConnectionClosedError, InvalidTaskError, LaneQueue, ResultTimeoutError, TaskRejectedError, newTaskId } from '@lanequeue/client';
 
 const url = process.env.LANEQUEUE_RABBITMQ_URL;
 const emptyVhostUrl = process.env.LANEQUEUE_EMPTY_VHOST_URL;
@@ -349,4 +350,29 @@ test('many tasks at once: each submitAndWait gets its own result', async () => {
       await empty.close();
     }
   }
+});
+
+test('a connection the broker closes fails the waits with ConnectionClosedError, and later calls too', async () => {
+  const management = process.env.LANEQUEUE_RABBITMQ_MANAGEMENT_URL;
+  assert.ok(management, 'set LANEQUEUE_RABBITMQ_MANAGEMENT_URL (the management API, to close a connection)');
+  const parsed = new URL(url);
+  const auth = 'Basic ' + Buffer.from(`${decodeURIComponent(parsed.username || 'guest')}:${decodeURIComponent(parsed.password || 'guest')}`).toString('base64');
+  const name = `ts-client-test-${process.pid}-${Date.now()}`;
+  const doomed = await LaneQueue.connect(url, { clientName: name });
+  const watch = await doomed.watchResult(newTaskId('ts-never'));
+  const waiting = watch.wait();
+  let connection;
+  const deadline = Date.now() + 20_000;
+  while (!connection && Date.now() < deadline) {
+    const response = await fetch(`${management.replace(/\/$/, '')}/api/connections?columns=name,client_properties`, { headers: { authorization: auth } });
+    assert.equal(response.status, 200);
+    connection = (await response.json()).find((c) => c.client_properties?.connection_name === name);
+    if (!connection) await new Promise((r) => setTimeout(r, 250));
+  }
+  assert.ok(connection, `the management API never listed connection '${name}'`);
+  const closed = await fetch(`${management.replace(/\/$/, '')}/api/connections/${encodeURIComponent(connection.name)}`, { method: 'DELETE', headers: { authorization: auth, 'x-reason': 'LaneQueue TypeScript client test' } });
+  assert.ok(closed.ok, `DELETE connection: ${closed.status}`);
+  await assert.rejects(waiting, (e) => e instanceof ConnectionClosedError && /was lost/.test(e.message));
+  await assert.rejects(doomed.submitTask({ id: newTaskId('ts-after'), lane: 'query', payload: {} }), ConnectionClosedError);
+  await doomed.close();
 });

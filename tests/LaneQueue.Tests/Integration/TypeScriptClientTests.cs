@@ -94,7 +94,9 @@ public sealed class TypeScriptClientTests(BrokerFixture broker, ITestOutputHelpe
         Assert.True(build.ExitCode == 0, $"clients/typescript/build.sh failed: {build}");
         var tarball = build.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Last();
         Assert.True(File.Exists(tarball), $"build.sh printed no tarball path: {build}");
-        Assert.Matches(@"lanequeue-client-\d+\.\d+\.\d+\.tgz$", tarball);
+        // One version for everything LaneQueue ships: the npm package's is Directory.Build.props' <Version>.
+        var version = Regex.Match(await File.ReadAllTextAsync(Path.Combine(Root, "Directory.Build.props")), "<Version>([^<]+)</Version>").Groups[1].Value;
+        Assert.Equal($"lanequeue-client-{version}.tgz", Path.GetFileName(tarball));
         output.WriteLine($"built {tarball}");
 
         var app = Path.Combine(temp, "app");
@@ -168,6 +170,7 @@ public sealed class TypeScriptClientTests(BrokerFixture broker, ITestOutputHelpe
             {
                 ["LANEQUEUE_RABBITMQ_URL"] = vhost.Url,
                 ["LANEQUEUE_EMPTY_VHOST_URL"] = empty.Url,
+                [BrokerFixture.ManagementUrlVariable] = broker.Management.BaseAddress!.ToString().TrimEnd('/'),
                 ["LANEQUEUE_WIRE_CASES"] = Path.Combine(Root, "src", "Contracts", "wire-cases.json"),
             });
             output.WriteLine($"node --test ({clock.ElapsedMilliseconds} ms): {run}");
