@@ -13,6 +13,12 @@ export interface ConnectOptions {
   maxPayloadBytes?: number;
   /** Shown in the broker's connection list. */
   clientName?: string;
+  /**
+   * How long to try to connect again after the connection is lost (broker restart, network cut, cluster fail-over), any
+   * host of the URL, before failing what waits with {@link ConnectionClosedError}. Default 30000 (as the .NET producer's
+   * `RecoveryTimeout`); 0 fails at once.
+   */
+  recoveryTimeoutMs?: number;
 }
 
 /** A result being waited for: bound to the results exchange before the task is published, so it cannot be missed. */
@@ -78,13 +84,14 @@ class ConfirmedPublisher {
   private pending: PendingPublish[] = [];
   private lastError: Error | undefined;
 
-  constructor(private readonly connection: ChannelModel) {}
+  constructor(private readonly client: LaneQueue) {}
 
   private open(): Promise<ConfirmChannel> {
     if (this.channel) return Promise.resolve(this.channel);
     this.opening ??= (async () => {
       try {
-        const channel = await this.connection.createConfirmChannel();
+        const connection = await this.client.ready();
+        const channel = await connection.createConfirmChannel();
         const pending: PendingPublish[] = [];
         this.pending = pending;
         this.lastError = undefined;
@@ -108,7 +115,26 @@ class ConfirmedPublisher {
     return this.opening;
   }
 
+  /**
+   * Publishes and waits for the confirm. A publish whose connection was lost is published again once the client has
+   * reconnected (within its recovery time-out): a task whose confirm was lost may so be stored twice, which consumers
+   * de-duplicate by task id, as with the .NET producer.
+   */
   async publish(exchange: string, routingKey: string, body: Buffer, options: Options.Publish & { messageId: string }, what: string): Promise<void> {
+    for (;;) {
+      const connection = await this.client.ready();
+      try {
+        await this.publishOnce(exchange, routingKey, body, options, what);
+        return;
+      } catch (error) {
+        await new Promise((resolve) => setImmediate(resolve)); // let a connection's close land first
+        if (error instanceof TaskRejectedError && error.reason === 'refused' && this.client.lost(connection)) continue;
+        throw error;
+      }
+    }
+  }
+
+  private async publishOnce(exchange: string, routingKey: string, body: Buffer, options: Options.Publish & { messageId: string }, what: string): Promise<void> {
     const channel = await this.open();
     const pending = this.pending;
     const entry: PendingPublish = { messageId: options.messageId, returned: false };
@@ -121,7 +147,8 @@ class ConfirmedPublisher {
               resolve();
               return;
             }
-            // A nack, or the channel closed under the publish (the broker refused it: 404 no exchange, 406 too large).
+            // A nack, or the channel closed under the publish (the broker refused it: 404 no exchange, 406 too large; or the
+            // connection was lost).
             setImmediate(() => {
               const closed = this.channel !== channel;
               reject(closed
@@ -140,6 +167,11 @@ class ConfirmedPublisher {
     if (entry.returned) throw new TaskRejectedError(`the ${what} was not routed`, 'unroutable');
   }
 
+  /** Forgets the channel of a lost connection (the next publish opens one on the new connection). */
+  reset(): void {
+    this.channel = undefined;
+  }
+
   async close(): Promise<void> {
     const channel = this.channel;
     this.channel = undefined;
@@ -152,31 +184,66 @@ interface Waiter {
   reject: (error: unknown) => void;
 }
 
+/** Something that consumes on a channel of its own and must consume again on a new connection. */
+interface Restorable {
+  restore(connection: ChannelModel): Promise<void>;
+  fail(error: Error): void;
+  close(): Promise<void>;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function openConnection(address: BrokerAddress, url: string, clientName: string | undefined): Promise<ChannelModel> {
+  const errors: string[] = [];
+  for (const { host, port } of address.hosts) {
+    try {
+      return await amqp.connect(connectOptions(address, host, port), socketOptions(address, clientName));
+    } catch (error) {
+      errors.push(`${host}:${port}: ${(error as Error).message}`);
+    }
+  }
+  throw new ConnectionClosedError(`cannot reach RabbitMQ at ${redact(url)} (${errors.join('; ')}); start a broker or set LANEQUEUE_RABBITMQ_URL`);
+}
+
 /**
  * A connection to LaneQueue: submits tasks (validated, persistent, publisher confirms, mandatory routing), waits for
  * their results, cancels tasks and sessions, follows lifecycle events and works External lanes. Mirrors the .NET
- * `LaneQueueProducer`.
+ * `LaneQueueProducer`, connection recovery included: when the connection is lost it connects again (to any host of the
+ * URL) for up to `recoveryTimeoutMs`, listens again for the results it waits for, consumes again for its subscriptions,
+ * and publishes again what was not confirmed.
  */
 export class LaneQueue {
   private readonly publisher: ConfirmedPublisher;
   private readonly waiting = new Map<string, Set<Waiter>>();
   private replyChannel: Channel | undefined;
   private replyQueue: Promise<string> | undefined;
-  private readonly subscriptions = new Set<{ close(): Promise<void> }>();
+  private readonly subscriptions = new Set<Restorable>();
   private closedError: Error | undefined;
+  private connection: ChannelModel | undefined;
+  private recovering: Promise<ChannelModel> | undefined;
 
   private constructor(
-    private readonly connection: ChannelModel,
-    /** The broker URL without its password. */
-    readonly url: string,
-    private readonly maxPayloadBytes: number,
+    connection: ChannelModel,
+    private readonly address: BrokerAddress,
+    private readonly rawUrl: string,
+    private readonly options: ConnectOptions,
   ) {
-    this.publisher = new ConfirmedPublisher(connection);
-    connection.on('error', () => undefined); // reported through 'close'
-    connection.on('close', (error?: Error) => {
-      this.closedError ??= new ConnectionClosedError(`the connection to RabbitMQ at ${this.url} was lost${error ? `: ${error.message}` : ''}`, { cause: error });
-      this.failAll(this.closedError);
-    });
+    this.url = redact(rawUrl);
+    this.publisher = new ConfirmedPublisher(this);
+    this.attach(connection);
+  }
+
+  /** The broker URL without its password. */
+  readonly url: string;
+
+  private get maxPayloadBytes(): number {
+    return this.options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES;
+  }
+
+  private get recoveryTimeoutMs(): number {
+    return this.options.recoveryTimeoutMs ?? 30_000;
   }
 
   /**
@@ -188,28 +255,100 @@ export class LaneQueue {
    */
   static async connect(url: string = urlFromEnvironment(), options: ConnectOptions = {}): Promise<LaneQueue> {
     const address = parseBrokerUrl(url);
-    const errors: string[] = [];
-    let connection: ChannelModel | undefined;
-    for (const { host, port } of address.hosts) {
-      try {
-        connection = await amqp.connect(connectOptions(address, host, port), socketOptions(address, options.clientName));
-        break;
-      } catch (error) {
-        errors.push(`${host}:${port}: ${(error as Error).message}`);
-      }
-    }
-    if (!connection) {
-      throw new ConnectionClosedError(`cannot reach RabbitMQ at ${redact(url)} (${errors.join('; ')}); start a broker or set LANEQUEUE_RABBITMQ_URL`);
-    }
-    const client = new LaneQueue(connection, redact(url), options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES);
-    await client.declareExchanges();
+    const connection = await openConnection(address, url, options.clientName);
+    const client = new LaneQueue(connection, address, url, { ...options });
+    await client.declareExchanges(connection);
     return client;
   }
 
-  private async declareExchanges(): Promise<void> {
+  private attach(connection: ChannelModel): void {
+    this.connection = connection;
+    connection.on('error', () => undefined); // reported through 'close'
+    connection.on('close', (error?: Error) => {
+      if (this.connection !== connection) return;
+      this.connection = undefined;
+      this.publisher.reset();
+      this.onLost(error);
+    });
+  }
+
+  private onLost(error: Error | undefined): void {
+    if (this.closedError) return; // closed by us
+    const lost = `the connection to RabbitMQ at ${this.url} was lost${error ? ` (${error.message})` : ''}`;
+    if (this.recoveryTimeoutMs <= 0) {
+      this.shutDown(new ConnectionClosedError(lost, { cause: error }));
+      return;
+    }
+    const deadline = Date.now() + this.recoveryTimeoutMs;
+    const recovering = (async () => {
+      let delay = 100;
+      for (;;) {
+        try {
+          const connection = await openConnection(this.address, this.rawUrl, this.options.clientName);
+          if (this.closedError) {
+            await connection.close().catch(() => undefined);
+            throw this.closedError;
+          }
+          this.attach(connection);
+          await this.restore(connection);
+          return connection;
+        } catch (failure) {
+          if (this.closedError) throw this.closedError;
+          if (Date.now() + delay > deadline) {
+            const error = new ConnectionClosedError(`${lost}, and could not be made again within ${this.recoveryTimeoutMs / 1000} s: ${(failure as Error).message}`, { cause: failure });
+            this.shutDown(error);
+            throw error;
+          }
+          await sleep(delay);
+          delay = Math.min(delay * 2, 1000);
+        }
+      }
+    })();
+    this.recovering = recovering;
+    recovering.then(
+      () => {
+        if (this.recovering === recovering) this.recovering = undefined;
+      },
+      () => undefined,
+    );
+  }
+
+  /** Listens again for every result waited for, and consumes again for every subscription, on a new connection. */
+  private async restore(connection: ChannelModel): Promise<void> {
+    this.replyChannel = undefined;
+    this.replyQueue = undefined;
+    if (this.waiting.size > 0) {
+      const queue = await this.ensureReplyQueue(connection);
+      for (const taskId of this.waiting.keys()) await this.replyChannel!.bindQueue(queue, BROKER_NAMES.resultsExchange, taskId);
+    }
+    for (const subscription of this.subscriptions) await subscription.restore(connection);
+  }
+
+  /** Ends everything with `error`: the client is closed for good. */
+  private shutDown(error: Error): void {
+    this.closedError ??= error;
+    this.failAll(this.closedError);
+    for (const subscription of [...this.subscriptions]) subscription.fail(this.closedError);
+    this.subscriptions.clear();
+  }
+
+  /** @internal The open connection, once recovered if it is being recovered; rejects when the client is closed. */
+  async ready(): Promise<ChannelModel> {
+    if (this.closedError) throw this.closedError;
+    if (this.connection) return this.connection;
+    if (this.recovering) return this.recovering;
+    throw new ConnectionClosedError(`not connected to RabbitMQ at ${this.url}`);
+  }
+
+  /** @internal Whether `connection` is no longer the client's (lost, or replaced by a recovered one). */
+  lost(connection: ChannelModel): boolean {
+    return this.connection !== connection && !this.closedError;
+  }
+
+  private async declareExchanges(connection: ChannelModel): Promise<void> {
     // A user without configure permission may not declare; then the exchanges must exist already, and a publish to a
     // missing one fails with the broker's reason.
-    const channel = await this.connection.createChannel();
+    const channel = await connection.createChannel();
     channel.on('error', () => undefined);
     try {
       await channel.assertExchange(BROKER_NAMES.tasksExchange, 'direct', { durable: true });
@@ -233,6 +372,7 @@ export class LaneQueue {
    * Validates and publishes a task; resolves once the broker has stored it (publisher confirm).
    * @throws InvalidTaskError the task breaks the wire contract (names the field); nothing was sent.
    * @throws TaskRejectedError no lane queue took it (`unroutable`), the broker nacked it, or closed the channel.
+   * @throws ConnectionClosedError the client is closed, or lost its connection for longer than `recoveryTimeoutMs`.
    */
   async submitTask(task: TaskInput): Promise<void> {
     this.throwIfClosed();
@@ -286,10 +426,14 @@ export class LaneQueue {
     }
   }
 
-  /** Starts listening for a task's result; call before submitting it (as {@link submitAndWait} does), so none is missed. */
+  /**
+   * Starts listening for a task's result; call before submitting it (as {@link submitAndWait} does), so none is missed.
+   * (A result published while the connection is lost is missed: the listening queue is the connection's own.)
+   */
   async watchResult(taskId: string): Promise<ResultWatch> {
     this.throwIfClosed();
-    const queue = await this.ensureReplyQueue();
+    const connection = await this.ready();
+    const queue = await this.ensureReplyQueue(connection);
     let settle!: Waiter;
     const result = new Promise<TaskResult>((resolve, reject) => {
       settle = { resolve, reject };
@@ -310,7 +454,9 @@ export class LaneQueue {
       set?.delete(settle);
       if (set && set.size === 0) {
         this.waiting.delete(taskId);
-        await this.replyChannel?.unbindQueue(queue, BROKER_NAMES.resultsExchange, taskId).catch(() => undefined);
+        const channel = this.replyChannel;
+        const current = await this.replyQueue?.catch(() => undefined);
+        if (channel && current) await channel.unbindQueue(current, BROKER_NAMES.resultsExchange, taskId).catch(() => undefined);
       }
     };
     return {
@@ -327,16 +473,19 @@ export class LaneQueue {
     };
   }
 
-  private ensureReplyQueue(): Promise<string> {
+  private ensureReplyQueue(connection: ChannelModel): Promise<string> {
     this.replyQueue ??= (async () => {
-      const channel = await this.connection.createChannel();
+      const channel = await connection.createChannel();
       channel.on('error', () => undefined);
       channel.on('close', () => {
+        if (this.replyChannel !== channel) return;
         this.replyChannel = undefined;
         this.replyQueue = undefined;
-        // Channels close just before their connection does: let the connection's close say why, when it is that.
+        // Channels close just before their connection does; recovery listens again then. A channel the broker closed
+        // on a connection that stays open is replaced here.
         setImmediate(() => {
-          if (!this.closedError) this.failAll(new ConnectionClosedError('the channel of the results queue was closed by the broker'));
+          if (this.closedError || this.connection !== connection) return;
+          void this.restoreReplies(connection).catch((error: unknown) => this.failAll(error as Error));
         });
       });
       const { queue } = await channel.assertQueue(`lanequeue.replies.${randomUUID().replace(/-/g, '')}`, { durable: false, exclusive: true, autoDelete: true });
@@ -349,6 +498,12 @@ export class LaneQueue {
       if (this.replyQueue === pending) this.replyQueue = undefined;
     });
     return pending;
+  }
+
+  private async restoreReplies(connection: ChannelModel): Promise<void> {
+    if (this.waiting.size === 0) return;
+    const queue = await this.ensureReplyQueue(connection);
+    for (const taskId of this.waiting.keys()) await this.replyChannel!.bindQueue(queue, BROKER_NAMES.resultsExchange, taskId);
   }
 
   private onResult(message: ConsumeMessage): void {
@@ -395,38 +550,47 @@ export class LaneQueue {
 
   /**
    * Follows lifecycle events on a queue of this client's own; `pattern` is a topic binding such as `command.#` (all) or
-   * `command.completed.query`. Resolves once bound (no event after that is missed). Iterate it with `for await`, or pass
-   * `onEvent`; `close()` (or `break`) stops it.
+   * `command.completed.query`. Resolves once bound (no event after that is missed, but for those published while the
+   * connection is lost). Iterate it with `for await`, or pass `onEvent`; `close()` (or `break`) stops it.
    */
   async watchEvents(pattern = 'command.#', onEvent?: (event: TaskEvent) => void | Promise<void>): Promise<Subscription<TaskEvent>> {
     this.throwIfClosed();
-    const open = await this.connection.createChannel();
-    open.on('error', () => undefined);
-    const { queue } = await open.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
-    await open.bindQueue(queue, BROKER_NAMES.eventsExchange, pattern);
+    let channel: Channel | undefined;
+    let closed = false;
     const close = async () => {
-      this.subscriptions.delete(subscription);
+      closed = true;
+      this.subscriptions.delete(restorable);
       items.end();
-      await open.close().catch(() => undefined);
+      await channel?.close().catch(() => undefined);
     };
     const items = new AsyncQueue<TaskEvent>(close);
-    open.on('close', () => items.end());
-    await open.consume(queue, (message) => {
-      if (!message) return;
-      let raw: Record<string, unknown>;
-      try {
-        raw = JSON.parse(message.content.toString('utf8'));
-      } catch {
-        return;
-      }
-      if (raw === null || typeof raw !== 'object') return;
-      const event = toEvent(raw, message.fields.routingKey);
-      if (onEvent) void Promise.resolve().then(() => onEvent(event)).catch(() => undefined);
-      else items.push(event);
-    }, { noAck: true });
-    const subscription: Subscription<TaskEvent> = { close, [Symbol.asyncIterator]: () => items };
-    this.subscriptions.add(subscription);
-    return subscription;
+    const consume = async (connection: ChannelModel) => {
+      const open = await connection.createChannel();
+      channel = open;
+      open.on('error', () => undefined);
+      open.on('close', () => setImmediate(() => {
+        if (!closed && this.connection === connection && channel === open) items.end(new ConnectionClosedError(`the broker closed the channel of the events subscription '${pattern}'`));
+      }));
+      const { queue } = await open.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
+      await open.bindQueue(queue, BROKER_NAMES.eventsExchange, pattern);
+      await open.consume(queue, (message) => {
+        if (!message) return;
+        let raw: Record<string, unknown>;
+        try {
+          raw = JSON.parse(message.content.toString('utf8'));
+        } catch {
+          return;
+        }
+        if (raw === null || typeof raw !== 'object') return;
+        const event = toEvent(raw, message.fields.routingKey);
+        if (onEvent) void Promise.resolve().then(() => onEvent(event)).catch(() => undefined);
+        else items.push(event);
+      }, { noAck: true });
+    };
+    const restorable: Restorable = { restore: consume, fail: (error) => items.end(error), close };
+    await consume(await this.ready());
+    this.subscriptions.add(restorable);
+    return { close, [Symbol.asyncIterator]: () => items };
   }
 
   /**
@@ -442,39 +606,43 @@ export class LaneQueue {
     let closed = false;
     const close = async () => {
       closed = true;
-      this.subscriptions.delete(subscription);
+      this.subscriptions.delete(restorable);
       items.end();
       await channel?.close().catch(() => undefined);
     };
     const items = new AsyncQueue<ExternalWork>(close);
     const queue = BROKER_NAMES.externalQueue(lane);
-    const start = (async () => {
-      channel = await this.connection.createChannel();
-      channel.on('error', () => undefined);
-      channel.on('close', () =>
-        setImmediate(() => items.end(closed ? undefined : this.closedError ?? new ConnectionClosedError(`the channel consuming ${queue} was closed by the broker`))));
-      await channel.prefetch(options.prefetch ?? 1);
+    const consume = async (connection: ChannelModel) => {
+      const open = await connection.createChannel();
+      channel = open;
+      open.on('error', () => undefined);
+      open.on('close', () => setImmediate(() => {
+        if (!closed && this.connection === connection && channel === open) items.end(new ConnectionClosedError(`the broker closed the channel consuming ${queue}`));
+      }));
+      await open.prefetch(options.prefetch ?? 1);
       // The same declarations as every consumer (idempotent), so a worker may start before any consumer.
-      await channel.assertExchange(BROKER_NAMES.externalExchange, 'topic', { durable: true });
-      await channel.assertQueue(queue, { durable: true, exclusive: false, autoDelete: false });
-      await channel.bindQueue(queue, BROKER_NAMES.externalExchange, lane);
-      const consuming = channel;
-      await consuming.consume(queue, (message) => {
+      await open.assertExchange(BROKER_NAMES.externalExchange, 'topic', { durable: true });
+      await open.assertQueue(queue, { durable: true, exclusive: false, autoDelete: false });
+      await open.bindQueue(queue, BROKER_NAMES.externalExchange, lane);
+      await open.consume(queue, (message) => {
         if (!message) return;
         let task: ParsedTask;
         try {
           task = parseTask(message.content, { maxPayloadBytes: Math.max(this.maxPayloadBytes, DEFAULT_MAX_PAYLOAD_BYTES) });
         } catch {
-          consuming.nack(message, false, false); // not a task: nobody can complete it
+          open.nack(message, false, false); // not a task: nobody can complete it
           return;
         }
-        items.push(new ExternalWork(task, message, consuming, this));
+        items.push(new ExternalWork(task, message, open, this));
       }, { noAck: false });
-    })();
-    start.catch((error: unknown) => items.end(error));
-    const subscription: Subscription<ExternalWork> = { close, [Symbol.asyncIterator]: () => items };
-    this.subscriptions.add(subscription);
-    return subscription;
+    };
+    const restorable: Restorable = { restore: consume, fail: (error) => items.end(error), close };
+    this.subscriptions.add(restorable);
+    this.ready().then(consume).catch((error: unknown) => {
+      this.subscriptions.delete(restorable);
+      items.end(error);
+    });
+    return { close, [Symbol.asyncIterator]: () => items };
   }
 
   /** @internal Publishes an external worker's completion (confirmed, mandatory). */
@@ -496,7 +664,9 @@ export class LaneQueue {
     for (const subscription of [...this.subscriptions]) await subscription.close();
     await this.publisher.close();
     await this.replyChannel?.close().catch(() => undefined);
-    await this.connection.close().catch(() => undefined);
+    const connection = this.connection;
+    this.connection = undefined;
+    await connection?.close().catch(() => undefined);
   }
 }
 
@@ -545,7 +715,11 @@ export class ExternalWork {
   release(): void {
     if (this.answered) return;
     this.answered = true;
-    this.channel.nack(this.message, false, true);
+    try {
+      this.channel.nack(this.message, false, true);
+    } catch {
+      // channel closed: the broker returns the task to the queue anyway
+    }
   }
 
   private async answer(completion: Record<string, unknown> & { task_id: string }): Promise<void> {
@@ -559,7 +733,12 @@ export class ExternalWork {
       rejected = error;
     }
     // The announcement is done with either way: a completion nobody takes means no consumer waits for the task any more.
-    this.channel.ack(this.message);
+    // (On a channel lost meanwhile the ack cannot be sent: the broker hands the announcement to a worker again.)
+    try {
+      this.channel.ack(this.message);
+    } catch {
+      // channel closed
+    }
     if (rejected instanceof TaskRejectedError && rejected.reason === 'unroutable') {
       throw new TaskRejectedError(`no consumer waits for external task '${this.id}' any more (its deadline passed, or its consumer stopped); the completion was dropped`, 'unroutable');
     }

@@ -352,27 +352,67 @@ test('many tasks at once: each submitAndWait gets its own result', async () => {
   }
 });
 
-test('a connection the broker closes fails the waits with ConnectionClosedError, and later calls too', async () => {
+/** Closes the client connection named `name` from the broker's side, through the management API. */
+async function closeFromBroker(name) {
   const management = process.env.LANEQUEUE_RABBITMQ_MANAGEMENT_URL;
   assert.ok(management, 'set LANEQUEUE_RABBITMQ_MANAGEMENT_URL (the management API, to close a connection)');
+  const api = `${management.replace(/\/$/, '')}/api`;
   const parsed = new URL(url);
-  const auth = 'Basic ' + Buffer.from(`${decodeURIComponent(parsed.username || 'guest')}:${decodeURIComponent(parsed.password || 'guest')}`).toString('base64');
-  const name = `ts-client-test-${process.pid}-${Date.now()}`;
-  const doomed = await LaneQueue.connect(url, { clientName: name });
-  const watch = await doomed.watchResult(newTaskId('ts-never'));
-  const waiting = watch.wait();
+  const authorization = 'Basic ' + Buffer.from(`${decodeURIComponent(parsed.username || 'guest')}:${decodeURIComponent(parsed.password || 'guest')}`).toString('base64');
   let connection;
   const deadline = Date.now() + 20_000;
   while (!connection && Date.now() < deadline) {
-    const response = await fetch(`${management.replace(/\/$/, '')}/api/connections?columns=name,client_properties`, { headers: { authorization: auth } });
+    const response = await fetch(`${api}/connections?columns=name,client_properties`, { headers: { authorization } });
     assert.equal(response.status, 200);
     connection = (await response.json()).find((c) => c.client_properties?.connection_name === name);
     if (!connection) await new Promise((r) => setTimeout(r, 250));
   }
   assert.ok(connection, `the management API never listed connection '${name}'`);
-  const closed = await fetch(`${management.replace(/\/$/, '')}/api/connections/${encodeURIComponent(connection.name)}`, { method: 'DELETE', headers: { authorization: auth, 'x-reason': 'LaneQueue TypeScript client test' } });
+  const closed = await fetch(`${api}/connections/${encodeURIComponent(connection.name)}`, { method: 'DELETE', headers: { authorization, 'x-reason': 'LaneQueue TypeScript client test' } });
   assert.ok(closed.ok, `DELETE connection: ${closed.status}`);
+}
+
+test('without recovery, a connection the broker closes fails the waits with ConnectionClosedError, and later calls too', async () => {
+  const name = `ts-client-doomed-${process.pid}-${Date.now()}`;
+  const doomed = await LaneQueue.connect(url, { clientName: name, recoveryTimeoutMs: 0 });
+  const watch = await doomed.watchResult(newTaskId('ts-never'));
+  const waiting = watch.wait();
+  await closeFromBroker(name);
   await assert.rejects(waiting, (e) => e instanceof ConnectionClosedError && /was lost/.test(e.message));
   await assert.rejects(doomed.submitTask({ id: newTaskId('ts-after'), lane: 'query', payload: {} }), ConnectionClosedError);
   await doomed.close();
+});
+
+test('a connection the broker closes is made again: the wait, the event subscription and the worker carry on', async () => {
+  const name = `ts-client-healing-${process.pid}-${Date.now()}`;
+  const healing = await LaneQueue.connect(url, { clientName: name });
+  const id = newTaskId('ts-heal');
+  const externalId = newTaskId('ts-heal-external');
+  const watch = await healing.watchResult(id);
+  const externalWatch = await healing.watchResult(externalId);
+  const events = await healing.watchEvents('command.completed.query');
+  const worker = healing.externalTasks('execute');
+  try {
+    await closeFromBroker(name);
+    // Submitted while the client reconnects: published (again) once it has.
+    await healing.submitTask({ id, lane: 'query', payload: { healed: true } });
+    const result = await watch.wait(WAIT);
+    assert.equal(result.status, 'completed');
+    assert.deepEqual(result.result, { healed: true });
+    for await (const event of events) if (event.taskId === id) break;
+    await healing.submitTask({ id: externalId, lane: 'execute', payload: {} });
+    for await (const work of worker) {
+      if (work.id !== externalId) {
+        work.release();
+        continue;
+      }
+      await work.complete({ after: 'recovery' });
+      break;
+    }
+    assert.deepEqual((await externalWatch.wait(WAIT)).result, { after: 'recovery' });
+  } finally {
+    await events.close();
+    await worker.close();
+    await healing.close();
+  }
 });
