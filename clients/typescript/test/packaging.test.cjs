@@ -28,3 +28,20 @@ test('import loads the ES module build, and both builds ship .d.ts files', async
   }
   assert.equal(manifest.version, '1.0.0');
 });
+
+test('the CommonJS build talks to the broker too (amqplib loaded through require)', async (t) => {
+  const url = process.env.LANEQUEUE_RABBITMQ_URL;
+  if (!url) {
+    t.skip('LANEQUEUE_RABBITMQ_URL is not set (the broker suite sets it)');
+    return;
+  }
+  const { LaneQueue, newTaskId } = require('@lanequeue/client');
+  const client = await LaneQueue.connect(url);
+  try {
+    const result = await client.submitAndWait({ id: newTaskId('cjs'), lane: 'query', payload: { from: 'require' } }, 30_000);
+    assert.equal(result.status, 'completed');
+    assert.deepEqual(result.result, { from: 'require' });
+  } finally {
+    await client.close();
+  }
+});

@@ -180,6 +180,7 @@ public sealed class TypeScriptClientTests(BrokerFixture broker, ITestOutputHelpe
             var failed = Regex.Match(run.Stdout, @"^# fail (\d+)$", RegexOptions.Multiline);
             Assert.True(passed.Success && failed.Success, $"no summary from node --test: {run}");
             Assert.Equal("0", failed.Groups[1].Value);
+            Assert.Matches(new Regex(@"^# skipped 0$", RegexOptions.Multiline), run.Stdout); // every test had what it needs
             // The broker tests, the unit and packaging tests and one test per shared wire case.
             Assert.True(int.Parse(passed.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) >= 80, $"too few tests ran: {run}");
         }
