@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the any-language examples in examples/ (and their tests) need; safe to re-run.
 #   Debian packages: python3-pika (for /usr/bin/python3), curl, jq; nodejs + npm only when no node is on PATH;
+#   for the Python client (clients/python): python3-aio-pika, python3-hatchling, python3-pip, python3-pytest, python3-venv;
 #   chromium for the dashboard's browser tests (tests/LaneQueue.Tests/Dashboard; Playwright drives /usr/bin/chromium).
 #   examples/node/node_modules: amqplib as package-lock.json pins it (npm ci), skipped when already in place.
 set -euo pipefail
@@ -8,6 +9,11 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 need=()
 /usr/bin/python3 -c 'import pika' >/dev/null 2>&1 || python3 -c 'import pika' >/dev/null 2>&1 || need+=(python3-pika)
+/usr/bin/python3 -c 'import aio_pika' >/dev/null 2>&1 || need+=(python3-aio-pika)
+/usr/bin/python3 -c 'import hatchling' >/dev/null 2>&1 || need+=(python3-hatchling)
+/usr/bin/python3 -c 'import pytest' >/dev/null 2>&1 || need+=(python3-pytest)
+/usr/bin/python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+/usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 command -v curl >/dev/null || need+=(curl)
 command -v jq >/dev/null || need+=(jq)
 command -v node >/dev/null || need+=(nodejs)
@@ -32,4 +38,4 @@ if [[ ! -f examples/node/node_modules/amqplib/package.json || ! -f "$installed" 
   echo "install-example-deps: npm ci in examples/node"
   (cd examples/node && npm ci --no-audit --no-fund --loglevel=error)
 fi
-echo "install-example-deps: python3-pika, curl, jq, node, chromium and examples/node/node_modules are in place"
+echo "install-example-deps: python3-pika, python3-aio-pika, python3-hatchling, python3-pip, python3-pytest, python3-venv, curl, jq, node, chromium and examples/node/node_modules are in place"

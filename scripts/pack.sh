@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Packs LaneQueue into a local NuGet feed folder: the libraries LaneQueue.Contracts, LaneQueue.Producer,
-# LaneQueue.Consumer and LaneQueue.Dashboard, and the lanequeue tool LaneQueue.Cli, each a .nupkg with its .snupkg (symbols).
+# LaneQueue.Consumer and LaneQueue.Dashboard, and the lanequeue tool LaneQueue.Cli, each a .nupkg with its .snupkg (symbols);
+# beside them the clients: the Python wheel (clients/python/build.sh: Debian's hatchling) and the TypeScript tarball
+# (clients/typescript/build.sh: npm ci, tsc, npm pack).
 #
 #   bash scripts/pack.sh [OUT]        OUT: the feed folder (default artifacts/packages)
 #
 # Then, e.g.: dotnet add package LaneQueue.Consumer --version <v> --source OUT
 #             dotnet tool install LaneQueue.Cli --tool-path ~/.lanequeue --add-source OUT --version <v>
+#             pip install --no-index OUT/lanequeue-<v>-py3-none-any.whl     (a venv made with --system-site-packages)
+#             npm install OUT/lanequeue-client-<v>.tgz
 # The build is its own (artifacts/pack-build), Release and deterministic, so it neither uses nor disturbs the bin/ and
 # obj/ of your ordinary builds and tests. The version is Directory.Build.props' <Version>.
 #
@@ -44,4 +48,11 @@ for id in "${packages[@]}"; do
   done
 done
 ((missing == 0)) || exit 1
+
+wheel="$(bash clients/python/build.sh "$out" | tail -n 1)"
+tarball="$(bash clients/typescript/build.sh "$out" | tail -n 1)"
+for file in "$wheel" "$tarball"; do
+  [[ "$(basename "$file")" == *"$version"* && -f "$file" ]] || { echo "pack.sh: client package $file missing or not version $version" >&2; exit 1; }
+  printf '  %-40s %8s bytes\n' "$(basename "$file")" "$(stat -c %s "$file")"
+done
 echo "feed: $out (version $version)"

@@ -26,6 +26,13 @@ public static class BrokerNames
     /// <summary>Where a queue's dead letters go (MassTransit's error-queue convention), e.g. <c>lanequeue.query_error</c>.</summary>
     public static string DeadLetterQueue(string queue) => queue + "_error";
 
+    /// <summary>
+    /// Quorum queue with a single active consumer, bound to every lane's <c>_error</c> exchange: a copy of each dead letter,
+    /// so one consumer of the fleet answers the ones the broker dead-lettered itself (<c>x-death</c>: delivery limit, TTL,
+    /// length limit, a foreign reject) with a <c>failed</c> result. The <c>_error</c> queue keeps the letter for a look and a redrive.
+    /// </summary>
+    public const string BrokerDeadLetters = "lanequeue.broker-dead-letters";
+
     /// <summary>The reason a message was dead-lettered (MassTransit's fault header).</summary>
     public const string ReasonHeader = "MT-Fault-Message";
 

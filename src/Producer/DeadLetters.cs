@@ -108,19 +108,11 @@ public sealed class DeadLetters(IConnection connection)
     }
 
     /// <summary>Why the broker itself dead-lettered a message (<c>x-death</c>: e.g. <c>delivery_limit</c> for a task that kept killing its consumers).</summary>
-    static string? BrokerDeathReason(IDictionary<string, object?>? headers)
-    {
-        if (headers is null || !headers.TryGetValue("x-death", out var value) || value is not IList<object> deaths || deaths.Count == 0
-            || deaths[0] is not IDictionary<string, object?> death)
-            return null;
-        var reason = Text(death, "reason");
-        return reason == "delivery_limit"
-            ? $"delivery_limit: delivered more times than the queue's x-delivery-limit without being acked (did the task crash its consumers?) in {Text(death, "queue")}"
-            : reason is null ? null : $"{reason} (dead-lettered by the broker from {Text(death, "queue")})";
-    }
+    static string? BrokerDeathReason(IDictionary<string, object?>? headers) =>
+        BrokerDeath.Read(headers) is not { } death ? null
+        : death.Reason == "delivery_limit"
+            ? $"delivery_limit: delivered more times than the queue's x-delivery-limit without being acked (did the task crash its consumers?) in {death.Queue}"
+            : $"{death.Reason} (dead-lettered by the broker from {death.Queue})";
 
-    static string? Text(IDictionary<string, object?>? headers, string key) =>
-        headers is not null && headers.TryGetValue(key, out var value) && value is not null
-            ? value is byte[] bytes ? Encoding.UTF8.GetString(bytes) : value.ToString()
-            : null;
+    static string? Text(IDictionary<string, object?>? headers, string key) => BrokerDeath.Text(headers, key);
 }

@@ -63,6 +63,8 @@ public static class ConsumerRegistration
         services.AddHostedService(sp => sp.GetRequiredService<LaneGate>());
         services.AddSingleton<FleetMonitor>();
         services.AddHostedService(sp => sp.GetRequiredService<FleetMonitor>());
+        services.AddSingleton<BrokerDeadLetterAnswers>();
+        services.AddHostedService(sp => sp.GetRequiredService<BrokerDeadLetterAnswers>());
 
         services.AddOptions<HostOptions>().Configure<IOptions<LaneQueueOptions>>((host, lane) =>
             host.ShutdownTimeout = TimeSpan.FromSeconds(lane.Value.ShutdownTimeoutSeconds + 5));

@@ -66,6 +66,9 @@ internal static partial class Log
     [LoggerMessage(1108, LogLevel.Information, "Consumer {Consumer} is no longer the fleet monitor: {Reason}")]
     public static partial void MonitorLost(ILogger logger, string consumer, string reason);
 
+    [LoggerMessage(1110, LogLevel.Warning, "Answering broker dead letters stopped ({Error}); this consumer subscribes again in {Seconds} s (another consumer answers meanwhile)")]
+    public static partial void BrokerDeadLettersInterrupted(ILogger logger, string error, double seconds);
+
     [LoggerMessage(1109, LogLevel.Warning, "Ignored an unreadable lane state broadcast: {Error}")]
     public static partial void LaneStatesIgnored(ILogger logger, string error);
 

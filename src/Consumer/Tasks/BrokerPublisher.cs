@@ -85,20 +85,34 @@ internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsy
         {
             var events = await EventsAsync(cancellationToken);
             await events.BasicPublishAsync(BrokerNames.EventsExchange, BrokerNames.EventRoutingKey(taskEvent.Event, taskEvent.Lane), mandatory: false,
-                new BasicProperties
-                {
-                    ContentType = "application/json",
-                    Type = taskEvent.Event,
-                    AppId = taskEvent.Consumer,
-                    // A new table each time: the client's trace-context injection may add to it.
-                    Headers = new Dictionary<string, object?> { [BrokerNames.HistoryCopyHeader] = inBatch ? "batch" : "result" },
-                }, body, cancellationToken);
+                EventProperties(taskEvent, inBatch), body, cancellationToken);
         }
         catch (Exception ex) when (BrokerConnection.IsConnectionFailure(ex) && !cancellationToken.IsCancellationRequested)
         {
             Interlocked.Increment(ref _droppedEvents);
         }
     }
+
+    /// <summary>An event's properties on <see cref="BrokerNames.EventsExchange"/>; <paramref name="inBatch"/>: its history copy goes in a batch.</summary>
+    public static BasicProperties EventProperties(TaskEvent taskEvent, bool inBatch) => new()
+    {
+        ContentType = "application/json",
+        Type = taskEvent.Event,
+        AppId = taskEvent.Consumer,
+        // A new table each time: the client's trace-context injection may add to it.
+        Headers = new Dictionary<string, object?> { [BrokerNames.HistoryCopyHeader] = inBatch ? "batch" : "result" },
+    };
+
+    /// <summary>A result's properties on <see cref="BrokerNames.ResultsExchange"/> (persistent; routing key = the task id).</summary>
+    public static BasicProperties ResultProperties(ExternalTaskResult result, string consumer) => new()
+    {
+        Persistent = true,
+        ContentType = "application/json",
+        MessageId = Guid.NewGuid().ToString("N"),
+        CorrelationId = result.TaskId,
+        Type = "lanequeue.result",
+        AppId = consumer,
+    };
 
     /// <summary>Lifecycle events dropped because the broker could not be reached (on the events exchange or in the history).</summary>
     public long DroppedEvents => Interlocked.Read(ref _droppedEvents) + (_history?.Dropped ?? 0);
@@ -185,15 +199,7 @@ internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsy
     public async Task PublishResultAsync(ExternalTaskResult result, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(result);
-        var properties = new BasicProperties
-        {
-            Persistent = true,
-            ContentType = "application/json",
-            MessageId = Guid.NewGuid().ToString("N"),
-            CorrelationId = result.TaskId,
-            Type = "lanequeue.result",
-            AppId = options.Value.ConsumerName,
-        };
+        var properties = ResultProperties(result, options.Value.ConsumerName);
         var body = TaskJson.Serialize(result);
         await WithRecoveryAsync(confirmed => confirmed.BasicPublishAsync(BrokerNames.ResultsExchange, result.TaskId, mandatory: false, properties, body, cancellationToken).AsTask(),
             cancellationToken);

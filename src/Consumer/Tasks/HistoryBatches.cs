@@ -118,8 +118,7 @@ internal sealed class HistoryBatches : IAsyncDisposable
                     await DisposeQuietlyAsync(old);
                 _channel = await _openChannel(timeout.Token);
             }
-            await _channel.BasicPublishAsync("", BrokerNames.History, mandatory: false,
-                new BasicProperties { ContentType = "application/json", Type = BrokerNames.HistoryBatchType, AppId = _consumer }, body.WrittenMemory, timeout.Token);
+            await _channel.BasicPublishAsync("", BrokerNames.History, mandatory: false, BatchProperties(_consumer), body.WrittenMemory, timeout.Token);
             Interlocked.Increment(ref _batches);
         }
         catch (Exception)
@@ -130,6 +129,10 @@ internal sealed class HistoryBatches : IAsyncDisposable
                 _ = DisposeQuietlyAsync(stuck);
         }
     }
+
+    /// <summary>A batch's properties (default exchange, routing key <see cref="BrokerNames.History"/>).</summary>
+    public static BasicProperties BatchProperties(string consumer) =>
+        new() { ContentType = "application/json", Type = BrokerNames.HistoryBatchType, AppId = consumer };
 
     static async Task DisposeQuietlyAsync(IChannel channel)
     {

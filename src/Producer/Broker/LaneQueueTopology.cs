@@ -17,7 +17,8 @@ internal sealed record LaneReceiveQueue(string Name, IReadOnlyList<SessionLane> 
 /// cannot differ silently. It is what the consumer's MassTransit receive endpoints declare (MassTransit re-declares the
 /// same right after): per receive queue a durable fanout exchange named like the queue and bound to it, the durable queue
 /// with its arguments, and an exchange-to-exchange binding from <see cref="BrokerNames.TasksExchange"/> (direct) per lane,
-/// routing key = lane. With a delivery limit also the <c>_error</c> exchange and queue the broker dead-letters to.
+/// routing key = lane. With a delivery limit also the <c>_error</c> exchange and queue the broker dead-letters to, and the
+/// queue of copies the fleet answers those letters from (<see cref="BrokerNames.BrokerDeadLetters"/>).
 /// An existing queue declared with other arguments fails the declaration with a <see cref="TopologyMismatchException"/>
 /// that names the setting.
 /// </summary>
@@ -87,7 +88,10 @@ internal sealed record LaneQueueTopology(LaneTopology Topology, bool QuorumQueue
         foreach (var queue in Queues)
         {
             if (queue.ErrorQueue is { } error)
+            {
                 await DeclareBoundQueueAsync(connection, channel, error, ErrorQueueArguments, cancellationToken);
+                await DeclareBrokerDeadLettersAsync(channel, error, cancellationToken);
+            }
             await DeclareBoundQueueAsync(connection, channel, queue.Name, queue.Arguments, cancellationToken);
             foreach (var lane in queue.Lanes)
                 await channel.ExchangeBindAsync(queue.Name, BrokerNames.TasksExchange, BrokerNames.RoutingKey(lane), cancellationToken: cancellationToken);
@@ -101,6 +105,18 @@ internal sealed record LaneQueueTopology(LaneTopology Topology, bool QuorumQueue
     /// </summary>
     public IReadOnlyDictionary<string, object?> ErrorQueueArguments =>
         QuorumQueues ? new Dictionary<string, object?> { ["x-queue-type"] = "quorum" } : new Dictionary<string, object?>();
+
+    /// <summary>
+    /// The queue of copies the fleet answers broker dead letters from (<see cref="BrokerNames.BrokerDeadLetters"/>), bound to
+    /// the <c>_error</c> exchange <paramref name="errorExchange"/>: quorum like the lanes (it exists only with a delivery
+    /// limit, which needs quorum queues), one active consumer at a time so each letter is answered by one consumer.
+    /// </summary>
+    static async Task DeclareBrokerDeadLettersAsync(IChannel channel, string errorExchange, CancellationToken cancellationToken)
+    {
+        await channel.QueueDeclareAsync(BrokerNames.BrokerDeadLetters, durable: true, exclusive: false, autoDelete: false,
+            arguments: new Dictionary<string, object?> { [QueueTypeArgument] = "quorum", ["x-single-active-consumer"] = true }, cancellationToken: cancellationToken);
+        await channel.QueueBindAsync(BrokerNames.BrokerDeadLetters, errorExchange, "", cancellationToken: cancellationToken);
+    }
 
     /// <summary>A durable fanout exchange and a durable queue of the same name, bound (MassTransit's receive-queue layout).</summary>
     static async Task DeclareBoundQueueAsync(IConnection connection, IChannel channel, string name, IReadOnlyDictionary<string, object?> arguments, CancellationToken cancellationToken)

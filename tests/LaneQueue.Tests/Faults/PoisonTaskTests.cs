@@ -118,6 +118,12 @@ public sealed class PoisonTaskTests(FaultBrokerFixture broker, ITestOutputHelper
             await Task.Delay(500);
         }
         var collateralIds = dead.Where(d => d.TaskId != "poison-1").Select(d => d.TaskId!).ToHashSet();
+        // Every broker dead letter gets its failed result from the fleet (BrokerDeadLetterAnswers), soon after the move.
+        var letterIds = dead.Select(d => d.TaskId!).ToHashSet();
+        var answerDeadline = DateTime.UtcNow.AddSeconds(60);
+        while (letterIds.Any(id => !tally.ResultsOf(id).Any(r => r.Status is TaskStatuses.Failed or TaskStatuses.Completed)) && DateTime.UtcNow < answerDeadline)
+            await Task.Delay(200);
+        await Task.Delay(1000); // room for a second answer, which must not come
         var counts = tally.Count();
         await stopSupervisor.CancelAsync();
         await supervisor;
@@ -133,6 +139,8 @@ public sealed class PoisonTaskTests(FaultBrokerFixture broker, ITestOutputHelper
             Crashes = crashes,
             PoisonDeadLettered = dead.Any(d => d.TaskId == "poison-1"),
             NeighboursDeadLettered = collateralIds.Count,
+            DeadLettersAnsweredFailed = letterIds.Count(id => tally.ResultsOf(id).Count(r => r.Status == TaskStatuses.Failed) == 1),
+            DeadLettersOfCompletedTasks = letterIds.Count(id => tally.ResultsOf(id).Any(r => r.Status == TaskStatuses.Completed)),
             counts.Accepted,
             counts.Completed,
             LostNeitherCompletedNorDeadLettered = tally.Missing().Count(id => !collateralIds.Contains(id)),
@@ -146,7 +154,96 @@ public sealed class PoisonTaskTests(FaultBrokerFixture broker, ITestOutputHelper
         var vanished = tally.Missing().Where(id => !collateralIds.Contains(id)).ToList();
         Assert.True(vanished.Count == 0, $"normal tasks lost:\n{tally.DescribeMissing()}\n{report}\n{await broker.Node.QueuesAsync(_vhost)}");
         Assert.InRange(crashes, 1, limit + 2);
-        Assert.Empty(tally.ResultsOf("poison-1")); // it never ran to an end: no result, just the dead letter
+        // It never ran to an end, but its sender gets an answer: one failed result saying why, as does each neighbour the
+        // broker dead-lettered with it; a task that completed gets no second, failed result.
+        var poisonResult = Assert.Single(tally.ResultsOf("poison-1"));
+        Assert.Equal(TaskStatuses.Failed, poisonResult.Status);
+        Assert.Equal($"delivery_limit: delivered {limit + 1} times without an answer; the task may crash its consumer", poisonResult.Error);
+        // A neighbour that had completed before a crash took its ack keeps its completed result as its answer: no failed one.
+        foreach (var id in collateralIds)
+        {
+            var results = tally.ResultsOf(id);
+            var shown = string.Join("; ", results.Select(r => $"{r.Status} {r.Error}"));
+            var failed = results.Where(r => r.Status == TaskStatuses.Failed).ToList();
+            if (results.Any(r => r.Status == TaskStatuses.Completed))
+                Assert.True(failed.Count == 0, $"{id} completed, then its copy was dead-lettered: no failed answer expected, got: {shown}");
+            else
+                Assert.True(failed.Count == 1 && failed[0].Error!.StartsWith("delivery_limit: ", StringComparison.Ordinal), $"{id}: expected one failed answer, got: {shown}");
+        }
+        // (A completed task may also get a "duplicate" result: a redelivered copy of it after a crash, wire contract §6.4.)
+        Assert.All(tally.AcceptedIds.Where(id => !letterIds.Contains(id)), id =>
+            Assert.DoesNotContain(tally.ResultsOf(id), r => r.Status == TaskStatuses.Failed));
+    }
+
+    [Fact]
+    public async Task Broker_dead_letters_are_answered_once_each_across_a_kill_of_the_answering_consumer()
+    {
+        const int limit = 3;
+        var url = broker.Node.Url(_vhost);
+        string[] settings = ["--LaneQueue:QuorumQueues=true", $"--LaneQueue:DeliveryLimit={limit}"];
+        await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = url, QuorumQueues = true, DeliveryLimit = limit });
+        // generate is paused on every consumer, so its tasks wait in the queue; each is sent with a 1 ms TTL, so the broker
+        // dead-letters it (reason expired) right away: a stream of broker dead letters while the fleet runs.
+        await producer.PauseLaneAsync(SessionLane.Generate);
+        foreach (var name in new[] { "consumer-a", "consumer-b" })
+            _processes[name] = await ConsumerProcess.StartAsync(url, name, settings);
+        await using var tally = await ResultTally.StartAsync(url);
+        await using var connection = await BrokerConnection.ConnectAsync(url, "expiring-publisher");
+        await using var channel = await connection.CreateChannelAsync(new RabbitMQ.Client.CreateChannelOptions(true, true));
+        async Task PublishExpiringAsync(int from, int count)
+        {
+            for (var i = from; i < from + count; i++)
+            {
+                var task = ExternalTask.Create($"expiring-{i}", SessionLane.Generate, new { i }, "echo");
+                tally.Accepted(task.Id);
+                var properties = LaneQueue.Producer.TaskMessage.Properties(task, null);
+                properties.Expiration = "1";
+                await channel.BasicPublishAsync(BrokerNames.TasksExchange, BrokerNames.RoutingKey(task.Lane), mandatory: true, properties, TaskJson.Serialize(task));
+            }
+        }
+
+        // The first half; kill -9 the consumer that answers as soon as its first answer arrives, while it answers the rest.
+        await PublishExpiringAsync(0, 50);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        string? answering = null;
+        while (answering is null && DateTime.UtcNow < deadline)
+        {
+            answering = tally.AcceptedIds.SelectMany(tally.ResultsOf).Select(r => r.Consumer).FirstOrDefault();
+            if (answering is null)
+                await Task.Delay(5);
+        }
+        Assert.True(answering is not null, "no broker dead letter was answered within 60 s");
+        var killed = _processes.Values.Single(p => p.Name == answering);
+        killed.KillHard();
+        var answeredBeforeKill = tally.AcceptedIds.Count(id => tally.ResultsOf(id).Count > 0);
+        // The second half can only be answered by the consumer that is left.
+        await PublishExpiringAsync(50, 50);
+        while (tally.AcceptedIds.Any(id => tally.ResultsOf(id).Count == 0) && DateTime.UtcNow < deadline.AddSeconds(60))
+            await Task.Delay(100);
+        await Task.Delay(2000); // room for a second answer, which must not come
+
+        var answers = tally.AcceptedIds.ToDictionary(id => id, tally.ResultsOf);
+        var byConsumer = answers.Values.SelectMany(r => r).GroupBy(r => r.Consumer ?? "?").ToDictionary(g => g.Key, g => g.Count());
+        var report = $"killed {answering} after {answeredBeforeKill} answer(s); answers by consumer: {string.Join(", ", byConsumer.Select(kv => $"{kv.Key}={kv.Value}"))}; " +
+                     $"without answer: {answers.Count(kv => kv.Value.Count == 0)}; answered twice or more: {answers.Count(kv => kv.Value.Count > 1)}";
+        output.WriteLine(report);
+        Evidence.Write("fault-broker-dead-letter-answers", new
+        {
+            Fault = "100 tasks dead-lettered by the broker (1 ms TTL on a paused lane, quorum queues); kill -9 of the answering consumer after its first answer",
+            Letters = answers.Count,
+            AnsweredBeforeKill = answeredBeforeKill,
+            AnswersByConsumer = byConsumer,
+            Unanswered = answers.Count(kv => kv.Value.Count == 0),
+            AnsweredMoreThanOnce = answers.Count(kv => kv.Value.Count > 1),
+        }, report);
+        Assert.All(answers, kv =>
+        {
+            var answer = Assert.Single(kv.Value);
+            Assert.Equal(TaskStatuses.Failed, answer.Status);
+            Assert.StartsWith("expired: its time to live ran out in lanequeue.generate", answer.Error, StringComparison.Ordinal);
+        });
+        var survivor = _processes.Values.Single(p => p.Name != answering).Name;
+        Assert.All(Enumerable.Range(50, 50), i => Assert.Equal(survivor, answers[$"expiring-{i}"][0].Consumer));
     }
 
     [Fact]

@@ -113,3 +113,45 @@ public partial class WireContractDocsTests
     [GeneratedRegex("```json\\n(.*?)\\n```", RegexOptions.Singleline)]
     private static partial Regex JsonBlock();
 }
+
+/// <summary>
+/// The table of broker dead letters in docs/wire-contract.md §7 against the errors <c>BrokerDeadLetterAnswers</c> answers
+/// with: one row per <c>x-death</c> reason, the documented text (with <c>lanequeue.&lt;lane&gt;</c> and N filled in) equal to
+/// the code's; and no answer for a letter LaneQueue moved itself or one without <c>x-death</c>.
+/// </summary>
+public class BrokerDeadLetterDocsTests
+{
+    static Dictionary<string, object?> Death(string reason, string queue) => new()
+    {
+        ["x-death"] = new List<object> { new Dictionary<string, object?> { ["reason"] = System.Text.Encoding.UTF8.GetBytes(reason), ["queue"] = System.Text.Encoding.UTF8.GetBytes(queue), ["count"] = 1L } },
+    };
+
+    [Fact]
+    public void Every_documented_reason_reads_as_the_error_the_fleet_answers_with()
+    {
+        var contract = File.ReadAllText(Path.Combine(Repo.Root, "docs", "wire-contract.md"));
+        var section = contract[contract.IndexOf("### Broker dead letters", StringComparison.Ordinal)..];
+        var rows = section.Split('\n').SkipWhile(l => !l.StartsWith("| x-death reason |", StringComparison.Ordinal)).Skip(2).TakeWhile(l => l.StartsWith('|'))
+            .Select(l => l.Split('|').Select(c => c.Trim()).ToArray()).ToList();
+        Assert.Equal(["`delivery_limit`", "`expired`", "`maxlen`", "`rejected`"], rows.Select(r => r[1]));
+        foreach (var row in rows)
+        {
+            var reason = row[1].Trim('`');
+            var documented = row[2][1..row[2].IndexOf('`', 1)].Replace("<lane>", "execute", StringComparison.Ordinal).Replace(" N ", " 21 ", StringComparison.Ordinal);
+            var answered = LaneQueue.Consumer.BrokerDeadLetterAnswers.Explain(Death(reason, "lanequeue.execute"), deliveryLimit: 20);
+            Assert.NotNull(answered);
+            Assert.Equal(documented, answered.Value.Error);
+            Assert.Equal("`failed`", row[3]);
+        }
+    }
+
+    [Fact]
+    public void A_letter_LaneQueue_moved_itself_or_one_the_broker_never_dead_lettered_gets_no_answer()
+    {
+        var ours = Death("delivery_limit", "lanequeue.execute");
+        ours["MT-Fault-Message"] = "payload: missing"u8.ToArray();
+        Assert.Null(LaneQueue.Consumer.BrokerDeadLetterAnswers.Explain(ours, 20));
+        Assert.Null(LaneQueue.Consumer.BrokerDeadLetterAnswers.Explain(new Dictionary<string, object?> { ["x-lanequeue-attempt"] = 0 }, 20));
+        Assert.Null(LaneQueue.Consumer.BrokerDeadLetterAnswers.Explain(null, 20));
+    }
+}
