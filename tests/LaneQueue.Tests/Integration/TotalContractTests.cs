@@ -185,7 +185,7 @@ public class TotalContractTests(BrokerFixture broker, ITestOutputHelper output)
     /// single redelivery (the broker's counters and the consumer's own receive observer agree: the gate hands nothing back).
     /// </summary>
     [Fact]
-    public async Task Hostile_corpus_burst_answers_each_readable_id_once_and_its_redeliveries_are_accounted_for()
+    public async Task Hostile_corpus_burst_answers_each_readable_id_once_and_causes_no_redelivery()
     {
         await using var vhost = await broker.CreateVhostAsync();
         var consumer = await ConsumerHost.StartAsync(vhost.Url);
