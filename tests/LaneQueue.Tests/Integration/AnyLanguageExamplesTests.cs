@@ -18,61 +18,19 @@ public class AnyLanguageExamplesTests(BrokerFixture broker, ITestOutputHelper ou
 {
     const string InstallHint = "run 'bash scripts/install-example-deps.sh' (as root: apt-get install python3-pika curl jq; npm ci in examples/node)";
 
-    static readonly string Root = FindRoot();
+    static readonly string Root = Faults.Repo.Root;
 
-    static string FindRoot()
+    /// <summary>The result an example printed as its last line (JSON).</summary>
+    static JsonElement ResultOf(ChildProcess.Result run)
     {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "LaneQueue.sln")))
-                return dir.FullName;
-        }
-        throw new InvalidOperationException($"no LaneQueue.sln above {AppContext.BaseDirectory}");
+        var line = run.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault()
+            ?? throw new Xunit.Sdk.XunitException($"the example printed no result. stderr: {run.Stderr}");
+        using var doc = JsonDocument.Parse(line);
+        return doc.RootElement.Clone();
     }
 
-    sealed record Run(int ExitCode, string Stdout, string Stderr)
-    {
-        public JsonElement Result()
-        {
-            var line = Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).LastOrDefault()
-                ?? throw new Xunit.Sdk.XunitException($"the example printed no result. stderr: {Stderr}");
-            using var doc = JsonDocument.Parse(line);
-            return doc.RootElement.Clone();
-        }
-
-        public override string ToString() => $"exit {ExitCode}; stdout: {Stdout.Trim()}; stderr: {Stderr.Trim()}";
-    }
-
-    static async Task<Run> RunAsync(string fileName, IEnumerable<string> arguments, IDictionary<string, string> environment, int timeoutSeconds = 90)
-    {
-        var start = new ProcessStartInfo(fileName)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-            WorkingDirectory = Root,
-        };
-        foreach (var argument in arguments)
-            start.ArgumentList.Add(argument);
-        foreach (var (name, value) in environment)
-            start.Environment[name] = value;
-        using var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {fileName}");
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(timeoutSeconds));
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            Assert.Fail($"{fileName} {string.Join(' ', arguments)} did not exit within {timeoutSeconds} s");
-        }
-        return new Run(process.ExitCode, await stdout, await stderr);
-    }
+    static Task<ChildProcess.Result> RunAsync(string fileName, IEnumerable<string> arguments, IDictionary<string, string> environment, int timeoutSeconds = 90) =>
+        ChildProcess.RunAsync(fileName, arguments, Root, environment.Select(kv => new KeyValuePair<string, string?>(kv.Key, kv.Value)), timeoutSeconds);
 
     static async Task<bool> SucceedsAsync(string fileName, params string[] arguments)
     {
@@ -124,7 +82,7 @@ public class AnyLanguageExamplesTests(BrokerFixture broker, ITestOutputHelper ou
         return ("bash", [Path.Combine(Root, "examples", "curl", "submit-task.sh")]);
     }
 
-    async Task<Run> RunExampleAsync(string language, TestVhost vhost, params string[] arguments)
+    async Task<ChildProcess.Result> RunExampleAsync(string language, TestVhost vhost, params string[] arguments)
     {
         var (file, script) = await CommandAsync(language);
         var environment = new Dictionary<string, string>
@@ -167,7 +125,7 @@ public class AnyLanguageExamplesTests(BrokerFixture broker, ITestOutputHelper ou
             var run = await RunExampleAsync(language, vhost, "--lane", "execute", "--id", id, "--payload", $$"""{"from":"{{language}}","text":"é€😀","n":[1,2]}""");
 
             Assert.True(run.ExitCode == 0, run.ToString());
-            var result = run.Result();
+            var result = ResultOf(run);
             Assert.Equal(id, result.GetProperty("task_id").GetString());
             Assert.True(result.GetProperty("success").GetBoolean(), run.ToString());
             Assert.Equal("completed", result.GetProperty("status").GetString());
@@ -194,7 +152,7 @@ public class AnyLanguageExamplesTests(BrokerFixture broker, ITestOutputHelper ou
         {
             var run = await RunExampleAsync(language, vhost, "--lane", "control", "--id", $"{language}-priority");
             Assert.True(run.ExitCode == 0, run.ToString());
-            Assert.True(run.Result().GetProperty("success").GetBoolean());
+            Assert.True(ResultOf(run).GetProperty("success").GetBoolean());
             Assert.Equal(SessionLane.Control, ran.Tasks[$"{language}-priority"]);
         }
         finally
@@ -213,7 +171,7 @@ public class AnyLanguageExamplesTests(BrokerFixture broker, ITestOutputHelper ou
         {
             var run = await RunExampleAsync(language, vhost, "--lane", "query", "--id", $"{language}-fails", "--command-type", "fail");
             Assert.True(run.ExitCode == 5, run.ToString());
-            var result = run.Result();
+            var result = ResultOf(run);
             Assert.False(result.GetProperty("success").GetBoolean());
             Assert.Equal("the fail handler always fails", result.GetProperty("error").GetString());
         }

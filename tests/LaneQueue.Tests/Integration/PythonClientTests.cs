@@ -20,74 +20,29 @@ public sealed partial class PythonClientTests(BrokerFixture broker, ITestOutputH
 {
     const string InstallHint = "apt-get install python3-aio-pika python3-hatchling python3-pytest python3-venv";
 
-    static readonly string Root = FindRoot();
+    static readonly string Root = Faults.Repo.Root;
     static readonly string ClientDir = Path.Combine(Root, "clients", "python");
     static readonly SemaphoreSlim BuildLock = new(1, 1);
     static string? _wheel;
 
-    static string FindRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "LaneQueue.sln")))
-                return dir.FullName;
-        }
-        throw new InvalidOperationException($"no LaneQueue.sln above {AppContext.BaseDirectory}");
-    }
-
     /// <summary>Debian's python (where the python3-* packages install), or <c>LANEQUEUE_PYTHON</c>.</summary>
     static string SystemPython => Environment.GetEnvironmentVariable("LANEQUEUE_PYTHON") is { Length: > 0 } python ? python : "/usr/bin/python3";
 
-    sealed record Run(int ExitCode, string Stdout, string Stderr)
-    {
-        public override string ToString() => $"exit {ExitCode}\n--- stdout ---\n{Stdout.TrimEnd()}\n--- stderr ---\n{Stderr.TrimEnd()}";
-    }
-
-    static async Task<Run> RunAsync(string fileName, IEnumerable<string> arguments, string workingDirectory,
+    /// <summary>Runs a program with no Python path of the caller's and no bytecode written; a python that is missing fails with how to install it.</summary>
+    static async Task<ChildProcess.Result> RunAsync(string fileName, IEnumerable<string> arguments, string workingDirectory,
         IDictionary<string, string?>? environment = null, int timeoutSeconds = 120)
     {
-        var start = new ProcessStartInfo(fileName)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-            WorkingDirectory = workingDirectory,
-        };
-        foreach (var argument in arguments)
-            start.ArgumentList.Add(argument);
-        start.Environment.Remove("PYTHONPATH");
-        start.Environment.Remove("PYTHONHOME");
-        start.Environment["PYTHONDONTWRITEBYTECODE"] = "1";
+        var variables = new Dictionary<string, string?> { ["PYTHONPATH"] = null, ["PYTHONHOME"] = null, ["PYTHONDONTWRITEBYTECODE"] = "1" };
         foreach (var (name, value) in environment ?? new Dictionary<string, string?>())
-            start.Environment[name] = value;
-        Process process;
+            variables[name] = value;
         try
         {
-            process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {fileName}");
+            return await ChildProcess.RunAsync(fileName, arguments, workingDirectory, variables, timeoutSeconds);
         }
         catch (System.ComponentModel.Win32Exception ex)
         {
             Assert.Fail($"cannot run {fileName} ({ex.Message}): the Python client needs Debian's python3 with its packages: {InstallHint}");
             throw;
-        }
-        using (process)
-        {
-            process.StandardInput.Close();
-            var stdout = process.StandardOutput.ReadToEndAsync();
-            var stderr = process.StandardError.ReadToEndAsync();
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(timeoutSeconds));
-            try
-            {
-                await process.WaitForExitAsync(timeout.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                process.Kill(entireProcessTree: true);
-                await process.WaitForExitAsync();
-                Assert.Fail($"{fileName} {string.Join(' ', arguments)} did not exit within {timeoutSeconds} s\n{await stdout}\n{await stderr}");
-            }
-            return new Run(process.ExitCode, await stdout, await stderr);
         }
     }
 

@@ -21,53 +21,11 @@ public sealed class TypeScriptClientTests(BrokerFixture broker, ITestOutputHelpe
 {
     const string InstallHint = "install Node.js 18+ with npm (Debian: apt-get install nodejs npm; the CI machine has Node 20 and npm 11)";
 
-    static readonly string Root = FindRoot();
+    static readonly string Root = Faults.Repo.Root;
 
-    static string FindRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "LaneQueue.sln")))
-                return dir.FullName;
-        }
-        throw new InvalidOperationException($"no LaneQueue.sln above {AppContext.BaseDirectory}");
-    }
-
-    sealed record Run(int ExitCode, string Stdout, string Stderr)
-    {
-        public override string ToString() => $"exit {ExitCode}\n--- stdout ---\n{Stdout.Trim()}\n--- stderr ---\n{Stderr.Trim()}";
-    }
-
-    static async Task<Run> RunAsync(string fileName, IEnumerable<string> arguments, string workingDirectory, IDictionary<string, string>? environment = null, int timeoutSeconds = 300)
-    {
-        var start = new ProcessStartInfo(fileName)
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            RedirectStandardInput = true,
-            UseShellExecute = false,
-            WorkingDirectory = workingDirectory,
-        };
-        foreach (var argument in arguments)
-            start.ArgumentList.Add(argument);
-        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
-            start.Environment[name] = value;
-        using var process = Process.Start(start) ?? throw new InvalidOperationException($"could not start {fileName}");
-        process.StandardInput.Close();
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(timeoutSeconds));
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            Assert.Fail($"{fileName} {string.Join(' ', arguments)} did not exit within {timeoutSeconds} s. stdout so far: {await stdout}\nstderr: {await stderr}");
-        }
-        return new Run(process.ExitCode, await stdout, await stderr);
-    }
+    static Task<ChildProcess.Result> RunAsync(string fileName, IEnumerable<string> arguments, string workingDirectory,
+        IDictionary<string, string>? environment = null, int timeoutSeconds = 300) =>
+        ChildProcess.RunAsync(fileName, arguments, workingDirectory, environment?.Select(kv => new KeyValuePair<string, string?>(kv.Key, kv.Value)), timeoutSeconds);
 
     static async Task RequireAsync(string tool)
     {
