@@ -98,6 +98,7 @@ public static class ConsumerRegistration
 
                 var endpoints = context.GetRequiredService<LaneEndpoints>();
                 var answers = context.GetRequiredService<DeadLetterAnswers>();
+                var slots = context.GetRequiredService<LaneSlots>();
                 foreach (var (queue, lane) in LaneQueues(settings))
                 {
                     cfg.ReceiveEndpoint(queue, e =>
@@ -121,6 +122,8 @@ public static class ConsumerRegistration
                                 b.RoutingKey = BrokerNames.RoutingKey(bound);
                             });
                         }
+                        if (lane is { } arrivingLane)
+                            e.ConfigureReceive(r => r.UseFilter(new ArrivalFilter(arrivingLane, slots)));
                         e.UseContractDeadLetters(settings.MaxPayloadBytes, answers);
                         e.ConnectReceiveEndpointObserver(endpoints);
                         e.ConfigureConsumer<LaneTaskConsumer>(context);

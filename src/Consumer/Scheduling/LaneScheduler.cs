@@ -93,6 +93,7 @@ internal sealed class LaneScheduler
     readonly LinkedList<Ticket>[] _waiting;
     readonly int[] _running;
     readonly int[] _blocked;
+    readonly int[] _arriving;
     readonly bool[] _paused;
     readonly long[] _ready;
     readonly DateTimeOffset?[] _lastStart;
@@ -105,6 +106,7 @@ internal sealed class LaneScheduler
         _waiting = [.. Enumerable.Range(0, lanes).Select(_ => new LinkedList<Ticket>())];
         _running = new int[lanes];
         _blocked = new int[lanes];
+        _arriving = new int[lanes];
         _paused = new bool[lanes];
         _ready = new long[lanes];
         _lastStart = new DateTimeOffset?[lanes];
@@ -150,6 +152,12 @@ internal sealed class LaneScheduler
 
     /// <summary>Tasks of the lane this process holds that wait for a rate-limit or fleet token (the lane cannot start one now).</summary>
     public void Blocked(SessionLane lane, int delta) => _blocked[(int)lane] = Math.Max(0, _blocked[(int)lane] + delta);
+
+    /// <summary>
+    /// Deliveries of the lane this process received and is still reading (parse, duplicate and cancel checks) before they
+    /// wait here: work of its own as sure as a ready count, and nearer. A free slot is held for them as for ready work.
+    /// </summary>
+    public void Arriving(SessionLane lane, int delta) => _arriving[(int)lane] = Math.Max(0, _arriving[(int)lane] + delta);
 
     /// <summary>An operator paused (or resumed) the lane: it passes its turn while paused.</summary>
     public void SetPaused(SessionLane lane, bool paused) => _paused[(int)lane] = paused;
@@ -226,14 +234,19 @@ internal sealed class LaneScheduler
                 _lastStart[i] = now;
                 return new Decision(first.Value, null, null, null);
             }
-            // No task of this lane can start here now (or none waits): what of its ready work at the broker?
-            if (!_rules.HoldForReady || _ready[i] < _rules.PauseAtReady || _readyAt is not { } readyAt || now - readyAt >= _rules.HoldTimeout)
+            // No task of this lane can start here now (or none waits): what of its work on the way here, or ready at the broker?
+            if (!_rules.HoldForReady)
                 continue;
-            if (_rules.Mode == GateMode.Strict)
-                return new Decision(null, lane, null, readyAt + _rules.HoldTimeout); // the rule before 1.0: hold for it regardless
+            var readyAt = _readyAt;
+            var readyThere = _ready[i] >= _rules.PauseAtReady && readyAt is not null && now - readyAt < _rules.HoldTimeout;
+            if (!readyThere && _arriving[i] == 0)
+                continue;
+            DateTimeOffset? trustedUntil = readyThere ? readyAt + _rules.HoldTimeout : null; // an arrival decides again when it waits or goes
+            if (_rules.Mode == GateMode.Strict && readyThere)
+                return new Decision(null, lane, null, trustedUntil); // the rule before 1.0: hold for it regardless
             if (_waiting[i].Count > 0 || !laneRoom || _blocked[i] > 0 || !FitsBudget(lane))
                 continue; // this process could not start it now: passes its turn
-            return new Decision(null, lane, null, readyAt + _rules.HoldTimeout);
+            return new Decision(null, lane, null, trustedUntil);
         }
         return new Decision(null, null, null, null);
     }

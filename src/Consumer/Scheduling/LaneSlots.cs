@@ -60,13 +60,17 @@ internal sealed class LaneSlots : IDisposable
             return _scheduler.Waiting(lane);
     }
 
-    /// <summary>Waits for a slot; dispose the returned handle to give it back.</summary>
-    public async Task<IDisposable> AcquireAsync(SessionLane lane, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Waits for a slot; dispose the returned handle to give it back. <paramref name="arrival"/> (from <see cref="Arriving"/>)
+    /// ends as the task starts to wait, so the scheduler never sees it neither arriving nor waiting.
+    /// </summary>
+    public async Task<IDisposable> AcquireAsync(SessionLane lane, CancellationToken cancellationToken = default, IDisposable? arrival = null)
     {
         var waiter = new TaskCompletionSource<IDisposable>(TaskCreationOptions.RunContinuationsAsynchronously);
         var ticket = new LaneScheduler.Ticket(lane, _time.GetUtcNow(), waiter);
         lock (_lock)
         {
+            (arrival as Arrival)?.EndLocked();
             if (_scheduler.IsPaused(lane))
                 throw new LanePausedException();
             _scheduler.Add(ticket);
@@ -89,6 +93,18 @@ internal sealed class LaneSlots : IDisposable
         lock (_lock)
             _scheduler.Blocked(lane, +1);
         return new Unblock(this, lane);
+    }
+
+    /// <summary>
+    /// Until disposed (or until its task waits in <see cref="AcquireAsync"/>), a delivery of the lane is being read here: a
+    /// free slot is held for it as for the lane's ready work at the broker, so a lower lane does not take the slot in the
+    /// moment between one task of the lane ending and the next one delivered reaching its turn.
+    /// </summary>
+    public IDisposable Arriving(SessionLane lane)
+    {
+        lock (_lock)
+            _scheduler.Arriving(lane, +1);
+        return new Arrival(this, lane);
     }
 
     /// <summary>The fleet monitor's ready counts per lane (by lane priority).</summary>
@@ -168,6 +184,29 @@ internal sealed class LaneSlots : IDisposable
         {
             if (Interlocked.Exchange(ref _released, 1) == 0)
                 slots.Release(lane);
+        }
+    }
+
+    sealed class Arrival(LaneSlots slots, SessionLane lane) : IDisposable
+    {
+        int _ended;
+
+        /// <summary>Ends the arrival under the slots' lock (the task now waits there); false when it had ended.</summary>
+        public bool EndLocked()
+        {
+            if (Interlocked.Exchange(ref _ended, 1) != 0)
+                return false;
+            slots._scheduler.Arriving(lane, -1);
+            return true;
+        }
+
+        public void Dispose()
+        {
+            bool ended;
+            lock (slots._lock)
+                ended = EndLocked();
+            if (ended)
+                slots.Pump();
         }
     }
 

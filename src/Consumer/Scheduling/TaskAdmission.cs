@@ -10,8 +10,12 @@ namespace LaneQueue.Consumer;
 /// </summary>
 internal sealed class TaskAdmission(TaskRateLimits rateLimits, FleetLimits fleetLimits, LaneSlots slots)
 {
-    /// <summary>Waits until the task may start; dispose the returned lease when its handler has returned (slot and fleet token).</summary>
-    public async Task<IAsyncDisposable> AdmitAsync(SessionLane lane, CancellationToken cancellationToken)
+    /// <summary>
+    /// Waits until the task may start; dispose the returned lease when its handler has returned (slot and fleet token).
+    /// <paramref name="arrival"/> (<see cref="LaneSlots.Arriving"/>) ends as the task starts to wait for its slot (while it
+    /// waits for a token its lane counts as blocked, which passes its turn).
+    /// </summary>
+    public async Task<IAsyncDisposable> AdmitAsync(SessionLane lane, CancellationToken cancellationToken, IDisposable? arrival = null)
     {
         IAsyncDisposable fleet;
         using (slots.Blocking(lane))
@@ -21,7 +25,7 @@ internal sealed class TaskAdmission(TaskRateLimits rateLimits, FleetLimits fleet
         }
         try
         {
-            return new Admitted(await slots.AcquireAsync(lane, cancellationToken), fleet);
+            return new Admitted(await slots.AcquireAsync(lane, cancellationToken, arrival), fleet);
         }
         catch
         {
@@ -29,6 +33,9 @@ internal sealed class TaskAdmission(TaskRateLimits rateLimits, FleetLimits fleet
             throw;
         }
     }
+
+    /// <summary>A delivery of the lane is being read before it waits here (<see cref="LaneSlots.Arriving"/>); pass it to <see cref="AdmitAsync"/>.</summary>
+    public IDisposable Arriving(SessionLane lane) => slots.Arriving(lane);
 
     sealed class Admitted(IDisposable slot, IAsyncDisposable fleet) : IAsyncDisposable
     {

@@ -46,6 +46,11 @@ internal sealed class LaneTaskConsumer(
     {
         var settings = options.Value;
         var task = ReadTask(context, settings);
+        // Until it waits for its slot, the scheduler holds a free slot of this lane for it (a lower lane would otherwise take
+        // the slot in the moment between the lane's last task ending and this one reaching its turn): begun by the endpoint's
+        // ArrivalFilter as the delivery came in (queue per lane), else here, now that the lane is known.
+        // (ReadTask has checked that a task in a lane's queue says that lane.) Ending it twice does nothing.
+        using var arrival = ArrivalFilter.Of(context.ReceiveContext) ?? admission.Arriving(task.Lane);
         var attempt = DeadLetterAnswers.AttemptOf(context.ReceiveContext);
         if (answers.AnsweredBefore(context.ReceiveContext, out var reason) && reason is not null)
         {
@@ -68,11 +73,13 @@ internal sealed class LaneTaskConsumer(
         if (endpoints.IsPaused(task.Lane) && settings.Topology == LaneTopology.QueuePerLane)
         {
             // Delivered while the endpoint is being stopped: back to the lane, untouched.
+            arrival.Dispose();
             await outcome.ReturnToLaneAsync(task, attempt, properties, PausedByOperator);
             return;
         }
         if (ledger.IsCancelled(task))
         {
+            arrival.Dispose();
             await outcome.EndWithoutRunAsync(task, attempt, TaskStatuses.Cancelled, TaskEvent.Cancelled, "cancelled before it started", DateTimeOffset.UtcNow);
             return;
         }
@@ -89,6 +96,7 @@ internal sealed class LaneTaskConsumer(
         }
         if (duplicate || running.TryStart(task) is not { } run)
         {
+            arrival.Dispose();
             if (first is not { State: TaskLedger.Known.Completed })
             {
                 // Running (here or elsewhere) but not completed: that run may still fail (e.g. its broker connection is gone and this
@@ -104,7 +112,7 @@ internal sealed class LaneTaskConsumer(
 
         try
         {
-            await RunAsync(context, task, attempt, run, properties);
+            await RunAsync(context, task, attempt, run, properties, arrival);
         }
         catch (TaskDeadLetteredException ex)
         {
@@ -122,7 +130,7 @@ internal sealed class LaneTaskConsumer(
         }
     }
 
-    async Task RunAsync(ConsumeContext context, ExternalTask task, int attempt, RunningTasks.Run run, IReadOnlyBasicProperties? properties)
+    async Task RunAsync(ConsumeContext context, ExternalTask task, int attempt, RunningTasks.Run run, IReadOnlyBasicProperties? properties, IDisposable arrival)
     {
         var mode = modes.For(task.Lane);
         execution.EnsureHandled(task, mode);
@@ -134,7 +142,7 @@ internal sealed class LaneTaskConsumer(
         {
             try
             {
-                slot = await admission.AdmitAsync(task.Lane, admitting.Token);
+                slot = await admission.AdmitAsync(task.Lane, admitting.Token, arrival);
             }
             catch (LaneSlots.LanePausedException)
             {

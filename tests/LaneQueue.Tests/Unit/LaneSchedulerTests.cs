@@ -93,6 +93,37 @@ public class LaneSchedulerTests
     }
 
     [Fact]
+    public void A_free_slot_is_held_for_a_higher_lane_delivery_still_being_read_here_and_the_hold_ends_when_it_waits()
+    {
+        var s = Scheduler(budget: 4);
+        Add(s, SessionLane.Generate, "g");
+        s.Arriving(SessionLane.Query, +1); // delivered, not yet waiting; no ready count at the broker
+        var decision = s.Decide(T0);
+        Assert.Null(decision.Start);
+        Assert.Equal(SessionLane.Query, decision.HeldFor);
+        Assert.Null(decision.DecideAgainAt); // no timer: the arrival itself decides again
+        s.Arriving(SessionLane.Query, -1);
+        Add(s, SessionLane.Query, "q");
+        Assert.Equal(["q", "g"], StartAll(s));
+    }
+
+    [Fact]
+    public void An_arriving_delivery_holds_no_slot_with_the_gate_off_nor_when_its_lane_is_at_its_limit()
+    {
+        var off = Scheduler(budget: 4, holdForReady: false);
+        Add(off, SessionLane.Generate, "g");
+        off.Arriving(SessionLane.Query, +1);
+        Assert.Equal(["g"], StartAll(off));
+
+        var full = Scheduler(budget: 4, limits: [2, 1, 2, 1]);
+        Add(full, SessionLane.Query, "q0");
+        Assert.Equal(["q0"], StartAll(full));
+        full.Arriving(SessionLane.Query, +1); // query is at its limit of 1: it could not start the arrival anyway
+        Add(full, SessionLane.Generate, "g");
+        Assert.Equal(["g"], StartAll(full));
+    }
+
+    [Fact]
     public void A_free_slot_is_held_for_ready_higher_lane_work_this_process_could_start()
     {
         var s = Scheduler(budget: 4);
