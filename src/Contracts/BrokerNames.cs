@@ -23,6 +23,10 @@ public static class BrokerNames
     /// <summary>The durable queue of a lane in the queue-per-lane topology, e.g. <c>lanequeue.query</c>.</summary>
     public static string LaneQueue(SessionLane lane) => $"{Prefix}.{lane.WireName()}";
 
+    /// <summary>The lane whose queue-per-lane queue is named <paramref name="queue"/> (<see cref="LaneQueue"/>), or null.</summary>
+    internal static SessionLane? LaneOfQueue(string queue) =>
+        SessionLanes.All.Cast<SessionLane?>().FirstOrDefault(lane => LaneQueue(lane!.Value) == queue);
+
     /// <summary>Where a queue's dead letters go (MassTransit's error-queue convention), e.g. <c>lanequeue.query_error</c>.</summary>
     public static string DeadLetterQueue(string queue) => queue + "_error";
 

@@ -29,11 +29,6 @@ internal sealed class BrokerDeadLetterAnswers(
 {
     static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(2);
 
-    long _answered;
-
-    /// <summary>Broker dead letters this consumer answered.</summary>
-    public long Answered => Interlocked.Read(ref _answered);
-
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var settings = options.Value;
@@ -100,7 +95,7 @@ internal sealed class BrokerDeadLetterAnswers(
         ExternalTask? task = null;
         string? error = null;
         if (Explain(headers, settings.DeliveryLimit) is { } why && TaskIdentity.Read(delivery.Body.Span) is { } identity
-            && (identity.Lane ?? LaneOf(why.Death.Queue)) is { } lane)
+            && (identity.Lane ?? BrokerNames.LaneOfQueue(why.Death.Queue)) is { } lane)
         {
             var candidate = new ExternalTask { Id = identity.Id, Lane = lane, SessionId = identity.SessionId, CreatedAt = CreatedAt(delivery.Body) };
             // A copy of a task that completed (a neighbour that finished, then went down in a crash before its ack): its
@@ -120,7 +115,7 @@ internal sealed class BrokerDeadLetterAnswers(
                 await channel.BasicPublishAsync(BrokerNames.EventsExchange, BrokerNames.EventRoutingKey(taskEvent.Event, taskEvent.Lane), mandatory: false,
                     BrokerPublisher.EventProperties(taskEvent, inBatch: true), eventBody);
                 await channel.BasicPublishAsync("", BrokerNames.History, mandatory: false, HistoryBatches.BatchProperties(settings.ConsumerName),
-                    (byte[])[.. "{\"events\":["u8, .. eventBody, .. "]}"u8]);
+                    HistoryBatches.Body([eventBody]).WrittenMemory);
             }
         }
         await channel.BasicAckAsync(delivery.DeliveryTag, multiple: false);
@@ -128,7 +123,6 @@ internal sealed class BrokerDeadLetterAnswers(
         if (task is not null)
         {
             metrics.Count(ConsumerMetrics.Outcome.DeadLettered, task.Lane);
-            Interlocked.Increment(ref _answered);
             Log.TaskFailed(logger, task.Id, task.Lane.WireName(), TaskStatuses.Failed, error!);
         }
     }
@@ -165,9 +159,6 @@ internal sealed class BrokerDeadLetterAnswers(
             return DateTimeOffset.UtcNow;
         }
     }
-
-    static SessionLane? LaneOf(string queue) =>
-        SessionLanes.All.Cast<SessionLane?>().FirstOrDefault(lane => BrokerNames.LaneQueue(lane!.Value) == queue);
 
     static int AttemptOf(IDictionary<string, object?>? headers) =>
         int.TryParse(BrokerDeath.Text(headers, BrokerNames.AttemptHeader), out var attempt) ? Math.Max(0, attempt) : 0;

@@ -90,9 +90,7 @@ internal sealed class DeadLetterAnswers(TaskOutcome outcome, TaskLedger ledger, 
         if (context.TryGetPayload(out RabbitMqBasicConsumeContext? delivery) && SessionLanes.TryParse(delivery.RoutingKey, out var routed))
             return routed;
         var queue = context.InputAddress.AbsolutePath.Split('/')[^1];
-        return options.Value.Topology == LaneTopology.QueuePerLane
-            ? SessionLanes.All.Cast<SessionLane?>().FirstOrDefault(l => BrokerNames.LaneQueue(l!.Value) == queue)
-            : null;
+        return options.Value.Topology == LaneTopology.QueuePerLane ? BrokerNames.LaneOfQueue(queue) : null;
     }
 
     /// <summary>What tells a copy of a message from another message with the same id: the hash of the body (128 bits of SHA-256).</summary>

@@ -99,15 +99,7 @@ internal sealed class HistoryBatches : IAsyncDisposable
 
     async Task PublishAsync(List<byte[]> batch, int bytes)
     {
-        var body = new ArrayBufferWriter<byte>(bytes + 16);
-        body.Write("{\"events\":["u8);
-        for (var i = 0; i < batch.Count; i++)
-        {
-            if (i > 0)
-                body.Write(","u8);
-            body.Write(batch[i]);
-        }
-        body.Write("]}"u8);
+        var body = Body(batch, bytes);
         using var timeout = new CancellationTokenSource(ConfirmTimeout);
         try
         {
@@ -128,6 +120,22 @@ internal sealed class HistoryBatches : IAsyncDisposable
             if (timeout.IsCancellationRequested && Interlocked.Exchange(ref _channel, null) is { } stuck)
                 _ = DisposeQuietlyAsync(stuck);
         }
+    }
+
+    /// <summary>A batch's body, <c>{"events":[...]}</c>, of the events' JSON; <paramref name="bytes"/>: their size, if known.</summary>
+    public static ArrayBufferWriter<byte> Body(IReadOnlyList<byte[]> events, int bytes = 0)
+    {
+        ArgumentNullException.ThrowIfNull(events);
+        var body = new ArrayBufferWriter<byte>((bytes > 0 ? bytes : events.Sum(e => e.Length + 1)) + 16);
+        body.Write("{\"events\":["u8);
+        for (var i = 0; i < events.Count; i++)
+        {
+            if (i > 0)
+                body.Write(","u8);
+            body.Write(events[i]);
+        }
+        body.Write("]}"u8);
+        return body;
     }
 
     /// <summary>A batch's properties (default exchange, routing key <see cref="BrokerNames.History"/>).</summary>
