@@ -69,7 +69,8 @@ static class FleetCli
             }
             await output.WriteLineAsync($"task {history.TaskId}");
             foreach (var e in history.Events)
-                await output.WriteLineAsync($"  {e.At:u}  {e.Event,-26} attempt {e.Attempt} on {e.Consumer}{(e.Error is null ? "" : ": " + e.Error)}");
+                await output.WriteLineAsync($"  {e.At:u}  {e.Event,-26} attempt {e.Attempt} on {e.Consumer}" +
+                    (e.ProgressValue is { } progress ? "  " + TaskWatchCli.Shown(progress) : e.Error is null ? "" : ": " + e.Error));
             if (history.Payload is { } payload)
                 await output.WriteLineAsync($"  payload: {JsonSerializer.Serialize(payload, TaskJson.Options)}");
             else if (history.PayloadBytes is { } size)
@@ -81,7 +82,7 @@ static class FleetCli
             }
             return ProducerCli.Ok;
         }));
-        return new Command("task", "Look tasks up in the history") { show };
+        return new Command("task", "Look tasks up in the history, or follow one as it runs") { show, TaskWatchCli.Watch() };
     }
 
     static Command Stats()

@@ -19,6 +19,10 @@ public sealed record TaskEvent
     public const string Preempted = "command.preempted";
     public const string Duplicate = "command.duplicate";
     public const string ExternalPending = "command.external_pending";
+    public const string Progress = "command.progress";
+
+    /// <summary>The largest <see cref="Progress"/> value a handler may report: its JSON, UTF-8, in bytes.</summary>
+    public const int ProgressMaxBytes = 4096;
 
     [JsonPropertyName("event")]
     public required string Event { get; init; }
@@ -63,6 +67,13 @@ public sealed record TaskEvent
     /// <summary>For <see cref="Started"/>: the size of the payload's JSON in bytes (UTF-8), kept or not.</summary>
     [JsonPropertyName("payload_bytes")]
     public long? PayloadBytes { get; init; }
+
+    /// <summary>
+    /// For <see cref="Progress"/>: what the running handler reported (any JSON value of at most <see cref="ProgressMaxBytes"/>;
+    /// <c>{"percent": 40, "message": "..."}</c> from <c>TaskContext.ReportProgressAsync(percent, message)</c>).
+    /// </summary>
+    [JsonPropertyName("progress")]
+    public System.Text.Json.JsonElement? ProgressValue { get; init; }
 }
 
 /// <summary>A lane's depth event (<c>lane.pressure</c> / <c>lane.idle</c>) on <see cref="BrokerNames.EventsExchange"/>, routing key <c>&lt;event&gt;.&lt;lane&gt;</c>.</summary>

@@ -20,6 +20,12 @@ public interface ILaneQueueProducer
     /// <summary>Starts listening for a task's result before it is submitted, so none is missed; await the returned task for it.</summary>
     Task<Task<ExternalTaskResult>> WatchResultAsync(string taskId, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Stops a <see cref="WatchResultAsync"/> watch (its task stays pending), so the id can be watched again; a no-op for an id
+    /// not watched. The default does nothing, for implementations written before it.
+    /// </summary>
+    Task StopWatchingResultAsync(string taskId) => Task.CompletedTask;
+
     /// <summary>Cancels a task on every consumer: skipped if still waiting, its token fired if running.</summary>
     Task CancelTaskAsync(string taskId, CancellationToken cancellationToken = default);
 

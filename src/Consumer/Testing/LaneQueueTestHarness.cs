@@ -256,35 +256,28 @@ public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IAsyncDis
         }
         finally
         {
-            StopWatching(task.Id, wait);
+            _resultWatchers.Remove(task.Id);
         }
     }
 
     /// <summary>
     /// Starts waiting for a task's next result (results published before this call are in <see cref="Results"/>).
-    /// Like the producer, one wait per task id at a time: a second one while the first waits is an <see cref="InvalidOperationException"/>.
+    /// Like the producer, waits on the same id at the same time share one result.
     /// </summary>
     public Task<Task<ExternalTaskResult>> WatchResultAsync(string taskId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(taskId);
         cancellationToken.ThrowIfCancellationRequested();
-        var completion = new TaskCompletionSource<ExternalTaskResult>(TaskCreationOptions.RunContinuationsAsynchronously);
         lock (_lock)
-        {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            if (!_resultWatchers.TryAdd(taskId, completion))
-                throw new InvalidOperationException($"already waiting for task '{taskId}'");
-        }
-        return Task.FromResult(completion.Task);
+        return Task.FromResult(_resultWatchers.Add(taskId).Result);
     }
 
-    void StopWatching(string taskId, Task<ExternalTaskResult> wait)
+    /// <inheritdoc />
+    public Task StopWatchingResultAsync(string taskId)
     {
-        lock (_lock)
-        {
-            if (_resultWatchers.TryGetValue(taskId, out var watcher) && watcher.Task == wait)
-                _resultWatchers.Remove(taskId);
-        }
+        _resultWatchers.Remove(taskId);
+        return Task.CompletedTask;
     }
 
     /// <summary>Cancels a task: waiting (or waiting for a retry), it ends <c>cancelled</c> at once; running, its token fires.</summary>
@@ -426,9 +419,7 @@ public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IAsyncDis
             subscription.Stop();
         lock (_lock)
         {
-            foreach (var watcher in _resultWatchers.Values)
-                watcher.TrySetCanceled();
-            _resultWatchers.Clear();
+            _resultWatchers.CancelAll();
             foreach (var waiter in _externalWaits.Values)
                 waiter.TrySetCanceled();
             _externalWaits.Clear();
