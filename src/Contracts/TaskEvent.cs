@@ -113,6 +113,13 @@ public sealed record FleetCommand
     public const string Pause = "pause";
     public const string Resume = "resume";
     public const string Drain = "drain";
+    public const string Interrupt = "interrupt";
+
+    /// <summary>For <see cref="Interrupt"/>: ask the session's preemptible running tasks to yield (the default).</summary>
+    public const string InterruptYield = "yield";
+
+    /// <summary>For <see cref="Interrupt"/>: cancel the session's running tasks, preemptible or not.</summary>
+    public const string InterruptCancel = "cancel";
 
     [JsonPropertyName("command")]
     public required string Command { get; init; }
@@ -121,7 +128,10 @@ public sealed record FleetCommand
     [JsonPropertyName("task_id")]
     public string? TaskId { get; init; }
 
-    /// <summary>For <see cref="Cancel"/>: cancel every task of this session created before <see cref="At"/>.</summary>
+    /// <summary>
+    /// For <see cref="Cancel"/>: cancel every task of this session created before <see cref="At"/>. For <see cref="Interrupt"/>:
+    /// the session whose tasks running at <see cref="At"/> are asked to yield or are cancelled (tasks that start later are not).
+    /// </summary>
     [JsonPropertyName("session_id")]
     public string? SessionId { get; init; }
 
@@ -133,7 +143,10 @@ public sealed record FleetCommand
     [JsonPropertyName("lane")]
     public string? Lane { get; init; }
 
-    /// <summary>For <see cref="SetHandler"/>: <c>internal</c>, <c>external</c> or <c>hybrid</c>.</summary>
+    /// <summary>
+    /// For <see cref="SetHandler"/>: <c>internal</c>, <c>external</c> or <c>hybrid</c>. For <see cref="Interrupt"/>:
+    /// <see cref="InterruptYield"/> (also when absent) or <see cref="InterruptCancel"/>.
+    /// </summary>
     [JsonPropertyName("mode")]
     public string? Mode { get; init; }
 

@@ -32,6 +32,15 @@ public interface ILaneQueueProducer
     /// <summary>Cancels every task of a session created before now.</summary>
     Task CancelSessionAsync(string sessionId, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Interrupts a session on every consumer: each of its tasks running now is asked to yield (a preemptible task gives its
+    /// slot up with a checkpoint, goes back to its lane and resumes later; a non-preemptible one runs on), or, with
+    /// <paramref name="cancel"/>, is cancelled. Its waiting tasks and tasks that start later are not touched (compare
+    /// <see cref="CancelSessionAsync"/>). The default throws, for implementations written before it.
+    /// </summary>
+    Task InterruptSessionAsync(string sessionId, bool cancel = false, CancellationToken cancellationToken = default) =>
+        throw new NotSupportedException($"{GetType().Name} does not implement session interrupts");
+
     /// <summary>Pauses a lane on every consumer, including those that start later, until <see cref="ResumeLaneAsync"/>.</summary>
     Task PauseLaneAsync(SessionLane lane, CancellationToken cancellationToken = default);
 

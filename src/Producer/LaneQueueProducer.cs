@@ -220,6 +220,13 @@ public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
     public Task CancelSessionAsync(string sessionId, CancellationToken cancellationToken = default) =>
         SendFleetCommandAsync(new FleetCommand { Command = FleetCommand.Cancel, SessionId = sessionId }, cancellationToken);
 
+    /// <inheritdoc />
+    public Task InterruptSessionAsync(string sessionId, bool cancel = false, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(sessionId);
+        return SendFleetCommandAsync(FleetCommands.Interrupt(sessionId, cancel), cancellationToken);
+    }
+
     /// <summary>Publishes a fleet command (kept in the fleet log so consumers that start later apply it too).</summary>
     public async Task SendFleetCommandAsync(FleetCommand command, CancellationToken cancellationToken = default)
     {

@@ -28,7 +28,7 @@ namespace LaneQueue.Consumer.Testing;
 /// persistence, external workers other than <see cref="CompleteExternalTaskAsync"/>. See docs/testing.md.
 /// </para>
 /// </remarks>
-public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IAsyncDisposable
+public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IFleetCommands, IAsyncDisposable
 {
     readonly object _lock = new();
     readonly LaneQueueOptions _settings;
@@ -65,10 +65,12 @@ public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IAsyncDis
         _idle = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
 
         _handlers.Add<EchoHandler>(EchoHandler.CommandType);
+        _handlers.Add<InterruptSessionHandler>(InterruptSessionHandler.CommandType);
         _services.AddLogging();
         _services.AddMetrics();
         _services.AddSingleton(Options.Create(_settings));
         _services.AddSingleton<ILaneQueueProducer>(this);
+        _services.AddSingleton<IFleetCommands>(this);
         Consumer = new LaneQueueConsumerBuilder(_services, _handlers);
     }
 
@@ -307,6 +309,22 @@ public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IAsyncDis
         RequestPump();
         return Task.CompletedTask;
     }
+
+    /// <summary>Interrupts a session as the fleet does: its running tasks are asked to yield (preemptible ones), or cancelled.</summary>
+    public Task InterruptSessionAsync(string sessionId, bool cancel = false, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(sessionId);
+        lock (_lock)
+            ObjectDisposedException.ThrowIf(_disposed, this);
+        _runs.Interrupt(sessionId, DateTimeOffset.UtcNow, cancel);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>The <c>lanequeue.interrupt</c> handler's fleet command, applied here as the fleet applies it.</summary>
+    Task IFleetCommands.SendAsync(FleetCommand command, CancellationToken cancellationToken) =>
+        command.Command == FleetCommand.Interrupt && command.SessionId is { Length: > 0 } session
+            ? InterruptSessionAsync(session, command.Mode == FleetCommand.InterruptCancel, cancellationToken)
+            : throw new NotSupportedException($"the harness applies only interrupts sent by handlers, not '{command.Command}'");
 
     /// <summary>Holds a lane: its waiting tasks stay (and, as on the fleet, still hold back lower lanes); running ones go on.</summary>
     public Task PauseLaneAsync(SessionLane lane, CancellationToken cancellationToken = default) => SetPaused(lane, true);
