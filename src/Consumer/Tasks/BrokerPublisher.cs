@@ -141,7 +141,7 @@ internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IFle
     }
 
     /// <summary>Runs a confirmed operation through the shared recovery loop (<see cref="ConfirmedPublisher.RunAsync"/>).</summary>
-    async Task WithRecoveryAsync(Func<IChannel, Task> publish, CancellationToken cancellationToken)
+    internal async Task WithRecoveryAsync(Func<IChannel, Task> publish, CancellationToken cancellationToken)
     {
         var confirmed = await ConfirmedAsync(cancellationToken);
         await confirmed.RunAsync(publish, cancellationToken);
