@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using LaneQueue.Contracts;
+using LaneQueue.Producer;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using RabbitMQ.Client;
@@ -122,6 +123,17 @@ internal sealed class TaskOutcome(
         await publisher.RequeueAsync(task, BrokerPublisher.PropertiesFor(task, properties, attempt, null));
         ledger.Record(task.Id, TaskLedger.Known.Unknown, ConsumerName);
         Log.TaskSkipped(logger, task.Id, task.Lane.WireName(), why);
+    }
+
+    /// <summary>
+    /// A delayed task that is not due yet: into the delay tree (<see cref="DelayTopology"/>) for the time left, marked with its
+    /// due time so it is not delayed again when it comes back, confirmed before the delivery is acked.
+    /// </summary>
+    public async Task DelayAsync(ExternalTask task, int attempt, IReadOnlyBasicProperties? properties, DateTimeOffset due)
+    {
+        var wait = due - DateTimeOffset.UtcNow;
+        await publisher.PublishDelayedAsync(task, wait, DelayTopology.Entering(BrokerPublisher.PropertiesFor(task, properties, attempt, null), due));
+        Log.TaskDelayed(logger, task.Id, task.Lane.WireName(), (long)Math.Ceiling(wait.TotalMilliseconds), DelayTopology.Hops(wait));
     }
 
     /// <summary>A copy of an id that is running somewhere: parked for <paramref name="delay"/>, then looked at again (never dropped).</summary>
