@@ -148,6 +148,14 @@ public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
         {
             throw Unreachable($"task '{task.Id}'", ex);
         }
+        catch (Exception ex) when (exchange == DelayTopology.EntryExchange
+            && (ex as OperationInterruptedException ?? ex.InnerException as OperationInterruptedException)?.ShutdownReason?.ReplyCode is 403 or 404)
+        {
+            throw new TaskRejectedException(
+                $"delayed task '{task.Id}' was not stored: the delay tree ('{DelayTopology.EntryExchange}') is missing or this user may not publish " +
+                "to it. It is declared by a producer whose user may declare, or by a consumer when it starts; scripts/broker-users.sh lets the " +
+                $"producer user publish to it. ({ex.Message})", ex);
+        }
     }
 
     /// <summary>
