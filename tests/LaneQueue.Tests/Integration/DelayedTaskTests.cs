@@ -166,4 +166,34 @@ public sealed class DelayedTaskTests(BrokerFixture broker, ITestOutputHelper out
         // Its x-death history from the hops did not make the fleet take it for a broker dead letter.
         Assert.Equal(0u, await _fleet.Vhost.ReadyAsync(TestVhost.DeadLetters(SessionLane.Query)));
     }
+
+    [Theory]
+    [InlineData(LaneTopology.QueuePerLane, false, null)]
+    [InlineData(LaneTopology.QueuePerLane, true, 3)]
+    [InlineData(LaneTopology.PriorityQueue, false, null)]
+    public async Task A_delayed_task_reaches_its_lane_in_every_topology_and_gets_one_result(LaneTopology topology, bool quorum, int? deliveryLimit)
+    {
+        // Not TestFleet.StartConsumerAsync: its default producer would be refused by lanes of another topology.
+        _fleet.Hosts.Add(await ConsumerHost.StartAsync(_fleet.Vhost.Url, o =>
+        {
+            o.Topology = topology;
+            o.QuorumQueues = quorum;
+            o.DeliveryLimit = deliveryLimit;
+        }, h => h.AddHandler(StartLog.CommandType, _log.HandleAsync), "consumer-0"));
+        await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions
+        {
+            RabbitMqUrl = _fleet.Vhost.Url, Topology = topology, QuorumQueues = quorum, DeliveryLimit = deliveryLimit,
+        });
+        await using var raw = await RawClient.ConnectAsync(_fleet.Vhost.Url);
+        await producer.SubmitTaskAsync(StartLog.Make("topology-delayed", SessionLane.Generate, 0).After(TimeSpan.FromSeconds(1)));
+        var confirmed = DateTimeOffset.UtcNow;
+        Assert.True((await StartOfAsync("topology-delayed")).At - confirmed >= TimeSpan.FromSeconds(1));
+        var result = await raw.ResultAsync("topology-delayed");
+        Assert.Equal("completed", result.GetProperty("status").GetString());
+        // With a delivery limit the broker dead-letter answers run: the hops' x-death entries must not earn a second, failed, result.
+        await Task.Delay(1500);
+        Assert.Equal("completed", raw.Results["topology-delayed"].GetProperty("status").GetString());
+        Assert.Equal(0u, await _fleet.Vhost.ReadyAsync(topology == LaneTopology.PriorityQueue
+            ? BrokerNames.DeadLetterQueue(BrokerNames.PriorityQueue) : TestVhost.DeadLetters(SessionLane.Generate)));
+    }
 }
