@@ -92,6 +92,42 @@ public sealed class DelayedTaskTests(BrokerFixture broker, ITestOutputHelper out
     }
 
     [Fact]
+    public async Task Fifty_delays_from_0_1_s_to_60_s_never_start_early_and_p95_within_max_0_5_s_or_2_percent()
+    {
+        await StartConsumerAsync();
+        var control = await ControlLatencyAsync("p95");
+        // Log-spaced from 0.1 s to 60 s, submitted at once.
+        var delays = Enumerable.Range(0, 50).Select(i => TimeSpan.FromMilliseconds(Math.Round(100 * Math.Pow(600, i / 49.0)))).ToArray();
+        var confirmedAt = await Task.WhenAll(delays.Select(async (delay, i) =>
+            await SubmitAsync(StartLog.Make($"p95-{i}", SessionLane.Query, 0).After(delay))));
+
+        var rows = new List<(double DelayMs, double LateMs, bool Within)>();
+        for (var i = 0; i < delays.Length; i++)
+        {
+            var late = (await StartOfAsync($"p95-{i}", 120)).At - confirmedAt[i] - delays[i];
+            var within = late <= TimeSpan.FromMilliseconds(Math.Max(500, delays[i].TotalMilliseconds * 0.02));
+            rows.Add((delays[i].TotalMilliseconds, Math.Round(late.TotalMilliseconds, 1), within));
+        }
+        var sortedLate = rows.Select(r => r.LateMs).Order().ToList();
+        var p95 = sortedLate[(int)Math.Ceiling(0.95 * sortedLate.Count) - 1];
+        output.WriteLine($"50 delays 0.1-60 s: late min {sortedLate[0]} ms, median {sortedLate[25]} ms, p95 {p95} ms, max {sortedLate[^1]} ms; " +
+            $"{rows.Count(r => r.Within)} of 50 within max(0.5 s, 2 %) (control {control.TotalMilliseconds:0.0} ms)");
+        Evidence.Write("delayed-task-p95", new
+        {
+            control_latency_ms = Math.Round(control.TotalMilliseconds, 1),
+            late_ms_min = sortedLate[0],
+            late_ms_median = sortedLate[25],
+            late_ms_p95 = p95,
+            late_ms_max = sortedLate[^1],
+            within_bound = rows.Count(r => r.Within),
+            tasks = rows.Select(r => new { delay_ms = r.DelayMs, late_ms = r.LateMs }),
+        }, $"50 delays from 0.1 s to 60 s: p95 {p95} ms late, max {sortedLate[^1]} ms, none early");
+
+        Assert.All(rows, r => Assert.True(r.LateMs >= 0, $"delay {r.DelayMs} ms started {-r.LateMs} ms early"));
+        Assert.True(rows.Count(r => r.Within) >= 48, $"only {rows.Count(r => r.Within)} of 50 within max(0.5 s, 2 %) of their delay");
+    }
+
+    [Fact]
     public async Task A_delayed_task_holds_no_slot_an_immediate_task_submitted_after_it_starts_at_once()
     {
         await StartConsumerAsync(slots: 1);
