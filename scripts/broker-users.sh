@@ -118,9 +118,10 @@ put_user "$A_USER" LQ_ADMIN_PASSWORD "management"
 
 LANES='(control|query|execute|generate|priority)'
 # producer: ingress + its own reply queues; results readable only by exact task id (or with the configured prefix)
+# (delayed tasks: it publishes them to the delay tree's entry exchange, lanequeue.delay.NN, which the consumers declare)
 permit "$P_USER" \
   '^lanequeue\.replies\..+$' \
-  '^lanequeue\.tasks$|^lanequeue\.replies\..+$' \
+  '^lanequeue\.tasks$|^lanequeue\.delay\.[0-9]+$|^lanequeue\.replies\..+$' \
   '^lanequeue\.results$|^lanequeue\.replies\..+$'
 prefix="${LQ_PRODUCER_ID_PREFIX:-}"
 prefix_re="$(PREFIX="$prefix" python3 -c 'import os,re; print(re.escape(os.environ["PREFIX"]))')"
@@ -129,15 +130,16 @@ topic "$P_USER" lanequeue.results '^$' "^${prefix_re}[^*#]+\$"
 # consumer: lanes, their error/skipped queues and exchanges, retries, results, events, fleet log and state, the fleet
 # monitor's election queue and lane-state broadcasts, the task history stream (declared, bound and read for redelivered
 # tasks; a reader appends a marker) and its counts checkpoint, external lanes and their durable queues of external work,
-# the fleet limits' token queues (lanequeue.limits.*), the copies of broker dead letters the fleet answers
+# the fleet limits' token queues (lanequeue.limits.*), the delay tree of delayed tasks (lanequeue.delay.*: TTL hop queues
+# and topic exchanges, declared, bound, dead-lettered through and published to), the copies of broker dead letters the fleet answers
 # (lanequeue.broker-dead-letters: declared, bound to the _error exchanges, consumed), the fleet exchange lanequeue.fleet (written:
 # the built-in lanequeue.interrupt task publishes a session interrupt there), and MassTransit's fault exchanges (bound to each
 # other; it publishes a Fault<TaskDelivery> event for every dead-lettered task)
 MT_FAULT='^MassTransit:Fault(--.+)?$'
 permit "$C_USER" \
-  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|fleet|fleet\\.log|fleet\\.state|fleet\\.monitor|fleet\\.lanes|history|history\\.counts|external|external\\.completions|broker-dead-letters)\$|^lanequeue\\.external\\.${LANES}\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$" \
-  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|external|broker-dead-letters)\$|^lanequeue\\.external\\.${LANES}\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet(\\.(log|state|lanes|monitor))?\$|^lanequeue\\.history\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$|^amq\\.default\$" \
-  "$MT_FAULT|^lanequeue\\.(tasks|events|fleet|fleet\\.log|fleet\\.state|fleet\\.monitor|fleet\\.lanes|history|external|external\\.completions|broker-dead-letters)\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$"
+  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|fleet|fleet\\.log|fleet\\.state|fleet\\.monitor|fleet\\.lanes|history|history\\.counts|external|external\\.completions|broker-dead-letters)\$|^lanequeue\\.external\\.${LANES}\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$|^lanequeue\\.delay\\..+\$" \
+  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|external|broker-dead-letters)\$|^lanequeue\\.external\\.${LANES}\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet(\\.(log|state|lanes|monitor))?\$|^lanequeue\\.history\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$|^lanequeue\\.delay\\..+\$|^amq\\.default\$" \
+  "$MT_FAULT|^lanequeue\\.(tasks|events|fleet|fleet\\.log|fleet\\.state|fleet\\.monitor|fleet\\.lanes|history|external|external\\.completions|broker-dead-letters)\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$|^lanequeue\\.delay\\..+\$"
 topic "$C_USER" lanequeue.results '.*' '^$'
 # (retry holding queues are readable because declaring a queue with a dead-letter exchange needs read on it)
 

@@ -38,10 +38,12 @@ public static class ProducerCli
         var count = new Option<int>("--count") { Description = "Submit this many tasks (ids <id>-1..<id>-N)", DefaultValueFactory = _ => 1 };
         var wait = new Option<double?>("--wait") { Description = "Wait up to this many seconds for the result and print it" };
         var quiet = new Option<bool>("--quiet") { Description = "Print nothing but errors" };
+        var delay = new Option<string?>("--delay") { Description = "Delayed task: start no earlier than this after the submit (e.g. 500ms, 30s, 5m, 2h; at most 20h)" };
+        var at = new Option<string?>("--at") { Description = "Delayed task: start no earlier than this RFC 3339 time with a zone (e.g. 2026-01-31T12:00:00Z)" };
 
         var submit = new Command("submit", "Submit tasks to a lane; returns once the broker has stored them")
         {
-            lane, id, payload, commandType, session, timeoutMs, count, wait, quiet,
+            lane, id, payload, commandType, session, timeoutMs, count, wait, quiet, delay, at,
         };
         submit.SetAction(async (parse, cancellationToken) =>
         {
@@ -68,6 +70,12 @@ public static class ProducerCli
                 await errors.WriteLineAsync("error: --count must be at least 1");
                 return InvalidInput;
             }
+            var delayed = DelayOptions(parse.GetValue(delay), parse.GetValue(at));
+            if (delayed.Problem is { } delayProblem)
+            {
+                await errors.WriteLineAsync($"error: {delayProblem}");
+                return InvalidInput;
+            }
             var baseId = parse.GetValue(id) ?? Guid.NewGuid().ToString("N");
             var tasks = Enumerable.Range(1, n).Select(i => new ExternalTask
             {
@@ -77,6 +85,8 @@ public static class ProducerCli
                 CommandType = parse.GetValue(commandType),
                 SessionId = parse.GetValue(session),
                 TimeoutMs = parse.GetValue(timeoutMs),
+                DelayMs = delayed.DelayMs,
+                NotBefore = delayed.NotBefore,
             }).ToList();
 
             try
@@ -140,6 +150,35 @@ public static class ProducerCli
         DashboardCli.AddTo(root);
         ExternalCli.AddTo(root);
         return root;
+    }
+
+    /// <summary>
+    /// Reads <c>--delay</c> (a whole number and a unit: <c>ms</c>, <c>s</c>, <c>m</c> or <c>h</c>, e.g. <c>30s</c>) and <c>--at</c>
+    /// (RFC 3339 with a zone, as the wire's <c>not_before</c>); at most one of them. A problem names the option.
+    /// </summary>
+    internal static (long? DelayMs, DateTimeOffset? NotBefore, string? Problem) DelayOptions(string? delay, string? at)
+    {
+        if (delay is not null && at is not null)
+            return (null, null, "--delay and --at are both given; use one (--delay: a wait from the submit, --at: a time)");
+        if (at is not null)
+            return TaskParser.TryParseTimestamp(at, out var time)
+                ? (null, time, null)
+                : (null, null, $"--at '{at}' must be an RFC 3339 time with a zone, such as 2026-01-31T12:00:00Z or 2026-01-31T13:00:00.5+01:00");
+        if (delay is null)
+            return (null, null, null);
+        var match = System.Text.RegularExpressions.Regex.Match(delay.Trim(), @"^([0-9]{1,12})(ms|s|m|h)\z");
+        if (!match.Success)
+            return (null, null, $"--delay '{delay}' must be a whole number and a unit (ms, s, m or h), such as 500ms, 30s, 5m or 2h");
+        var ms = long.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) * match.Groups[2].Value switch
+        {
+            "ms" => 1L,
+            "s" => 1000L,
+            "m" => 60_000L,
+            _ => 3_600_000L,
+        };
+        return ms > TaskParser.MaxDelayMs
+            ? (null, null, $"--delay '{delay}' is over the limit of {TaskParser.MaxDelayMs / 3_600_000} hours")
+            : (ms, null, null);
     }
 
     /// <summary>

@@ -140,5 +140,21 @@ public static class BrokerNames
     /// <summary>Holding queue for retries of a lane after <paramref name="delay"/>: TTL, then dead-lettered back to the lane.</summary>
     public static string RetryQueue(SessionLane lane, TimeSpan delay) => $"{Prefix}.{lane.WireName()}.retry.{(long)delay.TotalMilliseconds}ms";
 
+    /// <summary>
+    /// Delayed tasks: hop level <paramref name="level"/> (0 = shortest) of the delay tree, a topic exchange and a classic durable
+    /// queue of that name (e.g. <c>lanequeue.delay.07</c>) whose messages wait <c>DelayBase x 2^level</c> (queue TTL) before the
+    /// broker dead-letters them to the next lower level. See <c>docs/wire-contract.md</c>, <i>Delayed tasks</i>.
+    /// </summary>
+    public static string DelayLevel(int level) => $"{Prefix}.delay.{level:00}";
+
+    /// <summary>Topic exchange the last hop of the delay tree delivers to: bound <c>#.&lt;lane&gt;</c> to each lane's queue exchange.</summary>
+    public const string DelayDeliver = "lanequeue.delay.deliver";
+
+    /// <summary>
+    /// On a delayed task that was routed into the delay tree: when it is due (Unix time in milliseconds). A consumer that
+    /// receives it earlier (clock differences) routes it into the tree again for what is left; later, it runs.
+    /// </summary>
+    public const string DueHeader = "x-lanequeue-due";
+
     public static string EventRoutingKey(string kind, SessionLane lane) => $"{kind}.{lane.WireName()}";
 }

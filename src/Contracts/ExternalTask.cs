@@ -42,6 +42,24 @@ public sealed record ExternalTask
     [JsonPropertyName("checkpoint")]
     public JsonElement? Checkpoint { get; init; }
 
+    /// <summary>
+    /// Delayed task: start no earlier than this many milliseconds after the submit (0 to <see cref="TaskParser.MaxDelayMs"/>).
+    /// It waits at the broker (TTL hop queues, <c>lanequeue.delay.*</c>), holding no consumer slot, then joins its lane.
+    /// At most one of <see cref="DelayMs"/> and <see cref="NotBefore"/>.
+    /// </summary>
+    [JsonPropertyName("delay_ms")]
+    public long? DelayMs { get; init; }
+
+    /// <summary>Delayed task: start no earlier than this time (at most <see cref="TaskParser.MaxDelayMs"/> ahead when submitted).</summary>
+    [JsonPropertyName("not_before")]
+    public DateTimeOffset? NotBefore { get; init; }
+
+    /// <summary>This task, to start no earlier than <paramref name="delay"/> after its submit (wire field <c>delay_ms</c>).</summary>
+    public ExternalTask After(TimeSpan delay) => this with { DelayMs = (long)Math.Ceiling(delay.TotalMilliseconds), NotBefore = null };
+
+    /// <summary>This task, to start no earlier than <paramref name="time"/> (wire field <c>not_before</c>).</summary>
+    public ExternalTask At(DateTimeOffset time) => this with { NotBefore = time, DelayMs = null };
+
     public static ExternalTask Create(string id, SessionLane lane, object? payload = null, string? commandType = null) => new()
     {
         Id = id,

@@ -19,6 +19,13 @@ public static partial class TaskParser
     /// <summary>Largest <c>timeout_ms</c>: 2^31-1 ms, about 24.8 days.</summary>
     public const long MaxTimeoutMs = int.MaxValue;
 
+    /// <summary>
+    /// Longest delay of a delayed task (<c>delay_ms</c>, or <c>not_before</c> ahead of now): 20 hours. The fleet's cancel
+    /// records (the fleet log stream) are kept for a day, so a task cancelled while it waits is still known as cancelled
+    /// when it comes due, also on a consumer that started in between.
+    /// </summary>
+    public const long MaxDelayMs = 20L * 60 * 60 * 1000;
+
     /// <summary>A body may be this much larger than the payload limit (room for the other fields or an envelope).</summary>
     public const int MaxBodyOverheadBytes = 64 * 1024;
 
@@ -133,6 +140,8 @@ public static partial class TaskParser
             CreatedAt = OptionalTimestamp(root, "created_at") ?? DateTimeOffset.UtcNow,
             Preemptible = OptionalBool(root, "preemptible"),
             Checkpoint = root.TryGetProperty("checkpoint", out var checkpoint) && checkpoint.ValueKind != JsonValueKind.Null ? checkpoint.Clone() : null,
+            DelayMs = OptionalDelay(root, "delay_ms"),
+            NotBefore = OptionalTimestamp(root, "not_before"),
         };
         Validate(task, maxPayloadBytes);
         return task;
@@ -166,6 +175,24 @@ public static partial class TaskParser
             throw new InvalidTaskException("timeout_ms", $"{task.TimeoutMs} is over the limit of {MaxTimeoutMs} ms (about 24.8 days)");
         CheckLength("command_type", task.CommandType);
         CheckLength("session_id", task.SessionId);
+        if (task.DelayMs is not null && task.NotBefore is not null)
+            throw new InvalidTaskException("delay_ms", "and not_before are both given; send one of them (delay_ms: milliseconds from the submit, not_before: a time)");
+        if (task.DelayMs is < 0)
+            throw new InvalidTaskException("delay_ms", $"{task.DelayMs} must be 0 or more milliseconds");
+        if (task.DelayMs is > MaxDelayMs)
+            throw new InvalidTaskException("delay_ms", $"{task.DelayMs} is over the limit of {MaxDelayMs} ms (20 hours)");
+        if (task.NotBefore is { } notBefore && notBefore - DateTimeOffset.UtcNow > TimeSpan.FromMilliseconds(MaxDelayMs))
+            throw new InvalidTaskException("not_before", $"{notBefore:O} is more than {MaxDelayMs} ms (20 hours) ahead of now");
+    }
+
+    /// <summary>
+    /// When a delayed task is due: <c>not_before</c>, or <c>created_at</c> + <c>delay_ms</c> (the consumer that first reads a task
+    /// without <c>created_at</c> gives it the time it read it); null for a task that is not delayed.
+    /// </summary>
+    public static DateTimeOffset? DueAt(ExternalTask task)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        return task.NotBefore ?? (task.DelayMs is { } delay ? task.CreatedAt.AddMilliseconds(delay) : null);
     }
 
     /// <summary>Whether <paramref name="id"/> is a valid task id (length and characters), as <see cref="Validate"/> checks it.</summary>
@@ -224,6 +251,7 @@ public static partial class TaskParser
     static readonly HashSet<string> KnownFields = new(StringComparer.Ordinal)
     {
         "id", "lane", "payload", "command_type", "session_id", "timeout_ms", "created_at", "preemptible", "checkpoint",
+        "delay_ms", "not_before",
     };
 
     /// <summary>A JSON string's text; an unpaired surrogate escape such as <c>"\ud800"</c> is not text.</summary>
@@ -298,6 +326,19 @@ public static partial class TaskParser
         return number;
     }
 
+    static long? OptionalDelay(JsonElement root, string name)
+    {
+        if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+            return null;
+        if (value.ValueKind != JsonValueKind.Number || !TryGetWholeNumber(value, out var number))
+            throw new InvalidTaskException(name, $"must be a whole number of milliseconds, got {(value.ValueKind == JsonValueKind.Number ? Truncate(value.GetRawText()) : Describe(value.ValueKind))}");
+        if (number < 0)
+            throw new InvalidTaskException(name, $"{Truncate(value.GetRawText())} must be 0 or more milliseconds");
+        if (number > MaxDelayMs)
+            throw new InvalidTaskException(name, $"{Truncate(value.GetRawText())} is over the limit of {MaxDelayMs} ms (20 hours)");
+        return number;
+    }
+
     static bool OptionalBool(JsonElement root, string name)
     {
         if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
@@ -319,6 +360,14 @@ public static partial class TaskParser
         if (value.ValueKind == JsonValueKind.String && Rfc3339().IsMatch(Text(value, name)) && value.TryGetDateTimeOffset(out var at))
             return at;
         throw new InvalidTaskException(name, "must be an RFC 3339 timestamp with a time zone, such as 2026-01-31T12:00:00Z or 2026-01-31T13:00:00.5+01:00");
+    }
+
+    /// <summary>Reads an RFC 3339 timestamp with a zone as the wire takes it (<c>created_at</c>, <c>not_before</c>).</summary>
+    public static bool TryParseTimestamp(string? text, out DateTimeOffset at)
+    {
+        at = default;
+        return text is not null && Rfc3339().IsMatch(text)
+            && DateTimeOffset.TryParse(text, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.None, out at);
     }
 
     static string Describe(JsonValueKind kind) => kind switch

@@ -120,16 +120,24 @@ public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
         LaneQueueTelemetry.Inject(activity, headers);
         var properties = TaskMessage.Properties(task, headers);
         var body = TaskJson.Serialize(task);
+        var (exchange, routingKey) = (BrokerNames.TasksExchange, BrokerNames.RoutingKey(task.Lane));
+        if (DelayedUntil(task, DateTimeOffset.UtcNow) is { } due)
+        {
+            // Delayed: into the delay tree, which hands it to its lane when due (no consumer holds it meanwhile).
+            (exchange, routingKey) = (DelayTopology.EntryExchange, DelayTopology.RoutingKey(due.Wait, task.Lane));
+            properties = DelayTopology.Entering(properties, due.At);
+            activity?.SetTag("lanequeue.delay_ms", (long)due.Wait.TotalMilliseconds);
+        }
         try
         {
-            await _publisher.PublishAsync(BrokerNames.TasksExchange, BrokerNames.RoutingKey(task.Lane), properties, body, cancellationToken);
+            await _publisher.PublishAsync(exchange, routingKey, properties, body, cancellationToken);
             LaneQueueTelemetry.CountSubmitted(task.Lane);
         }
         catch (PublishException ex) when (ex.IsReturn)
         {
             throw new TaskRejectedException(
                 $"task '{task.Id}' was not routed: no queue is bound to lane '{task.Lane.WireName()}' on exchange " +
-                $"'{BrokerNames.TasksExchange}'. The producer declares the lane queues when it connects, unless its user may not " +
+                $"'{exchange}'. The producer declares the lane queues (and the delay tree of delayed tasks) when it connects, unless its user may not " +
                 "(then a consumer declares them when it starts); was the queue deleted, or is the vhost in the broker URL the consumers' one?", ex);
         }
         catch (PublishException ex)
@@ -140,6 +148,24 @@ public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
         {
             throw Unreachable($"task '{task.Id}'", ex);
         }
+        catch (Exception ex) when (exchange == DelayTopology.EntryExchange
+            && (ex as OperationInterruptedException ?? ex.InnerException as OperationInterruptedException)?.ShutdownReason?.ReplyCode is 403 or 404)
+        {
+            throw new TaskRejectedException(
+                $"delayed task '{task.Id}' was not stored: the delay tree ('{DelayTopology.EntryExchange}') is missing or this user may not publish " +
+                "to it. It is declared by a producer whose user may declare, or by a consumer when it starts; scripts/broker-users.sh lets the " +
+                $"producer user publish to it. ({ex.Message})", ex);
+        }
+    }
+
+    /// <summary>
+    /// When a delayed task is due and how long that is from <paramref name="now"/>, or null when it is due now (not delayed, or
+    /// <c>not_before</c> passed). <c>delay_ms</c> counts from the submit (this publish), <c>not_before</c> is a time.
+    /// </summary>
+    internal static (DateTimeOffset At, TimeSpan Wait)? DelayedUntil(ExternalTask task, DateTimeOffset now)
+    {
+        var at = task.NotBefore ?? (task.DelayMs is { } delay ? now.AddMilliseconds(delay) : null);
+        return at is { } due && due > now ? (due, due - now) : null;
     }
 
     TaskRejectedException Unreachable(string what, TimeoutException timeout) => new(

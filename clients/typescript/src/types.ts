@@ -39,10 +39,16 @@ export interface TaskInput {
   /** Default: now. */
   createdAt?: Date | string;
   preemptible?: boolean;
+  /** Delayed task: start no earlier than this many milliseconds after the submit (0 to 72000000, 20 hours). */
+  delayMs?: number;
+  /** Delayed task: start no earlier than this time (at most 20 hours ahead). Not with `delayMs`. */
+  notBefore?: Date | string;
   command_type?: string;
   session_id?: string;
   timeout_ms?: number | bigint;
   created_at?: Date | string;
+  delay_ms?: number;
+  not_before?: Date | string;
 }
 
 /** A task as it travels (snake_case keys). */
@@ -56,6 +62,8 @@ export interface WireTask {
   created_at?: string;
   preemptible?: boolean;
   checkpoint?: unknown;
+  delay_ms?: number;
+  not_before?: string;
 }
 
 /** A task's result (docs/wire-contract.md §6.1), read from `lanequeue.results`. */

@@ -10,10 +10,12 @@ export const MAX_ID_LENGTH = 200;
 export const MAX_OPTIONAL_STRING_LENGTH = 200;
 /** Largest `timeout_ms`: 2^31-1 ms, about 24.8 days. */
 export const MAX_TIMEOUT_MS = 2147483647;
+/** Longest delay of a delayed task (`delay_ms`, or `not_before` ahead of now): 20 hours. */
+export const MAX_DELAY_MS = 20 * 60 * 60 * 1000;
 /** A body may be this much larger than the payload limit (room for the other fields or an envelope). */
 export const MAX_BODY_OVERHEAD_BYTES = 64 * 1024;
 
-const KNOWN_FIELDS = new Set(['id', 'lane', 'payload', 'command_type', 'session_id', 'timeout_ms', 'created_at', 'preemptible', 'checkpoint']);
+const KNOWN_FIELDS = new Set(['id', 'lane', 'payload', 'command_type', 'session_id', 'timeout_ms', 'created_at', 'preemptible', 'checkpoint', 'delay_ms', 'not_before']);
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@/-]*$/;
 const RFC3339 = /^(19|2[0-9])[0-9]{2}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]|[+-]14:00)$/;
 
@@ -29,6 +31,10 @@ export interface ParsedTask {
   createdAt?: string;
   preemptible: boolean;
   checkpoint?: unknown;
+  /** Delayed task: milliseconds from the submit. */
+  delayMs?: number;
+  /** Delayed task: not before this time, as sent (RFC 3339). */
+  notBefore?: string;
 }
 
 export interface ParseOptions {
@@ -119,6 +125,8 @@ function read(root: JsonNode & { kind: 'object' }, text: string, maxPayload: num
   const createdAt = optionalTimestamp(root, 'created_at');
   const preemptible = optionalBool(root, 'preemptible');
   const checkpoint = member(root, 'checkpoint');
+  const delayMs = optionalDelay(root, 'delay_ms');
+  const notBefore = optionalTimestamp(root, 'not_before');
 
   // TaskParser.Validate
   if (id.length === 0) throw new InvalidTaskError('id', 'missing or empty');
@@ -135,6 +143,12 @@ function read(root: JsonNode & { kind: 'object' }, text: string, maxPayload: num
   }
   checkLength('command_type', commandType);
   checkLength('session_id', sessionId);
+  if (delayMs !== undefined && notBefore !== undefined) {
+    throw new InvalidTaskError('delay_ms', 'and not_before are both given; send one of them (delay_ms: milliseconds from the submit, not_before: a time)');
+  }
+  if (notBefore !== undefined && Date.parse(notBefore) - Date.now() > MAX_DELAY_MS) {
+    throw new InvalidTaskError('not_before', `${notBefore} is more than ${MAX_DELAY_MS} ms (20 hours) ahead of now`);
+  }
 
   const task: ParsedTask = { id, lane: laneName as Lane, payload: JSON.parse(payloadText), preemptible };
   if (commandType !== undefined) task.commandType = commandType;
@@ -142,6 +156,8 @@ function read(root: JsonNode & { kind: 'object' }, text: string, maxPayload: num
   if (timeoutMs !== undefined) task.timeoutMs = timeoutMs;
   if (createdAt !== undefined) task.createdAt = createdAt;
   if (checkpoint !== undefined && checkpoint.kind !== 'null') task.checkpoint = JSON.parse(text.slice(checkpoint.start, checkpoint.end));
+  if (delayMs !== undefined) task.delayMs = delayMs;
+  if (notBefore !== undefined) task.notBefore = notBefore;
   return task;
 }
 
@@ -195,6 +211,19 @@ function optionalTimeout(root: JsonNode & { kind: 'object' }, name: string): num
   const raw = truncate((value as { raw: string }).raw);
   if (number <= 0n) throw new InvalidTaskError(name, `${raw} must be a positive number of milliseconds`);
   if (number > BigInt(MAX_TIMEOUT_MS)) throw new InvalidTaskError(name, `${raw} is over the limit of ${MAX_TIMEOUT_MS} ms (about 24.8 days)`);
+  return Number(number);
+}
+
+function optionalDelay(root: JsonNode & { kind: 'object' }, name: string): number | undefined {
+  const value = member(root, name);
+  if (value === undefined || value.kind === 'null') return undefined;
+  const number = value.kind === 'number' ? wholeNumber(value.raw) : undefined;
+  if (number === undefined) {
+    throw new InvalidTaskError(name, `must be a whole number of milliseconds, got ${value.kind === 'number' ? truncate(value.raw) : describe(value)}`);
+  }
+  const raw = truncate((value as { raw: string }).raw);
+  if (number < 0n) throw new InvalidTaskError(name, `${raw} must be 0 or more milliseconds`);
+  if (number > BigInt(MAX_DELAY_MS)) throw new InvalidTaskError(name, `${raw} is over the limit of ${MAX_DELAY_MS} ms (20 hours)`);
   return Number(number);
 }
 
@@ -301,6 +330,8 @@ const SPELLINGS: ReadonlyArray<[wire: keyof WireTask, camel: string]> = [
   ['session_id', 'sessionId'],
   ['timeout_ms', 'timeoutMs'],
   ['created_at', 'createdAt'],
+  ['delay_ms', 'delayMs'],
+  ['not_before', 'notBefore'],
 ];
 
 /**
@@ -332,6 +363,10 @@ export function serializeTask(task: TaskInput, options: ParseOptions & { now?: D
   const parts: string[] = [];
   for (const [name, field] of fields) {
     let item = field;
+    if (name === 'not_before' && item instanceof Date) {
+      if (Number.isNaN(item.getTime())) throw new InvalidTaskError('not_before', 'is an invalid Date');
+      item = item.toISOString();
+    }
     if (name === 'created_at') {
       if (item instanceof Date) {
         if (Number.isNaN(item.getTime())) throw new InvalidTaskError('created_at', 'is an invalid Date');

@@ -89,4 +89,7 @@ internal static partial class Log
 
     [LoggerMessage(1402, LogLevel.Warning, "Fleet limits: no token can be taken now ({Error}); tasks of limited lanes wait and try again")]
     public static partial void FleetLimitsUnreachable(ILogger logger, string error);
+
+    [LoggerMessage(1500, LogLevel.Information, "Task {TaskId} in lane {Lane} delayed: waits {WaitMs} ms in the delay tree ({Hops} hops) before it joins its lane")]
+    public static partial void TaskDelayed(ILogger logger, string taskId, string lane, long waitMs, int hops);
 }

@@ -222,6 +222,17 @@ internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IFle
             TaskJson.Serialize(task), cancellationToken), cancellationToken);
     }
 
+    /// <summary>
+    /// Publishes a delayed task into the delay tree (<see cref="DelayTopology"/>) for <paramref name="wait"/>: the broker hands it
+    /// to its lane when due. Confirmed (the delivery is acked only after this returns).
+    /// </summary>
+    public async Task PublishDelayedAsync(ExternalTask task, TimeSpan wait, BasicProperties properties, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(task);
+        await WithRecoveryAsync(confirmed => PublishConfirmedAsync(confirmed, DelayTopology.EntryExchange, DelayTopology.RoutingKey(wait, task.Lane), properties,
+            TaskJson.Serialize(task), cancellationToken), cancellationToken);
+    }
+
     static async Task PublishConfirmedAsync(IChannel channel, string exchange, string routingKey, BasicProperties properties, byte[] body, CancellationToken cancellationToken,
         string what = "re-published task")
     {

@@ -83,6 +83,14 @@ internal sealed class LaneTaskConsumer(
             await outcome.EndWithoutRunAsync(task, attempt, TaskStatuses.Cancelled, TaskEvent.Cancelled, "cancelled before it started", DateTimeOffset.UtcNow);
             return;
         }
+        if (DueAt(task, properties) is { } due && due > DateTimeOffset.UtcNow)
+        {
+            // A delayed task before its time (published straight to its lane with delay_ms / not_before, or out of the delay tree
+            // early by a clock difference): into the delay tree for what is left, confirmed before the ack. It holds no slot.
+            arrival.Dispose();
+            await outcome.DelayAsync(task, attempt, properties, due);
+            return;
+        }
         var duplicate = ledger.IsDuplicate(task.Id, context.ReceiveContext.Redelivered, out var first);
         if (duplicate && first is { State: TaskLedger.Known.Running } && DateTimeOffset.UtcNow - first.At > DeferAtMost)
             duplicate = false; // the run it points at went quiet (its consumer may have lost the broker and its events): run this copy
@@ -200,6 +208,14 @@ internal sealed class LaneTaskConsumer(
         }
         await outcome.RunEndedAsync(task, attempt, properties, startedAt, clock.Elapsed, end);
     }
+
+    /// <summary>
+    /// When a delayed task is due: the time it carries from the delay tree (<see cref="BrokerNames.DueHeader"/>, set by whoever
+    /// routed it there: a task that came out of the tree, retried or put back since, is not delayed again), else its
+    /// <c>not_before</c> or <c>created_at</c> + <c>delay_ms</c>; null for a task that is not delayed.
+    /// </summary>
+    internal static DateTimeOffset? DueAt(ExternalTask task, IReadOnlyBasicProperties? properties) =>
+        task.DelayMs is null && task.NotBefore is null ? null : DelayTopology.DueOf(properties?.Headers) ?? TaskParser.DueAt(task);
 
     ExternalTask ReadTask(ConsumeContext context, LaneQueueOptions settings)
     {

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using LaneQueue.Contracts;
+using LaneQueue.Producer;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using RabbitMQ.Client;
@@ -25,7 +26,7 @@ internal sealed class TaskOutcome(
     public async Task StartedAsync(ExternalTask task, int attempt, TaskHandlerMode mode, DateTimeOffset startedAt)
     {
         ledger.Record(task.Id, TaskLedger.Known.Running, ConsumerName);
-        Log.TaskStarted(logger, task.Id, task.Lane.WireName(), (long)(startedAt - task.CreatedAt).TotalMilliseconds);
+        Log.TaskStarted(logger, task.Id, task.Lane.WireName(), (long)(startedAt - WaitingSince(task)).TotalMilliseconds);
         await publisher.PublishEventAsync(TaskRecords.Started(task, attempt, ConsumerName, options.Value.HistoryPayloadMaxBytes));
         if (mode != TaskHandlerMode.Internal)
             await publisher.PublishEventAsync(Event(TaskEvent.ExternalPending, task, attempt));
@@ -46,7 +47,7 @@ internal sealed class TaskOutcome(
                 await PublishResultAsync(task, attempt, startedAt, TaskStatuses.Completed, null, completed.Result, finishedAt);
                 ledger.Record(task.Id, TaskLedger.Known.Completed, ConsumerName);
                 metrics.Count(ConsumerMetrics.Outcome.Completed, task.Lane);
-                metrics.Ran(task.Lane, startedAt - task.CreatedAt, ran);
+                metrics.Ran(task.Lane, startedAt - WaitingSince(task), ran);
                 await publisher.PublishEventAsync(Event(TaskEvent.Completed, task, attempt));
                 Log.TaskCompleted(logger, task.Id, task.Lane.WireName(), (long)ran.TotalMilliseconds);
                 break;
@@ -127,6 +128,21 @@ internal sealed class TaskOutcome(
         ledger.Record(task.Id, TaskLedger.Known.Unknown, ConsumerName);
         Log.TaskSkipped(logger, task.Id, task.Lane.WireName(), why);
     }
+
+    /// <summary>
+    /// A delayed task that is not due yet: into the delay tree (<see cref="DelayTopology"/>) for the time left, marked with its
+    /// due time so it is not delayed again when it comes back, confirmed before the delivery is acked.
+    /// </summary>
+    public async Task DelayAsync(ExternalTask task, int attempt, IReadOnlyBasicProperties? properties, DateTimeOffset due)
+    {
+        var wait = due - DateTimeOffset.UtcNow;
+        await publisher.PublishDelayedAsync(task, wait, DelayTopology.Entering(BrokerPublisher.PropertiesFor(task, properties, attempt, null), due));
+        Log.TaskDelayed(logger, task.Id, task.Lane.WireName(), (long)Math.Ceiling(wait.TotalMilliseconds), DelayTopology.Hops(wait));
+    }
+
+    /// <summary>Since when a task waits in its lane (its log line's and wait-time metric's start): a delayed task's due time, else its creation.</summary>
+    static DateTimeOffset WaitingSince(ExternalTask task) =>
+        TaskParser.DueAt(task) is { } due && due > task.CreatedAt ? due : task.CreatedAt;
 
     /// <summary>A copy of an id that is running somewhere: parked for <paramref name="delay"/>, then looked at again (never dropped).</summary>
     public async Task DeferCopyAsync(ExternalTask task, int attempt, IReadOnlyBasicProperties? properties, TimeSpan delay, string runningOn)

@@ -9,14 +9,29 @@ namespace LaneQueue.Producer;
 /// </summary>
 internal sealed record BrokerDeath(string Reason, string Queue)
 {
-    /// <summary>The latest death, or null when the broker never dead-lettered the message.</summary>
+    /// <summary>
+    /// The latest death, or null when the broker never dead-lettered the message. The hops of a delayed task through the delay
+    /// tree (<c>expired</c> from a <c>lanequeue.delay.*</c> queue, one entry per hop queue) are how it travels, not a death:
+    /// skipped, so a delayed task's history is never taken for a broker dead letter.
+    /// </summary>
     public static BrokerDeath? Read(IDictionary<string, object?>? headers)
     {
-        if (headers is null || !headers.TryGetValue("x-death", out var value) || value is not IList<object> deaths || deaths.Count == 0
-            || deaths[0] is not IDictionary<string, object?> death)
+        if (headers is null || !headers.TryGetValue("x-death", out var value) || value is not IList<object> deaths)
             return null;
-        return Text(death, "reason") is { } reason ? new BrokerDeath(reason, Text(death, "queue") ?? "") : null;
+        foreach (var entry in deaths)
+        {
+            if (entry is not IDictionary<string, object?> death)
+                continue;
+            var queue = Text(death, "queue") ?? "";
+            if (IsDelayHop(queue))
+                continue;
+            return Text(death, "reason") is { } reason ? new BrokerDeath(reason, queue) : null;
+        }
+        return null;
     }
+
+    /// <summary>Whether <paramref name="queue"/> is a hop queue of the delay tree (<see cref="Contracts.BrokerNames.DelayLevel"/>).</summary>
+    public static bool IsDelayHop(string queue) => queue.StartsWith(Contracts.BrokerNames.Prefix + ".delay.", StringComparison.Ordinal);
 
     /// <summary>A header's text (AMQP strings arrive as bytes).</summary>
     public static string? Text(IDictionary<string, object?>? headers, string key) =>

@@ -96,6 +96,8 @@ internal sealed record LaneQueueTopology(LaneTopology Topology, bool QuorumQueue
             foreach (var lane in queue.Lanes)
                 await channel.ExchangeBindAsync(queue.Name, BrokerNames.TasksExchange, BrokerNames.RoutingKey(lane), cancellationToken: cancellationToken);
         }
+        // Delayed tasks: the TTL hop queues that hold them, delivering to the lane queues above.
+        await DelayTopology.DeclareAsync(channel, Queues, cancellationToken);
     }
 
     /// <summary>

@@ -77,6 +77,9 @@ public sealed class SecurityTests(FaultBrokerFixture broker, ITestOutputHelper o
             var result = await producer.SubmitAndWaitAsync(ExternalTask.Create($"sec-{lane.WireName()}", lane, new { n = 1 }), TimeSpan.FromSeconds(30));
             Assert.True(result.Success, $"{lane}: {result.Error}");
         }
+        // ... and a delayed task, through the delay tree the consumer declared (the producer user may only publish to it).
+        var delayed = await producer.SubmitAndWaitAsync(ExternalTask.Create("sec-delayed", SessionLane.Query, new { n = 1 }).After(TimeSpan.FromMilliseconds(500)), TimeSpan.FromSeconds(30));
+        Assert.True(delayed.Success, $"delayed: {delayed.Error}");
         // The consumer user can retry and dead-letter (a task that always fails).
         Assert.False((await producer.SubmitAndWaitAsync(ExternalTask.Create("sec-bad", SessionLane.Query, null, "fail"), TimeSpan.FromSeconds(30))).Success);
         // ... and publish the session interrupt a lanequeue.interrupt task asks for (the producer user may not send fleet commands itself).

@@ -56,6 +56,17 @@ public class SchemaTests
         """{"id":"a","lane":"query","payload":{},"command_type":1}""",
         """{"id":"a","lane":"query","payload":{},"created_at":"not a time"}""",
         $$$"""{"id":"{{{new string('x', 201)}}}","lane":"query","payload":{}}""",
+        """{"id":"a","lane":"query","payload":{},"delay_ms":0}""",
+        """{"id":"a","lane":"query","payload":{},"delay_ms":72000000}""",
+        """{"id":"a","lane":"query","payload":{},"delay_ms":72000001}""",
+        """{"id":"a","lane":"query","payload":{},"delay_ms":-1}""",
+        """{"id":"a","lane":"query","payload":{},"delay_ms":1.5}""",
+        """{"id":"a","lane":"query","payload":{},"delay_ms":"5"}""",
+        """{"id":"a","lane":"query","payload":{},"not_before":"2026-01-31T12:00:00Z"}""",
+        """{"id":"a","lane":"query","payload":{},"not_before":"2026-01-31T12:00:00"}""",
+        """{"id":"a","lane":"query","payload":{},"delay_ms":5,"not_before":"2026-01-31T12:00:00Z"}""",
+        """{"id":"a","lane":"query","payload":{},"delay_ms":null,"not_before":"2026-01-31T12:00:00Z"}""",
+        """{"id":"a","lane":"query","payload":{},"delay_ms":5,"not_before":null}""",
     ];
 
     [Theory]
@@ -75,7 +86,7 @@ public class SchemaTests
     [Fact]
     public void Schema_lists_every_property_of_ExternalTask()
     {
-        using var doc = JsonDocument.Parse(Encoding.UTF8.GetString(TaskJson.Serialize(ExternalTask.Create("a", SessionLane.Query) with { SessionId = "s", TimeoutMs = 1, CommandType = "c", Checkpoint = TaskJson.EmptyObject })));
+        using var doc = JsonDocument.Parse(Encoding.UTF8.GetString(TaskJson.Serialize(ExternalTask.Create("a", SessionLane.Query) with { SessionId = "s", TimeoutMs = 1, CommandType = "c", Checkpoint = TaskJson.EmptyObject, DelayMs = 1, NotBefore = DateTimeOffset.UtcNow })));
         var schemaText = typeof(ExternalTask).Assembly.GetManifestResourceStream("external-task.schema.json")!;
         using var schemaDoc = JsonDocument.Parse(schemaText);
         var properties = schemaDoc.RootElement.GetProperty("properties").EnumerateObject().Select(p => p.Name).Order();

@@ -32,6 +32,8 @@ DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024
 MAX_ID_LENGTH = 200
 MAX_OPTIONAL_STRING_LENGTH = 200
 MAX_TIMEOUT_MS = 2147483647
+# Longest delay of a delayed task (delay_ms, or not_before ahead of now): 20 hours, as TaskParser.MaxDelayMs.
+MAX_DELAY_MS = 20 * 60 * 60 * 1000
 MAX_BODY_OVERHEAD_BYTES = 64 * 1024
 MAX_DEPTH = 64
 
@@ -39,7 +41,8 @@ MAX_DEPTH = 64
 LANES: Tuple[str, ...] = ("control", "query", "execute", "generate")
 _LANE_NAMES = ", ".join(LANES)
 _KNOWN_FIELDS = frozenset(
-    ["id", "lane", "payload", "command_type", "session_id", "timeout_ms", "created_at", "preemptible", "checkpoint"]
+    ["id", "lane", "payload", "command_type", "session_id", "timeout_ms", "created_at", "preemptible", "checkpoint",
+     "delay_ms", "not_before"]
 )
 _BOM = b"\xef\xbb\xbf"
 
@@ -330,8 +333,31 @@ def _is_date_time_offset(text: str) -> bool:
     return True
 
 
-def _optional_timestamp(obj: _Obj) -> Optional[str]:
-    name = "created_at"
+def _optional_delay(obj: _Obj, raw: Optional[str]) -> Optional[int]:
+    name = "delay_ms"
+    found, value = obj.get_first(name)
+    if not found or value is None:
+        return None
+    number = _whole_number(raw) if raw is not None and not isinstance(value, (str, bool, list)) else None
+    if raw is None or isinstance(value, (str, bool, list)) or number is None:
+        shown = _truncate(raw) if raw is not None and not isinstance(value, (str, bool, list)) else _describe(value)
+        raise InvalidTaskError(name, f"must be a whole number of milliseconds, got {shown}")
+    if number < 0:
+        raise InvalidTaskError(name, f"{_truncate(raw)} must be 0 or more milliseconds")
+    if number > MAX_DELAY_MS:
+        raise InvalidTaskError(name, f"{_truncate(raw)} is over the limit of {MAX_DELAY_MS} ms (20 hours)")
+    return number
+
+
+def _instant(text: str) -> _dt.datetime:
+    """An RFC 3339 timestamp (already checked) as an aware datetime (fraction cut to microseconds)."""
+    match = re.fullmatch(r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})", text)
+    assert match is not None
+    zone = "+00:00" if match.group(3) == "Z" else match.group(3)
+    return _dt.datetime.fromisoformat(match.group(1) + "." + (match.group(2) or "0")[:6].ljust(6, "0") + zone)
+
+
+def _optional_timestamp(obj: _Obj, name: str = "created_at") -> Optional[str]:
     found, value = obj.get_first(name)
     if not found or value is None:
         return None
@@ -376,6 +402,9 @@ def _read(obj: _Obj, spans: Dict[str, Tuple[int, int]], text: str, max_payload_b
     created_at = _optional_timestamp(obj)
     preemptible = _optional_bool(obj)
     has_checkpoint, checkpoint = obj.get_first("checkpoint")
+    delay_span = spans.get("delay_ms")
+    delay_ms = _optional_delay(obj, text[delay_span[0] : delay_span[1]] if delay_span else None)
+    not_before = _optional_timestamp(obj, "not_before")
 
     # TaskParser.Validate
     if task_id == "":
@@ -400,6 +429,13 @@ def _read(obj: _Obj, spans: Dict[str, Tuple[int, int]], text: str, max_payload_b
         )
     _check_length("command_type", command_type)
     _check_length("session_id", session_id)
+    if delay_ms is not None and not_before is not None:
+        raise InvalidTaskError(
+            "delay_ms",
+            "and not_before are both given; send one of them (delay_ms: milliseconds from the submit, not_before: a time)",
+        )
+    if not_before is not None and _instant(not_before) - _dt.datetime.now(_dt.timezone.utc) > _dt.timedelta(milliseconds=MAX_DELAY_MS):
+        raise InvalidTaskError("not_before", f"{not_before} is more than {MAX_DELAY_MS} ms (20 hours) ahead of now")
 
     task: Dict[str, Any] = {"id": task_id, "lane": lane, "payload": _plain(payload)}
     if command_type is not None:
@@ -414,6 +450,10 @@ def _read(obj: _Obj, spans: Dict[str, Tuple[int, int]], text: str, max_payload_b
         task["preemptible"] = True
     if has_checkpoint and checkpoint is not None:
         task["checkpoint"] = _plain(checkpoint)
+    if delay_ms is not None:
+        task["delay_ms"] = delay_ms
+    if not_before is not None:
+        task["not_before"] = not_before
     return task
 
 
