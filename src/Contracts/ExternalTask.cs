@@ -54,6 +54,22 @@ public sealed record ExternalTask
     [JsonPropertyName("not_before")]
     public DateTimeOffset? NotBefore { get; init; }
 
+    /// <summary>
+    /// De-duplication key: of the tasks with this key, the first to come due runs and any other inside
+    /// <see cref="DedupWindowMs"/> from then is answered <c>duplicate</c> (naming the first one), across the fleet. Independent
+    /// of the task id. At most 200 characters.
+    /// </summary>
+    [JsonPropertyName("dedup_key")]
+    public string? DedupKey { get; init; }
+
+    /// <summary>How long a <see cref="DedupKey"/> holds (1 ms to 24 h); null: <see cref="TaskParser.DefaultDedupWindowMs"/> (60 s).</summary>
+    [JsonPropertyName("dedup_window_ms")]
+    public long? DedupWindowMs { get; init; }
+
+    /// <summary>This task, de-duplicated by <paramref name="key"/> for <paramref name="window"/> (wire fields <c>dedup_key</c>, <c>dedup_window_ms</c>).</summary>
+    public ExternalTask DedupedBy(string key, TimeSpan? window = null) =>
+        this with { DedupKey = key, DedupWindowMs = window is { } w ? (long)Math.Ceiling(w.TotalMilliseconds) : null };
+
     /// <summary>This task, to start no earlier than <paramref name="delay"/> after its submit (wire field <c>delay_ms</c>).</summary>
     public ExternalTask After(TimeSpan delay) => this with { DelayMs = (long)Math.Ceiling(delay.TotalMilliseconds), NotBefore = null };
 

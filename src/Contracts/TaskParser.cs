@@ -26,6 +26,12 @@ public static partial class TaskParser
     /// </summary>
     public const long MaxDelayMs = 20L * 60 * 60 * 1000;
 
+    /// <summary>Longest <c>dedup_window_ms</c>: 24 hours.</summary>
+    public const long MaxDedupWindowMs = 24L * 60 * 60 * 1000;
+
+    /// <summary>The <c>dedup_window_ms</c> of a task that gives a <c>dedup_key</c> without one: 60 s.</summary>
+    public const long DefaultDedupWindowMs = 60_000;
+
     /// <summary>A body may be this much larger than the payload limit (room for the other fields or an envelope).</summary>
     public const int MaxBodyOverheadBytes = 64 * 1024;
 
@@ -142,6 +148,8 @@ public static partial class TaskParser
             Checkpoint = root.TryGetProperty("checkpoint", out var checkpoint) && checkpoint.ValueKind != JsonValueKind.Null ? checkpoint.Clone() : null,
             DelayMs = OptionalDelay(root, "delay_ms"),
             NotBefore = OptionalTimestamp(root, "not_before"),
+            DedupKey = OptionalString(root, "dedup_key"),
+            DedupWindowMs = OptionalDedupWindow(root, "dedup_window_ms"),
         };
         Validate(task, maxPayloadBytes);
         return task;
@@ -175,6 +183,13 @@ public static partial class TaskParser
             throw new InvalidTaskException("timeout_ms", $"{task.TimeoutMs} is over the limit of {MaxTimeoutMs} ms (about 24.8 days)");
         CheckLength("command_type", task.CommandType);
         CheckLength("session_id", task.SessionId);
+        CheckLength("dedup_key", task.DedupKey);
+        if (task.DedupKey is { Length: 0 })
+            throw new InvalidTaskException("dedup_key", "is empty; leave it out for no de-duplication");
+        if (task.DedupWindowMs is not null && task.DedupKey is null)
+            throw new InvalidTaskException("dedup_window_ms", "is given without dedup_key; the window belongs to a key");
+        if (task.DedupWindowMs is < 1 or > MaxDedupWindowMs)
+            throw new InvalidTaskException("dedup_window_ms", $"{task.DedupWindowMs} must be from 1 to {MaxDedupWindowMs} ms (24 hours)");
         if (task.DelayMs is not null && task.NotBefore is not null)
             throw new InvalidTaskException("delay_ms", "and not_before are both given; send one of them (delay_ms: milliseconds from the submit, not_before: a time)");
         if (task.DelayMs is < 0)
@@ -251,7 +266,7 @@ public static partial class TaskParser
     static readonly HashSet<string> KnownFields = new(StringComparer.Ordinal)
     {
         "id", "lane", "payload", "command_type", "session_id", "timeout_ms", "created_at", "preemptible", "checkpoint",
-        "delay_ms", "not_before",
+        "delay_ms", "not_before", "dedup_key", "dedup_window_ms",
     };
 
     /// <summary>A JSON string's text; an unpaired surrogate escape such as <c>"\ud800"</c> is not text.</summary>
@@ -323,6 +338,17 @@ public static partial class TaskParser
             throw new InvalidTaskException(name, $"{Truncate(value.GetRawText())} must be a positive number of milliseconds");
         if (number > MaxTimeoutMs)
             throw new InvalidTaskException(name, $"{Truncate(value.GetRawText())} is over the limit of {MaxTimeoutMs} ms (about 24.8 days)");
+        return number;
+    }
+
+    static long? OptionalDedupWindow(JsonElement root, string name)
+    {
+        if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+            return null;
+        if (value.ValueKind != JsonValueKind.Number || !TryGetWholeNumber(value, out var number))
+            throw new InvalidTaskException(name, $"must be a whole number of milliseconds, got {(value.ValueKind == JsonValueKind.Number ? Truncate(value.GetRawText()) : Describe(value.ValueKind))}");
+        if (number < 1 || number > MaxDedupWindowMs)
+            throw new InvalidTaskException(name, $"{Truncate(value.GetRawText())} must be from 1 to {MaxDedupWindowMs} ms (24 hours)");
         return number;
     }
 

@@ -50,6 +50,7 @@ public static class ConsumerRegistration
         services.AddSingleton<TaskLedger>();
         services.AddSingleton<DeadLetterAnswers>();
         services.AddSingleton<RedeliveryCheck>();
+        services.AddSingleton<DedupClaims>();
         services.AddSingleton<LaneModes>();
         services.AddSingleton<BrokerPublisher>();
         services.AddSingleton<IFleetCommands>(sp => sp.GetRequiredService<BrokerPublisher>());

@@ -16,7 +16,7 @@ namespace LaneQueue.Consumer;
 /// admission it reads the task from the raw body (plain JSON or MassTransit envelope; a task that breaks the contract, or
 /// names a command type nobody handles, is thrown at once: the error pipe dead-letters it and <see cref="DeadLetterAnswers"/>
 /// publishes its result) and skips it when its lane is paused by an operator, when it was cancelled, or when its id already
-/// ran. A delivery whose result this consumer published before dead-lettering it is marked answered, so nothing after it
+/// ran or its <c>dedup_key</c> is held by another task (<see cref="DedupClaims"/>). A delivery whose result this consumer published before dead-lettering it is marked answered, so nothing after it
 /// answers again; a redelivered copy of it is dead-lettered again without a second result.
 /// </summary>
 internal sealed class LaneTaskConsumer(
@@ -30,6 +30,7 @@ internal sealed class LaneTaskConsumer(
     LaneEndpoints endpoints,
     DeadLetterAnswers answers,
     RedeliveryCheck redeliveries,
+    DedupClaims dedup,
     IHostApplicationLifetime lifetime,
     IOptions<LaneQueueOptions> options,
     ILogger<LaneTaskConsumer> logger) : IConsumer<TaskDelivery>
@@ -90,6 +91,19 @@ internal sealed class LaneTaskConsumer(
             arrival.Dispose();
             await outcome.DelayAsync(task, attempt, properties, due);
             return;
+        }
+        if (task.DedupKey is { } key)
+        {
+            // De-duplication key: the broker says whether another task holds it (the first to come due within its window).
+            var window = task.DedupWindowMs ?? TaskParser.DefaultDedupWindowMs;
+            if (await dedup.ClaimAsync(key, window, task.Id, context.CancellationToken) is { } holder)
+            {
+                arrival.Dispose();
+                var error = $"dedup_key '{key}' is held by task '{(holder.Length > 0 ? holder : "?")}' (window {window} ms); not run";
+                Log.TaskSkipped(logger, task.Id, task.Lane.WireName(), error);
+                await outcome.EndWithoutRunAsync(task, attempt, TaskStatuses.Duplicate, TaskEvent.Duplicate, error, DateTimeOffset.UtcNow);
+                return;
+            }
         }
         var duplicate = ledger.IsDuplicate(task.Id, context.ReceiveContext.Redelivered, out var first);
         if (duplicate && first is { State: TaskLedger.Known.Running } && DateTimeOffset.UtcNow - first.At > DeferAtMost)

@@ -36,4 +36,33 @@ public class DedupClaimsTests(BrokerFixture broker)
         await TestVhost.EventuallyAsync(async () => await claims[0].ClaimAsync("order-42", 3000, "t-later", CancellationToken.None) is null,
             "the key is free after its 3 s window", 30);
     }
+
+    [Fact]
+    public async Task One_key_submitted_100_times_from_two_producers_runs_once_per_window_across_two_consumers()
+    {
+        await using var fleet = new TestFleet(await broker.CreateVhostAsync());
+        await fleet.StartConsumerAsync("dedup-a");
+        await fleet.StartConsumerAsync("dedup-b");
+        await using var second = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = fleet.Vhost.Url });
+        var producers = new ILaneQueueProducer[] { fleet.Producer, second };
+        var wait = TimeSpan.FromSeconds(60);
+
+        var results = await Task.WhenAll(Enumerable.Range(0, 100).Select(i => producers[i % 2].SubmitAndWaitAsync(
+            ExternalTask.Create($"charge-{i}", SessionLane.Execute, new { i }).DedupedBy("charge:order-42", TimeSpan.FromSeconds(5)), wait)));
+
+        var ran = results.Where(r => r.Status == TaskStatuses.Completed).ToList();
+        Assert.Single(ran);
+        var duplicates = results.Where(r => r.Status == TaskStatuses.Duplicate).ToList();
+        Assert.Equal(99, duplicates.Count);
+        Assert.All(duplicates, d => Assert.Contains("dedup_key 'charge:order-42' is held by task", d.Error));
+        Assert.True(duplicates.Count(d => d.Error!.Contains($"'{ran[0].TaskId}'", StringComparison.Ordinal)) >= 90, "the duplicates name the task that ran");
+        Assert.Equal(2, results.Select(r => r.Consumer).Distinct().Count()); // both consumers answered
+
+        // The window ends 5 s after the first came due: the key runs again, once.
+        await Task.Delay(TimeSpan.FromSeconds(5.5));
+        var again = await Task.WhenAll(Enumerable.Range(0, 4).Select(i => producers[i % 2].SubmitAndWaitAsync(
+            ExternalTask.Create($"charge-later-{i}", SessionLane.Execute, new { i }).DedupedBy("charge:order-42", TimeSpan.FromSeconds(5)), wait)));
+        Assert.Single(again, r => r.Status == TaskStatuses.Completed);
+        Assert.Equal(3, again.Count(r => r.Status == TaskStatuses.Duplicate));
+    }
 }
