@@ -43,12 +43,18 @@ export interface TaskInput {
   delayMs?: number;
   /** Delayed task: start no earlier than this time (at most 20 hours ahead). Not with `delayMs`. */
   notBefore?: Date | string;
+  /** De-duplication key (1-200 characters): the first task with it runs, others within the window are answered `duplicate`. */
+  dedupKey?: string;
+  /** How long `dedupKey` holds, 1 to 86400000 ms; absent: 60000. */
+  dedupWindowMs?: number;
   command_type?: string;
   session_id?: string;
   timeout_ms?: number | bigint;
   created_at?: Date | string;
   delay_ms?: number;
   not_before?: Date | string;
+  dedup_key?: string;
+  dedup_window_ms?: number;
 }
 
 /** A task as it travels (snake_case keys). */
@@ -64,6 +70,8 @@ export interface WireTask {
   checkpoint?: unknown;
   delay_ms?: number;
   not_before?: string;
+  dedup_key?: string;
+  dedup_window_ms?: number;
 }
 
 /** A task's result (docs/wire-contract.md §6.1), read from `lanequeue.results`. */

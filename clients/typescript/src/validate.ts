@@ -12,10 +12,12 @@ export const MAX_OPTIONAL_STRING_LENGTH = 200;
 export const MAX_TIMEOUT_MS = 2147483647;
 /** Longest delay of a delayed task (`delay_ms`, or `not_before` ahead of now): 20 hours. */
 export const MAX_DELAY_MS = 20 * 60 * 60 * 1000;
+/** Longest `dedup_window_ms`: 24 hours. */
+export const MAX_DEDUP_WINDOW_MS = 24 * 60 * 60 * 1000;
 /** A body may be this much larger than the payload limit (room for the other fields or an envelope). */
 export const MAX_BODY_OVERHEAD_BYTES = 64 * 1024;
 
-const KNOWN_FIELDS = new Set(['id', 'lane', 'payload', 'command_type', 'session_id', 'timeout_ms', 'created_at', 'preemptible', 'checkpoint', 'delay_ms', 'not_before']);
+const KNOWN_FIELDS = new Set(['id', 'lane', 'payload', 'command_type', 'session_id', 'timeout_ms', 'created_at', 'preemptible', 'checkpoint', 'delay_ms', 'not_before', 'dedup_key', 'dedup_window_ms']);
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@/-]*$/;
 const RFC3339 = /^(19|2[0-9])[0-9]{2}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]|[+-]14:00)$/;
 
@@ -35,6 +37,10 @@ export interface ParsedTask {
   delayMs?: number;
   /** Delayed task: not before this time, as sent (RFC 3339). */
   notBefore?: string;
+  /** De-duplication key: the first task with it runs, others within the window are answered `duplicate`. */
+  dedupKey?: string;
+  /** How long the key holds, 1 to 86400000 ms; absent: 60000. */
+  dedupWindowMs?: number;
 }
 
 export interface ParseOptions {
@@ -127,6 +133,8 @@ function read(root: JsonNode & { kind: 'object' }, text: string, maxPayload: num
   const checkpoint = member(root, 'checkpoint');
   const delayMs = optionalDelay(root, 'delay_ms');
   const notBefore = optionalTimestamp(root, 'not_before');
+  const dedupKey = optionalString(root, 'dedup_key');
+  const dedupWindowMs = optionalDedupWindow(root, 'dedup_window_ms');
 
   // TaskParser.Validate
   if (id.length === 0) throw new InvalidTaskError('id', 'missing or empty');
@@ -143,6 +151,11 @@ function read(root: JsonNode & { kind: 'object' }, text: string, maxPayload: num
   }
   checkLength('command_type', commandType);
   checkLength('session_id', sessionId);
+  checkLength('dedup_key', dedupKey);
+  if (dedupKey === '') throw new InvalidTaskError('dedup_key', 'is empty; leave it out for no de-duplication');
+  if (dedupWindowMs !== undefined && dedupKey === undefined) {
+    throw new InvalidTaskError('dedup_window_ms', 'is given without dedup_key; the window belongs to a key');
+  }
   if (delayMs !== undefined && notBefore !== undefined) {
     throw new InvalidTaskError('delay_ms', 'and not_before are both given; send one of them (delay_ms: milliseconds from the submit, not_before: a time)');
   }
@@ -158,6 +171,8 @@ function read(root: JsonNode & { kind: 'object' }, text: string, maxPayload: num
   if (checkpoint !== undefined && checkpoint.kind !== 'null') task.checkpoint = JSON.parse(text.slice(checkpoint.start, checkpoint.end));
   if (delayMs !== undefined) task.delayMs = delayMs;
   if (notBefore !== undefined) task.notBefore = notBefore;
+  if (dedupKey !== undefined) task.dedupKey = dedupKey;
+  if (dedupWindowMs !== undefined) task.dedupWindowMs = dedupWindowMs;
   return task;
 }
 
@@ -224,6 +239,19 @@ function optionalDelay(root: JsonNode & { kind: 'object' }, name: string): numbe
   const raw = truncate((value as { raw: string }).raw);
   if (number < 0n) throw new InvalidTaskError(name, `${raw} must be 0 or more milliseconds`);
   if (number > BigInt(MAX_DELAY_MS)) throw new InvalidTaskError(name, `${raw} is over the limit of ${MAX_DELAY_MS} ms (20 hours)`);
+  return Number(number);
+}
+
+function optionalDedupWindow(root: JsonNode & { kind: 'object' }, name: string): number | undefined {
+  const value = member(root, name);
+  if (value === undefined || value.kind === 'null') return undefined;
+  const number = value.kind === 'number' ? wholeNumber(value.raw) : undefined;
+  if (number === undefined) {
+    throw new InvalidTaskError(name, `must be a whole number of milliseconds, got ${value.kind === 'number' ? truncate(value.raw) : describe(value)}`);
+  }
+  if (number < 1n || number > BigInt(MAX_DEDUP_WINDOW_MS)) {
+    throw new InvalidTaskError(name, `${truncate((value as { raw: string }).raw)} must be from 1 to ${MAX_DEDUP_WINDOW_MS} ms (24 hours)`);
+  }
   return Number(number);
 }
 
@@ -332,6 +360,8 @@ const SPELLINGS: ReadonlyArray<[wire: keyof WireTask, camel: string]> = [
   ['created_at', 'createdAt'],
   ['delay_ms', 'delayMs'],
   ['not_before', 'notBefore'],
+  ['dedup_key', 'dedupKey'],
+  ['dedup_window_ms', 'dedupWindowMs'],
 ];
 
 /**

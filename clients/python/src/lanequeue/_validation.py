@@ -34,6 +34,8 @@ MAX_OPTIONAL_STRING_LENGTH = 200
 MAX_TIMEOUT_MS = 2147483647
 # Longest delay of a delayed task (delay_ms, or not_before ahead of now): 20 hours, as TaskParser.MaxDelayMs.
 MAX_DELAY_MS = 20 * 60 * 60 * 1000
+# Longest dedup_window_ms: 24 hours, as TaskParser.MaxDedupWindowMs.
+MAX_DEDUP_WINDOW_MS = 24 * 60 * 60 * 1000
 MAX_BODY_OVERHEAD_BYTES = 64 * 1024
 MAX_DEPTH = 64
 
@@ -42,7 +44,7 @@ LANES: Tuple[str, ...] = ("control", "query", "execute", "generate")
 _LANE_NAMES = ", ".join(LANES)
 _KNOWN_FIELDS = frozenset(
     ["id", "lane", "payload", "command_type", "session_id", "timeout_ms", "created_at", "preemptible", "checkpoint",
-     "delay_ms", "not_before"]
+     "delay_ms", "not_before", "dedup_key", "dedup_window_ms"]
 )
 _BOM = b"\xef\xbb\xbf"
 
@@ -333,6 +335,20 @@ def _is_date_time_offset(text: str) -> bool:
     return True
 
 
+def _optional_dedup_window(obj: _Obj, raw: Optional[str]) -> Optional[int]:
+    name = "dedup_window_ms"
+    found, value = obj.get_first(name)
+    if not found or value is None:
+        return None
+    number = _whole_number(raw) if raw is not None and not isinstance(value, (str, bool, list)) else None
+    if raw is None or isinstance(value, (str, bool, list)) or number is None:
+        shown = _truncate(raw) if raw is not None and not isinstance(value, (str, bool, list)) else _describe(value)
+        raise InvalidTaskError(name, f"must be a whole number of milliseconds, got {shown}")
+    if number < 1 or number > MAX_DEDUP_WINDOW_MS:
+        raise InvalidTaskError(name, f"{_truncate(raw)} must be from 1 to {MAX_DEDUP_WINDOW_MS} ms (24 hours)")
+    return number
+
+
 def _optional_delay(obj: _Obj, raw: Optional[str]) -> Optional[int]:
     name = "delay_ms"
     found, value = obj.get_first(name)
@@ -405,6 +421,9 @@ def _read(obj: _Obj, spans: Dict[str, Tuple[int, int]], text: str, max_payload_b
     delay_span = spans.get("delay_ms")
     delay_ms = _optional_delay(obj, text[delay_span[0] : delay_span[1]] if delay_span else None)
     not_before = _optional_timestamp(obj, "not_before")
+    dedup_key = _optional_string(obj, "dedup_key")
+    window_span = spans.get("dedup_window_ms")
+    dedup_window_ms = _optional_dedup_window(obj, text[window_span[0] : window_span[1]] if window_span else None)
 
     # TaskParser.Validate
     if task_id == "":
@@ -429,6 +448,11 @@ def _read(obj: _Obj, spans: Dict[str, Tuple[int, int]], text: str, max_payload_b
         )
     _check_length("command_type", command_type)
     _check_length("session_id", session_id)
+    _check_length("dedup_key", dedup_key)
+    if dedup_key == "":
+        raise InvalidTaskError("dedup_key", "is empty; leave it out for no de-duplication")
+    if dedup_window_ms is not None and dedup_key is None:
+        raise InvalidTaskError("dedup_window_ms", "is given without dedup_key; the window belongs to a key")
     if delay_ms is not None and not_before is not None:
         raise InvalidTaskError(
             "delay_ms",
@@ -454,6 +478,10 @@ def _read(obj: _Obj, spans: Dict[str, Tuple[int, int]], text: str, max_payload_b
         task["delay_ms"] = delay_ms
     if not_before is not None:
         task["not_before"] = not_before
+    if dedup_key is not None:
+        task["dedup_key"] = dedup_key
+    if dedup_window_ms is not None:
+        task["dedup_window_ms"] = dedup_window_ms
     return task
 
 
