@@ -40,10 +40,12 @@ public static class ProducerCli
         var quiet = new Option<bool>("--quiet") { Description = "Print nothing but errors" };
         var delay = new Option<string?>("--delay") { Description = "Delayed task: start no earlier than this after the submit (e.g. 500ms, 30s, 5m, 2h; at most 20h)" };
         var at = new Option<string?>("--at") { Description = "Delayed task: start no earlier than this RFC 3339 time with a zone (e.g. 2026-01-31T12:00:00Z)" };
+        var dedupKey = new Option<string?>("--dedup-key") { Description = "De-duplication key: of the tasks with it, the first runs; the others within the window are answered duplicate" };
+        var dedupWindow = new Option<string?>("--dedup-window") { Description = "How long --dedup-key holds (e.g. 500ms, 30s, 5m, 2h; at most 24h; default 60s)" };
 
         var submit = new Command("submit", "Submit tasks to a lane; returns once the broker has stored them")
         {
-            lane, id, payload, commandType, session, timeoutMs, count, wait, quiet, delay, at,
+            lane, id, payload, commandType, session, timeoutMs, count, wait, quiet, delay, at, dedupKey, dedupWindow,
         };
         submit.SetAction(async (parse, cancellationToken) =>
         {
@@ -76,6 +78,20 @@ public static class ProducerCli
                 await errors.WriteLineAsync($"error: {delayProblem}");
                 return InvalidInput;
             }
+            long? windowMs = null;
+            if (parse.GetValue(dedupWindow) is { } windowText)
+            {
+                windowMs = DurationMs(windowText);
+                var problem = windowMs is null ? $"--dedup-window '{windowText}' must be a whole number and a unit (ms, s, m or h), such as 500ms, 30s, 5m or 2h"
+                    : parse.GetValue(dedupKey) is null ? "--dedup-window needs --dedup-key"
+                    : windowMs is < 1 or > TaskParser.MaxDedupWindowMs ? $"--dedup-window '{windowText}' must be from 1 ms to 24 hours"
+                    : null;
+                if (problem is not null)
+                {
+                    await errors.WriteLineAsync($"error: {problem}");
+                    return InvalidInput;
+                }
+            }
             var baseId = parse.GetValue(id) ?? Guid.NewGuid().ToString("N");
             var tasks = Enumerable.Range(1, n).Select(i => new ExternalTask
             {
@@ -87,6 +103,8 @@ public static class ProducerCli
                 TimeoutMs = parse.GetValue(timeoutMs),
                 DelayMs = delayed.DelayMs,
                 NotBefore = delayed.NotBefore,
+                DedupKey = parse.GetValue(dedupKey),
+                DedupWindowMs = windowMs,
             }).ToList();
 
             try
@@ -166,19 +184,26 @@ public static class ProducerCli
                 : (null, null, $"--at '{at}' must be an RFC 3339 time with a zone, such as 2026-01-31T12:00:00Z or 2026-01-31T13:00:00.5+01:00");
         if (delay is null)
             return (null, null, null);
-        var match = System.Text.RegularExpressions.Regex.Match(delay.Trim(), @"^([0-9]{1,12})(ms|s|m|h)\z");
-        if (!match.Success)
+        if (DurationMs(delay) is not { } ms)
             return (null, null, $"--delay '{delay}' must be a whole number and a unit (ms, s, m or h), such as 500ms, 30s, 5m or 2h");
-        var ms = long.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) * match.Groups[2].Value switch
+        return ms > TaskParser.MaxDelayMs
+            ? (null, null, $"--delay '{delay}' is over the limit of {TaskParser.MaxDelayMs / 3_600_000} hours")
+            : (ms, null, null);
+    }
+
+    /// <summary>A duration option (<c>--delay</c>, <c>--dedup-window</c>): a whole number and a unit (ms, s, m, h); null when it is not one.</summary>
+    internal static long? DurationMs(string text)
+    {
+        var match = System.Text.RegularExpressions.Regex.Match(text.Trim(), @"^([0-9]{1,12})(ms|s|m|h)\z");
+        if (!match.Success)
+            return null;
+        return long.Parse(match.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) * match.Groups[2].Value switch
         {
             "ms" => 1L,
             "s" => 1000L,
             "m" => 60_000L,
             _ => 3_600_000L,
         };
-        return ms > TaskParser.MaxDelayMs
-            ? (null, null, $"--delay '{delay}' is over the limit of {TaskParser.MaxDelayMs / 3_600_000} hours")
-            : (ms, null, null);
     }
 
     /// <summary>

@@ -86,6 +86,10 @@ public sealed class SecurityTests(FaultBrokerFixture broker, ITestOutputHelper o
         var interrupt = await producer.SubmitAndWaitAsync(ExternalTask.Create("sec-interrupt", SessionLane.Control, new { session_id = "s-sec" }, "lanequeue.interrupt"),
             TimeSpan.FromSeconds(30));
         Assert.True(interrupt.Success, interrupt.Error);
+        // ... and claim de-duplication keys (lanequeue.dedup.*).
+        Assert.True((await producer.SubmitAndWaitAsync(ExternalTask.Create("sec-dedup-1", SessionLane.Query, new { n = 1 }).DedupedBy("sec-key"), TimeSpan.FromSeconds(30))).Success);
+        Assert.Equal(TaskStatuses.Duplicate,
+            (await producer.SubmitAndWaitAsync(ExternalTask.Create("sec-dedup-2", SessionLane.Query, new { n = 2 }).DedupedBy("sec-key"), TimeSpan.FromSeconds(30))).Status);
 
         // What the producer user must not do: each is refused by the broker (ACCESS_REFUSED, 403).
         var refusals = new Dictionary<string, Func<IChannel, Task>>

@@ -65,4 +65,31 @@ public class DedupClaimsTests(BrokerFixture broker)
         Assert.Single(again, r => r.Status == TaskStatuses.Completed);
         Assert.Equal(3, again.Count(r => r.Status == TaskStatuses.Duplicate));
     }
+
+    [Fact]
+    public async Task The_cli_submits_with_a_dedup_key_and_names_a_bad_window()
+    {
+        await using var fleet = new TestFleet(await broker.CreateVhostAsync());
+        await fleet.StartConsumerAsync("dedup-cli");
+        var (code, output) = await CliAsync("submit", "--lane", "query", "--id", "cli-1", "--dedup-key", "report:7", "--dedup-window", "30s", "--wait", "30", "--url", fleet.Vhost.Url);
+        Assert.True(code == 0, output);
+        (code, output) = await CliAsync("submit", "--lane", "query", "--id", "cli-2", "--dedup-key", "report:7", "--dedup-window", "30s", "--wait", "30", "--url", fleet.Vhost.Url);
+        Assert.Equal(5, code);
+        Assert.Contains("duplicate", output);
+        Assert.Contains("held by task", output);
+        Assert.Contains("cli-1", output);
+        (code, output) = await CliAsync("submit", "--lane", "query", "--id", "cli-3", "--dedup-key", "report:7", "--dedup-window", "25h", "--url", fleet.Vhost.Url);
+        Assert.Equal(2, code);
+        Assert.Contains("--dedup-window '25h' must be from 1 ms to 24 hours", output);
+        (code, output) = await CliAsync("submit", "--lane", "query", "--id", "cli-4", "--dedup-window", "5s", "--url", fleet.Vhost.Url);
+        Assert.Equal(2, code);
+        Assert.Contains("--dedup-window needs --dedup-key", output);
+    }
+
+    static async Task<(int Code, string Output)> CliAsync(params string[] args)
+    {
+        var output = new StringWriter();
+        var code = await LaneQueue.Cli.ProducerCli.Build().Parse(args).InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = output, Error = output });
+        return (code, output.ToString());
+    }
 }
