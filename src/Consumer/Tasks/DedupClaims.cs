@@ -74,6 +74,10 @@ internal sealed class DedupClaims(BrokerPublisher publisher)
         return null;
     }
 
+    /// <summary>The error of a task answered <c>duplicate</c> because <paramref name="holder"/> holds its key ("" when unknown).</summary>
+    public static string HeldError(string key, string holder, long windowMs) =>
+        $"dedup_key '{key}' is held by task '{(holder.Length > 0 ? holder : "?")}' (window {windowMs} ms); not run";
+
     static Dictionary<string, object?> Arguments(long windowMs, string overflow) => new()
     {
         ["x-max-length"] = 1,

@@ -99,7 +99,7 @@ internal sealed class LaneTaskConsumer(
             if (await dedup.ClaimAsync(key, window, task.Id, context.CancellationToken) is { } holder)
             {
                 arrival.Dispose();
-                var error = $"dedup_key '{key}' is held by task '{(holder.Length > 0 ? holder : "?")}' (window {window} ms); not run";
+                var error = DedupClaims.HeldError(key, holder, window);
                 Log.TaskSkipped(logger, task.Id, task.Lane.WireName(), error);
                 await outcome.EndWithoutRunAsync(task, attempt, TaskStatuses.Duplicate, TaskEvent.Duplicate, error, DateTimeOffset.UtcNow);
                 return;

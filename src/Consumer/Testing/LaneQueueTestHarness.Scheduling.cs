@@ -29,6 +29,7 @@ public sealed partial class LaneQueueTestHarness
     readonly LaneScheduler _scheduler;
     readonly HashSet<string> _runningIds = new(StringComparer.Ordinal);
     readonly HashSet<Entry> _retrying = [];
+    readonly Dictionary<(string Key, long WindowMs), (string Holder, DateTimeOffset Until)> _dedupKeys = [];
     readonly Dictionary<string, List<Entry>> _deferred = new(StringComparer.Ordinal);
     readonly List<Task> _runTasks = [];
     readonly List<StartedTask> _startLog = [];
@@ -109,7 +110,7 @@ public sealed partial class LaneQueueTestHarness
         _wakeAfterMs = null;
         if (!_open || _disposed)
             return null;
-        var decision = _scheduler.Decide(DateTimeOffset.UtcNow, _rateLimits.CanStart);
+        var decision = _scheduler.Decide(_time.GetUtcNow(), _rateLimits.CanStart);
         if (decision.Contended is { } contended)
             _runs.RequestYieldBelow(contended);
         if (decision.Start is null && SessionLanes.All.Any(lane => _scheduler.Waiting(lane) > 0 && !_scheduler.IsPaused(lane) && !_rateLimits.CanStart(lane)))
@@ -141,6 +142,12 @@ public sealed partial class LaneQueueTestHarness
         }
         lock (_lock)
         {
+            if (task.DedupKey is { } key && HeldKeyLocked(key, task.DedupWindowMs ?? TaskParser.DefaultDedupWindowMs, task.Id) is { } error)
+            {
+                ReleaseLocked(task.Lane);
+                FinishUnstartedLocked(entry, TaskStatuses.Duplicate, TaskEvent.Duplicate, error);
+                return;
+            }
             if (_runningIds.Contains(task.Id))
             {
                 // The consumer parks a copy of an id that is running and looks at it again later; here: when that run ends.
@@ -416,6 +423,20 @@ public sealed partial class LaneQueueTestHarness
         }
     }
 
+    /// <summary>
+    /// <see cref="DedupClaims"/> in memory: null when <paramref name="taskId"/> holds the key (first within the window, or
+    /// the holder again), else the duplicate's error, as the consumer words it.
+    /// </summary>
+    string? HeldKeyLocked(string key, long windowMs, string taskId)
+    {
+        var now = _time.GetUtcNow();
+        if (_dedupKeys.TryGetValue((key, windowMs), out var held) && held.Until > now && held.Holder != taskId)
+            return DedupClaims.HeldError(key, held.Holder, windowMs);
+        if (!_dedupKeys.TryGetValue((key, windowMs), out held) || held.Until <= now)
+            _dedupKeys[(key, windowMs)] = (taskId, now.AddMilliseconds(windowMs));
+        return null;
+    }
+
     void ScheduleRetryLocked(Entry retry, TimeSpan delay)
     {
         if (delay <= TimeSpan.Zero)
@@ -431,7 +452,7 @@ public sealed partial class LaneQueueTestHarness
     {
         try
         {
-            await Task.Delay(delay, _disposing.Token).ConfigureAwait(false);
+            await Task.Delay(delay, _time, _disposing.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException)
         {
@@ -447,7 +468,7 @@ public sealed partial class LaneQueueTestHarness
     }
 
     /// <summary>Puts a task at the back of its lane (a new task, a retry back from its delay, a task that yielded).</summary>
-    void EnqueueLocked(Entry entry) => _scheduler.Add(new LaneScheduler.Ticket(entry.Task.Lane, DateTimeOffset.UtcNow, entry));
+    void EnqueueLocked(Entry entry) => _scheduler.Add(new LaneScheduler.Ticket(entry.Task.Lane, _time.GetUtcNow(), entry));
 
     /// <summary>Ends every waiting task (in a lane, in a retry delay or parked as a copy) that a cancel now covers.</summary>
     void SweepCancelledLocked()

@@ -38,6 +38,7 @@ public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IFleetCom
     readonly RunningTasks _runs = new();
     readonly LaneModes _modes;
     readonly HarnessRateLimits _rateLimits;
+    readonly TimeProvider _time;
     readonly CancellationTokenSource _disposing = new();
     readonly Timer _wake;
     ServiceProvider? _provider;
@@ -52,8 +53,13 @@ public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IFleetCom
     /// <see cref="LaneQueueOptions.Gate"/>, <see cref="LaneQueueOptions.MaxPayloadBytes"/>, <see cref="LaneQueueOptions.ConsumerName"/>
     /// (default <c>test-harness</c>). Broker settings are ignored.</param>
     /// <exception cref="OptionsValidationException">An option is out of range; the message names it.</exception>
-    public LaneQueueTestHarness(Action<LaneQueueOptions>? configure = null)
+    /// <param name="time">The harness's clock for its own waits and decisions: delayed tasks (a <c>not_before</c> is compared
+    /// with it), retry delays, de-duplication windows and aging (default: the system's). Pass a <c>FakeTimeProvider</c> and
+    /// advance it to run a delayed task or a retry without waiting. The times in results and events, handlers' own waits and
+    /// time-outs stay real time.</param>
+    public LaneQueueTestHarness(Action<LaneQueueOptions>? configure = null, TimeProvider? time = null)
     {
+        _time = time ?? TimeProvider.System;
         _settings = new LaneQueueOptions { ConsumerName = "test-harness" };
         configure?.Invoke(_settings);
         Validate(_settings);
@@ -228,10 +234,16 @@ public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IFleetCom
         cancellationToken.ThrowIfCancellationRequested();
         TaskParser.Validate(task, _settings.MaxPayloadBytes);
         var wire = TaskParser.Parse(TaskJson.Serialize(task), _settings.MaxPayloadBytes);
+        // A delayed task waits on the harness's clock (TimeProvider: a test can advance it), as in the fleet's delay tree.
+        var now = _time.GetUtcNow();
+        var due = wire.NotBefore ?? (wire.DelayMs is { } delayMs ? now.AddMilliseconds(delayMs) : null);
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            EnqueueLocked(new Entry(wire, 0, null));
+            if (due > now)
+                ScheduleRetryLocked(new Entry(wire, 0, null), due.Value - now);
+            else
+                EnqueueLocked(new Entry(wire, 0, null));
             SignalIfIdleLocked();
         }
         RequestPump();
