@@ -30,5 +30,8 @@ public static class Scenarios
         ("flood4", "8. Four-lane flood",
             "A backlog of sleep 20 ms tasks on all four lanes at once, 2 consumer processes, default settings: throughput and slot utilization with the gate, without it, and with the rule before 1.0 (Gate:Mode=Strict, a control).",
             Flood4.RunAsync),
+        ("cost", "9. Delayed tasks and de-duplication keys: cost",
+            "Echo tasks, one consumer: broker CPU, messages stored and deliveries per task for a plain task, a delayed one, one with its own dedup_key, and one answered duplicate.",
+            TaskCost.RunAsync),
     ];
 }
