@@ -132,12 +132,13 @@ topic "$P_USER" lanequeue.results '^$' "^${prefix_re}[^*#]+\$"
 # tasks; a reader appends a marker) and its counts checkpoint, external lanes and their durable queues of external work,
 # the fleet limits' token queues (lanequeue.limits.*), the delay tree of delayed tasks (lanequeue.delay.*: TTL hop queues
 # and topic exchanges, declared, bound, dead-lettered through and published to), the copies of broker dead letters the fleet answers
-# (lanequeue.broker-dead-letters: declared, bound to the _error exchanges, consumed), and MassTransit's fault exchanges (bound to each other; it
-# publishes a Fault<TaskDelivery> event for every dead-lettered task)
+# (lanequeue.broker-dead-letters: declared, bound to the _error exchanges, consumed), the fleet exchange lanequeue.fleet (written:
+# the built-in lanequeue.interrupt task publishes a session interrupt there), and MassTransit's fault exchanges (bound to each
+# other; it publishes a Fault<TaskDelivery> event for every dead-lettered task)
 MT_FAULT='^MassTransit:Fault(--.+)?$'
 permit "$C_USER" \
   "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|fleet|fleet\\.log|fleet\\.state|fleet\\.monitor|fleet\\.lanes|history|history\\.counts|external|external\\.completions|broker-dead-letters)\$|^lanequeue\\.external\\.${LANES}\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$|^lanequeue\\.delay\\..+\$" \
-  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|external|broker-dead-letters)\$|^lanequeue\\.external\\.${LANES}\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet\\.(log|state|lanes|monitor)\$|^lanequeue\\.history\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$|^lanequeue\\.delay\\..+\$|^amq\\.default\$" \
+  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|external|broker-dead-letters)\$|^lanequeue\\.external\\.${LANES}\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet(\\.(log|state|lanes|monitor))?\$|^lanequeue\\.history\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$|^lanequeue\\.delay\\..+\$|^amq\\.default\$" \
   "$MT_FAULT|^lanequeue\\.(tasks|events|fleet|fleet\\.log|fleet\\.state|fleet\\.monitor|fleet\\.lanes|history|external|external\\.completions|broker-dead-letters)\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$|^lanequeue\\.delay\\..+\$"
 topic "$C_USER" lanequeue.results '.*' '^$'
 # (retry holding queues are readable because declaring a queue with a dead-letter exchange needs read on it)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Writes the dashboard screenshots in docs/dashboard/ (lanes.png, fleet.png, task.png, dead-letters.png): runs the dashboard's browser tests
+# Writes the dashboard screenshots in docs/dashboard/ (lanes.png, fleet.png, task.png, task-progress.png, dead-letters.png): runs the dashboard's browser tests
 # (Debian's chromium through Playwright, a real broker, an in-process consumer) with LANEQUEUE_DASHBOARD_SCREENSHOTS set.
 #
 #   bash scripts/dashboard-screenshots.sh

@@ -6,7 +6,7 @@ using LaneQueue.Producer;
 
 namespace LaneQueue.Cli;
 
-/// <summary><c>wait</c>, <c>stats</c>, <c>pause</c>, <c>resume</c>, <c>cancel</c>, <c>drain</c>, <c>handler set</c>.</summary>
+/// <summary><c>wait</c>, <c>task</c>, <c>stats</c>, <c>pause</c>, <c>resume</c>, <c>cancel</c>, <c>interrupt</c>, <c>drain</c>, <c>handler set</c>.</summary>
 static class FleetCli
 {
     public static void AddTo(RootCommand root)
@@ -17,6 +17,7 @@ static class FleetCli
         root.Add(PauseOrResume("pause", "Pause a lane on every consumer (also those that start later)", pause: true));
         root.Add(PauseOrResume("resume", "Resume a paused lane on every consumer", pause: false));
         root.Add(Cancel());
+        root.Add(Interrupt());
         root.Add(Drain());
         root.Add(Handler());
     }
@@ -69,7 +70,8 @@ static class FleetCli
             }
             await output.WriteLineAsync($"task {history.TaskId}");
             foreach (var e in history.Events)
-                await output.WriteLineAsync($"  {e.At:u}  {e.Event,-26} attempt {e.Attempt} on {e.Consumer}{(e.Error is null ? "" : ": " + e.Error)}");
+                await output.WriteLineAsync($"  {e.At:u}  {e.Event,-26} attempt {e.Attempt} on {e.Consumer}" +
+                    (e.ProgressValue is { } progress ? "  " + TaskWatchCli.Shown(progress) : e.Error is null ? "" : ": " + e.Error));
             if (history.Payload is { } payload)
                 await output.WriteLineAsync($"  payload: {JsonSerializer.Serialize(payload, TaskJson.Options)}");
             else if (history.PayloadBytes is { } size)
@@ -81,7 +83,7 @@ static class FleetCli
             }
             return ProducerCli.Ok;
         }));
-        return new Command("task", "Look tasks up in the history") { show };
+        return new Command("task", "Look tasks up in the history, or follow one as it runs") { show, TaskWatchCli.Watch() };
     }
 
     static Command Stats()
@@ -159,6 +161,24 @@ static class FleetCli
             }
             await (taskId is not null ? producer.CancelTaskAsync(taskId, ct) : producer.CancelSessionAsync(sessionId!, ct));
             await Report(parse, output, new { command = "cancel", task_id = taskId, session_id = sessionId }, $"cancel sent for {(taskId is not null ? "task " + taskId : "session " + sessionId)}");
+            return ProducerCli.Ok;
+        }));
+        return command;
+    }
+
+    static Command Interrupt()
+    {
+        var session = new Option<string>("--session") { Description = "The session to interrupt", Required = true };
+        var cancel = new Option<bool>("--cancel") { Description = "Cancel its running tasks instead of asking them to yield" };
+        var command = new Command("interrupt",
+            "Interrupt a session on every consumer: its running preemptible tasks yield (checkpoint, back to their lane, resume later); --cancel cancels its running tasks")
+            { session, cancel };
+        command.SetAction((parse, ct) => CliRun.WithProducerAsync(parse, ct, async (producer, output) =>
+        {
+            var sessionId = parse.GetValue(session)!;
+            await producer.InterruptSessionAsync(sessionId, parse.GetValue(cancel), ct);
+            var mode = parse.GetValue(cancel) ? FleetCommand.InterruptCancel : FleetCommand.InterruptYield;
+            await Report(parse, output, new { command = "interrupt", session_id = sessionId, mode }, $"interrupt ({mode}) sent for session {sessionId}");
             return ProducerCli.Ok;
         }));
         return command;

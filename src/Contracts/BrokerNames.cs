@@ -127,6 +127,16 @@ public static class BrokerNames
     /// <summary>Direct exchange where external workers complete tasks; routing key = task id.</summary>
     public const string ExternalCompletionsExchange = "lanequeue.external.completions";
 
+    /// <summary>
+    /// The claim queue of a de-duplication key and window (<c>dedup_key</c>, <c>dedup_window_ms</c>): at most one ready
+    /// message, the first claimer's, for the window. The key appears hashed (SHA-256, hex): any string, any length, one name.
+    /// </summary>
+    public static string DedupQueue(string key, long windowMs) =>
+        $"{Prefix}.dedup.{Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(key)))}.{windowMs}ms";
+
+    /// <summary>Beside <see cref="DedupQueue"/>: who holds the claim (its task id), read by the tasks that find the key taken.</summary>
+    public static string DedupOwnerQueue(string key, long windowMs) => DedupQueue(key, windowMs) + ".owner";
+
     /// <summary>Holding queue for retries of a lane after <paramref name="delay"/>: TTL, then dead-lettered back to the lane.</summary>
     public static string RetryQueue(SessionLane lane, TimeSpan delay) => $"{Prefix}.{lane.WireName()}.retry.{(long)delay.TotalMilliseconds}ms";
 

@@ -19,6 +19,10 @@ public sealed record TaskEvent
     public const string Preempted = "command.preempted";
     public const string Duplicate = "command.duplicate";
     public const string ExternalPending = "command.external_pending";
+    public const string Progress = "command.progress";
+
+    /// <summary>The largest <see cref="Progress"/> value a handler may report: its JSON, UTF-8, in bytes.</summary>
+    public const int ProgressMaxBytes = 4096;
 
     [JsonPropertyName("event")]
     public required string Event { get; init; }
@@ -63,6 +67,13 @@ public sealed record TaskEvent
     /// <summary>For <see cref="Started"/>: the size of the payload's JSON in bytes (UTF-8), kept or not.</summary>
     [JsonPropertyName("payload_bytes")]
     public long? PayloadBytes { get; init; }
+
+    /// <summary>
+    /// For <see cref="Progress"/>: what the running handler reported (any JSON value of at most <see cref="ProgressMaxBytes"/>;
+    /// <c>{"percent": 40, "message": "..."}</c> from <c>TaskContext.ReportProgressAsync(percent, message)</c>).
+    /// </summary>
+    [JsonPropertyName("progress")]
+    public System.Text.Json.JsonElement? ProgressValue { get; init; }
 }
 
 /// <summary>A lane's depth event (<c>lane.pressure</c> / <c>lane.idle</c>) on <see cref="BrokerNames.EventsExchange"/>, routing key <c>&lt;event&gt;.&lt;lane&gt;</c>.</summary>
@@ -102,6 +113,13 @@ public sealed record FleetCommand
     public const string Pause = "pause";
     public const string Resume = "resume";
     public const string Drain = "drain";
+    public const string Interrupt = "interrupt";
+
+    /// <summary>For <see cref="Interrupt"/>: ask the session's preemptible running tasks to yield (the default).</summary>
+    public const string InterruptYield = "yield";
+
+    /// <summary>For <see cref="Interrupt"/>: cancel the session's running tasks, preemptible or not.</summary>
+    public const string InterruptCancel = "cancel";
 
     [JsonPropertyName("command")]
     public required string Command { get; init; }
@@ -110,7 +128,10 @@ public sealed record FleetCommand
     [JsonPropertyName("task_id")]
     public string? TaskId { get; init; }
 
-    /// <summary>For <see cref="Cancel"/>: cancel every task of this session created before <see cref="At"/>.</summary>
+    /// <summary>
+    /// For <see cref="Cancel"/>: cancel every task of this session created before <see cref="At"/>. For <see cref="Interrupt"/>:
+    /// the session whose tasks running at <see cref="At"/> are asked to yield or are cancelled (tasks that start later are not).
+    /// </summary>
     [JsonPropertyName("session_id")]
     public string? SessionId { get; init; }
 
@@ -122,7 +143,10 @@ public sealed record FleetCommand
     [JsonPropertyName("lane")]
     public string? Lane { get; init; }
 
-    /// <summary>For <see cref="SetHandler"/>: <c>internal</c>, <c>external</c> or <c>hybrid</c>.</summary>
+    /// <summary>
+    /// For <see cref="SetHandler"/>: <c>internal</c>, <c>external</c> or <c>hybrid</c>. For <see cref="Interrupt"/>:
+    /// <see cref="InterruptYield"/> (also when absent) or <see cref="InterruptCancel"/>.
+    /// </summary>
     [JsonPropertyName("mode")]
     public string? Mode { get; init; }
 

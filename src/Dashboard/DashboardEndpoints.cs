@@ -21,6 +21,9 @@ namespace LaneQueue.Dashboard;
 internal static class DashboardEndpoints
 {
     static readonly TimeSpan FirstSampleTimeout = TimeSpan.FromSeconds(15);
+
+    /// <summary>The latest progress reports a task page gets at most (<c>progress_reports</c> says how many there were).</summary>
+    const int ProgressEventsShown = 50;
     static readonly string Version = typeof(DashboardEndpoints).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "?";
 
     public static RouteGroupBuilder Map(RouteGroupBuilder group)
@@ -66,7 +69,11 @@ internal static class DashboardEndpoints
         if (string.IsNullOrWhiteSpace(id) || id.Length > 256)
             return Problem(400, "id must be a task id of 1 to 256 characters");
         var history = await (await producer.ConnectedAsync(cancellationToken)).GetTaskHistoryAsync(id, cancellationToken: cancellationToken);
-        return Results.Json(new { task_id = history.TaskId, events = history.Events, results = history.Results, final = history.Final,
+        // A long task may report progress thousands of times: the page gets the latest reports and how many there were.
+        var reports = history.Events.Count(e => e.Event == TaskEvent.Progress);
+        var skip = Math.Max(0, reports - ProgressEventsShown);
+        var events = skip == 0 ? history.Events : history.Events.Where(e => e.Event != TaskEvent.Progress || skip-- <= 0).ToList();
+        return Results.Json(new { task_id = history.TaskId, events, progress_reports = reports, results = history.Results, final = history.Final,
             payload = history.Payload, payload_bytes = history.PayloadBytes }, TaskJson.Options);
     }
 

@@ -20,11 +20,26 @@ public interface ILaneQueueProducer
     /// <summary>Starts listening for a task's result before it is submitted, so none is missed; await the returned task for it.</summary>
     Task<Task<ExternalTaskResult>> WatchResultAsync(string taskId, CancellationToken cancellationToken = default);
 
+    /// <summary>
+    /// Stops a <see cref="WatchResultAsync"/> watch (its task stays pending), so the id can be watched again; a no-op for an id
+    /// not watched. The default does nothing, for implementations written before it.
+    /// </summary>
+    Task StopWatchingResultAsync(string taskId) => Task.CompletedTask;
+
     /// <summary>Cancels a task on every consumer: skipped if still waiting, its token fired if running.</summary>
     Task CancelTaskAsync(string taskId, CancellationToken cancellationToken = default);
 
     /// <summary>Cancels every task of a session created before now.</summary>
     Task CancelSessionAsync(string sessionId, CancellationToken cancellationToken = default);
+
+    /// <summary>
+    /// Interrupts a session on every consumer: each of its tasks running now is asked to yield (a preemptible task gives its
+    /// slot up with a checkpoint, goes back to its lane and resumes later; a non-preemptible one runs on), or, with
+    /// <paramref name="cancel"/>, is cancelled. Its waiting tasks and tasks that start later are not touched (compare
+    /// <see cref="CancelSessionAsync"/>). The default throws, for implementations written before it.
+    /// </summary>
+    Task InterruptSessionAsync(string sessionId, bool cancel = false, CancellationToken cancellationToken = default) =>
+        throw new NotSupportedException($"{GetType().Name} does not implement session interrupts");
 
     /// <summary>Pauses a lane on every consumer, including those that start later, until <see cref="ResumeLaneAsync"/>.</summary>
     Task PauseLaneAsync(SessionLane lane, CancellationToken cancellationToken = default);

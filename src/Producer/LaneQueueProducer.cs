@@ -19,7 +19,7 @@ public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
     readonly ProducerOptions _options;
     readonly IConnection _connection;
     readonly ConfirmedPublisher _publisher;
-    readonly ConcurrentDictionary<string, TaskCompletionSource<ExternalTaskResult>> _waiting = new();
+    readonly ResultWaits _waiting = new();
     readonly SemaphoreSlim _replyLock = new(1, 1);
     IChannel? _replyChannel;
     string? _replyQueue;
@@ -246,6 +246,13 @@ public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
     public Task CancelSessionAsync(string sessionId, CancellationToken cancellationToken = default) =>
         SendFleetCommandAsync(new FleetCommand { Command = FleetCommand.Cancel, SessionId = sessionId }, cancellationToken);
 
+    /// <inheritdoc />
+    public Task InterruptSessionAsync(string sessionId, bool cancel = false, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(sessionId);
+        return SendFleetCommandAsync(FleetCommands.Interrupt(sessionId, cancel), cancellationToken);
+    }
+
     /// <summary>Publishes a fleet command (kept in the fleet log so consumers that start later apply it too).</summary>
     public async Task SendFleetCommandAsync(FleetCommand command, CancellationToken cancellationToken = default)
     {
@@ -298,7 +305,7 @@ public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
         }
         finally
         {
-            await StopWatchingAsync(task.Id);
+            await StopWatchingResultAsync(task.Id);
         }
     }
 
@@ -306,17 +313,16 @@ public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
     public async Task<Task<ExternalTaskResult>> WatchResultAsync(string taskId, CancellationToken cancellationToken = default)
     {
         var queue = await EnsureReplyQueueAsync(cancellationToken);
-        var completion = new TaskCompletionSource<ExternalTaskResult>(TaskCreationOptions.RunContinuationsAsynchronously);
-        if (!_waiting.TryAdd(taskId, completion))
-            throw new InvalidOperationException($"already waiting for task '{taskId}'");
-        await _replyChannel!.QueueBindAsync(queue, BrokerNames.ResultsExchange, taskId, cancellationToken: cancellationToken);
-        return completion.Task;
+        var (result, first) = _waiting.Add(taskId);
+        if (first)
+            await _replyChannel!.QueueBindAsync(queue, BrokerNames.ResultsExchange, taskId, cancellationToken: cancellationToken);
+        return result;
     }
 
-    async Task StopWatchingAsync(string taskId)
+    /// <inheritdoc />
+    public async Task StopWatchingResultAsync(string taskId)
     {
-        _waiting.TryRemove(taskId, out _);
-        if (_replyChannel is { IsOpen: true } channel && _replyQueue is { } queue)
+        if (_waiting.Remove(taskId) && _replyChannel is { IsOpen: true } channel && _replyQueue is { } queue)
             await channel.QueueUnbindAsync(queue, BrokerNames.ResultsExchange, taskId);
     }
 
@@ -360,8 +366,7 @@ public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
         {
             return; // not a result we can read; results of other tasks never reach this queue.
         }
-        if (_waiting.TryGetValue(result.TaskId, out var completion))
-            completion.TrySetResult(result);
+        _waiting.Complete(result, forget: false);
     }
 
     public async ValueTask DisposeAsync()

@@ -92,7 +92,7 @@ internal static class TaskHistoryReader
     /// <summary>
     /// The events with a <c>command.completed</c> for every <c>completed</c> result that has none (consumers do not store
     /// that event: its result stands for it), placed by time: before the first event later than the result's
-    /// <c>finished_at</c>. An event stored by an older consumer is kept as it is.
+    /// <c>finished_at</c> that is not a progress report of the same attempt. An event stored by an older consumer is kept as it is.
     /// </summary>
     internal static List<TaskEvent> WithCompletedEvents(List<TaskEvent> events, IReadOnlyList<ExternalTaskResult> results)
     {
@@ -111,7 +111,8 @@ internal static class TaskHistoryReader
                 Attempt = result.Attempts,
                 At = result.FinishedAt,
             };
-            var at = events.FindIndex(e => e.At > result.FinishedAt);
+            // The run's last progress report may be stamped a moment after finished_at: it still comes before the end.
+            var at = events.FindIndex(e => e.At > result.FinishedAt && !(e.Event == TaskEvent.Progress && e.Attempt == result.Attempts));
             events.Insert(at < 0 ? events.Count : at, completed);
         }
         return events;

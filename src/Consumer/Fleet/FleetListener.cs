@@ -107,6 +107,11 @@ internal sealed class FleetListener(
             var cancelled = running.CancelWhere(ledger.IsCancelled);
             Log.FleetCommandApplied(logger, command.Command, command.TaskId ?? command.SessionId ?? "", cancelled);
         }
+        else if (command.Command == FleetCommand.Interrupt && command.SessionId is { Length: > 0 } session)
+        {
+            var asked = running.Interrupt(session, command.At, command.Mode == FleetCommand.InterruptCancel);
+            Log.SessionInterrupted(logger, session, command.Mode ?? FleetCommand.InterruptYield, asked);
+        }
         else if (modes.Apply(command))
         {
             Log.FleetCommandApplied(logger, command.Command, command.Lane ?? "", 0);

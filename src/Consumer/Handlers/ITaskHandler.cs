@@ -61,6 +61,31 @@ public sealed class TaskContext
     /// <summary>Where to resume: the checkpoint this task last yielded with, or null on a fresh task.</summary>
     public JsonElement? Checkpoint => Task.Checkpoint;
 
+    /// <summary>This run's progress reports (null where nobody listens: a context a test builds by hand).</summary>
+    internal ProgressReports? Progress { get; init; }
+
+    /// <summary>
+    /// Reports how far the task has got: published as a <c>command.progress.&lt;lane&gt;</c> event, kept in the task history,
+    /// shown on the dashboard's task page and by <c>lanequeue task watch</c>. <paramref name="progress"/> is any JSON value of at most
+    /// 4 KiB (<see cref="TaskEvent.ProgressMaxBytes"/>). Throttled per task to one event per 100 ms: a report sooner than
+    /// that replaces the one waiting, and the latest always goes out (at the latest when the run ends, before its result).
+    /// Best effort like every lifecycle event; it never waits for the broker's confirm.
+    /// </summary>
+    /// <exception cref="ArgumentException">The value is larger than 4 KiB as JSON or cannot be written as JSON.</exception>
+    public Task ReportProgressAsync(object? progress)
+    {
+        var json = ProgressReports.Json(progress);
+        return Progress?.ReportAsync(json) ?? System.Threading.Tasks.Task.CompletedTask;
+    }
+
+    /// <summary>Reports <c>{"percent": <paramref name="percent"/>, "message": <paramref name="message"/>}</c>; see <see cref="ReportProgressAsync(object?)"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="percent"/> is not a number from 0 to 100.</exception>
+    public Task ReportProgressAsync(double percent, string? message = null)
+    {
+        var json = ProgressReports.Percent(percent, message);
+        return Progress?.ReportAsync(json) ?? System.Threading.Tasks.Task.CompletedTask;
+    }
+
     /// <summary>Return this from a handler to give up the slot; the task goes back to its lane and resumes from <paramref name="checkpoint"/>.</summary>
     public static TaskYield Yield(object? checkpoint) => new(checkpoint);
 }

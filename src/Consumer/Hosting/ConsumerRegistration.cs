@@ -34,6 +34,7 @@ public static class ConsumerRegistration
 
         var handlers = new TaskHandlers();
         handlers.Add<EchoHandler>(EchoHandler.CommandType);
+        handlers.Add<InterruptSessionHandler>(InterruptSessionHandler.CommandType);
         services.AddSingleton(handlers);
         services.AddSingleton<LaneSlots>();
         services.AddSingleton<TaskRateLimits>();
@@ -51,6 +52,7 @@ public static class ConsumerRegistration
         services.AddSingleton<RedeliveryCheck>();
         services.AddSingleton<LaneModes>();
         services.AddSingleton<BrokerPublisher>();
+        services.AddSingleton<IFleetCommands>(sp => sp.GetRequiredService<BrokerPublisher>());
         services.AddSingleton<FleetListener>();
         services.AddSingleton<ExternalTasks>();
         services.AddHostedService<BrokerSetup>();

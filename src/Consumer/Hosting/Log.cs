@@ -42,6 +42,9 @@ internal static partial class Log
     [LoggerMessage(1200, LogLevel.Information, "Fleet command {Command} {Target} applied ({Cancelled} running tasks cancelled)")]
     public static partial void FleetCommandApplied(ILogger logger, string command, string target, int cancelled);
 
+    [LoggerMessage(1202, LogLevel.Information, "Session {Session} interrupted ({Mode}): {Asked} running tasks asked here")]
+    public static partial void SessionInterrupted(ILogger logger, string session, string mode, int asked);
+
     [LoggerMessage(1201, LogLevel.Warning, "Ignored an unreadable fleet command: {Error}")]
     public static partial void FleetCommandIgnored(ILogger logger, string error);
 

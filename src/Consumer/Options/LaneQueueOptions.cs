@@ -72,6 +72,14 @@ public sealed class LaneQueueOptions
     /// </summary>
     public bool FleetDeduplication { get; set; }
 
+    /// <summary>
+    /// Whether the built-in <c>lanequeue.interrupt</c> task may interrupt sessions (default on). Anyone who may submit tasks
+    /// may then ask a session's running tasks to yield or cancel them, also with the producer user of
+    /// <c>scripts/broker-users.sh</c>, which may not send fleet commands itself; set false to refuse such tasks
+    /// (<c>failed</c>, not retried) and keep interrupts to <c>ILaneQueueProducer.InterruptSessionAsync</c> / the CLI.
+    /// </summary>
+    public bool InterruptTasks { get; set; } = true;
+
     /// <summary>How often this consumer publishes its heartbeat (fleet stats drop it after 3 missed beats).</summary>
     public int HeartbeatIntervalMs { get; set; } = 2000;
 

@@ -14,7 +14,7 @@ namespace LaneQueue.Consumer;
 /// <see cref="LaneQueueOptions.RecoveryTimeoutSeconds"/>); lifecycle events, lane events and heartbeats best effort, on a
 /// second channel without a confirm wait; the lifecycle events' history copies in batches (<see cref="HistoryBatches"/>).
 /// </summary>
-internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsyncDisposable
+internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IFleetCommands, IAsyncDisposable
 {
     readonly SemaphoreSlim _open = new(1, 1);
     readonly ConcurrentDictionary<string, Task> _retryQueues = new();
@@ -141,7 +141,7 @@ internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsy
     }
 
     /// <summary>Runs a confirmed operation through the shared recovery loop (<see cref="ConfirmedPublisher.RunAsync"/>).</summary>
-    async Task WithRecoveryAsync(Func<IChannel, Task> publish, CancellationToken cancellationToken)
+    internal async Task WithRecoveryAsync(Func<IChannel, Task> publish, CancellationToken cancellationToken)
     {
         var confirmed = await ConfirmedAsync(cancellationToken);
         await confirmed.RunAsync(publish, cancellationToken);
@@ -205,6 +205,15 @@ internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsy
             cancellationToken);
     }
 
+    /// <summary>Publishes a fleet command (an interrupt a control-lane task asked for) to <see cref="BrokerNames.FleetExchange"/>, confirmed.</summary>
+    public async Task SendAsync(FleetCommand command, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(command);
+        var body = TaskJson.Serialize(command);
+        await WithRecoveryAsync(confirmed => PublishConfirmedAsync(confirmed, BrokerNames.FleetExchange, "", new BasicProperties { Persistent = true, ContentType = "application/json" },
+            body, cancellationToken, "fleet command"), cancellationToken);
+    }
+
     /// <summary>Puts a task back at the tail of its lane (a preempted task with its checkpoint, or a redrive).</summary>
     public async Task RequeueAsync(ExternalTask task, BasicProperties properties, CancellationToken cancellationToken = default)
     {
@@ -224,7 +233,8 @@ internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsy
             TaskJson.Serialize(task), cancellationToken), cancellationToken);
     }
 
-    static async Task PublishConfirmedAsync(IChannel channel, string exchange, string routingKey, BasicProperties properties, byte[] body, CancellationToken cancellationToken)
+    static async Task PublishConfirmedAsync(IChannel channel, string exchange, string routingKey, BasicProperties properties, byte[] body, CancellationToken cancellationToken,
+        string what = "re-published task")
     {
         try
         {
@@ -232,7 +242,7 @@ internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IAsy
         }
         catch (PublishException ex)
         {
-            throw new InvalidOperationException($"the broker did not store the re-published task ({(ex.IsReturn ? "unroutable" : "nacked")}); the original stays unacked", ex);
+            throw new InvalidOperationException($"the broker did not store the {what} ({(ex.IsReturn ? "unroutable" : "nacked")}); the original stays unacked", ex);
         }
     }
 

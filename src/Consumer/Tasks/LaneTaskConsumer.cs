@@ -182,6 +182,7 @@ internal sealed class LaneTaskConsumer(
         RunEnd end;
         DateTimeOffset startedAt;
         var clock = new Stopwatch();
+        var progress = outcome.Progress(task, attempt);
         // The slot is given back when the handler returns: the result's confirm, the ack and the events go on without it
         // (the delivery is still acked only after its result is confirmed).
         await using (slot)
@@ -196,7 +197,8 @@ internal sealed class LaneTaskConsumer(
             try
             {
                 await outcome.StartedAsync(task, attempt, mode.Mode, startedAt);
-                end = await execution.RunAsync(task, attempt, run, handler, mode, startedAt, stopping.Token, context.CancellationToken);
+                end = await execution.RunAsync(task, attempt, run, handler, mode, startedAt, progress, stopping.Token, context.CancellationToken);
+                await progress.DisposeAsync(); // the latest report goes out now (no confirm wait), before the run's result and end
             }
             finally
             {

@@ -65,6 +65,33 @@ internal sealed class RunningTasks
     }
 
     /// <summary>
+    /// A session interrupt: every task of <paramref name="sessionId"/> that started here by <paramref name="issuedAt"/> is
+    /// cancelled (<paramref name="cancel"/>), or, when preemptible, asked to yield (a non-preemptible one runs on). Tasks that
+    /// start after the interrupt (a yielded task resuming) are left alone. Returns how many were asked.
+    /// </summary>
+    public int Interrupt(string sessionId, DateTimeOffset issuedAt, bool cancel)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(sessionId);
+        var count = 0;
+        foreach (var run in _runs.Values)
+        {
+            if (run.Task.SessionId != sessionId || run.StartedAt > issuedAt || (!cancel && !run.Task.Preemptible)
+                || run.Task.CommandType == InterruptSessionHandler.CommandType) // not the interrupt itself, sent from the session
+                continue;
+            try
+            {
+                (cancel ? run.Cancel : run.Yield).Cancel();
+                count++;
+            }
+            catch (ObjectDisposedException)
+            {
+                // finished meanwhile
+            }
+        }
+        return count;
+    }
+
+    /// <summary>
     /// Asks the lowest-lane preemptible task below <paramref name="lane"/> to yield (the newest of that lane, which has the
     /// least work to lose). Returns the task asked, or null when none qualifies or one was already asked.
     /// </summary>

@@ -62,11 +62,11 @@ internal sealed class TaskExecution(TaskHandlers handlers, IServiceProvider serv
         mode.Mode == TaskHandlerMode.External ? task.TimeoutMs ?? mode.TimeoutMs : task.TimeoutMs ?? queue.TimeoutMs(task.Lane);
 
     /// <summary>
-    /// Runs the task with its handler (from the run's own scope, <see cref="CreateScope"/>). <paramref name="stopping"/> fires when the task is cancelled or the delivery is abandoned;
+    /// Runs the task with its handler (from the run's own scope, <see cref="CreateScope"/>), which reports progress to <paramref name="progress"/>. <paramref name="stopping"/> fires when the task is cancelled or the delivery is abandoned;
     /// <paramref name="abandoned"/> alone (the consumer stopping past its drain time) lets the exception through.
     /// </summary>
     public async Task<RunEnd> RunAsync(ExternalTask task, int attempt, RunningTasks.Run run, ITaskHandler? handler, LaneHandlerConfig mode,
-        DateTimeOffset startedAt, CancellationToken stopping, CancellationToken abandoned)
+        DateTimeOffset startedAt, ProgressReports progress, CancellationToken stopping, CancellationToken abandoned)
     {
         ArgumentNullException.ThrowIfNull(task);
         ArgumentNullException.ThrowIfNull(run);
@@ -96,6 +96,7 @@ internal sealed class TaskExecution(TaskHandlers handlers, IServiceProvider serv
                     TimeoutMs = timeoutMs,
                     CancellationToken = deadline.Token,
                     YieldRequested = run.Yield.Token,
+                    Progress = progress,
                 }).WaitAsync(deadline.Token)); // a handler that ignores its token is abandoned at the deadline, its slot freed
             }
         }

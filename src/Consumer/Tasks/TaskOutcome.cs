@@ -32,6 +32,10 @@ internal sealed class TaskOutcome(
             await publisher.PublishEventAsync(Event(TaskEvent.ExternalPending, task, attempt));
     }
 
+    /// <summary>The run's progress reports, each published as a <c>command.progress</c> event (and its history copy).</summary>
+    public ProgressReports Progress(ExternalTask task, int attempt) =>
+        new(value => publisher.PublishEventAsync(TaskRecords.Progress(task, attempt, ConsumerName, value)), TimeProvider.System);
+
     /// <summary>Records how a run ended: result and event, retry, checkpoint or dead letter.</summary>
     public async Task RunEndedAsync(ExternalTask task, int attempt, IReadOnlyBasicProperties? properties, DateTimeOffset startedAt, TimeSpan ran, RunEnd end)
     {

@@ -51,4 +51,8 @@ internal static class TaskRecords
             PayloadBytes = bytes,
         };
     }
+
+    /// <summary>A <c>command.progress</c> event with what the handler reported.</summary>
+    public static TaskEvent Progress(ExternalTask task, int attempt, string consumer, JsonElement progress) =>
+        Event(TaskEvent.Progress, task, attempt, null, consumer) with { ProgressValue = progress };
 }

@@ -37,7 +37,7 @@ public sealed partial class LaneQueueTestHarness
     readonly List<DeadLetter> _deadLetters = [];
     readonly List<Exception> _faults = [];
     readonly List<Subscription> _subscriptions = [];
-    readonly Dictionary<string, TaskCompletionSource<ExternalTaskResult>> _resultWatchers = new(StringComparer.Ordinal);
+    readonly ResultWaits _resultWatchers = new();
     readonly Dictionary<string, TaskCompletionSource<ExternalCompletion>> _externalWaits = new(StringComparer.Ordinal);
     readonly Dictionary<string, PendingExternalTask> _externalPending = new(StringComparer.Ordinal);
     int _eventsInFlight;
@@ -284,16 +284,30 @@ public sealed partial class LaneQueueTestHarness
                     lock (_lock)
                         PublishEventLocked(Event(TaskEvent.ExternalPending, task, attempt));
                 }
-                value = await handler.HandleAsync(new TaskContext
+                var progress = new ProgressReports(value =>
                 {
-                    Task = task,
-                    ConsumerName = _settings.ConsumerName,
-                    Attempt = attempt,
-                    StartedAt = startedAt,
-                    TimeoutMs = timeoutMs,
-                    CancellationToken = deadline.Token,
-                    YieldRequested = run.Yield.Token,
-                }).WaitAsync(deadline.Token).ConfigureAwait(false); // a handler that ignores its token is abandoned at the deadline
+                    lock (_lock)
+                        PublishEventLocked(TaskRecords.Progress(task, attempt, _settings.ConsumerName, value));
+                    return Task.CompletedTask;
+                }, TimeProvider.System);
+                try
+                {
+                    value = await handler.HandleAsync(new TaskContext
+                    {
+                        Task = task,
+                        ConsumerName = _settings.ConsumerName,
+                        Attempt = attempt,
+                        StartedAt = startedAt,
+                        TimeoutMs = timeoutMs,
+                        CancellationToken = deadline.Token,
+                        YieldRequested = run.Yield.Token,
+                        Progress = progress,
+                    }).WaitAsync(deadline.Token).ConfigureAwait(false); // a handler that ignores its token is abandoned at the deadline
+                }
+                finally
+                {
+                    await progress.DisposeAsync().ConfigureAwait(false); // the latest report before the run's result, as on the fleet
+                }
             }
             // As the consumer: a value that cannot be the result's JSON fails the run (not retried).
             result = value is TaskYield ? default : TaskErrors.ResultJson(value);
@@ -476,8 +490,7 @@ public sealed partial class LaneQueueTestHarness
     {
         var published = Wire(TaskRecords.Result(task, attempt, startedAt, status, error, result, _settings.ConsumerName));
         _results.Add(published);
-        if (_resultWatchers.Remove(task.Id, out var watcher))
-            watcher.TrySetResult(published);
+        _resultWatchers.Complete(published, forget: true);
     }
 
     TaskEvent Event(string name, ExternalTask task, int attempt, string? error = null) => TaskRecords.Event(name, task, attempt, error, _settings.ConsumerName);

@@ -28,7 +28,7 @@ namespace LaneQueue.Consumer.Testing;
 /// persistence, external workers other than <see cref="CompleteExternalTaskAsync"/>. See docs/testing.md.
 /// </para>
 /// </remarks>
-public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IAsyncDisposable
+public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IFleetCommands, IAsyncDisposable
 {
     readonly object _lock = new();
     readonly LaneQueueOptions _settings;
@@ -65,10 +65,12 @@ public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IAsyncDis
         _idle = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
 
         _handlers.Add<EchoHandler>(EchoHandler.CommandType);
+        _handlers.Add<InterruptSessionHandler>(InterruptSessionHandler.CommandType);
         _services.AddLogging();
         _services.AddMetrics();
         _services.AddSingleton(Options.Create(_settings));
         _services.AddSingleton<ILaneQueueProducer>(this);
+        _services.AddSingleton<IFleetCommands>(this);
         Consumer = new LaneQueueConsumerBuilder(_services, _handlers);
     }
 
@@ -256,35 +258,28 @@ public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IAsyncDis
         }
         finally
         {
-            StopWatching(task.Id, wait);
+            _resultWatchers.Remove(task.Id);
         }
     }
 
     /// <summary>
     /// Starts waiting for a task's next result (results published before this call are in <see cref="Results"/>).
-    /// Like the producer, one wait per task id at a time: a second one while the first waits is an <see cref="InvalidOperationException"/>.
+    /// Like the producer, waits on the same id at the same time share one result.
     /// </summary>
     public Task<Task<ExternalTaskResult>> WatchResultAsync(string taskId, CancellationToken cancellationToken = default)
     {
         ArgumentException.ThrowIfNullOrEmpty(taskId);
         cancellationToken.ThrowIfCancellationRequested();
-        var completion = new TaskCompletionSource<ExternalTaskResult>(TaskCreationOptions.RunContinuationsAsynchronously);
         lock (_lock)
-        {
             ObjectDisposedException.ThrowIf(_disposed, this);
-            if (!_resultWatchers.TryAdd(taskId, completion))
-                throw new InvalidOperationException($"already waiting for task '{taskId}'");
-        }
-        return Task.FromResult(completion.Task);
+        return Task.FromResult(_resultWatchers.Add(taskId).Result);
     }
 
-    void StopWatching(string taskId, Task<ExternalTaskResult> wait)
+    /// <inheritdoc />
+    public Task StopWatchingResultAsync(string taskId)
     {
-        lock (_lock)
-        {
-            if (_resultWatchers.TryGetValue(taskId, out var watcher) && watcher.Task == wait)
-                _resultWatchers.Remove(taskId);
-        }
+        _resultWatchers.Remove(taskId);
+        return Task.CompletedTask;
     }
 
     /// <summary>Cancels a task: waiting (or waiting for a retry), it ends <c>cancelled</c> at once; running, its token fires.</summary>
@@ -314,6 +309,22 @@ public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IAsyncDis
         RequestPump();
         return Task.CompletedTask;
     }
+
+    /// <summary>Interrupts a session as the fleet does: its running tasks are asked to yield (preemptible ones), or cancelled.</summary>
+    public Task InterruptSessionAsync(string sessionId, bool cancel = false, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(sessionId);
+        lock (_lock)
+            ObjectDisposedException.ThrowIf(_disposed, this);
+        _runs.Interrupt(sessionId, DateTimeOffset.UtcNow, cancel);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>The <c>lanequeue.interrupt</c> handler's fleet command, applied here as the fleet applies it.</summary>
+    Task IFleetCommands.SendAsync(FleetCommand command, CancellationToken cancellationToken) =>
+        command.Command == FleetCommand.Interrupt && command.SessionId is { Length: > 0 } session
+            ? InterruptSessionAsync(session, command.Mode == FleetCommand.InterruptCancel, cancellationToken)
+            : throw new NotSupportedException($"the harness applies only interrupts sent by handlers, not '{command.Command}'");
 
     /// <summary>Holds a lane: its waiting tasks stay (and, as on the fleet, still hold back lower lanes); running ones go on.</summary>
     public Task PauseLaneAsync(SessionLane lane, CancellationToken cancellationToken = default) => SetPaused(lane, true);
@@ -426,9 +437,7 @@ public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IAsyncDis
             subscription.Stop();
         lock (_lock)
         {
-            foreach (var watcher in _resultWatchers.Values)
-                watcher.TrySetCanceled();
-            _resultWatchers.Clear();
+            _resultWatchers.CancelAll();
             foreach (var waiter in _externalWaits.Values)
                 waiter.TrySetCanceled();
             _externalWaits.Clear();

@@ -244,8 +244,19 @@ const fleetPage = {
 
 // ---- task ------------------------------------------------------------------------------------------------------------
 
-async function taskPage(id) {
-  show(main, h("h1", {}, "Task ", h("code", {}, id)), h("p", { class: "muted" }, "Reading the task history…"));
+// A progress report as text: "40% message" for the percent form, its JSON otherwise.
+function progressText(p) {
+  if (p && typeof p === "object" && typeof p.percent === "number")
+    return `${Math.round(p.percent * 10) / 10}%${typeof p.message === "string" ? " " + p.message : ""}`;
+  return JSON.stringify(p);
+}
+
+// The task page; while the task has no result it reads the history again every second (progress, retries, the end).
+let taskRefresh = null;
+
+async function taskPage(id, again) {
+  clearTimeout(taskRefresh);
+  if (!again) show(main, h("h1", {}, "Task ", h("code", {}, id)), h("p", { class: "muted" }, "Reading the task history…"));
   let history;
   try {
     history = await getJson(`api/tasks/${encodeURIComponent(id)}`);
@@ -253,24 +264,33 @@ async function taskPage(id) {
     show(main, h("h1", {}, "Task ", h("code", {}, id)), h("div", { class: "note error" }, e.message));
     return;
   }
+  if (location.hash !== `#/task/${encodeURIComponent(id)}`) return; // left the page meanwhile
   const events = history.events;
   const final = history.final;
   const title = h("h1", {}, "Task ", h("code", {}, id));
+  if (!final) taskRefresh = setTimeout(() => taskPage(id, true), 1000);
   if (events.length === 0 && !final) {
     show(main, title, h("div", { class: "note", id: "task-missing" },
-      "Nothing in the task history: not run yet, older than the history keeps, or submitted to another vhost."));
+      "Nothing in the task history: not run yet, older than the history keeps, or submitted to another vhost. This page looks again every second."));
     return;
   }
   const lane = final?.lane ?? events[0]?.lane;
-  const last = events[events.length - 1];
+  const others = events.filter(e => e.event !== "command.progress");
+  const last = others[others.length - 1] ?? events[events.length - 1];
   const status = final ? final.status : last.event.replace("command.", "");
+  const reports = events.filter(e => e.event === "command.progress");
+  const latestReport = reports[reports.length - 1];
+  const percent = typeof latestReport?.progress?.percent === "number" ? latestReport.progress.percent : null;
   const facts = h("dl", { class: "facts" },
     h("dt", {}, "Lane"), h("dd", {}, lane ?? "–"),
     h("dt", {}, "Status"), h("dd", { id: "task-status" }, status),
     h("dt", {}, "Attempts"), h("dd", {}, final?.attempts ?? last?.attempt ?? "–"),
     h("dt", {}, "Consumer"), h("dd", {}, final?.consumer ?? last?.consumer ?? "–"),
+    latestReport ? [h("dt", {}, "Progress"), h("dd", { id: "task-progress" },
+      percent != null ? h("progress", { max: "100", value: String(percent) }) : null, " ", progressText(latestReport.progress))] : null,
     final?.started_at ? [h("dt", {}, "Started"), h("dd", {}, dateTime(final.started_at))] : null,
     final?.finished_at ? [h("dt", {}, "Finished"), h("dd", {}, dateTime(final.finished_at))] : null);
+  const hidden = Math.max(0, (history.progress_reports ?? reports.length) - reports.length); // the api sends the latest 50
   const timeline = h("table", { id: "timeline" },
     h("thead", {}, h("tr", {}, h("th", {}, "At"), h("th", {}, "Event"), h("th", { class: "num" }, "Attempt"), h("th", {}, "Consumer"), h("th", {}, "Detail"))),
     h("tbody", {}, events.map(e => {
@@ -280,15 +300,16 @@ async function taskPage(id) {
         h("td", { class: `event-${name}` }, name),
         h("td", { class: "num" }, e.attempt),
         h("td", {}, e.consumer ?? ""),
-        h("td", {}, e.error ?? (e.delay_ms != null ? `retry in ${e.delay_ms} ms` : "")));
+        h("td", {}, e.progress !== undefined ? progressText(e.progress) : e.error ?? (e.delay_ms != null ? `retry in ${e.delay_ms} ms` : "")));
     })));
+  const timelineNote = hidden > 0 ? h("p", { class: "muted", id: "progress-hidden" }, `${hidden} earlier progress report(s) not shown.`) : null;
   const payload = h("div", { id: "task-payload" }, history.payload != null
     ? h("pre", {}, JSON.stringify(history.payload, null, 2))
     : h("p", { class: "muted" }, history.payload_bytes != null
       ? `${history.payload_bytes} bytes: larger than the consumer keeps in the history (LaneQueue:HistoryPayloadMaxBytes).`
       : "Not in the history: the task has not started (a started task's payload is kept with its start)."));
   show(main, title, h("div", { class: "panel" }, facts),
-    h("h2", {}, "Timeline"), timeline,
+    h("h2", {}, "Timeline"), timelineNote, timeline,
     h("h2", {}, "Result"), final ? h("pre", { id: "task-result" }, JSON.stringify(final.result ?? null, null, 2)) : h("p", { class: "muted" }, "No result yet."),
     final?.error ? [h("h2", {}, "Error"), h("pre", { class: "bad", id: "task-error" }, final.error)] : null,
     h("h2", {}, "Payload"), payload);

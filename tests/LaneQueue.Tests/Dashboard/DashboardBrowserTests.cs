@@ -114,4 +114,32 @@ public sealed class DashboardBrowserTests(BrokerFixture broker, Chromium chromiu
         await page.Locator("#lookup-id").PressAsync("Enter");
         await Expect(page.Locator("#task-missing")).ToBeVisibleAsync();
     }
+
+    [Fact]
+    public async Task The_task_page_shows_a_running_tasks_progress_live_and_every_report_in_order()
+    {
+        await using var dashboard = await DashboardServer.StandaloneAsync(_fleet.Vhost.Url, enableActions: false);
+        var page = await chromium.NewPageAsync();
+        await page.GotoAsync(dashboard.Root);
+        await _fleet.Producer.SubmitTaskAsync(ExternalTask.Create("slow-1", SessionLane.Generate, new { ms = 6000 }, "sleep"));
+        await page.Locator("#lookup-id").FillAsync("slow-1");
+        await page.Locator("#lookup-id").PressAsync("Enter");
+
+        // While it runs: a bar below 100 %, moved by the page's own refresh (no reload).
+        var bar = page.Locator("#task-progress progress");
+        await Expect(bar).ToBeVisibleAsync(new() { Timeout = 30_000 });
+        var first = double.Parse((await bar.GetAttributeAsync("value"))!, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(first, 0.1, 99.9);
+        Assert.Equal("started", await page.Locator("#task-status").TextContentAsync());
+        await Chromium.ScreenshotAsync(page, "task-progress");
+        await Expect(page.Locator("#task-status")).ToHaveTextAsync("completed", new() { Timeout = 30_000 });
+        await Expect(bar).ToHaveAttributeAsync("value", "100");
+        await Expect(page.Locator("#task-progress")).ToContainTextAsync("100% slept 6000 of 6000 ms");
+
+        var reports = await page.Locator("#timeline tr[data-event=progress] td:last-child").AllTextContentsAsync();
+        Assert.True(reports.Count >= 5, $"{reports.Count} progress rows");
+        var percents = reports.Select(r => double.Parse(r[..r.IndexOf('%')], System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        Assert.Equal(percents.Order(), percents);
+        Assert.Equal(100, percents[^1]);
+    }
 }

@@ -82,6 +82,10 @@ public sealed class SecurityTests(FaultBrokerFixture broker, ITestOutputHelper o
         Assert.True(delayed.Success, $"delayed: {delayed.Error}");
         // The consumer user can retry and dead-letter (a task that always fails).
         Assert.False((await producer.SubmitAndWaitAsync(ExternalTask.Create("sec-bad", SessionLane.Query, null, "fail"), TimeSpan.FromSeconds(30))).Success);
+        // ... and publish the session interrupt a lanequeue.interrupt task asks for (the producer user may not send fleet commands itself).
+        var interrupt = await producer.SubmitAndWaitAsync(ExternalTask.Create("sec-interrupt", SessionLane.Control, new { session_id = "s-sec" }, "lanequeue.interrupt"),
+            TimeSpan.FromSeconds(30));
+        Assert.True(interrupt.Success, interrupt.Error);
 
         // What the producer user must not do: each is refused by the broker (ACCESS_REFUSED, 403).
         var refusals = new Dictionary<string, Func<IChannel, Task>>

@@ -57,7 +57,7 @@ public partial class WireContractDocsTests
     [Fact]
     public void Event_table_lists_exactly_the_command_events_of_TaskEvent()
     {
-        var declared = typeof(TaskEvent).GetFields(BindingFlags.Public | BindingFlags.Static).Where(f => f.IsLiteral)
+        var declared = typeof(TaskEvent).GetFields(BindingFlags.Public | BindingFlags.Static).Where(f => f.IsLiteral && f.FieldType == typeof(string))
             .Select(f => (string)f.GetRawConstantValue()!).Where(e => e.StartsWith("command.", StringComparison.Ordinal));
         Assert.Equal(declared.Order(StringComparer.Ordinal), FirstColumn(Section(Contract, "### 6.3 Events"), "event").Order(StringComparer.Ordinal));
     }

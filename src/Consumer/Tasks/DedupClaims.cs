@@ -1,0 +1,86 @@
+using System.Text;
+using LaneQueue.Contracts;
+using RabbitMQ.Client;
+using RabbitMQ.Client.Exceptions;
+
+namespace LaneQueue.Consumer;
+
+/// <summary>
+/// De-duplication keys across the fleet (<c>dedup_key</c> with <c>dedup_window_ms</c>), kept by the broker, not by a
+/// consumer: the first task to claim a key runs, any other task with the same key inside the window is answered
+/// <c>duplicate</c> with the first one's id.
+/// <para>
+/// A claim is a message in the key's claim queue (<see cref="BrokerNames.DedupQueue"/>: classic, durable, at most one ready
+/// message with <c>x-overflow: reject-publish</c>, messages live for the window, the queue goes 60 s after its last use). The
+/// broker confirms the first claim's publish and nacks every later one while the first is there, so two consumers can
+/// never both win, whatever their timing; nobody ever reads the claim queue (a read would take the message out of the
+/// count). Who won is kept beside it (<see cref="BrokerNames.DedupOwnerQueue"/>, the winner's task id, same lifetime), for
+/// the duplicates' answers and so that a redelivered winner (its consumer died) still runs.
+/// </para>
+/// </summary>
+internal sealed class DedupClaims(BrokerPublisher publisher)
+{
+    /// <summary>How long a key's queues outlive their last use.</summary>
+    const long QueueExpiresAfterMs = 60_000;
+
+    /// <summary>
+    /// Claims <paramref name="key"/> for <paramref name="taskId"/>: null when this task holds it (first, or the holder
+    /// itself delivered again), else the holder's task id (empty when it could not be read: the holder's record expired
+    /// a moment ago or is being read by another consumer).
+    /// </summary>
+    public async Task<string?> ClaimAsync(string key, long windowMs, string taskId, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(key);
+        var claim = BrokerNames.DedupQueue(key, windowMs);
+        var owner = BrokerNames.DedupOwnerQueue(key, windowMs);
+        var body = Encoding.UTF8.GetBytes(taskId);
+        string? holder = null;
+        await publisher.WithRecoveryAsync(async channel =>
+        {
+            holder = null;
+            await channel.QueueDeclareAsync(claim, durable: true, exclusive: false, autoDelete: false, Arguments(windowMs, "reject-publish"), cancellationToken: cancellationToken);
+            await channel.QueueDeclareAsync(owner, durable: true, exclusive: false, autoDelete: false, Arguments(windowMs, "drop-head"), cancellationToken: cancellationToken);
+            try
+            {
+                await channel.BasicPublishAsync("", claim, mandatory: true, Marker, body, cancellationToken);
+            }
+            catch (PublishException ex) when (!ex.IsReturn)
+            {
+                // Nacked: the key is held, by another task or by this one (delivered again after its consumer died).
+                holder = await HolderAsync(channel, owner, cancellationToken);
+                if (holder == taskId || holder is null)
+                    holder = null; // no record: the holder died between its claim and its record, most likely this task; run rather than lose it
+                return;
+            }
+            // Claimed: say who holds it (drop-head: this record replaces one that outlived its claim by a moment).
+            await channel.BasicPublishAsync("", owner, mandatory: true, Marker, body, cancellationToken);
+        }, cancellationToken);
+        return holder;
+    }
+
+    /// <summary>The holder's task id from the owner record (read and put back), or null when there is none after a few tries.</summary>
+    static async Task<string?> HolderAsync(IChannel channel, string owner, CancellationToken cancellationToken)
+    {
+        for (var attempt = 0; attempt < 10; attempt++)
+        {
+            var read = await channel.BasicGetAsync(owner, autoAck: false, cancellationToken);
+            if (read is not null)
+            {
+                await channel.BasicNackAsync(read.DeliveryTag, multiple: false, requeue: true, cancellationToken);
+                return Encoding.UTF8.GetString(read.Body.Span);
+            }
+            await Task.Delay(20, cancellationToken); // another consumer holds the record for a moment, or the holder is writing it
+        }
+        return null;
+    }
+
+    static Dictionary<string, object?> Arguments(long windowMs, string overflow) => new()
+    {
+        ["x-max-length"] = 1,
+        ["x-overflow"] = overflow,
+        ["x-message-ttl"] = windowMs,
+        ["x-expires"] = windowMs + QueueExpiresAfterMs,
+    };
+
+    static readonly BasicProperties Marker = new() { Persistent = true, ContentType = "text/plain" };
+}
