@@ -16,6 +16,15 @@ public sealed class DelayedTaskTests(BrokerFixture broker, ITestOutputHelper out
 {
     static readonly TimeSpan Wait = TimeSpan.FromSeconds(30);
     readonly StartLog _log = new();
+
+    static DelayedTaskTests()
+    {
+        // The consumers run in the test process, whose thread pool CPU-bound test classes running in parallel (the property
+        // tests) can hold: on 2 cores the pool then adds a thread about every 0.5 s, and a consumer's start waits that long
+        // (seen: 0.6-0.9 s late starts while the unit tests ran, none alone). Timing tests need the threads there at once.
+        ThreadPool.GetMinThreads(out var workers, out var io);
+        ThreadPool.SetMinThreads(Math.Max(workers, 32), io);
+    }
     TestFleet _fleet = null!;
 
     public async Task InitializeAsync() => _fleet = new TestFleet(await broker.CreateVhostAsync());
