@@ -16,7 +16,7 @@ namespace LaneQueue.Producer;
 /// message that comes out is the one that went in (body and properties; the broker adds <c>x-death</c> entries, one per hop
 /// queue). The broker holds a task for its delay plus <see cref="Margin"/>, rounded up to <see cref="Base"/>: never early, also
 /// counted from the moment the submit's confirm reached the producer (which the task's own trip can beat by a few ms), and
-/// at most <see cref="Base"/> + <see cref="Margin"/> (75 ms) late before the hops' own time. Declared with the lane topology (<see cref="LaneQueueTopology.DeclareAsync"/>) by producers and consumers alike.
+/// at most <see cref="Base"/> + <see cref="Margin"/> (90 ms) late before the hops' own time. Declared with the lane topology (<see cref="LaneQueueTopology.DeclareAsync"/>) by producers and consumers alike.
 /// </summary>
 internal static class DelayTopology
 {
@@ -25,9 +25,9 @@ internal static class DelayTopology
 
     /// <summary>
     /// Added to every delay before it is rounded up: covers the submit's confirm round trip, so a task never starts before its
-    /// delay counted from the confirm either (measured: the broker delivers a task 1-5 ms before the producer has the confirm).
+    /// delay counted from the confirm either (measured: the broker can deliver a task a few ms, and under load tens of ms, before the producer has the confirm).
     /// </summary>
-    public static readonly TimeSpan Margin = TimeSpan.FromMilliseconds(25);
+    public static readonly TimeSpan Margin = TimeSpan.FromMilliseconds(40);
 
     /// <summary>Hop levels: 50 ms x (2^21 - 1) is about 29 hours, above <see cref="TaskParser.MaxDelayMs"/> (20 hours).</summary>
     public const int Levels = 21;

@@ -78,8 +78,8 @@ public class DelayedTaskUnitTests
 
     [Theory]
     [InlineData(0, 0, "0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.query")]
-    [InlineData(25, 1, "0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.query")] // 25 + 25 ms margin = 1 unit of 50 ms
-    [InlineData(100, 2, "0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.1.query")] // 125 ms: rounded up to 3 units, never early
+    [InlineData(10, 1, "0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.query")] // 10 + 40 ms margin = 1 unit of 50 ms
+    [InlineData(100, 2, "0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.1.query")] // 140 ms: rounded up to 3 units, never early
     [InlineData(3000, 5, "0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.1.1.1.0.1.query")] // 61 units = 111101
     [InlineData(72_000_000, 10, "1.0.1.0.1.1.1.1.1.1.0.0.1.0.0.0.0.0.0.0.1.query")] // 1,440,001 units
     public void A_delay_is_its_binary_digits_in_base_units_highest_level_first(long ms, int hops, string key)
