@@ -35,8 +35,8 @@ public static class TaskCost
             new("e2e_per_s", "end to end", "tasks/s"),
             new("broker_cpu_us", "broker CPU per task", "µs"),
             new("broker_cpu_vs_plain", "vs plain", "x"),
-            new("stored_per_task", "messages stored per task", ""),
-            new("delivered_per_task", "deliveries per task", ""),
+            new("stored_per_task", "publishes into queues per task", ""),
+            new("delivered_per_task", "deliveries and gets per task", ""),
             new("consumer_cpu_us", "consumer CPU per task", "µs"),
         ]);
         var node = (await context.Broker.GetAsync("api/overview", context.Token)).GetProperty("node").GetString();
@@ -71,9 +71,10 @@ public static class TaskCost
         result.Notes.Add($"{n} echo tasks per measurement into the execute lane (LaneQueueProducer.SubmitTaskAsync, confirmed), one consumer process with " +
                          $"default settings, after a warm-up of {Warmup} plain tasks in the same process; {rounds} round(s), the one with the least broker CPU shown. " +
                          "Broker CPU: user + system time of the local beam.smp over the phase, per task (includes the bench's own publishes and result reads, " +
-                         "the same for every variant). Messages stored / deliveries: the management API's publish and deliver_get counters over the phase, per task, " +
+                         "the same for every variant). Publishes / deliveries: the management API's publish and deliver_get counters over the phase, per task, " +
                          "summed over the queues on the task's own path: the execute lane (and its _error queue), the delay tree's hop queues, the key's claim and " +
-                         "owner queues (not heartbeats, fleet broadcasts, results or the history stream: the same for every variant).");
+                         "owner queues (not heartbeats, fleet broadcasts, results or the history stream: the same for every variant). A message the broker " +
+                         "dead-letters from one hop queue to the next is not a publish in these counters: the delay tree's hops show in the broker's CPU only.");
         result.Notes.Add("Delayed: the producer publishes into the delay tree; 200 ms is 5 units of 50 ms (200 + the 40 ms margin, rounded up), binary 101: 2 hop queues " +
                          "on its way to the lane. Dedup: the consumer declares the key's claim and owner queues and publishes a claim (confirmed) and, when it " +
                          "wins, an owner record; a task that finds its key held publishes a claim (nacked), reads and returns the owner record, and is answered " +
