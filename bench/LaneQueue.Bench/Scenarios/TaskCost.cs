@@ -39,6 +39,12 @@ public static class TaskCost
             new("delivered_per_task", "deliveries and gets per task", ""),
             new("consumer_cpu_us", "consumer CPU per task", "µs"),
         ]);
+        if (settings.Quick && settings.Only is null)
+        {
+            // No verdict to gate on, and CI's quick run has a 5-minute cap: only when asked for (--only cost).
+            result.Notes.Add("Not run in a whole --quick run (it checks nothing and takes about a minute). Run it with `bash scripts/bench.sh --only cost`.");
+            return;
+        }
         var node = (await context.Broker.GetAsync("api/overview", context.Token)).GetProperty("node").GetString();
         var brokerPid = ChildProcess.FindBrokerPid(node);
         var measured = Variants.ToDictionary(v => v.Key, _ => new List<Measurement>());
