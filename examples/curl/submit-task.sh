@@ -16,7 +16,7 @@ set -uo pipefail
 
 die() { echo "$2" >&2; exit "$1"; }
 
-lane="" id="" payload="{}" command_type="" timeout=30
+lane="" id="" payload="{}" command_type="" timeout=30 delay_ms="" dedup_key=""
 while (($#)); do
   case "$1" in
     --lane) lane="${2-}"; shift 2 ;;
@@ -24,9 +24,12 @@ while (($#)); do
     --payload) payload="${2-}"; shift 2 ;;
     --command-type) command_type="${2-}"; shift 2 ;;
     --timeout) timeout="${2-}"; shift 2 ;;
-    *) die 2 "unknown argument '$1'; usage: $0 --lane LANE [--id ID] [--payload JSON] [--command-type TYPE] [--timeout SECONDS]" ;;
+    --delay-ms) delay_ms="${2-}"; shift 2 ;;
+    --dedup-key) dedup_key="${2-}"; shift 2 ;;
+    *) die 2 "unknown argument '$1'; usage: $0 --lane LANE [--id ID] [--payload JSON] [--command-type TYPE] [--timeout SECONDS] [--delay-ms MS] [--dedup-key KEY]" ;;
   esac
 done
+[[ -z "$delay_ms" || "$delay_ms" =~ ^[0-9]+$ ]] || die 2 "--delay-ms must be a whole number of milliseconds"
 case "$lane" in
   control) priority=3 ;; query) priority=2 ;; execute) priority=1 ;; generate) priority=0 ;;
   *) die 2 "--lane must be one of control, query, execute, generate" ;;
@@ -79,7 +82,9 @@ api PUT "/queues/$vhost/$reply" "$(jq -nc --argjson ms "$(((timeout + 60) * 1000
 
 # 2. Submit: the task as a JSON string, persistent (delivery_mode 2), with the lane as routing key.
 task="$(jq -nc --arg id "$id" --arg lane "$lane" --argjson payload "$payload" --arg type "$command_type" \
-  '{id:$id,lane:$lane,payload:$payload} + (if $type == "" then {} else {command_type:$type} end)')"
+  --arg delay "$delay_ms" --arg key "$dedup_key" \
+  '{id:$id,lane:$lane,payload:$payload} + (if $type == "" then {} else {command_type:$type} end)
+   + (if $delay == "" then {} else {delay_ms:($delay|tonumber)} end) + (if $key == "" then {} else {dedup_key:$key} end)')"
 request="$(jq -nc --arg task "$task" --arg lane "$lane" --arg id "$id" --argjson priority "$priority" \
   '{properties:{delivery_mode:2,content_type:"application/json",priority:$priority,message_id:$id},routing_key:$lane,payload:$task,payload_encoding:"string"}')"
 routed="$(api POST "/exchanges/$vhost/lanequeue.tasks/publish" "$request" | jq -r .routed)" || die 3 "the publish failed"

@@ -27,6 +27,9 @@ function parse() {
       payload: { type: 'string', default: '{}' },
       'command-type': { type: 'string' },
       timeout: { type: 'string', default: '30' },
+      'delay-ms': { type: 'string' }, // delayed task: start no earlier than this many ms after the submit
+      'dedup-key': { type: 'string' }, // of the tasks with this key, the first runs, the others are answered duplicate
+      'dedup-window-ms': { type: 'string' }, // how long the key holds (default 60000)
     },
   });
   if (!(values.lane in PRIORITY)) throw new Error(`--lane must be one of ${Object.keys(PRIORITY).join(', ')}`);
@@ -41,6 +44,12 @@ function parse() {
   const id = values.id ?? `node-${crypto.randomBytes(6).toString('hex')}`;
   const task = { id, lane: values.lane, payload };
   if (values['command-type']) task.command_type = values['command-type'];
+  for (const [option, field] of [['delay-ms', 'delay_ms'], ['dedup-window-ms', 'dedup_window_ms']]) {
+    if (values[option] === undefined) continue;
+    if (!/^[0-9]+$/.test(values[option])) throw new Error(`--${option} must be a whole number of milliseconds`);
+    task[field] = Number(values[option]);
+  }
+  if (values['dedup-key']) task.dedup_key = values['dedup-key'];
   return { task, timeoutMs: timeout * 1000 };
 }
 

@@ -34,6 +34,9 @@ def main():
     parser.add_argument("--payload", default="{}", help="JSON payload (default: {})")
     parser.add_argument("--command-type", help="handler to run (default: the consumer's default, echo)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the result (default: 30)")
+    parser.add_argument("--delay-ms", type=int, help="delayed task: start no earlier than this many ms after the submit (wire field delay_ms)")
+    parser.add_argument("--dedup-key", help="de-duplication key: of the tasks with it, the first runs, the others are answered duplicate")
+    parser.add_argument("--dedup-window-ms", type=int, help="how long --dedup-key holds (default 60000)")
     args = parser.parse_args()  # exits 2 on bad arguments
     try:
         payload = json.loads(args.payload)
@@ -45,6 +48,12 @@ def main():
     task = {"id": task_id, "lane": args.lane, "payload": payload}
     if args.command_type:
         task["command_type"] = args.command_type
+    if args.delay_ms is not None:
+        task["delay_ms"] = args.delay_ms  # the consumer that reads it early parks it in the broker's delay tree
+    if args.dedup_key:
+        task["dedup_key"] = args.dedup_key
+    if args.dedup_window_ms is not None:
+        task["dedup_window_ms"] = args.dedup_window_ms
 
     url = os.environ.get("LANEQUEUE_RABBITMQ_URL") or "amqp://guest:guest@localhost:5672/lanequeue"
     try:

@@ -143,6 +143,35 @@ public class AnyLanguageExamplesTests(BrokerFixture broker, ITestOutputHelper ou
 
     [Theory]
     [MemberData(nameof(Languages))]
+    public async Task Example_submits_a_delayed_task_and_a_dedup_key(string language)
+    {
+        await using var vhost = await broker.CreateVhostAsync();
+        var ran = new Ran();
+        var consumer = await ConsumerHost.StartAsync(vhost.Url, handlers: ran.Register);
+        try
+        {
+            // delay_ms: the consumer parks the task in the delay tree; it starts no earlier than 3 s after the example was launched.
+            var launched = DateTimeOffset.UtcNow;
+            var run = await RunExampleAsync(language, vhost, "--lane", "query", "--id", $"{language}-later", "--delay-ms", "3000");
+            Assert.True(run.ExitCode == 0, run.ToString());
+            var waited = ResultOf(run).GetProperty("started_at").GetDateTimeOffset() - launched;
+            Assert.True(waited >= TimeSpan.FromMilliseconds(3000), $"started {waited.TotalMilliseconds:0} ms after the example was launched");
+
+            // dedup_key: the second task with the key is answered duplicate (exit 5), naming the first.
+            Assert.Equal(0, (await RunExampleAsync(language, vhost, "--lane", "query", "--id", $"{language}-k1", "--dedup-key", $"{language}-key")).ExitCode);
+            run = await RunExampleAsync(language, vhost, "--lane", "query", "--id", $"{language}-k2", "--dedup-key", $"{language}-key");
+            Assert.True(run.ExitCode == 5, run.ToString());
+            Assert.Contains($"{language}-k1", run.ToString());
+            Assert.False(ran.Tasks.ContainsKey($"{language}-k2"));
+        }
+        finally
+        {
+            await consumer.StopQuietlyAsync();
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Languages))]
     public async Task Example_works_with_the_priority_queue_topology(string language)
     {
         await using var vhost = await broker.CreateVhostAsync();
