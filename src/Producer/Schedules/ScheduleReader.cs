@@ -8,11 +8,15 @@ namespace LaneQueue.Producer;
 /// <summary>
 /// Reads the schedules for a listing: the schedule commands of <see cref="BrokerNames.FleetState"/> (folded in a
 /// <see cref="ScheduleTable"/>) and the last firing per schedule from <see cref="BrokerNames.SchedulesFired"/>. Needs only read
-/// permission, so the end of a stream is where deliveries go quiet (<see cref="Quiet"/>), not a marker.
+/// permission, so the end of a stream is where deliveries go quiet (<see cref="Quiet"/> after a message, <see cref="FirstQuiet"/>
+/// before the first), not a marker: on a broker slower than that a listing can miss the newest records.
 /// </summary>
 internal static class ScheduleReader
 {
     static readonly TimeSpan Quiet = TimeSpan.FromMilliseconds(400);
+
+    /// <summary>How long a stream may stay silent before its first message (an empty stream costs this much).</summary>
+    static readonly TimeSpan FirstQuiet = TimeSpan.FromMilliseconds(1000);
 
     public static async Task<IReadOnlyList<ScheduleInfo>> ListAsync(IConnection connection, DateTimeOffset now, CancellationToken cancellationToken)
     {
@@ -60,6 +64,7 @@ internal static class ScheduleReader
         await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
         await channel.BasicQosAsync(0, 1000, false, cancellationToken);
         long lastTicks = DateTime.UtcNow.Ticks;
+        var any = false;
         var gate = new object();
         var consumer = new AsyncEventingBasicConsumer(channel);
         var done = false;
@@ -71,6 +76,7 @@ internal static class ScheduleReader
                     return;
                 onMessage(delivery.Body);
                 lastTicks = DateTime.UtcNow.Ticks;
+                any = true;
             }
             await channel.BasicAckAsync(delivery.DeliveryTag, multiple: false);
         };
@@ -89,7 +95,7 @@ internal static class ScheduleReader
             await Task.Delay(50, cancellationToken);
             lock (gate)
             {
-                if (DateTime.UtcNow.Ticks - lastTicks >= Quiet.Ticks)
+                if (DateTime.UtcNow.Ticks - lastTicks >= (any ? Quiet : FirstQuiet).Ticks)
                 {
                     done = true;
                     break;
