@@ -119,10 +119,12 @@ put_user "$A_USER" LQ_ADMIN_PASSWORD "management"
 LANES='(control|query|execute|generate|priority)'
 # producer: ingress + its own reply queues; results readable only by exact task id (or with the configured prefix)
 # (delayed tasks: it publishes them to the delay tree's entry exchange, lanequeue.delay.NN, which the consumers declare)
+# (recurring schedules: it reads lanequeue.fleet.state and lanequeue.schedules.fired to list them; adding, pausing or
+# removing one is a fleet command, which only the admin user may send)
 permit "$P_USER" \
   '^lanequeue\.replies\..+$' \
   '^lanequeue\.tasks$|^lanequeue\.delay\.[0-9]+$|^lanequeue\.replies\..+$' \
-  '^lanequeue\.results$|^lanequeue\.replies\..+$'
+  '^lanequeue\.results$|^lanequeue\.replies\..+$|^lanequeue\.fleet\.state$|^lanequeue\.schedules\.fired$'
 prefix="${LQ_PRODUCER_ID_PREFIX:-}"
 prefix_re="$(PREFIX="$prefix" python3 -c 'import os,re; print(re.escape(os.environ["PREFIX"]))')"
 topic "$P_USER" lanequeue.results '^$' "^${prefix_re}[^*#]+\$"
@@ -133,14 +135,15 @@ topic "$P_USER" lanequeue.results '^$' "^${prefix_re}[^*#]+\$"
 # the fleet limits' token queues (lanequeue.limits.*), the delay tree of delayed tasks (lanequeue.delay.*: TTL hop queues
 # and topic exchanges, declared, bound, dead-lettered through and published to), the copies of broker dead letters the fleet answers
 # (lanequeue.broker-dead-letters: declared, bound to the _error exchanges, consumed), the fleet exchange lanequeue.fleet (written:
-# the built-in lanequeue.interrupt task publishes a session interrupt there), the de-duplication keys' claim and owner
+# the built-in lanequeue.interrupt task publishes a session interrupt there), the recurring schedules' firing record
+# (lanequeue.schedules.fired: a stream the fleet monitor declares, appends to and reads), the de-duplication keys' claim and owner
 # queues (lanequeue.dedup.*: declared, published to, read), and MassTransit's fault exchanges (bound to each
 # other; it publishes a Fault<TaskDelivery> event for every dead-lettered task)
 MT_FAULT='^MassTransit:Fault(--.+)?$'
 permit "$C_USER" \
-  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|fleet|fleet\\.log|fleet\\.state|fleet\\.monitor|fleet\\.lanes|history|history\\.counts|external|external\\.completions|broker-dead-letters)\$|^lanequeue\\.external\\.${LANES}\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$|^lanequeue\\.delay\\..+\$|^lanequeue\\.dedup\\..+\$" \
-  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|external|broker-dead-letters)\$|^lanequeue\\.external\\.${LANES}\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet(\\.(log|state|lanes|monitor))?\$|^lanequeue\\.history\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$|^lanequeue\\.delay\\..+\$|^lanequeue\\.dedup\\..+\$|^amq\\.default\$" \
-  "$MT_FAULT|^lanequeue\\.(tasks|events|fleet|fleet\\.log|fleet\\.state|fleet\\.monitor|fleet\\.lanes|history|external|external\\.completions|broker-dead-letters)\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$|^lanequeue\\.delay\\..+\$|^lanequeue\\.dedup\\..+\$"
+  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|fleet|fleet\\.log|fleet\\.state|fleet\\.monitor|fleet\\.lanes|schedules\\.fired|history|history\\.counts|external|external\\.completions|broker-dead-letters)\$|^lanequeue\\.external\\.${LANES}\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$|^lanequeue\\.delay\\..+\$|^lanequeue\\.dedup\\..+\$" \
+  "$MT_FAULT|^lanequeue\\.(tasks|results|events|heartbeats|external|broker-dead-letters)\$|^lanequeue\\.external\\.${LANES}\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet(\\.(log|state|lanes|monitor))?\$|^lanequeue\\.history\$|^lanequeue\\.schedules\\.fired\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$|^lanequeue\\.delay\\..+\$|^lanequeue\\.dedup\\..+\$|^amq\\.default\$" \
+  "$MT_FAULT|^lanequeue\\.(tasks|events|fleet|fleet\\.log|fleet\\.state|fleet\\.monitor|fleet\\.lanes|schedules\\.fired|history|external|external\\.completions|broker-dead-letters)\$|^lanequeue\\.${LANES}(_error|_skipped)?\$|^lanequeue\\.${LANES}\\.retry\\..+\$|^lanequeue\\.fleet-events\\..+\$|^amq\\.gen-.+\$|^lanequeue\\.limits\\..+\$|^lanequeue\\.delay\\..+\$|^lanequeue\\.dedup\\..+\$"
 topic "$C_USER" lanequeue.results '.*' '^$'
 # (retry holding queues are readable because declaring a queue with a dead-letter exchange needs read on it)
 

@@ -167,6 +167,7 @@ public static class ProducerCli
         DeadLetterCli.AddTo(root);
         DashboardCli.AddTo(root);
         ExternalCli.AddTo(root);
+        ScheduleCli.AddTo(root);
         return root;
     }
 

@@ -93,7 +93,18 @@ public static class BrokerNames
     public const string HistoryMarkerHeader = "x-lanequeue-history-marker";
 
     /// <summary>Whether a fleet command is lasting state (kept in <see cref="FleetState"/>) rather than a one-off.</summary>
-    public static bool IsFleetState(string command) => command is FleetCommand.Pause or FleetCommand.Resume or FleetCommand.SetHandler;
+    public static bool IsFleetState(string command) => command is FleetCommand.Pause or FleetCommand.Resume or FleetCommand.SetHandler
+        || IsScheduleCommand(command);
+
+    /// <summary>Whether a fleet command is one of the recurring-schedule commands (lasting state, per schedule id).</summary>
+    public static bool IsScheduleCommand(string command) =>
+        command is FleetCommand.SchedulePut or FleetCommand.ScheduleRemove or FleetCommand.SchedulePause or FleetCommand.ScheduleResume;
+
+    /// <summary>
+    /// Stream queue (1 day) where the fleet monitor appends a <see cref="ScheduleFiring"/> after each confirmed firing of a
+    /// recurring schedule: the last firing per schedule for the next monitor (at take-over) and for listing.
+    /// </summary>
+    public const string SchedulesFired = "lanequeue.schedules.fired";
 
     /// <summary>
     /// The fleet monitor's election queue: single active consumer, one token message that the active consumer holds unacked

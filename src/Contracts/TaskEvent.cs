@@ -115,6 +115,18 @@ public sealed record FleetCommand
     public const string Drain = "drain";
     public const string Interrupt = "interrupt";
 
+    /// <summary>Adds or replaces a recurring schedule (<see cref="Schedule"/>); lasting state, the newest command per schedule id wins.</summary>
+    public const string SchedulePut = "schedule_put";
+
+    /// <summary>Removes the schedule <see cref="ScheduleId"/>.</summary>
+    public const string ScheduleRemove = "schedule_remove";
+
+    /// <summary>Pauses the schedule <see cref="ScheduleId"/>: no firings until <see cref="ScheduleResume"/>.</summary>
+    public const string SchedulePause = "schedule_pause";
+
+    /// <summary>Resumes the schedule <see cref="ScheduleId"/>; missed due times per its catch-up policy.</summary>
+    public const string ScheduleResume = "schedule_resume";
+
     /// <summary>For <see cref="Interrupt"/>: ask the session's preemptible running tasks to yield (the default).</summary>
     public const string InterruptYield = "yield";
 
@@ -153,6 +165,14 @@ public sealed record FleetCommand
     /// <summary>For <see cref="SetHandler"/>: how long an external worker may take.</summary>
     [JsonPropertyName("timeout_ms")]
     public long? TimeoutMs { get; init; }
+
+    /// <summary>For the schedule commands: the schedule's id.</summary>
+    [JsonPropertyName("schedule_id")]
+    public string? ScheduleId { get; init; }
+
+    /// <summary>For <see cref="SchedulePut"/>: the schedule.</summary>
+    [JsonPropertyName("schedule")]
+    public TaskSchedule? Schedule { get; init; }
 
     [JsonPropertyName("at")]
     public DateTimeOffset At { get; init; } = DateTimeOffset.UtcNow;

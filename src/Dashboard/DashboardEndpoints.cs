@@ -15,7 +15,7 @@ namespace LaneQueue.Dashboard;
 /// <summary>
 /// The dashboard's endpoints. Reading: <c>GET /</c> (the page), <c>assets/{name}</c>, <c>api/stats</c>,
 /// <c>api/tasks/{id}</c>, <c>api/lanes/{lane}/dead-letters</c>. Acting (form posts with an antiforgery token, and only for
-/// users who satisfy <see cref="LaneQueueDashboardOptions.ActionsPolicy"/>): <c>api/lanes/{lane}/pause</c>, <c>resume</c>,
+/// users who satisfy <see cref="LaneQueueDashboardOptions.ActionsPolicy"/>): <c>api/lanes/{lane}/pause</c>, <c>resume</c>, <c>api/schedules/{id}/pause|resume|remove</c>,
 /// <c>mode</c>, <c>dead-letters/redrive</c> (one by <c>id</c>, or all), <c>dead-letters/purge</c>.
 /// </summary>
 internal static class DashboardEndpoints
@@ -39,6 +39,8 @@ internal static class DashboardEndpoints
         group.MapPost("/api/lanes/{lane}/mode", (HttpContext context, string lane) => ActAsync(context, lane, SetModeAsync));
         group.MapPost("/api/lanes/{lane}/dead-letters/redrive", (HttpContext context, string lane) => ActAsync(context, lane, RedriveAsync));
         group.MapPost("/api/lanes/{lane}/dead-letters/purge", (HttpContext context, string lane) => ActAsync(context, lane, PurgeAsync));
+        group.MapGet("/api/schedules", SchedulesAsync);
+        group.MapPost("/api/schedules/{id}/{change}", (HttpContext context, string id, string change) => ActAsync(context, (p, _, ct) => ChangeScheduleAsync(p, id, change, ct)));
         return group;
     }
 
@@ -116,6 +118,35 @@ internal static class DashboardEndpoints
         }
     }
 
+    /// <summary>The recurring schedules with their next due time and last firing.</summary>
+    static async Task<IResult> SchedulesAsync(HostedProducer producer, CancellationToken cancellationToken)
+    {
+        var schedules = await (await producer.ConnectedAsync(cancellationToken)).ListSchedulesAsync(cancellationToken);
+        return Results.Json(schedules.Select(s => new
+        {
+            id = s.Schedule.Id, cron = s.Schedule.Cron, time_zone = s.Schedule.TimeZone, interval_ms = s.Schedule.IntervalMs,
+            lane = s.Schedule.Lane.WireName(), command_type = s.Schedule.CommandType, catch_up = s.Schedule.CatchUp ?? TaskSchedule.CatchUpSkip,
+            paused = s.Paused, added_at = s.AddedAt, next_due = s.NextDue, last_firing = s.LastFiring,
+        }), TaskJson.Options);
+    }
+
+    static async Task<IResult> ChangeScheduleAsync(LaneQueueProducer producer, string id, string change, CancellationToken cancellationToken)
+    {
+        if (!TaskParser.IsValidId(id))
+            return Problem(400, $"'{id}' is not a schedule id");
+        if (change is not ("pause" or "resume" or "remove"))
+            return Problem(404, $"'{change}' is not pause, resume or remove");
+        if ((await producer.ListSchedulesAsync(cancellationToken)).All(s => s.Schedule.Id != id))
+            return Problem(404, $"no schedule '{id}'");
+        await (change switch
+        {
+            "pause" => producer.PauseScheduleAsync(id, cancellationToken),
+            "resume" => producer.ResumeScheduleAsync(id, cancellationToken),
+            _ => producer.RemoveScheduleAsync(id, cancellationToken),
+        });
+        return Results.Json(new { id, change });
+    }
+
     static async Task<IResult> Done(Task action, object result)
     {
         await action;
@@ -123,7 +154,16 @@ internal static class DashboardEndpoints
     }
 
     /// <summary>An action: allowed only by the actions policy, with a valid antiforgery token in the form.</summary>
-    static async Task<IResult> ActAsync(HttpContext context, string lane, Func<LaneQueueProducer, SessionLane, IFormCollection, CancellationToken, Task<IResult>> action)
+    static Task<IResult> ActAsync(HttpContext context, string lane, Func<LaneQueueProducer, SessionLane, IFormCollection, CancellationToken, Task<IResult>> action) =>
+        SessionLanes.TryParse(lane, out var which)
+            ? ActAsync(context, (producer, form, ct) => action(producer, which.Value, form, ct), laneError: null)
+            : ActAsync(context, (_, _, _) => Task.FromResult(BadLane(lane)), laneError: BadLane(lane));
+
+    /// <summary>An action on no lane (a schedule's pause, resume, remove), under the same policy and antiforgery check.</summary>
+    static Task<IResult> ActAsync(HttpContext context, Func<LaneQueueProducer, IFormCollection, CancellationToken, Task<IResult>> action) =>
+        ActAsync(context, action, laneError: null);
+
+    static async Task<IResult> ActAsync(HttpContext context, Func<LaneQueueProducer, IFormCollection, CancellationToken, Task<IResult>> action, IResult? laneError)
     {
         var policy = context.RequestServices.GetRequiredService<IOptions<LaneQueueDashboardOptions>>().Value.ActionsPolicy;
         if (policy is null)
@@ -138,11 +178,11 @@ internal static class DashboardEndpoints
         {
             return Problem(400, "missing or invalid antiforgery token: reload the dashboard page and try again");
         }
-        if (!SessionLanes.TryParse(lane, out var which))
-            return BadLane(lane);
+        if (laneError is not null)
+            return laneError;
         var cancellationToken = context.RequestAborted;
         var producer = await context.RequestServices.GetRequiredService<HostedProducer>().ConnectedAsync(cancellationToken);
-        return await action(producer, which.Value, await context.Request.ReadFormAsync(cancellationToken), cancellationToken);
+        return await action(producer, await context.Request.ReadFormAsync(cancellationToken), cancellationToken);
     }
 
     static async Task<bool> CanActAsync(HttpContext context)

@@ -19,7 +19,7 @@ internal static class HistoryStream
     /// not reached in <paramref name="timeout"/>.
     /// </summary>
     public static async Task<long?> ReadToEndAsync(IConnection connection, object offset, Action<ReadOnlyMemory<byte>, IReadOnlyBasicProperties> onMessage,
-        TimeSpan timeout, CancellationToken cancellationToken)
+        TimeSpan timeout, CancellationToken cancellationToken, string stream = BrokerNames.History)
     {
         ArgumentNullException.ThrowIfNull(connection);
         var marker = Guid.NewGuid().ToString("N");
@@ -44,9 +44,9 @@ internal static class HistoryStream
             if (isMarker)
                 reachedEnd.TrySetResult(headers?.TryGetValue("x-stream-offset", out var at) == true && at is long streamOffset ? streamOffset : null);
         };
-        await channel.BasicConsumeAsync(BrokerNames.History, autoAck: false, "", noLocal: false, exclusive: false,
+        await channel.BasicConsumeAsync(stream, autoAck: false, "", noLocal: false, exclusive: false,
             new Dictionary<string, object?> { ["x-stream-offset"] = offset }, consumer, cancellationToken);
-        await channel.BasicPublishAsync("", BrokerNames.History, mandatory: false,
+        await channel.BasicPublishAsync("", stream, mandatory: false,
             new BasicProperties { Headers = new Dictionary<string, object?> { [BrokerNames.HistoryMarkerHeader] = marker } }, ReadOnlyMemory<byte>.Empty, cancellationToken);
         return await reachedEnd.Task.WaitAsync(timeout, cancellationToken);
     }

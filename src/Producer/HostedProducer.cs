@@ -82,6 +82,21 @@ internal sealed partial class HostedProducer(IOptions<ProducerOptions> options, 
     public async Task<IAsyncDisposable> WatchEventsAsync(Func<TaskEvent, Task> onEvent, string pattern = "command.#", CancellationToken cancellationToken = default) =>
         await (await ProducerAsync(cancellationToken)).WatchEventsAsync(onEvent, pattern, cancellationToken);
 
+    public async Task AddScheduleAsync(TaskSchedule schedule, CancellationToken cancellationToken = default) =>
+        await (await ProducerAsync(cancellationToken)).AddScheduleAsync(schedule, cancellationToken);
+
+    public async Task<IReadOnlyList<ScheduleInfo>> ListSchedulesAsync(CancellationToken cancellationToken = default) =>
+        await (await ProducerAsync(cancellationToken)).ListSchedulesAsync(cancellationToken);
+
+    public async Task PauseScheduleAsync(string scheduleId, CancellationToken cancellationToken = default) =>
+        await (await ProducerAsync(cancellationToken)).PauseScheduleAsync(scheduleId, cancellationToken);
+
+    public async Task ResumeScheduleAsync(string scheduleId, CancellationToken cancellationToken = default) =>
+        await (await ProducerAsync(cancellationToken)).ResumeScheduleAsync(scheduleId, cancellationToken);
+
+    public async Task RemoveScheduleAsync(string scheduleId, CancellationToken cancellationToken = default) =>
+        await (await ProducerAsync(cancellationToken)).RemoveScheduleAsync(scheduleId, cancellationToken);
+
     /// <summary>Closes the connection (idempotent: the container disposes this once per service it is registered as).</summary>
     public async ValueTask DisposeAsync()
     {

@@ -41,6 +41,26 @@ public interface ILaneQueueProducer
     Task InterruptSessionAsync(string sessionId, bool cancel = false, CancellationToken cancellationToken = default) =>
         throw new NotSupportedException($"{GetType().Name} does not implement session interrupts");
 
+    /// <summary>Adds or replaces a recurring schedule (docs/wire-contract.md §11). The default throws, for implementations written before it.</summary>
+    Task AddScheduleAsync(TaskSchedule schedule, CancellationToken cancellationToken = default) =>
+        throw new NotSupportedException($"{GetType().Name} does not implement recurring schedules");
+
+    /// <summary>The schedules with their next due time and last firing. The default throws.</summary>
+    Task<IReadOnlyList<ScheduleInfo>> ListSchedulesAsync(CancellationToken cancellationToken = default) =>
+        throw new NotSupportedException($"{GetType().Name} does not implement recurring schedules");
+
+    /// <summary>Pauses a schedule. The default throws.</summary>
+    Task PauseScheduleAsync(string scheduleId, CancellationToken cancellationToken = default) =>
+        throw new NotSupportedException($"{GetType().Name} does not implement recurring schedules");
+
+    /// <summary>Resumes a paused schedule (catch-up per its policy). The default throws.</summary>
+    Task ResumeScheduleAsync(string scheduleId, CancellationToken cancellationToken = default) =>
+        throw new NotSupportedException($"{GetType().Name} does not implement recurring schedules");
+
+    /// <summary>Removes a schedule. The default throws.</summary>
+    Task RemoveScheduleAsync(string scheduleId, CancellationToken cancellationToken = default) =>
+        throw new NotSupportedException($"{GetType().Name} does not implement recurring schedules");
+
     /// <summary>Pauses a lane on every consumer, including those that start later, until <see cref="ResumeLaneAsync"/>.</summary>
     Task PauseLaneAsync(SessionLane lane, CancellationToken cancellationToken = default);
 

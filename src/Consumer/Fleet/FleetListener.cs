@@ -25,6 +25,7 @@ internal sealed class FleetListener(
     LaneModes modes,
     LaneEndpoints endpoints,
     LaneSlots slots,
+    ScheduleTable schedules,
     IHostApplicationLifetime lifetime,
     ILogger<FleetListener> logger) : IHostedService, IAsyncDisposable
 {
@@ -98,6 +99,13 @@ internal sealed class FleetListener(
         catch (JsonException ex)
         {
             Log.FleetCommandIgnored(logger, ex.Message);
+            return;
+        }
+        if (BrokerNames.IsScheduleCommand(command.Command))
+        {
+            // Recurring schedules: the table keeps the newest command per schedule id (each arrives through both streams).
+            if (schedules.Apply(command))
+                Log.FleetCommandApplied(logger, command.Command, command.ScheduleId ?? command.Schedule?.Id ?? "", 0);
             return;
         }
         if (BrokerNames.IsFleetState(command.Command) && !IsNewestState(command))

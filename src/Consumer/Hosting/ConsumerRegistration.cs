@@ -66,6 +66,10 @@ public static class ConsumerRegistration
         services.AddHostedService(sp => sp.GetRequiredService<LaneGate>());
         services.AddSingleton<FleetMonitor>();
         services.AddHostedService(sp => sp.GetRequiredService<FleetMonitor>());
+        services.AddSingleton<ScheduleTable>();
+        services.AddSingleton(sp => new ScheduleFirer(sp.GetRequiredService<IOptions<LaneQueueOptions>>(), sp.GetRequiredService<ScheduleTable>(),
+            sp.GetRequiredService<FleetMonitor>(), sp.GetRequiredService<BrokerPublisher>(), sp.GetRequiredService<Microsoft.Extensions.Logging.ILogger<ScheduleFirer>>(), sp.GetService<TimeProvider>()));
+        services.AddHostedService(sp => sp.GetRequiredService<ScheduleFirer>());
         services.AddSingleton<BrokerDeadLetterAnswers>();
         services.AddHostedService(sp => sp.GetRequiredService<BrokerDeadLetterAnswers>());
 

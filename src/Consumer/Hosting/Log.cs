@@ -92,4 +92,13 @@ internal static partial class Log
 
     [LoggerMessage(1500, LogLevel.Information, "Task {TaskId} in lane {Lane} delayed: waits {WaitMs} ms in the delay tree ({Hops} hops) before it joins its lane")]
     public static partial void TaskDelayed(ILogger logger, string taskId, string lane, long waitMs, int hops);
+
+    [LoggerMessage(1600, LogLevel.Information, "Schedule {ScheduleId} fired for {Due}: task {TaskId}")]
+    public static partial void ScheduleFired(ILogger logger, string scheduleId, string due, string taskId);
+
+    [LoggerMessage(1601, LogLevel.Information, "Schedules: this consumer fires them now (monitor); last firings of {Count} schedules read in {Ms} ms")]
+    public static partial void SchedulesTakenOver(ILogger logger, int count, long ms);
+
+    [LoggerMessage(1602, LogLevel.Warning, "Schedules: firing failed ({Error}); trying again")]
+    public static partial void ScheduleFiringFailed(ILogger logger, string error);
 }

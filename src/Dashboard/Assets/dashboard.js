@@ -358,6 +358,39 @@ async function deadLettersPage(lane) {
   show(main, h("h1", {}, `Dead letters: ${lane}`), tabs, toolbar, table);
 }
 
+// ---- scheduled ------------------------------------------------------------------------------------------------------
+
+async function scheduledPage() {
+  const refresh = () => scheduledPage();
+  const toolbar = h("div", { class: "toolbar" }, h("button", { type: "button", onclick: refresh }, "Refresh"));
+  show(main, h("h1", {}, "Scheduled"), toolbar, h("p", { class: "muted" }, "Reading…"));
+  let schedules;
+  try {
+    schedules = await getJson("api/schedules");
+  } catch (e) {
+    show(main, h("h1", {}, "Scheduled"), toolbar, h("div", { class: "note error" }, e.message));
+    return;
+  }
+  const change = (s, what) => act(`${what[0].toUpperCase()}${what.slice(1)} schedule ${s.id}`, `api/schedules/${encodeURIComponent(s.id)}/${what}`, {}, refresh);
+  const table = schedules.length === 0
+    ? h("p", { class: "note", id: "no-schedules" }, "No recurring schedule.")
+    : h("table", { id: "schedules" },
+      h("thead", {}, h("tr", {}, h("th", {}, "Schedule"), h("th", {}, "When"), h("th", {}, "Lane"), h("th", {}, "State"),
+        h("th", {}, "Next due"), h("th", {}, "Last firing"), canAct ? h("th", {}, "") : null)),
+      h("tbody", {}, schedules.map(s => h("tr", { "data-schedule": s.id },
+        h("td", { class: "nowrap" }, s.id),
+        h("td", {}, s.cron ? `cron ${s.cron}${s.time_zone ? " " + s.time_zone : ""}` : `every ${s.interval_ms / 1000} s`),
+        h("td", {}, s.lane),
+        h("td", { "data-col": "state" }, s.paused ? "paused" : "active"),
+        h("td", { class: "nowrap", "data-col": "next" }, s.next_due ? dateTime(s.next_due) : "–"),
+        h("td", { "data-col": "last" }, s.last_firing
+          ? h("a", { href: `#/task/${encodeURIComponent(s.last_firing.task_id)}` }, s.last_firing.task_id) : "–"),
+        canAct ? h("td", { class: "nowrap" },
+          h("button", { type: "button", "data-action": s.paused ? "resume" : "pause", onclick: () => change(s, s.paused ? "resume" : "pause") }, s.paused ? "Resume" : "Pause"),
+          h("button", { type: "button", class: "danger", "data-action": "remove", onclick: () => change(s, "remove") }, "Remove")) : null))));
+  show(main, h("h1", {}, "Scheduled"), toolbar, table);
+}
+
 // ---- routing and the live loop ---------------------------------------------------------------------------------------
 
 function route() {
@@ -367,6 +400,7 @@ function route() {
   if (name === "fleet") { page = fleetPage; fleetPage.render(); }
   else if (name === "task" && arg) taskPage(decodeURIComponent(arg));
   else if (name === "dead-letters") deadLettersPage(arg);
+  else if (name === "scheduled") scheduledPage();
   else { page = lanesPage; lanesPage.render(); }
 }
 

@@ -54,6 +54,9 @@ internal static partial class BrokerTopology
             arguments: new Dictionary<string, object?> { ["x-queue-type"] = "stream", ["x-max-length-bytes"] = FleetStateMaxBytes }, cancellationToken: cancellationToken);
         await channel.QueueBindAsync(BrokerNames.FleetState, BrokerNames.FleetState, "", cancellationToken: cancellationToken);
         await channel.QueueBindAsync(BrokerNames.FleetLog, BrokerNames.FleetState, "", cancellationToken: cancellationToken);
+        // Recurring schedules: the fleet monitor's record of each confirmed firing (the last firing per schedule), for a day.
+        await channel.QueueDeclareAsync(BrokerNames.SchedulesFired, durable: true, exclusive: false, autoDelete: false,
+            arguments: new Dictionary<string, object?> { ["x-queue-type"] = "stream", ["x-max-age"] = "1D" }, cancellationToken: cancellationToken);
         // Task history: every result and the lifecycle events (appended in batches by the consumers), for a lookup by id
         // after the task finished.
         var history = new Dictionary<string, object?> { ["x-queue-type"] = "stream", ["x-max-age"] = historyMaxAge, ["x-max-length-bytes"] = historyMaxBytes };

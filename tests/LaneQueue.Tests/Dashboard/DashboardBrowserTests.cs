@@ -142,4 +142,33 @@ public sealed class DashboardBrowserTests(BrokerFixture broker, Chromium chromiu
         Assert.Equal(percents.Order(), percents);
         Assert.Equal(100, percents[^1]);
     }
+
+    [Fact]
+    public async Task The_scheduled_page_shows_next_and_last_firing_and_pauses_resumes_and_removes_a_schedule()
+    {
+        await using var dashboard = await DashboardServer.StandaloneAsync(_fleet.Vhost.Url, enableActions: true);
+        await _fleet.Producer.AddScheduleAsync(new TaskSchedule { Id = "tick", IntervalMs = 1000, Lane = SessionLane.Query, CommandType = "echo" });
+        await _fleet.Producer.AddScheduleAsync(new TaskSchedule { Id = "nightly", Cron = "0 30 2 * * *", TimeZone = "Europe/Berlin", Lane = SessionLane.Execute });
+        await TestVhost.EventuallyAsync(async () => (await _fleet.Producer.ListSchedulesAsync()).Any(s => s.LastFiring is not null), "tick fired");
+
+        var page = await chromium.NewPageAsync();
+        await page.GotoAsync(dashboard.Root + "#/scheduled");
+        var tick = page.Locator("#schedules tr[data-schedule=tick]");
+        await Expect(tick).ToContainTextAsync("every 1 s");
+        await Expect(tick.Locator("[data-col=state]")).ToHaveTextAsync("active");
+        await Expect(tick.Locator("[data-col=last]")).ToContainTextAsync("tick:");
+        await Expect(tick.Locator("[data-col=next]")).Not.ToHaveTextAsync("–");
+        await Expect(page.Locator("#schedules tr[data-schedule=nightly]")).ToContainTextAsync("cron 0 30 2 * * * Europe/Berlin");
+        await Chromium.ScreenshotAsync(page, "scheduled");
+
+        await tick.Locator("button[data-action=pause]").ClickAsync();
+        await Expect(tick.Locator("[data-col=state]")).ToHaveTextAsync("paused");
+        await Expect(tick.Locator("[data-col=next]")).ToHaveTextAsync("–");
+        Assert.True((await _fleet.Producer.ListSchedulesAsync()).Single(s => s.Schedule.Id == "tick").Paused);
+        await tick.Locator("button[data-action=resume]").ClickAsync();
+        await Expect(tick.Locator("[data-col=state]")).ToHaveTextAsync("active");
+        await tick.Locator("button[data-action=remove]").ClickAsync();
+        await Expect(tick).ToHaveCountAsync(0);
+        Assert.Equal(["nightly"], (await _fleet.Producer.ListSchedulesAsync()).Select(s => s.Schedule.Id));
+    }
 }

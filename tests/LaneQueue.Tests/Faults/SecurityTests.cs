@@ -137,6 +137,18 @@ public sealed class SecurityTests(FaultBrokerFixture broker, ITestOutputHelper o
             }
         }, "the dead letter", 30);
         Assert.Equal(1u, await admin.DeadLetters.PurgeAsync(DeadLetters.QueueOf(SessionLane.Query)));
+
+        // Recurring schedules: adding one is a fleet command (admin only); the restricted consumer fires it (it declares,
+        // appends to and reads lanequeue.schedules.fired); the producer user may list them with their last firing.
+        var add = await Assert.ThrowsAnyAsync<OperationInterruptedException>(() =>
+            producer.AddScheduleAsync(new TaskSchedule { Id = "sec-tick", IntervalMs = 1000, Lane = SessionLane.Query }));
+        Assert.True(add.ShutdownReason?.ReplyCode == 403, $"schedule add: expected ACCESS_REFUSED, got {add.ShutdownReason}");
+        await admin.AddScheduleAsync(new TaskSchedule { Id = "sec-tick", IntervalMs = 1000, Lane = SessionLane.Query, CommandType = "echo" });
+        var fired = await TestVhost.PollAsync(async () => (await producer.ListSchedulesAsync()).SingleOrDefault(s => s.LastFiring is not null)?.LastFiring,
+            "the producer user lists the schedule with its last firing", 30);
+        await TestVhost.EventuallyAsync(async () => (await admin.GetTaskHistoryAsync(fired.TaskId)).Final?.Status == TaskStatuses.Completed,
+            $"the firing {fired.TaskId} completed on the restricted consumer", 30);
+        await admin.RemoveScheduleAsync("sec-tick");
     }
 
     /// <summary>A consumer that is never meant to receive anything.</summary>

@@ -45,6 +45,16 @@ public sealed class ProducerRegistrationTests(BrokerFixture broker)
             Assert.True(result.Success, result.Error);
             Assert.Equal("di-consumer", result.Consumer);
             Assert.Equal("quorum", (await vhost.QueueAsync(BrokerNames.LaneQueue(SessionLane.Execute)))!.Value.GetProperty("type").GetString());
+
+            // Recurring schedules through the injected producer (not the interface's NotSupported defaults).
+            var injected = host.Services.GetRequiredService<ILaneQueueProducer>();
+            await injected.AddScheduleAsync(new TaskSchedule { Id = "di-tick", IntervalMs = 1000, Lane = SessionLane.Query, CommandType = "echo" });
+            var fired = await TestVhost.PollAsync(async () => (await injected.ListSchedulesAsync()).SingleOrDefault()?.LastFiring, "di-tick fired", 30);
+            Assert.Equal("di-consumer", fired.Consumer);
+            await injected.PauseScheduleAsync("di-tick");
+            await injected.ResumeScheduleAsync("di-tick");
+            await injected.RemoveScheduleAsync("di-tick");
+            Assert.Empty(await injected.ListSchedulesAsync());
         }
         finally
         {
