@@ -64,6 +64,12 @@ internal sealed partial class HostedProducer(IOptions<ProducerOptions> options, 
     public async Task CancelSessionAsync(string sessionId, CancellationToken cancellationToken = default) =>
         await (await ProducerAsync(cancellationToken)).CancelSessionAsync(sessionId, cancellationToken);
 
+    public async Task InterruptSessionAsync(string sessionId, bool cancel = false, CancellationToken cancellationToken = default) =>
+        await (await ProducerAsync(cancellationToken)).InterruptSessionAsync(sessionId, cancel, cancellationToken);
+
+    public async Task StopWatchingResultAsync(string taskId) =>
+        await (await ProducerAsync(CancellationToken.None)).StopWatchingResultAsync(taskId);
+
     public async Task PauseLaneAsync(SessionLane lane, CancellationToken cancellationToken = default) =>
         await (await ProducerAsync(cancellationToken)).PauseLaneAsync(lane, cancellationToken);
 
