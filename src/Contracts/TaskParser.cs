@@ -329,10 +329,8 @@ public static partial class TaskParser
 
     static long? OptionalPositiveLong(JsonElement root, string name)
     {
-        if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        if (Milliseconds(root, name) is not ({ } number, var value))
             return null;
-        if (value.ValueKind != JsonValueKind.Number || !TryGetWholeNumber(value, out var number))
-            throw new InvalidTaskException(name, $"must be a whole number of milliseconds, got {(value.ValueKind == JsonValueKind.Number ? Truncate(value.GetRawText()) : Describe(value.ValueKind))}");
         // The number as it was sent: 1e20 is reported as 1e20, not as the long it saturated to.
         if (number <= 0)
             throw new InvalidTaskException(name, $"{Truncate(value.GetRawText())} must be a positive number of milliseconds");
@@ -341,12 +339,20 @@ public static partial class TaskParser
         return number;
     }
 
-    static long? OptionalDedupWindow(JsonElement root, string name)
+    /// <summary>A whole number of milliseconds (<c>5000.0</c> and <c>5e3</c> count), with the element as sent; null when absent or null.</summary>
+    static (long? Number, JsonElement Value) Milliseconds(JsonElement root, string name)
     {
         if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
-            return null;
+            return (null, value);
         if (value.ValueKind != JsonValueKind.Number || !TryGetWholeNumber(value, out var number))
             throw new InvalidTaskException(name, $"must be a whole number of milliseconds, got {(value.ValueKind == JsonValueKind.Number ? Truncate(value.GetRawText()) : Describe(value.ValueKind))}");
+        return (number, value);
+    }
+
+    static long? OptionalDedupWindow(JsonElement root, string name)
+    {
+        if (Milliseconds(root, name) is not ({ } number, var value))
+            return null;
         if (number < 1 || number > MaxDedupWindowMs)
             throw new InvalidTaskException(name, $"{Truncate(value.GetRawText())} must be from 1 to {MaxDedupWindowMs} ms (24 hours)");
         return number;
@@ -354,10 +360,8 @@ public static partial class TaskParser
 
     static long? OptionalDelay(JsonElement root, string name)
     {
-        if (!root.TryGetProperty(name, out var value) || value.ValueKind == JsonValueKind.Null)
+        if (Milliseconds(root, name) is not ({ } number, var value))
             return null;
-        if (value.ValueKind != JsonValueKind.Number || !TryGetWholeNumber(value, out var number))
-            throw new InvalidTaskException(name, $"must be a whole number of milliseconds, got {(value.ValueKind == JsonValueKind.Number ? Truncate(value.GetRawText()) : Describe(value.ValueKind))}");
         if (number < 0)
             throw new InvalidTaskException(name, $"{Truncate(value.GetRawText())} must be 0 or more milliseconds");
         if (number > MaxDelayMs)
