@@ -77,30 +77,22 @@ internal sealed class ScheduleFirer(
 
     async Task FireDueAsync(Dictionary<string, DateTimeOffset> last, CancellationToken cancellationToken)
     {
-        var now = _time.GetUtcNow();
-        foreach (var state in table.Current)
+        // ScheduleFirings looks at the table again before each firing (a pause or remove that arrived meanwhile stops the rest).
+        foreach (var (schedule, due) in ScheduleFirings.Due(table, id => last.TryGetValue(id, out var fired) ? fired : null, _time.GetUtcNow()))
         {
-            if (state.Paused)
-                continue;
-            var id = state.Schedule.Id;
-            var since = last.TryGetValue(id, out var fired) && fired > state.AddedAt ? fired : state.AddedAt;
-            foreach (var due in TaskSchedules.DueToFire(state.Schedule, since, now, TaskSchedules.DefaultGrace, state.ChangedAt))
-            {
-                // Looked up again: a pause or remove that arrived meanwhile stops the rest.
-                if (!monitor.IsMonitor || table.Get(id) is not { Paused: false } current || current.AddedAt != state.AddedAt)
-                    return;
-                await FireAsync(state.Schedule, due, cancellationToken);
-                last[id] = due;
-            }
+            if (!monitor.IsMonitor)
+                return;
+            await FireAsync(schedule, due, cancellationToken);
+            last[schedule.Id] = due;
         }
     }
 
     async Task FireAsync(TaskSchedule schedule, DateTimeOffset due, CancellationToken cancellationToken)
     {
-        var task = TaskSchedules.FiringTask(schedule, due) with { CreatedAt = _time.GetUtcNow() };
+        var task = ScheduleFirings.TaskFor(schedule, due, _time.GetUtcNow());
         // The task first, then the record: a crash in between fires this due time again (answered duplicate), never loses it.
         await publisher.RequeueAsync(task, TaskMessage.Properties(task), cancellationToken);
-        var record = TaskJson.Serialize(new ScheduleFiring { ScheduleId = schedule.Id, Due = due, TaskId = task.Id, Consumer = options.Value.ConsumerName, At = _time.GetUtcNow() });
+        var record = TaskJson.Serialize(ScheduleFirings.Record(task, schedule, due, options.Value.ConsumerName, _time.GetUtcNow()));
         await publisher.WithRecoveryAsync(channel => channel.BasicPublishAsync("", BrokerNames.SchedulesFired, mandatory: true,
             new BasicProperties { Persistent = true, ContentType = "application/json" }, record, cancellationToken).AsTask(), cancellationToken);
         Interlocked.Increment(ref _fired);

@@ -13,7 +13,8 @@ namespace LaneQueue.Consumer.Testing;
 /// handlers registered on <see cref="Consumer"/> with the consumer's rules: tasks validated as the producer does, four
 /// lanes with a waiting higher-lane task started before waiting lower-lane tasks, per-lane max concurrency and the slot
 /// budget, timeouts, retries per <see cref="RetryPolicy"/> then a dead letter, cancellation, pause and resume, yield with a
-/// checkpoint, results and lifecycle events as the consumer publishes them.
+/// checkpoint, results and lifecycle events as the consumer publishes them, and recurring schedules fired as the fleet
+/// monitor fires them (<see cref="AddScheduleAsync"/>).
 /// </summary>
 /// <remarks>
 /// <para>
@@ -25,7 +26,8 @@ namespace LaneQueue.Consumer.Testing;
 /// <para>
 /// Not modelled: the broker and the fleet (one harness is one consumer with an ideal, instant lane gate), prefetch, the
 /// gate's polling delay and hysteresis, redelivery and duplicates after crashes, broker or connection failures,
-/// persistence, external workers other than <see cref="CompleteExternalTaskAsync"/>. See docs/testing.md.
+/// persistence, external workers other than <see cref="CompleteExternalTaskAsync"/>, the hand-over of schedule firing
+/// between monitors. See docs/testing.md.
 /// </para>
 /// </remarks>
 public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IFleetCommands, IAsyncDisposable
@@ -54,8 +56,8 @@ public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IFleetCom
     /// (default <c>test-harness</c>). Broker settings are ignored.</param>
     /// <exception cref="OptionsValidationException">An option is out of range; the message names it.</exception>
     /// <param name="time">The harness's clock for its own waits and decisions: delayed tasks (a <c>not_before</c> is compared
-    /// with it), retry delays, de-duplication windows and aging (default: the system's). Pass a <c>FakeTimeProvider</c> and
-    /// advance it to run a delayed task or a retry without waiting. The times in results and events, handlers' own waits and
+    /// with it), retry delays, de-duplication windows, aging and the due times of recurring schedules (default: the
+    /// system's). Pass a <c>FakeTimeProvider</c> and advance it to run a delayed task, a retry or a schedule's firings without waiting. The times in results and events, handlers' own waits and
     /// time-outs stay real time.</param>
     public LaneQueueTestHarness(Action<LaneQueueOptions>? configure = null, TimeProvider? time = null)
     {
@@ -437,6 +439,7 @@ public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IFleetCom
             subscriptions = [.. _subscriptions];
             _subscriptions.Clear();
         }
+        StopSchedules();
         await _disposing.CancelAsync().ConfigureAwait(false);
         await _wake.DisposeAsync().ConfigureAwait(false);
         if (pump is not null)

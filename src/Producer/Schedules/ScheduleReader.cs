@@ -28,13 +28,7 @@ internal static class ScheduleReader
         }, cancellationToken);
         var last = new Dictionary<string, ScheduleFiring>(StringComparer.Ordinal);
         await ReadQuietAsync(connection, BrokerNames.SchedulesFired, body => Fold(last, body), cancellationToken);
-        return [.. table.Current.Select(s =>
-        {
-            last.TryGetValue(s.Schedule.Id, out var fired);
-            var since = fired is not null && fired.Due > s.AddedAt ? fired.Due : s.AddedAt;
-            var next = s.Paused ? null : TaskSchedules.NextDue(s.Schedule, since > now ? since : now);
-            return new ScheduleInfo(s.Schedule, s.AddedAt, s.Paused, next, fired);
-        })];
+        return [.. table.Current.Select(s => ScheduleFirings.Info(s, last.GetValueOrDefault(s.Schedule.Id), now))];
     }
 
     /// <summary>Keeps the latest firing (by due time) per schedule.</summary>
