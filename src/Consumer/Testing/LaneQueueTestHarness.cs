@@ -202,7 +202,7 @@ public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IFleetCom
     /// its delay, every event delivered to <see cref="WatchEventsAsync"/> subscribers, and no task waiting in a lane that
     /// can run (tasks in a lane paused with <see cref="PauseLaneAsync"/>, or in any lane while the harness is held, may
     /// remain). Lower-lane tasks held back by waiting tasks of a paused higher lane count as not idle: on the real fleet
-    /// they wait for aging.
+    /// they wait for aging. A recurring schedule's next firing is not pending work: idle says nothing about it.
     /// </summary>
     /// <exception cref="TimeoutException">Not idle within <paramref name="timeout"/>; the message says what is still going on.</exception>
     /// <exception cref="AggregateException">An event subscriber's callback threw (or the harness failed) since the last call.</exception>

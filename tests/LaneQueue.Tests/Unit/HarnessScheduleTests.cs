@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Text.Json;
 using LaneQueue.Consumer.Testing;
+using LaneQueue.Tests.Faults;
 using Microsoft.Extensions.Time.Testing;
 
 namespace LaneQueue.Tests.Unit;
@@ -229,5 +230,18 @@ public class HarnessScheduleTests
 
         Assert.Equal(6, harness.Results.Count(r => r.Status == TaskStatuses.Completed));
         Assert.Equal("report:20260101T000010Z", harness.Started[0].TaskId);         // <schedule>:<due time, UTC>
+    }
+
+    [Fact]
+    public void The_docs_example_is_the_body_of_the_test_above()
+    {
+        var docs = File.ReadAllText(Path.Combine(Repo.Root, "docs", "testing.md"));
+        var section = docs.IndexOf("\n## Recurring schedules\n", StringComparison.Ordinal);
+        Assert.True(section >= 0, "docs/testing.md has no '## Recurring schedules' section");
+        var example = docs[section..].Split("```csharp\n")[1].Split("```")[0];
+        var source = File.ReadAllText(Path.Combine(Repo.Root, "tests", "LaneQueue.Tests", "Unit", "HarnessScheduleTests.cs"));
+        var body = source.Split("The_docs_example_runs_as_written()\n    {\n")[1].Split("\n    }\n")[0];
+        var unindented = string.Join('\n', body.Split('\n').Select(line => line.StartsWith("        ", StringComparison.Ordinal) ? line[8..] : line));
+        Assert.Equal(example.Trim(), unindented.Trim());
     }
 }
