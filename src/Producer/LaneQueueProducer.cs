@@ -258,34 +258,24 @@ public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
     /// now). Lasting fleet state: needs a user that may send fleet commands (the admin user of scripts/broker-users.sh).
     /// </summary>
     /// <exception cref="InvalidScheduleException">The schedule is invalid; names the field (e.g. <c>cron</c>, <c>time_zone</c>).</exception>
-    public Task AddScheduleAsync(TaskSchedule schedule, CancellationToken cancellationToken = default)
-    {
-        TaskSchedules.Validate(schedule, _options.MaxPayloadBytes);
-        return SendFleetCommandAsync(new FleetCommand { Command = FleetCommand.SchedulePut, ScheduleId = schedule.Id, Schedule = schedule }, cancellationToken);
-    }
+    public Task AddScheduleAsync(TaskSchedule schedule, CancellationToken cancellationToken = default) =>
+        SendFleetCommandAsync(ScheduleCommands.Put(schedule, _options.MaxPayloadBytes), cancellationToken);
 
     /// <summary>Pauses a schedule: no firings until <see cref="ResumeScheduleAsync"/>.</summary>
     public Task PauseScheduleAsync(string scheduleId, CancellationToken cancellationToken = default) =>
-        ScheduleCommandAsync(FleetCommand.SchedulePause, scheduleId, cancellationToken);
+        SendFleetCommandAsync(ScheduleCommands.For(FleetCommand.SchedulePause, scheduleId), cancellationToken);
 
     /// <summary>Resumes a paused schedule; the due times missed meanwhile follow its catch-up policy.</summary>
     public Task ResumeScheduleAsync(string scheduleId, CancellationToken cancellationToken = default) =>
-        ScheduleCommandAsync(FleetCommand.ScheduleResume, scheduleId, cancellationToken);
+        SendFleetCommandAsync(ScheduleCommands.For(FleetCommand.ScheduleResume, scheduleId), cancellationToken);
 
     /// <summary>Removes a schedule (its firings already published still run).</summary>
     public Task RemoveScheduleAsync(string scheduleId, CancellationToken cancellationToken = default) =>
-        ScheduleCommandAsync(FleetCommand.ScheduleRemove, scheduleId, cancellationToken);
+        SendFleetCommandAsync(ScheduleCommands.For(FleetCommand.ScheduleRemove, scheduleId), cancellationToken);
 
     /// <summary>The schedules with their next due time and last firing (reads the fleet state and the firings streams).</summary>
     public Task<IReadOnlyList<ScheduleInfo>> ListSchedulesAsync(CancellationToken cancellationToken = default) =>
         ScheduleReader.ListAsync(_connection, DateTimeOffset.UtcNow, cancellationToken);
-
-    Task ScheduleCommandAsync(string command, string scheduleId, CancellationToken cancellationToken)
-    {
-        if (string.IsNullOrEmpty(scheduleId) || !TaskParser.IsValidId(scheduleId))
-            throw new InvalidScheduleException("id", $"'{scheduleId}' is not a schedule id");
-        return SendFleetCommandAsync(new FleetCommand { Command = command, ScheduleId = scheduleId }, cancellationToken);
-    }
 
     /// <summary>Publishes a fleet command (kept in the fleet log so consumers that start later apply it too).</summary>
     public async Task SendFleetCommandAsync(FleetCommand command, CancellationToken cancellationToken = default)

@@ -24,23 +24,20 @@ public sealed partial class LaneQueueTestHarness
     /// <see cref="LaneQueueOptions.MaxPayloadBytes"/>); it fires from its first due time after now on the harness's clock.
     /// </summary>
     /// <exception cref="InvalidScheduleException">The schedule is invalid; names the field (e.g. <c>cron</c>, <c>time_zone</c>).</exception>
-    public Task AddScheduleAsync(TaskSchedule schedule, CancellationToken cancellationToken = default)
-    {
-        TaskSchedules.Validate(schedule, _settings.MaxPayloadBytes);
-        return ScheduleCommandAsync(new FleetCommand { Command = FleetCommand.SchedulePut, ScheduleId = schedule.Id, Schedule = schedule }, cancellationToken);
-    }
+    public Task AddScheduleAsync(TaskSchedule schedule, CancellationToken cancellationToken = default) =>
+        ApplyScheduleCommand(ScheduleCommands.Put(schedule, _settings.MaxPayloadBytes), cancellationToken);
 
     /// <summary>Pauses a schedule: no firings until <see cref="ResumeScheduleAsync"/>. An unknown id changes nothing, as on the fleet.</summary>
     public Task PauseScheduleAsync(string scheduleId, CancellationToken cancellationToken = default) =>
-        ScheduleCommandAsync(FleetCommand.SchedulePause, scheduleId, cancellationToken);
+        ApplyScheduleCommand(ScheduleCommands.For(FleetCommand.SchedulePause, scheduleId), cancellationToken);
 
     /// <summary>Resumes a paused schedule; the due times missed meanwhile follow its catch-up policy (<c>skip</c>: none; <c>once</c>: the latest).</summary>
     public Task ResumeScheduleAsync(string scheduleId, CancellationToken cancellationToken = default) =>
-        ScheduleCommandAsync(FleetCommand.ScheduleResume, scheduleId, cancellationToken);
+        ApplyScheduleCommand(ScheduleCommands.For(FleetCommand.ScheduleResume, scheduleId), cancellationToken);
 
     /// <summary>Removes a schedule (its firings already submitted still run).</summary>
     public Task RemoveScheduleAsync(string scheduleId, CancellationToken cancellationToken = default) =>
-        ScheduleCommandAsync(FleetCommand.ScheduleRemove, scheduleId, cancellationToken);
+        ApplyScheduleCommand(ScheduleCommands.For(FleetCommand.ScheduleRemove, scheduleId), cancellationToken);
 
     /// <summary>The schedules by id, with their next due time (on the harness's clock) and their last firing.</summary>
     public Task<IReadOnlyList<ScheduleInfo>> ListSchedulesAsync(CancellationToken cancellationToken = default)
@@ -54,15 +51,8 @@ public sealed partial class LaneQueueTestHarness
         }
     }
 
-    Task ScheduleCommandAsync(string command, string scheduleId, CancellationToken cancellationToken)
-    {
-        if (string.IsNullOrEmpty(scheduleId) || !TaskParser.IsValidId(scheduleId))
-            throw new InvalidScheduleException("id", $"'{scheduleId}' is not a schedule id");
-        return ScheduleCommandAsync(new FleetCommand { Command = command, ScheduleId = scheduleId }, cancellationToken);
-    }
-
     /// <summary>Applies a schedule command stamped with the harness's clock, then fires what is due now and sets the timer.</summary>
-    Task ScheduleCommandAsync(FleetCommand command, CancellationToken cancellationToken)
+    Task ApplyScheduleCommand(FleetCommand command, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         lock (_lock)

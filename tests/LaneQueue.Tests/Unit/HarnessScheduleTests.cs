@@ -42,6 +42,13 @@ public class HarnessScheduleTests
         CatchUp = catchUp,
     };
 
+    /// <summary>Two schedules every 10 s: <c>skip</c> (the default catch-up policy) and <c>once</c>.</summary>
+    static async Task AddSkipAndOnceAsync(LaneQueueTestHarness harness)
+    {
+        await harness.AddScheduleAsync(Every10s("skip"));
+        await harness.AddScheduleAsync(Every10s("once", TaskSchedule.CatchUpOnce));
+    }
+
     /// <summary>Advances the clock one second at a time (each step within the 30 s grace, as a monitor ticking through it).</summary>
     static void Step(FakeTimeProvider time, int seconds)
     {
@@ -120,8 +127,7 @@ public class HarnessScheduleTests
     {
         var (harness, time, _) = Create(T0);
         await using var _h = harness;
-        await harness.AddScheduleAsync(Every10s("skip"));
-        await harness.AddScheduleAsync(Every10s("once", TaskSchedule.CatchUpOnce));
+        await AddSkipAndOnceAsync(harness);
         Step(time, 25);
         await harness.PauseScheduleAsync("skip");
         await harness.PauseScheduleAsync("once");
@@ -170,8 +176,7 @@ public class HarnessScheduleTests
     {
         var (harness, time, _) = Create(T0);
         await using var _h = harness;
-        await harness.AddScheduleAsync(Every10s("skip"));
-        await harness.AddScheduleAsync(Every10s("once", TaskSchedule.CatchUpOnce));
+        await AddSkipAndOnceAsync(harness);
         Step(time, 15);
 
         time.Advance(TimeSpan.FromHours(1)); // to T0+3615 s in one step: the monitor was away for an hour
