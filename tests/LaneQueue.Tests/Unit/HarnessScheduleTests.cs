@@ -208,6 +208,29 @@ public class HarnessScheduleTests
     }
 
     [Fact]
+    public async Task On_the_system_clock_a_schedule_fires_by_itself()
+    {
+        await using var harness = new LaneQueueTestHarness();
+        harness.Start();
+        var fired = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var watch = await harness.WatchEventsAsync(e =>
+        {
+            if (harness.Results.Count(r => r.Status == TaskStatuses.Completed) >= 2)
+                fired.TrySetResult();
+            return Task.CompletedTask;
+        }, "command.completed.#");
+        await harness.AddScheduleAsync(new TaskSchedule { Id = "beat", IntervalMs = 1000, Lane = SessionLane.Query, CommandType = "echo" });
+
+        await fired.Task.WaitAsync(Wait); // two due times, one second apart, with nobody advancing anything
+        var ids = harness.Results.Take(2).Select(r => ResultDue(r.TaskId)).ToList();
+        Assert.Equal(TimeSpan.FromSeconds(1), ids[1] - ids[0]);
+    }
+
+    static DateTimeOffset ResultDue(string taskId) =>
+        DateTimeOffset.ParseExact(taskId[(taskId.IndexOf(':', StringComparison.Ordinal) + 1)..], "yyyyMMdd'T'HHmmss'Z'",
+            System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal);
+
+    [Fact]
     public async Task Schedules_are_validated_as_the_producer_validates_them()
     {
         await using var harness = new LaneQueueTestHarness(o => o.MaxPayloadBytes = 1024);
