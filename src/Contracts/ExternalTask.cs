@@ -79,9 +79,12 @@ public sealed record ExternalTask
     [JsonIgnore]
     public bool Debounced => DedupKey is not null && DedupMode == TaskParser.DedupDebounce;
 
-    /// <summary>This task, de-duplicated by <paramref name="key"/> for <paramref name="window"/> (wire fields <c>dedup_key</c>, <c>dedup_window_ms</c>).</summary>
+    /// <summary>
+    /// This task, de-duplicated by <paramref name="key"/> for <paramref name="window"/> in the default mode, the first runs
+    /// (wire fields <c>dedup_key</c>, <c>dedup_window_ms</c>).
+    /// </summary>
     public ExternalTask DedupedBy(string key, TimeSpan? window = null) =>
-        this with { DedupKey = key, DedupWindowMs = window is { } w ? (long)Math.Ceiling(w.TotalMilliseconds) : null };
+        this with { DedupKey = key, DedupWindowMs = window is { } w ? (long)Math.Ceiling(w.TotalMilliseconds) : null, DedupMode = null };
 
     /// <summary>
     /// This task, debounced by <paramref name="key"/> (wire fields <c>dedup_key</c>, <c>dedup_mode: "debounce"</c>,
