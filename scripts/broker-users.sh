@@ -136,8 +136,8 @@ topic "$P_USER" lanequeue.results '^$' "^${prefix_re}[^*#]+\$"
 # and topic exchanges, declared, bound, dead-lettered through and published to), the copies of broker dead letters the fleet answers
 # (lanequeue.broker-dead-letters: declared, bound to the _error exchanges, consumed), the fleet exchange lanequeue.fleet (written:
 # the built-in lanequeue.interrupt task publishes a session interrupt there), the recurring schedules' firing record
-# (lanequeue.schedules.fired: a stream the fleet monitor declares, appends to and reads), the de-duplication keys' claim and owner
-# queues (lanequeue.dedup.*: declared, published to, read), and MassTransit's fault exchanges (bound to each
+# (lanequeue.schedules.fired: a stream the fleet monitor declares, appends to and reads), the de-duplication keys' claim, owner
+# and debounce latest-task queues (lanequeue.dedup.*: declared, published to, read), and MassTransit's fault exchanges (bound to each
 # other; it publishes a Fault<TaskDelivery> event for every dead-lettered task)
 MT_FAULT='^MassTransit:Fault(--.+)?$'
 permit "$C_USER" \

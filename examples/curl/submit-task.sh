@@ -16,7 +16,7 @@ set -uo pipefail
 
 die() { echo "$2" >&2; exit "$1"; }
 
-lane="" id="" payload="{}" command_type="" timeout=30 delay_ms="" dedup_key=""
+lane="" id="" payload="{}" command_type="" timeout=30 delay_ms="" dedup_key="" dedup_mode=""
 while (($#)); do
   case "$1" in
     --lane) lane="${2-}"; shift 2 ;;
@@ -26,7 +26,8 @@ while (($#)); do
     --timeout) timeout="${2-}"; shift 2 ;;
     --delay-ms) delay_ms="${2-}"; shift 2 ;;
     --dedup-key) dedup_key="${2-}"; shift 2 ;;
-    *) die 2 "unknown argument '$1'; usage: $0 --lane LANE [--id ID] [--payload JSON] [--command-type TYPE] [--timeout SECONDS] [--delay-ms MS] [--dedup-key KEY]" ;;
+    --dedup-mode) dedup_mode="${2-}"; shift 2 ;;
+    *) die 2 "unknown argument '$1'; usage: $0 --lane LANE [--id ID] [--payload JSON] [--command-type TYPE] [--timeout SECONDS] [--delay-ms MS] [--dedup-key KEY] [--dedup-mode once|debounce]" ;;
   esac
 done
 [[ -z "$delay_ms" || "$delay_ms" =~ ^[0-9]+$ ]] || die 2 "--delay-ms must be a whole number of milliseconds"
@@ -82,9 +83,10 @@ api PUT "/queues/$vhost/$reply" "$(jq -nc --argjson ms "$(((timeout + 60) * 1000
 
 # 2. Submit: the task as a JSON string, persistent (delivery_mode 2), with the lane as routing key.
 task="$(jq -nc --arg id "$id" --arg lane "$lane" --argjson payload "$payload" --arg type "$command_type" \
-  --arg delay "$delay_ms" --arg key "$dedup_key" \
+  --arg delay "$delay_ms" --arg key "$dedup_key" --arg mode "$dedup_mode" \
   '{id:$id,lane:$lane,payload:$payload} + (if $type == "" then {} else {command_type:$type} end)
-   + (if $delay == "" then {} else {delay_ms:($delay|tonumber)} end) + (if $key == "" then {} else {dedup_key:$key} end)')"
+   + (if $delay == "" then {} else {delay_ms:($delay|tonumber)} end) + (if $key == "" then {} else {dedup_key:$key} end)
+   + (if $mode == "" then {} else {dedup_mode:$mode} end)')"
 request="$(jq -nc --arg task "$task" --arg lane "$lane" --arg id "$id" --argjson priority "$priority" \
   '{properties:{delivery_mode:2,content_type:"application/json",priority:$priority,message_id:$id},routing_key:$lane,payload:$task,payload_encoding:"string"}')"
 routed="$(api POST "/exchanges/$vhost/lanequeue.tasks/publish" "$request" | jq -r .routed)" || die 3 "the publish failed"

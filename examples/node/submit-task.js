@@ -30,6 +30,7 @@ function parse() {
       'delay-ms': { type: 'string' }, // delayed task: start no earlier than this many ms after the submit
       'dedup-key': { type: 'string' }, // of the tasks with this key, the first runs, the others are answered duplicate
       'dedup-window-ms': { type: 'string' }, // how long the key holds (default 60000)
+      'dedup-mode': { type: 'string' }, // once (default: the first runs) or debounce (the last one seen runs)
     },
   });
   if (!(values.lane in PRIORITY)) throw new Error(`--lane must be one of ${Object.keys(PRIORITY).join(', ')}`);
@@ -50,6 +51,7 @@ function parse() {
     task[field] = Number(values[option]);
   }
   if (values['dedup-key']) task.dedup_key = values['dedup-key'];
+  if (values['dedup-mode']) task.dedup_mode = values['dedup-mode']; // the consumer checks it (once or debounce, with a key)
   return { task, timeoutMs: timeout * 1000 };
 }
 

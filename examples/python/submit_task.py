@@ -37,6 +37,8 @@ def main():
     parser.add_argument("--delay-ms", type=int, help="delayed task: start no earlier than this many ms after the submit (wire field delay_ms)")
     parser.add_argument("--dedup-key", help="de-duplication key: of the tasks with it, the first runs, the others are answered duplicate")
     parser.add_argument("--dedup-window-ms", type=int, help="how long --dedup-key holds (default 60000)")
+    parser.add_argument("--dedup-mode", choices=["once", "debounce"],
+                        help="once (default: the first task with the key runs) or debounce (the last one seen runs)")
     args = parser.parse_args()  # exits 2 on bad arguments
     try:
         payload = json.loads(args.payload)
@@ -54,6 +56,8 @@ def main():
         task["dedup_key"] = args.dedup_key
     if args.dedup_window_ms is not None:
         task["dedup_window_ms"] = args.dedup_window_ms
+    if args.dedup_mode:
+        task["dedup_mode"] = args.dedup_mode
 
     url = os.environ.get("LANEQUEUE_RABBITMQ_URL") or "amqp://guest:guest@localhost:5672/lanequeue"
     try:

@@ -42,10 +42,11 @@ public static class ProducerCli
         var at = new Option<string?>("--at") { Description = "Delayed task: start no earlier than this RFC 3339 time with a zone (e.g. 2026-01-31T12:00:00Z)" };
         var dedupKey = new Option<string?>("--dedup-key") { Description = "De-duplication key: of the tasks with it, the first runs; the others within the window are answered duplicate" };
         var dedupWindow = new Option<string?>("--dedup-window") { Description = "How long --dedup-key holds (e.g. 500ms, 30s, 5m, 2h; at most 24h; default 60s)" };
+        var debounce = new Option<bool>("--debounce") { Description = "With --dedup-key: the last task with the key runs, earlier ones still waiting are answered duplicate (dedup_mode debounce; give a --delay, and a --dedup-window of at least the delay)" };
 
         var submit = new Command("submit", "Submit tasks to a lane; returns once the broker has stored them")
         {
-            lane, id, payload, commandType, session, timeoutMs, count, wait, quiet, delay, at, dedupKey, dedupWindow,
+            lane, id, payload, commandType, session, timeoutMs, count, wait, quiet, delay, at, dedupKey, dedupWindow, debounce,
         };
         submit.SetAction(async (parse, cancellationToken) =>
         {
@@ -92,6 +93,11 @@ public static class ProducerCli
                     return InvalidInput;
                 }
             }
+            if (parse.GetValue(debounce) && parse.GetValue(dedupKey) is null)
+            {
+                await errors.WriteLineAsync("error: --debounce needs --dedup-key");
+                return InvalidInput;
+            }
             var baseId = parse.GetValue(id) ?? Guid.NewGuid().ToString("N");
             var tasks = Enumerable.Range(1, n).Select(i => new ExternalTask
             {
@@ -105,6 +111,7 @@ public static class ProducerCli
                 NotBefore = delayed.NotBefore,
                 DedupKey = parse.GetValue(dedupKey),
                 DedupWindowMs = windowMs,
+                DedupMode = parse.GetValue(debounce) ? TaskParser.DedupDebounce : null,
             }).ToList();
 
             try

@@ -148,6 +148,18 @@ public static class BrokerNames
     /// <summary>Beside <see cref="DedupQueue"/>: who holds the claim (its task id), read by the tasks that find the key taken.</summary>
     public static string DedupOwnerQueue(string key, long windowMs) => DedupQueue(key, windowMs) + ".owner";
 
+    /// <summary>
+    /// A debounced key's latest task (<c>dedup_mode: "debounce"</c>): one message, the id of the last task with the key a
+    /// consumer saw (drop-head), for the window; read by the tasks that come due to learn whether a later one replaced them.
+    /// </summary>
+    public static string DebounceLatestQueue(string key, long windowMs) => DedupQueue(key, windowMs) + ".latest";
+
+    /// <summary>
+    /// On a debounced task (<c>dedup_mode: "debounce"</c>) a consumer has recorded as its key's latest and parked in the delay
+    /// tree: when it comes due it only reads the record, it does not record itself again.
+    /// </summary>
+    public const string DebounceSeenHeader = "x-lanequeue-debounce-seen";
+
     /// <summary>Holding queue for retries of a lane after <paramref name="delay"/>: TTL, then dead-lettered back to the lane.</summary>
     public static string RetryQueue(SessionLane lane, TimeSpan delay) => $"{Prefix}.{lane.WireName()}.retry.{(long)delay.TotalMilliseconds}ms";
 

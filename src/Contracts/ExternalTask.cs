@@ -66,9 +66,32 @@ public sealed record ExternalTask
     [JsonPropertyName("dedup_window_ms")]
     public long? DedupWindowMs { get; init; }
 
-    /// <summary>This task, de-duplicated by <paramref name="key"/> for <paramref name="window"/> (wire fields <c>dedup_key</c>, <c>dedup_window_ms</c>).</summary>
+    /// <summary>
+    /// How <see cref="DedupKey"/> picks the task that runs: <see cref="TaskParser.DedupOnce"/> (null means it: the first runs) or
+    /// <see cref="TaskParser.DedupDebounce"/> (the last runs: a task that comes due after a later task with the key was seen is
+    /// answered <c>duplicate</c> naming that one; <see cref="DedupWindowMs"/> is then how long the key remembers its latest task
+    /// and must cover the delay). Only with a key.
+    /// </summary>
+    [JsonPropertyName("dedup_mode")]
+    public string? DedupMode { get; init; }
+
+    /// <summary>True for <see cref="DedupMode"/> <c>debounce</c>.</summary>
+    [JsonIgnore]
+    public bool Debounced => DedupKey is not null && DedupMode == TaskParser.DedupDebounce;
+
+    /// <summary>
+    /// This task, de-duplicated by <paramref name="key"/> for <paramref name="window"/> in the default mode, the first runs
+    /// (wire fields <c>dedup_key</c>, <c>dedup_window_ms</c>).
+    /// </summary>
     public ExternalTask DedupedBy(string key, TimeSpan? window = null) =>
-        this with { DedupKey = key, DedupWindowMs = window is { } w ? (long)Math.Ceiling(w.TotalMilliseconds) : null };
+        this with { DedupKey = key, DedupWindowMs = window is { } w ? (long)Math.Ceiling(w.TotalMilliseconds) : null, DedupMode = null };
+
+    /// <summary>
+    /// This task, debounced by <paramref name="key"/> (wire fields <c>dedup_key</c>, <c>dedup_mode: "debounce"</c>,
+    /// <c>dedup_window_ms</c>): of the tasks with the key, the last one seen runs; give it a delay (<see cref="After"/>) to
+    /// run "that long after the last submit". <paramref name="window"/> (default 60 s) must cover the delay.
+    /// </summary>
+    public ExternalTask DebouncedBy(string key, TimeSpan? window = null) => DedupedBy(key, window) with { DedupMode = TaskParser.DedupDebounce };
 
     /// <summary>This task, to start no earlier than <paramref name="delay"/> after its submit (wire field <c>delay_ms</c>).</summary>
     public ExternalTask After(TimeSpan delay) => this with { DelayMs = (long)Math.Ceiling(delay.TotalMilliseconds), NotBefore = null };

@@ -32,6 +32,12 @@ public static partial class TaskParser
     /// <summary>The <c>dedup_window_ms</c> of a task that gives a <c>dedup_key</c> without one: 60 s.</summary>
     public const long DefaultDedupWindowMs = 60_000;
 
+    /// <summary><c>dedup_mode</c> "once" (the default): of the tasks with one key, the first to come due runs.</summary>
+    public const string DedupOnce = "once";
+
+    /// <summary><c>dedup_mode</c> "debounce": of the tasks with one key, the last one seen runs; the earlier ones are replaced.</summary>
+    public const string DedupDebounce = "debounce";
+
     /// <summary>A body may be this much larger than the payload limit (room for the other fields or an envelope).</summary>
     public const int MaxBodyOverheadBytes = 64 * 1024;
 
@@ -150,6 +156,7 @@ public static partial class TaskParser
             NotBefore = OptionalTimestamp(root, "not_before"),
             DedupKey = OptionalString(root, "dedup_key"),
             DedupWindowMs = OptionalDedupWindow(root, "dedup_window_ms"),
+            DedupMode = OptionalString(root, "dedup_mode"),
         };
         Validate(task, maxPayloadBytes);
         return task;
@@ -190,12 +197,19 @@ public static partial class TaskParser
             throw new InvalidTaskException("dedup_window_ms", "is given without dedup_key; the window belongs to a key");
         if (task.DedupWindowMs is < 1 or > MaxDedupWindowMs)
             throw new InvalidTaskException("dedup_window_ms", $"{task.DedupWindowMs} must be from 1 to {MaxDedupWindowMs} ms (24 hours)");
+        if (task.DedupMode is not null and not DedupOnce and not DedupDebounce)
+            throw new InvalidTaskException("dedup_mode", $"'{Truncate(task.DedupMode)}' is not a mode; expected \"{DedupOnce}\" (the first runs) or \"{DedupDebounce}\" (the last runs)");
+        if (task.DedupMode is not null && task.DedupKey is null)
+            throw new InvalidTaskException("dedup_mode", "is given without dedup_key; the mode belongs to a key");
         if (task.DelayMs is not null && task.NotBefore is not null)
             throw new InvalidTaskException("delay_ms", "and not_before are both given; send one of them (delay_ms: milliseconds from the submit, not_before: a time)");
         if (task.DelayMs is < 0)
             throw new InvalidTaskException("delay_ms", $"{task.DelayMs} must be 0 or more milliseconds");
         if (task.DelayMs is > MaxDelayMs)
             throw new InvalidTaskException("delay_ms", $"{task.DelayMs} is over the limit of {MaxDelayMs} ms (20 hours)");
+        if (task.DedupMode == DedupDebounce && task.DelayMs > (task.DedupWindowMs ?? DefaultDedupWindowMs))
+            throw new InvalidTaskException("dedup_window_ms", $"{(task.DedupWindowMs is { } window ? $"{window} ms" : $"absent ({DefaultDedupWindowMs} ms)")} is shorter than delay_ms " +
+                $"{task.DelayMs} ms; in debounce mode the key remembers its latest task for the window, so give dedup_window_ms at least the delay");
         if (task.NotBefore is { } notBefore && notBefore - DateTimeOffset.UtcNow > TimeSpan.FromMilliseconds(MaxDelayMs))
             throw new InvalidTaskException("not_before", $"{notBefore:O} is more than {MaxDelayMs} ms (20 hours) ahead of now");
     }
@@ -266,7 +280,7 @@ public static partial class TaskParser
     static readonly HashSet<string> KnownFields = new(StringComparer.Ordinal)
     {
         "id", "lane", "payload", "command_type", "session_id", "timeout_ms", "created_at", "preemptible", "checkpoint",
-        "delay_ms", "not_before", "dedup_key", "dedup_window_ms",
+        "delay_ms", "not_before", "dedup_key", "dedup_window_ms", "dedup_mode",
     };
 
     /// <summary>A JSON string's text; an unpaired surrogate escape such as <c>"\ud800"</c> is not text.</summary>

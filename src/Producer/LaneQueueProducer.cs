@@ -123,8 +123,11 @@ public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
         var (exchange, routingKey) = (BrokerNames.TasksExchange, BrokerNames.RoutingKey(task.Lane));
         if (DelayedUntil(task, DateTimeOffset.UtcNow) is { } due)
         {
-            // Delayed: into the delay tree, which hands it to its lane when due (no consumer holds it meanwhile).
-            (exchange, routingKey) = (DelayTopology.EntryExchange, DelayTopology.RoutingKey(due.Wait, task.Lane));
+            // Delayed: into the delay tree, which hands it to its lane when due (no consumer holds it meanwhile). A debounced task
+            // goes to its lane with its due time instead: the consumer that reads it records it as its key's latest first, then
+            // parks it in the tree (as for any other language's client).
+            if (!task.Debounced)
+                (exchange, routingKey) = (DelayTopology.EntryExchange, DelayTopology.RoutingKey(due.Wait, task.Lane));
             properties = DelayTopology.Entering(properties, due.At);
             activity?.SetTag("lanequeue.delay_ms", (long)due.Wait.TotalMilliseconds);
         }

@@ -22,6 +22,10 @@ public static class TaskCost
         new("delayed", "delayed task (delay_ms 200)", (t, _) => t.After(TimeSpan.FromMilliseconds(200))),
         new("dedup-unique", "task with its own dedup_key (it runs)", (t, i) => t.DedupedBy($"key-{i}", TimeSpan.FromSeconds(10))),
         new("dedup-same", "task whose dedup_key another holds (answered duplicate)", (t, _) => t.DedupedBy("one-key", TimeSpan.FromMinutes(5))),
+        new("debounce-unique", "debounced task with its own key (delay_ms 200, it runs)",
+            (t, i) => t.After(TimeSpan.FromMilliseconds(200)).DebouncedBy($"key-{i}", TimeSpan.FromSeconds(10))),
+        new("debounce-same", "debounced task, one key for all (delay_ms 200, replaced by a later one)",
+            (t, _) => t.After(TimeSpan.FromMilliseconds(200)).DebouncedBy("one-key", TimeSpan.FromMinutes(5))),
     ];
 
     public static async Task RunAsync(BenchContext context, ScenarioResult result)
@@ -84,7 +88,10 @@ public static class TaskCost
         result.Notes.Add("Delayed: the producer publishes into the delay tree; 200 ms is 5 units of 50 ms (200 + the 40 ms margin, rounded up), binary 101: 2 hop queues " +
                          "on its way to the lane. Dedup: the consumer declares the key's claim and owner queues and publishes a claim (confirmed) and, when it " +
                          "wins, an owner record; a task that finds its key held publishes a claim (nacked), reads and returns the owner record, and is answered " +
-                         "duplicate without running.");
+                         "duplicate without running. Debounce: the producer sends the task to its lane; the consumer that reads it declares the key's " +
+                         "latest-task queue, publishes the task's id to it (confirmed) and parks the task in the delay tree; when it comes due, a consumer " +
+                         "declares that queue again, reads the record and returns it, then runs the task or (one key for all: a later task was seen) " +
+                         "answers it duplicate.");
         if (brokerPid is null)
             result.Notes.Add($"Broker node {node}: its process is not visible here; broker CPU is n/a.");
     }

@@ -20,7 +20,7 @@ export { MAX_DEPTH } from './json.js';
 export { parseBrokerUrl, redact, urlFromEnvironment, DEFAULT_URL } from './url.js';
 export type { BrokerAddress } from './url.js';
 export { LANES, LANE_PRIORITY, TASK_STATUSES, BROKER_NAMES } from './types.js';
-export type { Lane, TaskStatus, TaskInput, WireTask, TaskResult, TaskEvent } from './types.js';
+export type { Lane, TaskStatus, TaskInput, WireTask, TaskResult, TaskEvent, DedupMode } from './types.js';
 
 /** A fresh task id: `<prefix>-<random UUID>` (valid under the id rules). */
 export { newTaskId } from './ids.js';

@@ -45,8 +45,10 @@ export interface TaskInput {
   notBefore?: Date | string;
   /** De-duplication key (1-200 characters): the first task with it runs, others within the window are answered `duplicate`. */
   dedupKey?: string;
-  /** How long `dedupKey` holds, 1 to 86400000 ms; absent: 60000. */
+  /** How long `dedupKey` holds, 1 to 86400000 ms; absent: 60000. In `debounce` mode: how long the key remembers its latest task (at least the delay). */
   dedupWindowMs?: number;
+  /** `once` (absent: the first task with the key runs) or `debounce` (the last one seen runs, the earlier ones are answered `duplicate`). */
+  dedupMode?: DedupMode;
   command_type?: string;
   session_id?: string;
   timeout_ms?: number | bigint;
@@ -55,7 +57,11 @@ export interface TaskInput {
   not_before?: Date | string;
   dedup_key?: string;
   dedup_window_ms?: number;
+  dedup_mode?: DedupMode;
 }
+
+/** How a `dedupKey` picks the task that runs: `once` (the first) or `debounce` (the last one seen). */
+export type DedupMode = 'once' | 'debounce';
 
 /** A task as it travels (snake_case keys). */
 export interface WireTask {
@@ -72,6 +78,7 @@ export interface WireTask {
   not_before?: string;
   dedup_key?: string;
   dedup_window_ms?: number;
+  dedup_mode?: DedupMode;
 }
 
 /** A task's result (docs/wire-contract.md §6.1), read from `lanequeue.results`. */

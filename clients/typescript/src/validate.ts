@@ -3,7 +3,7 @@
 
 import { InvalidTaskError } from './errors.js';
 import { member, scanJson, type JsonNode } from './json.js';
-import { LANES, type Lane, type TaskInput, type WireTask } from './types.js';
+import { LANES, type DedupMode, type Lane, type TaskInput, type WireTask } from './types.js';
 
 export const DEFAULT_MAX_PAYLOAD_BYTES = 1024 * 1024;
 export const MAX_ID_LENGTH = 200;
@@ -14,10 +14,14 @@ export const MAX_TIMEOUT_MS = 2147483647;
 export const MAX_DELAY_MS = 20 * 60 * 60 * 1000;
 /** Longest `dedup_window_ms`: 24 hours. */
 export const MAX_DEDUP_WINDOW_MS = 24 * 60 * 60 * 1000;
+/** `dedup_window_ms` of a task with a `dedup_key` and no window: 60 s. */
+export const DEFAULT_DEDUP_WINDOW_MS = 60_000;
+/** `dedup_mode` values: the first task with a key runs (`once`, the default), or the last one seen (`debounce`). */
+export const DEDUP_MODES: ReadonlyArray<DedupMode> = ['once', 'debounce'];
 /** A body may be this much larger than the payload limit (room for the other fields or an envelope). */
 export const MAX_BODY_OVERHEAD_BYTES = 64 * 1024;
 
-const KNOWN_FIELDS = new Set(['id', 'lane', 'payload', 'command_type', 'session_id', 'timeout_ms', 'created_at', 'preemptible', 'checkpoint', 'delay_ms', 'not_before', 'dedup_key', 'dedup_window_ms']);
+const KNOWN_FIELDS = new Set(['id', 'lane', 'payload', 'command_type', 'session_id', 'timeout_ms', 'created_at', 'preemptible', 'checkpoint', 'delay_ms', 'not_before', 'dedup_key', 'dedup_window_ms', 'dedup_mode']);
 const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:@/-]*$/;
 const RFC3339 = /^(19|2[0-9])[0-9]{2}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]|[+-]14:00)$/;
 
@@ -41,6 +45,8 @@ export interface ParsedTask {
   dedupKey?: string;
   /** How long the key holds, 1 to 86400000 ms; absent: 60000. */
   dedupWindowMs?: number;
+  /** `once` (absent: the first runs) or `debounce` (the last one seen runs; the window must cover the delay). */
+  dedupMode?: DedupMode;
 }
 
 export interface ParseOptions {
@@ -135,6 +141,7 @@ function read(root: JsonNode & { kind: 'object' }, text: string, maxPayload: num
   const notBefore = optionalTimestamp(root, 'not_before');
   const dedupKey = optionalString(root, 'dedup_key');
   const dedupWindowMs = optionalDedupWindow(root, 'dedup_window_ms');
+  const dedupMode = optionalString(root, 'dedup_mode');
 
   // TaskParser.Validate
   if (id.length === 0) throw new InvalidTaskError('id', 'missing or empty');
@@ -156,8 +163,18 @@ function read(root: JsonNode & { kind: 'object' }, text: string, maxPayload: num
   if (dedupWindowMs !== undefined && dedupKey === undefined) {
     throw new InvalidTaskError('dedup_window_ms', 'is given without dedup_key; the window belongs to a key');
   }
+  if (dedupMode !== undefined && !(DEDUP_MODES as ReadonlyArray<string>).includes(dedupMode)) {
+    throw new InvalidTaskError('dedup_mode', `'${truncate(dedupMode)}' is not a mode; expected "once" (the first runs) or "debounce" (the last runs)`);
+  }
+  if (dedupMode !== undefined && dedupKey === undefined) {
+    throw new InvalidTaskError('dedup_mode', 'is given without dedup_key; the mode belongs to a key');
+  }
   if (delayMs !== undefined && notBefore !== undefined) {
     throw new InvalidTaskError('delay_ms', 'and not_before are both given; send one of them (delay_ms: milliseconds from the submit, not_before: a time)');
+  }
+  if (dedupMode === 'debounce' && delayMs !== undefined && delayMs > (dedupWindowMs ?? DEFAULT_DEDUP_WINDOW_MS)) {
+    const window = dedupWindowMs !== undefined ? `${dedupWindowMs} ms` : `absent (${DEFAULT_DEDUP_WINDOW_MS} ms)`;
+    throw new InvalidTaskError('dedup_window_ms', `${window} is shorter than delay_ms ${delayMs} ms; in debounce mode the key remembers its latest task for the window, so give dedup_window_ms at least the delay`);
   }
   if (notBefore !== undefined && Date.parse(notBefore) - Date.now() > MAX_DELAY_MS) {
     throw new InvalidTaskError('not_before', `${notBefore} is more than ${MAX_DELAY_MS} ms (20 hours) ahead of now`);
@@ -173,6 +190,7 @@ function read(root: JsonNode & { kind: 'object' }, text: string, maxPayload: num
   if (notBefore !== undefined) task.notBefore = notBefore;
   if (dedupKey !== undefined) task.dedupKey = dedupKey;
   if (dedupWindowMs !== undefined) task.dedupWindowMs = dedupWindowMs;
+  if (dedupMode !== undefined) task.dedupMode = dedupMode as DedupMode;
   return task;
 }
 
@@ -362,6 +380,7 @@ const SPELLINGS: ReadonlyArray<[wire: keyof WireTask, camel: string]> = [
   ['not_before', 'notBefore'],
   ['dedup_key', 'dedupKey'],
   ['dedup_window_ms', 'dedupWindowMs'],
+  ['dedup_mode', 'dedupMode'],
 ];
 
 /**

@@ -58,6 +58,45 @@ internal sealed class DedupClaims(BrokerPublisher publisher)
         return holder;
     }
 
+    /// <summary>
+    /// Debounce (<c>dedup_mode: "debounce"</c>): records <paramref name="taskId"/> as the latest task seen with
+    /// <paramref name="key"/> (<see cref="BrokerNames.DebounceLatestQueue"/>, one message, drop-head: it replaces the record of
+    /// an earlier task), confirmed. Called when a consumer first sees the task, before it waits in the delay tree.
+    /// </summary>
+    public Task RecordLatestAsync(string key, long windowMs, string taskId, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(key);
+        var latest = BrokerNames.DebounceLatestQueue(key, windowMs);
+        var body = Encoding.UTF8.GetBytes(taskId);
+        return publisher.WithRecoveryAsync(async channel =>
+        {
+            await channel.QueueDeclareAsync(latest, durable: true, exclusive: false, autoDelete: false, Arguments(windowMs, "drop-head"), cancellationToken: cancellationToken);
+            await channel.BasicPublishAsync("", latest, mandatory: true, Marker, body, cancellationToken);
+        }, cancellationToken);
+    }
+
+    /// <summary>
+    /// Debounce: the id of the latest task seen with <paramref name="key"/> (read and put back), or null when there is no
+    /// record (it expired with its window, or other consumers held it for the whole read). A task that comes due and finds
+    /// another id here was replaced; its own id or null: it runs.
+    /// </summary>
+    public async Task<string?> LatestAsync(string key, long windowMs, CancellationToken cancellationToken)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(key);
+        var latest = BrokerNames.DebounceLatestQueue(key, windowMs);
+        string? id = null;
+        await publisher.WithRecoveryAsync(async channel =>
+        {
+            await channel.QueueDeclareAsync(latest, durable: true, exclusive: false, autoDelete: false, Arguments(windowMs, "drop-head"), cancellationToken: cancellationToken);
+            id = await HolderAsync(channel, latest, cancellationToken);
+        }, cancellationToken);
+        return id;
+    }
+
+    /// <summary>The error of a debounced task answered <c>duplicate</c> because <paramref name="latest"/>, seen later, replaced it.</summary>
+    public static string ReplacedError(string key, string latest) =>
+        $"dedup_key '{key}' was replaced by task '{latest}' (debounce); not run";
+
     /// <summary>The holder's task id from the owner record (read and put back), or null when there is none after a few tries.</summary>
     static async Task<string?> HolderAsync(IChannel channel, string owner, CancellationToken cancellationToken)
     {

@@ -16,7 +16,7 @@ namespace LaneQueue.Consumer;
 /// admission it reads the task from the raw body (plain JSON or MassTransit envelope; a task that breaks the contract, or
 /// names a command type nobody handles, is thrown at once: the error pipe dead-letters it and <see cref="DeadLetterAnswers"/>
 /// publishes its result) and skips it when its lane is paused by an operator, when it was cancelled, or when its id already
-/// ran or its <c>dedup_key</c> is held by another task (<see cref="DedupClaims"/>). A delivery whose result this consumer published before dead-lettering it is marked answered, so nothing after it
+/// ran or its <c>dedup_key</c> is held by another task, or, in debounce mode, was taken over by a later task (<see cref="DedupClaims"/>). A delivery whose result this consumer published before dead-lettering it is marked answered, so nothing after it
 /// answers again; a redelivered copy of it is dead-lettered again without a second result.
 /// </summary>
 internal sealed class LaneTaskConsumer(
@@ -84,26 +84,28 @@ internal sealed class LaneTaskConsumer(
             await outcome.EndWithoutRunAsync(task, attempt, TaskStatuses.Cancelled, TaskEvent.Cancelled, "cancelled before it started", DateTimeOffset.UtcNow);
             return;
         }
+        var debounceSeen = task.Debounced && properties?.Headers?.ContainsKey(BrokerNames.DebounceSeenHeader) == true;
+        if (task.Debounced && !debounceSeen)
+        {
+            // Debounce, first sight: this task is now its key's latest (confirmed before it waits or runs); an earlier one with
+            // the key that comes due after this finds it recorded and is answered duplicate.
+            await dedup.RecordLatestAsync(task.DedupKey!, task.DedupWindowMs ?? TaskParser.DefaultDedupWindowMs, task.Id, context.CancellationToken);
+            debounceSeen = true;
+        }
         if (DueAt(task, properties) is { } due && due > DateTimeOffset.UtcNow)
         {
             // A delayed task before its time (published straight to its lane with delay_ms / not_before, or out of the delay tree
             // early by a clock difference): into the delay tree for what is left, confirmed before the ack. It holds no slot.
             arrival.Dispose();
-            await outcome.DelayAsync(task, attempt, properties, due);
+            await outcome.DelayAsync(task, attempt, properties, due, debounceSeen);
             return;
         }
-        if (task.DedupKey is { } key)
+        if (task.DedupKey is { } key && await DedupErrorAsync(task, key, context.CancellationToken) is { } error)
         {
-            // De-duplication key: the broker says whether another task holds it (the first to come due within its window).
-            var window = task.DedupWindowMs ?? TaskParser.DefaultDedupWindowMs;
-            if (await dedup.ClaimAsync(key, window, task.Id, context.CancellationToken) is { } holder)
-            {
-                arrival.Dispose();
-                var error = DedupClaims.HeldError(key, holder, window);
-                Log.TaskSkipped(logger, task.Id, task.Lane.WireName(), error);
-                await outcome.EndWithoutRunAsync(task, attempt, TaskStatuses.Duplicate, TaskEvent.Duplicate, error, DateTimeOffset.UtcNow);
-                return;
-            }
+            arrival.Dispose();
+            Log.TaskSkipped(logger, task.Id, task.Lane.WireName(), error);
+            await outcome.EndWithoutRunAsync(task, attempt, TaskStatuses.Duplicate, TaskEvent.Duplicate, error, DateTimeOffset.UtcNow);
+            return;
         }
         var duplicate = ledger.IsDuplicate(task.Id, context.ReceiveContext.Redelivered, out var first);
         if (duplicate && first is { State: TaskLedger.Known.Running } && DateTimeOffset.UtcNow - first.At > DeferAtMost)
@@ -221,6 +223,19 @@ internal sealed class LaneTaskConsumer(
             }
         }
         await outcome.RunEndedAsync(task, attempt, properties, startedAt, clock.Elapsed, end);
+    }
+
+    /// <summary>
+    /// Why a task with a <c>dedup_key</c> that came due does not run, or null when it runs. Once (the default): the broker says
+    /// whether another task holds the key (the first to come due within its window). Debounce: the key's latest-task record
+    /// names a later task that replaced this one.
+    /// </summary>
+    async Task<string?> DedupErrorAsync(ExternalTask task, string key, CancellationToken cancellationToken)
+    {
+        var window = task.DedupWindowMs ?? TaskParser.DefaultDedupWindowMs;
+        if (task.Debounced)
+            return await dedup.LatestAsync(key, window, cancellationToken) is { } latest && latest != task.Id ? DedupClaims.ReplacedError(key, latest) : null;
+        return await dedup.ClaimAsync(key, window, task.Id, cancellationToken) is { } holder ? DedupClaims.HeldError(key, holder, window) : null;
     }
 
     /// <summary>

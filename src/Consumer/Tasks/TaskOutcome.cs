@@ -133,10 +133,13 @@ internal sealed class TaskOutcome(
     /// A delayed task that is not due yet: into the delay tree (<see cref="DelayTopology"/>) for the time left, marked with its
     /// due time so it is not delayed again when it comes back, confirmed before the delivery is acked.
     /// </summary>
-    public async Task DelayAsync(ExternalTask task, int attempt, IReadOnlyBasicProperties? properties, DateTimeOffset due)
+    public async Task DelayAsync(ExternalTask task, int attempt, IReadOnlyBasicProperties? properties, DateTimeOffset due, bool debounceSeen = false)
     {
         var wait = due - DateTimeOffset.UtcNow;
-        await publisher.PublishDelayedAsync(task, wait, DelayTopology.Entering(BrokerPublisher.PropertiesFor(task, properties, attempt, null), due));
+        var entering = BrokerPublisher.PropertiesFor(task, properties, attempt, null);
+        if (debounceSeen)
+            entering.Headers![BrokerNames.DebounceSeenHeader] = 1; // recorded as its key's latest: when due it only reads the record
+        await publisher.PublishDelayedAsync(task, wait, DelayTopology.Entering(entering, due));
         Log.TaskDelayed(logger, task.Id, task.Lane.WireName(), (long)Math.Ceiling(wait.TotalMilliseconds), DelayTopology.Hops(wait));
     }
 

@@ -142,7 +142,7 @@ public sealed partial class LaneQueueTestHarness
         }
         lock (_lock)
         {
-            if (task.DedupKey is { } key && HeldKeyLocked(key, task.DedupWindowMs ?? TaskParser.DefaultDedupWindowMs, task.Id) is { } error)
+            if (DedupErrorLocked(task) is { } error)
             {
                 ReleaseLocked(task.Lane);
                 FinishUnstartedLocked(entry, TaskStatuses.Duplicate, TaskEvent.Duplicate, error);

@@ -242,6 +242,7 @@ public sealed partial class LaneQueueTestHarness : ILaneQueueProducer, IFleetCom
         lock (_lock)
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
+            RecordLatestLocked(wire);
             if (due > now)
                 ScheduleRetryLocked(new Entry(wire, 0, null), due.Value - now);
             else

@@ -86,7 +86,8 @@ public class DedupClaimsTests(BrokerFixture broker)
         Assert.Contains("--dedup-window needs --dedup-key", output);
     }
 
-    static async Task<(int Code, string Output)> CliAsync(params string[] args)
+    /// <summary>Runs the CLI's producer commands in process: exit code and everything written.</summary>
+    internal static async Task<(int Code, string Output)> CliAsync(params string[] args)
     {
         var output = new StringWriter();
         var code = await LaneQueue.Cli.ProducerCli.Build().Parse(args).InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = output, Error = output });

@@ -86,7 +86,7 @@ public class SchemaTests
     [Fact]
     public void Schema_lists_every_property_of_ExternalTask()
     {
-        using var doc = JsonDocument.Parse(Encoding.UTF8.GetString(TaskJson.Serialize(ExternalTask.Create("a", SessionLane.Query) with { SessionId = "s", TimeoutMs = 1, CommandType = "c", Checkpoint = TaskJson.EmptyObject, DelayMs = 1, NotBefore = DateTimeOffset.UtcNow, DedupKey = "k", DedupWindowMs = 1 })));
+        using var doc = JsonDocument.Parse(Encoding.UTF8.GetString(TaskJson.Serialize(ExternalTask.Create("a", SessionLane.Query) with { SessionId = "s", TimeoutMs = 1, CommandType = "c", Checkpoint = TaskJson.EmptyObject, DelayMs = 1, NotBefore = DateTimeOffset.UtcNow, DedupKey = "k", DedupWindowMs = 1, DedupMode = TaskParser.DedupOnce })));
         var schemaText = typeof(ExternalTask).Assembly.GetManifestResourceStream("external-task.schema.json")!;
         using var schemaDoc = JsonDocument.Parse(schemaText);
         var properties = schemaDoc.RootElement.GetProperty("properties").EnumerateObject().Select(p => p.Name).Order();

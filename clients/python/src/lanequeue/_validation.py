@@ -36,6 +36,10 @@ MAX_TIMEOUT_MS = 2147483647
 MAX_DELAY_MS = 20 * 60 * 60 * 1000
 # Longest dedup_window_ms: 24 hours, as TaskParser.MaxDedupWindowMs.
 MAX_DEDUP_WINDOW_MS = 24 * 60 * 60 * 1000
+# dedup_window_ms of a task with a dedup_key and no window: 60 s, as TaskParser.DefaultDedupWindowMs.
+DEFAULT_DEDUP_WINDOW_MS = 60_000
+# dedup_mode values, as TaskParser.DedupOnce / DedupDebounce: the first task with a key runs, or the last one seen.
+DEDUP_MODES: Tuple[str, ...] = ("once", "debounce")
 MAX_BODY_OVERHEAD_BYTES = 64 * 1024
 MAX_DEPTH = 64
 
@@ -44,7 +48,7 @@ LANES: Tuple[str, ...] = ("control", "query", "execute", "generate")
 _LANE_NAMES = ", ".join(LANES)
 _KNOWN_FIELDS = frozenset(
     ["id", "lane", "payload", "command_type", "session_id", "timeout_ms", "created_at", "preemptible", "checkpoint",
-     "delay_ms", "not_before", "dedup_key", "dedup_window_ms"]
+     "delay_ms", "not_before", "dedup_key", "dedup_window_ms", "dedup_mode"]
 )
 _BOM = b"\xef\xbb\xbf"
 
@@ -424,6 +428,7 @@ def _read(obj: _Obj, spans: Dict[str, Tuple[int, int]], text: str, max_payload_b
     dedup_key = _optional_string(obj, "dedup_key")
     window_span = spans.get("dedup_window_ms")
     dedup_window_ms = _optional_dedup_window(obj, text[window_span[0] : window_span[1]] if window_span else None)
+    dedup_mode = _optional_string(obj, "dedup_mode")
 
     # TaskParser.Validate
     if task_id == "":
@@ -453,10 +458,23 @@ def _read(obj: _Obj, spans: Dict[str, Tuple[int, int]], text: str, max_payload_b
         raise InvalidTaskError("dedup_key", "is empty; leave it out for no de-duplication")
     if dedup_window_ms is not None and dedup_key is None:
         raise InvalidTaskError("dedup_window_ms", "is given without dedup_key; the window belongs to a key")
+    if dedup_mode is not None and dedup_mode not in DEDUP_MODES:
+        raise InvalidTaskError(
+            "dedup_mode", f"'{_truncate(dedup_mode)}' is not a mode; expected \"once\" (the first runs) or \"debounce\" (the last runs)"
+        )
+    if dedup_mode is not None and dedup_key is None:
+        raise InvalidTaskError("dedup_mode", "is given without dedup_key; the mode belongs to a key")
     if delay_ms is not None and not_before is not None:
         raise InvalidTaskError(
             "delay_ms",
             "and not_before are both given; send one of them (delay_ms: milliseconds from the submit, not_before: a time)",
+        )
+    if dedup_mode == "debounce" and delay_ms is not None and delay_ms > (dedup_window_ms or DEFAULT_DEDUP_WINDOW_MS):
+        window = f"{dedup_window_ms} ms" if dedup_window_ms is not None else f"absent ({DEFAULT_DEDUP_WINDOW_MS} ms)"
+        raise InvalidTaskError(
+            "dedup_window_ms",
+            f"{window} is shorter than delay_ms {delay_ms} ms; in debounce mode the key remembers its latest task for the "
+            "window, so give dedup_window_ms at least the delay",
         )
     if not_before is not None and _instant(not_before) - _dt.datetime.now(_dt.timezone.utc) > _dt.timedelta(milliseconds=MAX_DELAY_MS):
         raise InvalidTaskError("not_before", f"{not_before} is more than {MAX_DELAY_MS} ms (20 hours) ahead of now")
@@ -482,6 +500,8 @@ def _read(obj: _Obj, spans: Dict[str, Tuple[int, int]], text: str, max_payload_b
         task["dedup_key"] = dedup_key
     if dedup_window_ms is not None:
         task["dedup_window_ms"] = dedup_window_ms
+    if dedup_mode is not None:
+        task["dedup_mode"] = dedup_mode
     return task
 
 
