@@ -28,6 +28,7 @@ internal sealed record DelayedTasksSnapshot(
     [property: JsonPropertyName("peeked")] int Peeked,
     [property: JsonPropertyName("complete")] bool Complete,
     [property: JsonPropertyName("tasks")] IReadOnlyList<DelayedTaskView> Tasks,
+    [property: JsonPropertyName("read_ms")] double ReadMs,
     [property: JsonPropertyName("error")] string? Error = null);
 
 /// <summary>
@@ -72,6 +73,7 @@ internal sealed partial class DelayedTasks(IOptions<LaneQueueDashboardOptions> o
     async Task<DelayedTasksSnapshot> ReadAsync(CancellationToken cancellationToken)
     {
         var shown = options.Value.DelayedTasksShown;
+        var started = System.Diagnostics.Stopwatch.StartNew();
         try
         {
             var total = 0L;
@@ -92,12 +94,12 @@ internal sealed partial class DelayedTasks(IOptions<LaneQueueDashboardOptions> o
                 tasks.AddRange(messages.RootElement.EnumerateArray().Select(m => Read(m, level)).OfType<DelayedTaskView>());
             }
             var soonest = tasks.OrderBy(t => t.Due).ThenBy(t => t.TaskId, StringComparer.Ordinal).Take(shown).ToList();
-            return new DelayedTasksSnapshot(DateTimeOffset.UtcNow, total, peeked, complete, soonest);
+            return new DelayedTasksSnapshot(DateTimeOffset.UtcNow, total, peeked, complete, soonest, Math.Round(started.Elapsed.TotalMilliseconds, 1));
         }
         catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or JsonException && !cancellationToken.IsCancellationRequested)
         {
             LogReadFailed(logger, ex.Message);
-            return new DelayedTasksSnapshot(DateTimeOffset.UtcNow, 0, 0, false, [],
+            return new DelayedTasksSnapshot(DateTimeOffset.UtcNow, 0, 0, false, [], Math.Round(started.Elapsed.TotalMilliseconds, 1),
                 $"could not read the delay tree from the management API ({ex.Message}); check LaneQueueDashboardOptions.ManagementUrl and that its user has the management tag");
         }
     }
