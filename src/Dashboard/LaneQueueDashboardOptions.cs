@@ -7,7 +7,7 @@ public sealed class LaneQueueDashboardOptions
 {
     /// <summary>
     /// The authorization policy (registered by the host with <c>AddAuthorization</c>) a user must satisfy to act: redrive,
-    /// purge, pause / resume, handler mode. Null (the default): the dashboard is read-only, every action answers 403 and the
+    /// purge, pause / resume, handler mode, schedule changes, cancelling a delayed task. Null (the default): the dashboard is read-only, every action answers 403 and the
     /// page shows no action buttons.
     /// </summary>
     public string? ActionsPolicy { get; set; }

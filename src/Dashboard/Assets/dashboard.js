@@ -1,6 +1,7 @@
 // LaneQueue dashboard: a small page of plain JavaScript. Pages are hash routes (#/lanes, #/fleet, #/task/ID,
-// #/dead-letters/LANE, #/scheduled); lanes, fleet and the delayed tasks refresh from api/stats every second without a reload. Actions post forms with
-// the antiforgery token the server put in <body data-token>; they are shown only when the server says this user may act.
+// #/dead-letters/LANE, #/scheduled); lanes and fleet refresh from api/stats every second without a reload, the Scheduled
+// page's delayed tasks from api/delayed at the same beat. Actions post forms with the antiforgery token the server put in
+// <body data-token>; they are shown only when the server says this user may act.
 "use strict";
 
 const LANES = ["control", "query", "execute", "generate"];
