@@ -14,8 +14,8 @@ namespace LaneQueue.Dashboard;
 
 /// <summary>
 /// The dashboard's endpoints. Reading: <c>GET /</c> (the page), <c>assets/{name}</c>, <c>api/stats</c>,
-/// <c>api/tasks/{id}</c>, <c>api/lanes/{lane}/dead-letters</c>. Acting (form posts with an antiforgery token, and only for
-/// users who satisfy <see cref="LaneQueueDashboardOptions.ActionsPolicy"/>): <c>api/lanes/{lane}/pause</c>, <c>resume</c>, <c>api/schedules/{id}/pause|resume|remove</c>,
+/// <c>api/tasks/{id}</c>, <c>api/lanes/{lane}/dead-letters</c>, <c>api/schedules</c>, <c>api/delayed</c>. Acting (form posts with an antiforgery token, and only for
+/// users who satisfy <see cref="LaneQueueDashboardOptions.ActionsPolicy"/>): <c>api/lanes/{lane}/pause</c>, <c>resume</c>, <c>api/schedules/{id}/pause|resume|remove</c>, <c>api/tasks/{id}/cancel</c>,
 /// <c>mode</c>, <c>dead-letters/redrive</c> (one by <c>id</c>, or all), <c>dead-letters/purge</c>.
 /// </summary>
 internal static class DashboardEndpoints
@@ -40,6 +40,8 @@ internal static class DashboardEndpoints
         group.MapPost("/api/lanes/{lane}/dead-letters/redrive", (HttpContext context, string lane) => ActAsync(context, lane, RedriveAsync));
         group.MapPost("/api/lanes/{lane}/dead-letters/purge", (HttpContext context, string lane) => ActAsync(context, lane, PurgeAsync));
         group.MapGet("/api/schedules", SchedulesAsync);
+        group.MapGet("/api/delayed", DelayedAsync);
+        group.MapPost("/api/tasks/{id}/cancel", (HttpContext context, string id) => ActAsync(context, (p, _, ct) => CancelAsync(p, id, ct)));
         group.MapPost("/api/schedules/{id}/{change}", (HttpContext context, string id, string change) => ActAsync(context, (p, _, ct) => ChangeScheduleAsync(p, id, change, ct)));
         return group;
     }
@@ -128,6 +130,21 @@ internal static class DashboardEndpoints
             lane = s.Schedule.Lane.WireName(), command_type = s.Schedule.CommandType, catch_up = s.Schedule.CatchUp ?? TaskSchedule.CatchUpSkip,
             paused = s.Paused, added_at = s.AddedAt, next_due = s.NextDue, last_firing = s.LastFiring,
         }), TaskJson.Options);
+    }
+
+    /// <summary>The delayed tasks waiting in the delay tree: how many, and the soonest due (read at most every few seconds).</summary>
+    static async Task<IResult> DelayedAsync(DelayedTasks delayed, CancellationToken cancellationToken) =>
+        delayed.Available
+            ? Results.Json(await delayed.LatestAsync(cancellationToken), TaskJson.Options)
+            : Problem(503, "delayed tasks are read through the RabbitMQ management API: set LaneQueueDashboardOptions.ManagementUrl (or 'lanequeue dashboard --management-url')");
+
+    /// <summary>Cancels a task by id (a waiting delayed task is answered <c>cancelled</c> when it comes due, without running).</summary>
+    static async Task<IResult> CancelAsync(LaneQueueProducer producer, string id, CancellationToken cancellationToken)
+    {
+        if (!TaskParser.IsValidId(id))
+            return Problem(400, $"'{id}' is not a task id");
+        await producer.CancelTaskAsync(id, cancellationToken);
+        return Results.Json(new { cancelled = id });
     }
 
     static async Task<IResult> ChangeScheduleAsync(LaneQueueProducer producer, string id, string change, CancellationToken cancellationToken)

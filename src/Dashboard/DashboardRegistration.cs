@@ -28,6 +28,7 @@ public static class DashboardRegistration
         services.AddAntiforgery();
         services.AddAuthorization();
         services.TryAddSingleton<FleetSampler>();
+        services.TryAddSingleton<DelayedTasks>();
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IHostedService, FleetSampler>(provider => provider.GetRequiredService<FleetSampler>()));
         return services;
     }

@@ -38,9 +38,7 @@ internal sealed record DashboardSnapshot(
 internal sealed partial class FleetSampler(HostedProducer producer, IOptions<LaneQueueDashboardOptions> options, IOptions<ProducerOptions> broker,
     ILogger<FleetSampler> logger) : BackgroundService
 {
-    readonly QueueHeads? _heads = options.Value.ManagementUrl is { } management
-        ? QueueHeads.Create(management, broker.Value.RabbitMqUrl, options.Value.ManagementUser, options.Value.ManagementPassword)
-        : null;
+    readonly QueueHeads? _heads = QueueHeads.For(options.Value, broker.Value);
 
     /// <summary>The window the finish rate is measured over.</summary>
     static readonly TimeSpan RateWindow = TimeSpan.FromSeconds(10);

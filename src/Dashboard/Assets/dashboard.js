@@ -1,6 +1,7 @@
 // LaneQueue dashboard: a small page of plain JavaScript. Pages are hash routes (#/lanes, #/fleet, #/task/ID,
-// #/dead-letters/LANE); lanes and fleet refresh from api/stats every second without a reload. Actions post forms with
-// the antiforgery token the server put in <body data-token>; they are shown only when the server says this user may act.
+// #/dead-letters/LANE, #/scheduled); lanes and fleet refresh from api/stats every second without a reload, the Scheduled
+// page's delayed tasks from api/delayed at the same beat. Actions post forms with the antiforgery token the server put in
+// <body data-token>; they are shown only when the server says this user may act.
 "use strict";
 
 const LANES = ["control", "query", "execute", "generate"];
@@ -360,35 +361,100 @@ async function deadLettersPage(lane) {
 
 // ---- scheduled ------------------------------------------------------------------------------------------------------
 
-async function scheduledPage() {
-  const refresh = () => scheduledPage();
-  const toolbar = h("div", { class: "toolbar" }, h("button", { type: "button", onclick: refresh }, "Refresh"));
-  show(main, h("h1", {}, "Scheduled"), toolbar, h("p", { class: "muted" }, "Reading…"));
-  let schedules;
-  try {
-    schedules = await getJson("api/schedules");
-  } catch (e) {
-    show(main, h("h1", {}, "Scheduled"), toolbar, h("div", { class: "note error" }, e.message));
-    return;
-  }
-  const change = (s, what) => act(`${what[0].toUpperCase()}${what.slice(1)} schedule ${s.id}`, `api/schedules/${encodeURIComponent(s.id)}/${what}`, {}, refresh);
-  const table = schedules.length === 0
-    ? h("p", { class: "note", id: "no-schedules" }, "No recurring schedule.")
-    : h("table", { id: "schedules" },
-      h("thead", {}, h("tr", {}, h("th", {}, "Schedule"), h("th", {}, "When"), h("th", {}, "Lane"), h("th", {}, "State"),
-        h("th", {}, "Next due"), h("th", {}, "Last firing"), canAct ? h("th", {}, "") : null)),
-      h("tbody", {}, schedules.map(s => h("tr", { "data-schedule": s.id },
-        h("td", { class: "nowrap" }, s.id),
-        h("td", {}, s.cron ? `cron ${s.cron}${s.time_zone ? " " + s.time_zone : ""}` : `every ${s.interval_ms / 1000} s`),
-        h("td", {}, s.lane),
-        h("td", { "data-col": "state" }, s.paused ? "paused" : "active"),
-        h("td", { class: "nowrap", "data-col": "next" }, s.next_due ? dateTime(s.next_due) : "–"),
-        h("td", { "data-col": "last" }, s.last_firing
-          ? h("a", { href: `#/task/${encodeURIComponent(s.last_firing.task_id)}` }, s.last_firing.task_id) : "–"),
-        canAct ? h("td", { class: "nowrap" },
-          h("button", { type: "button", "data-action": s.paused ? "resume" : "pause", onclick: () => change(s, s.paused ? "resume" : "pause") }, s.paused ? "Resume" : "Pause"),
-          h("button", { type: "button", class: "danger", "data-action": "remove", onclick: () => change(s, "remove") }, "Remove")) : null))));
-  show(main, h("h1", {}, "Scheduled"), toolbar, table);
+// The schedules are read on opening the page and on Refresh (the listing reads two streams, 1 to 2 s); the delayed tasks
+// due soon with every poll (the server reads the delay tree at most every DelayedReadInterval, for all viewers).
+const scheduledPage = {
+  async render() {
+    const refresh = () => { if (page === scheduledPage) scheduledPage.render(); };
+    const toolbar = h("div", { class: "toolbar" }, h("button", { type: "button", onclick: refresh }, "Refresh"));
+    const delayed = this.delayedSection();
+    show(main, h("h1", {}, "Scheduled"), toolbar, h("p", { class: "muted", id: "schedules-reading" }, "Reading…"), delayed);
+    this.update();
+    let schedules;
+    try {
+      schedules = await getJson("api/schedules");
+    } catch (e) {
+      show(main, h("h1", {}, "Scheduled"), toolbar, h("div", { class: "note error" }, e.message), delayed);
+      return;
+    }
+    if (page !== scheduledPage) return;
+    const change = (s, what) => act(`${what[0].toUpperCase()}${what.slice(1)} schedule ${s.id}`, `api/schedules/${encodeURIComponent(s.id)}/${what}`, {}, refresh);
+    const table = schedules.length === 0
+      ? h("p", { class: "note", id: "no-schedules" }, "No recurring schedule.")
+      : h("table", { id: "schedules" },
+        h("thead", {}, h("tr", {}, h("th", {}, "Schedule"), h("th", {}, "When"), h("th", {}, "Lane"), h("th", {}, "State"),
+          h("th", {}, "Next due"), h("th", {}, "Last firing"), canAct ? h("th", {}, "") : null)),
+        h("tbody", {}, schedules.map(s => h("tr", { "data-schedule": s.id },
+          h("td", { class: "nowrap" }, s.id),
+          h("td", {}, s.cron ? `cron ${s.cron}${s.time_zone ? " " + s.time_zone : ""}` : `every ${s.interval_ms / 1000} s`),
+          h("td", {}, s.lane),
+          h("td", { "data-col": "state" }, s.paused ? "paused" : "active"),
+          h("td", { class: "nowrap", "data-col": "next" }, s.next_due ? dateTime(s.next_due) : "–"),
+          h("td", { "data-col": "last" }, s.last_firing
+            ? h("a", { href: `#/task/${encodeURIComponent(s.last_firing.task_id)}` }, s.last_firing.task_id) : "–"),
+          canAct ? h("td", { class: "nowrap" },
+            h("button", { type: "button", "data-action": s.paused ? "resume" : "pause", onclick: () => change(s, s.paused ? "resume" : "pause") }, s.paused ? "Resume" : "Pause"),
+            h("button", { type: "button", class: "danger", "data-action": "remove", onclick: () => change(s, "remove") }, "Remove")) : null))));
+    show(main, h("h1", {}, "Scheduled"), toolbar, table, delayed);
+  },
+
+  delayedSection() {
+    return h("section", { id: "delayed" },
+      h("h2", {}, "Delayed tasks due soon"),
+      h("p", { class: "muted", "data-col": "delayed-total" }, "Reading…"),
+      h("table", { id: "delayed-tasks", hidden: true },
+        h("thead", {}, h("tr", {}, h("th", {}, "Task"), h("th", {}, "Lane"), h("th", {}, "Session"), h("th", {}, "Due"),
+          h("th", { class: "num" }, "In"), canAct ? h("th", {}, "") : null)),
+        h("tbody", {})));
+  },
+
+  // Called with every poll: reads api/delayed (one request at a time) and counts down from the server's clock.
+  async update() {
+    if (this.reading) return;
+    this.reading = true;
+    try {
+      const data = await getJson("api/delayed");
+      this.delayed = { data, offset: Date.parse(data.at) - Date.now() };
+    } catch (e) {
+      this.delayed = { error: e.message };
+    } finally {
+      this.reading = false;
+    }
+    if (page === scheduledPage) this.show();
+  },
+
+  show() {
+    const total = main.querySelector('[data-col="delayed-total"]');
+    const table = main.querySelector("#delayed-tasks");
+    if (!total || !table || !this.delayed) return;
+    const { data, error, offset } = this.delayed;
+    if (error || data.error) {
+      total.className = "note error";
+      total.textContent = error || data.error;
+      table.hidden = true;
+      return;
+    }
+    total.className = "muted";
+    total.textContent = `${data.total} delayed task(s) waiting in the delay tree` + (data.tasks.length === 0 ? "."
+      : data.complete ? `; the ${data.tasks.length} soonest due:` : `; the soonest due among the first ${data.peeked} peeked:`);
+    const now = Date.now() + offset;
+    const cancel = t => act(`Cancel task ${t.task_id} (answered cancelled when it comes due)`, `api/tasks/${encodeURIComponent(t.task_id)}/cancel`, {});
+    table.hidden = data.tasks.length === 0;
+    table.querySelector("tbody").replaceChildren(...data.tasks.map(t => {
+      const inMs = Date.parse(t.due) - now;
+      return h("tr", { "data-task": t.task_id },
+        h("td", {}, h("a", { href: `#/task/${encodeURIComponent(t.task_id)}` }, t.task_id)),
+        h("td", { "data-col": "lane" }, t.lane ?? "?"),
+        h("td", { "data-col": "session" }, t.session_id ?? "–"),
+        h("td", { class: "nowrap", "data-col": "due" }, dateTime(t.due)),
+        h("td", { class: "num nowrap", "data-col": "in" }, inMs <= 0 ? "due now" : `in ${untilText(inMs / 1000)}`),
+        canAct ? h("td", {}, h("button", { type: "button", class: "danger", "data-action": "cancel", onclick: () => cancel(t) }, "Cancel")) : null);
+    }));
+  },
+};
+
+function untilText(seconds) {
+  return seconds < 60 ? `${seconds.toFixed(1)} s` : waitText(seconds);
 }
 
 // ---- routing and the live loop ---------------------------------------------------------------------------------------
@@ -400,7 +466,7 @@ function route() {
   if (name === "fleet") { page = fleetPage; fleetPage.render(); }
   else if (name === "task" && arg) taskPage(decodeURIComponent(arg));
   else if (name === "dead-letters") deadLettersPage(arg);
-  else if (name === "scheduled") scheduledPage();
+  else if (name === "scheduled") { page = scheduledPage; scheduledPage.render(); }
   else { page = lanesPage; lanesPage.render(); }
 }
 

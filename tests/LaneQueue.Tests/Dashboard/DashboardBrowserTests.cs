@@ -171,4 +171,35 @@ public sealed class DashboardBrowserTests(BrokerFixture broker, Chromium chromiu
         await Expect(tick).ToHaveCountAsync(0);
         Assert.Equal(["nightly"], (await _fleet.Producer.ListSchedulesAsync()).Select(s => s.Schedule.Id));
     }
+
+    [Fact]
+    public async Task The_scheduled_page_shows_delayed_tasks_due_soon_counting_down_and_cancels_one()
+    {
+        await using var dashboard = await DashboardServer.StandaloneAsync(_fleet.Vhost.Url, enableActions: true, managementUrl: broker.Management.BaseAddress!.ToString());
+        await _fleet.Producer.SubmitTaskAsync(ExternalTask.Create("later-1", SessionLane.Execute).After(TimeSpan.FromMinutes(5)));
+        await _fleet.Producer.SubmitTaskAsync(ExternalTask.Create("cancel-me", SessionLane.Query).After(TimeSpan.FromSeconds(10)));
+        await _fleet.Producer.SubmitTaskAsync((ExternalTask.Create("next-1", SessionLane.Generate) with { SessionId = "sess-7" }).After(TimeSpan.FromSeconds(50)));
+
+        var page = await chromium.NewPageAsync();
+        await page.GotoAsync(dashboard.Root + "#/scheduled");
+        var rows = page.Locator("#delayed-tasks tbody tr");
+        await Expect(rows).ToHaveCountAsync(3);
+        await Expect(rows.Locator("td:first-child")).ToHaveTextAsync(["cancel-me", "next-1", "later-1"]);
+        await Expect(page.Locator("[data-col=delayed-total]")).ToContainTextAsync("3 delayed task(s) waiting");
+        var next = page.Locator("#delayed-tasks tr[data-task=next-1]");
+        await Expect(next.Locator("[data-col=lane]")).ToHaveTextAsync("generate");
+        await Expect(next.Locator("[data-col=session]")).ToHaveTextAsync("sess-7");
+        await Expect(page.Locator("#delayed-tasks tr[data-task=later-1] [data-col=in]")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex("^in (4|5) min$"));
+        var countdown = next.Locator("[data-col=in]");
+        await Expect(countdown).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^in [1-4]\d\.\d s$"));
+        var first = await countdown.TextContentAsync();
+        await Expect(countdown).Not.ToHaveTextAsync(first!); // counts down without a reload
+        await Chromium.ScreenshotAsync(page, "scheduled-delayed");
+
+        await page.Locator("#delayed-tasks tr[data-task=cancel-me] button[data-action=cancel]").ClickAsync();
+        await TestVhost.EventuallyAsync(async () => (await _fleet.Producer.GetTaskHistoryAsync("cancel-me")).Final?.Status == TaskStatuses.Cancelled,
+            "cancel-me answered cancelled when it came due");
+        await Expect(page.Locator("#delayed-tasks tr[data-task=cancel-me]")).ToHaveCountAsync(0); // it left the tree
+        await Expect(page.Locator("[data-col=delayed-total]")).ToContainTextAsync("2 delayed task(s) waiting");
+    }
 }

@@ -32,9 +32,9 @@ internal sealed class DashboardServer : IAsyncDisposable
 
     /// <summary>
     /// Embedded at <c>/lanequeue</c>. <paramref name="allow"/>: null = no actions policy; otherwise a policy named
-    /// "operators" that allows (true) or denies (false) every user.
+    /// "operators" that allows (true) or denies (false) every user. <paramref name="configure"/> changes further options.
     /// </summary>
-    public static async Task<DashboardServer> EmbeddedAsync(string url, bool? allow, string? managementUrl = null)
+    public static async Task<DashboardServer> EmbeddedAsync(string url, bool? allow, string? managementUrl = null, Action<LaneQueueDashboardOptions>? configure = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.SetMinimumLevel(LogLevel.Warning);
@@ -45,6 +45,7 @@ internal sealed class DashboardServer : IAsyncDisposable
             o.SampleInterval = TimeSpan.FromMilliseconds(300);
             o.ActionsPolicy = allow is null ? null : "operators";
             o.ManagementUrl = managementUrl;
+            configure?.Invoke(o);
         });
         if (allow is { } allowed)
             builder.Services.AddAuthorizationBuilder().AddPolicy("operators", p => p.RequireAssertion(_ => allowed));
@@ -74,11 +75,16 @@ internal sealed class DashboardServer : IAsyncDisposable
         return (Attribute("data-token-field"), Attribute("data-token"), Attribute("data-actions") == "true");
     }
 
-    public async Task<JsonElement> StatsAsync()
+    public Task<JsonElement> StatsAsync() => GetJsonAsync("api/stats");
+
+    /// <summary>GET <paramref name="path"/> as JSON (a failure status throws, naming the answer).</summary>
+    public async Task<JsonElement> GetJsonAsync(string path)
     {
-        using var response = await Client.GetAsync("api/stats");
-        response.EnsureSuccessStatusCode();
-        return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone();
+        using var response = await Client.GetAsync(path);
+        var text = await response.Content.ReadAsStringAsync();
+        if (!response.IsSuccessStatusCode)
+            throw new HttpRequestException($"GET {path}: {(int)response.StatusCode} {text}");
+        return JsonDocument.Parse(text).RootElement.Clone();
     }
 
     /// <summary>The lane's stats in the latest snapshot.</summary>
