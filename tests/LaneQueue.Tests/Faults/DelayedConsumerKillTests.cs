@@ -8,7 +8,8 @@ namespace LaneQueue.Tests.Faults;
 /// <summary>
 /// kill -9 of every consumer while delayed tasks wait in the delay tree and while the consumers are parking raw ones in it:
 /// 200 tasks from the .NET producer (delays 4-24 s) wait in the tree; 1,000 raw tasks to the lanes (delays 12-24 s) are being
-/// published, and the three consumer processes are killed once they have parked 50 of them. For 3 s after the raw publishing
+/// published, and the three consumer processes are killed once they have parked 50 of them (at most 8 s in, before any raw
+/// task is due: a fleet that parks nothing is killed too, and judged by what it lost). For 3 s after the raw publishing
 /// ends no consumer runs (the rest of the raw tasks wait in the lanes, tasks that come due join them); then three new
 /// consumers start. None is lost, none starts before it is due, counted from the results. Not exactly once: a raw task a
 /// killed consumer had confirmed into the tree but not acked is in the tree twice (its lane copy is parked again, for the same

@@ -27,17 +27,7 @@ public sealed class DelayedMemoryTests(FaultBrokerFixture broker, ITestOutputHel
 
     static readonly TimeSpan Delay = TimeSpan.FromMinutes(10);
 
-    static async Task<double> SettledRssAsync(ConsumerProcess consumer)
-    {
-        await Task.Delay(TimeSpan.FromSeconds(SettleSeconds));
-        var readings = new List<double>();
-        for (var i = 0; i < 5; i++)
-        {
-            readings.Add(consumer.RssMiB() ?? throw new InvalidOperationException($"the consumer exited:\n{consumer.Output}"));
-            await Task.Delay(200);
-        }
-        return readings.Min();
-    }
+    static Task<double> SettledRssAsync(ConsumerProcess consumer) => OversizedBodyMemoryTests.SettledRssAsync(consumer, SettleSeconds);
 
     static IEnumerable<(string Id, SessionLane Lane, TimeSpan Delay)> Batch(string prefix, int count, TimeSpan delay) =>
         Enumerable.Range(0, count).Select(i => ($"{prefix}-{i}", SessionLanes.All[i % SessionLanes.All.Count], delay));
