@@ -53,10 +53,10 @@ public class OversizedBodyMemoryTests(ITestOutputHelper output)
         return body;
     }
 
-    /// <summary>RSS after the process has been idle for <see cref="SettleSeconds"/> s: the lowest of a few readings.</summary>
-    static async Task<double> SettledRssAsync(ConsumerProcess consumer)
+    /// <summary>RSS after the process has been idle for <paramref name="settleSeconds"/> s: the lowest of a few readings.</summary>
+    internal static async Task<double> SettledRssAsync(ConsumerProcess consumer, int settleSeconds = SettleSeconds)
     {
-        await Task.Delay(TimeSpan.FromSeconds(SettleSeconds));
+        await Task.Delay(TimeSpan.FromSeconds(settleSeconds));
         var readings = new List<double>();
         for (var i = 0; i < 5; i++)
         {
