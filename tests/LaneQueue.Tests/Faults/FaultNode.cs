@@ -199,8 +199,12 @@ public sealed class FaultBrokerFixture : IAsyncLifetime
     }
 }
 
-/// <summary>Fault tests: never in parallel with any other test (they restart, kill and cut brokers and processes).</summary>
-[CollectionDefinition(Name, DisableParallelization = true)]
+/// <summary>
+/// Fault tests: one at a time (they restart, kill and cut their broker node and their processes), on a RabbitMQ node of
+/// their own (<see cref="FaultBrokerFixture"/>), so they run beside the broker collection, which uses the shared broker:
+/// nothing they restart, kill or cut is anyone else's.
+/// </summary>
+[CollectionDefinition(Name)]
 public sealed class FaultCollection : ICollectionFixture<FaultBrokerFixture>
 {
     public const string Name = "faults";

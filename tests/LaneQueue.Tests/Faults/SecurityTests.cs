@@ -43,7 +43,7 @@ public sealed class SecurityTests(FaultBrokerFixture broker, ITestOutputHelper o
 
     async Task CreateUsersAsync()
     {
-        var run = await Repo.ScriptAsync("broker-users.sh", [], TimeSpan.FromSeconds(60), new Dictionary<string, string>
+        var run = await Repo.ScriptAsync("broker-users.sh", [], TimeSpan.FromSeconds(180), new Dictionary<string, string>
         {
             ["LANEQUEUE_RABBITMQ_MANAGEMENT_URL"] = $"http://127.0.0.1:{broker.Node.ManagementPort}",
             ["LQ_VHOST"] = Vhost,
