@@ -65,13 +65,28 @@ internal sealed class TaskExecution(TaskHandlers handlers, IServiceProvider serv
     /// Runs the task with its handler (from the run's own scope, <see cref="CreateScope"/>), which reports progress to <paramref name="progress"/>. <paramref name="stopping"/> fires when the task is cancelled or the delivery is abandoned;
     /// <paramref name="abandoned"/> alone (the consumer stopping past its drain time) lets the exception through.
     /// </summary>
-    public async Task<RunEnd> RunAsync(ExternalTask task, int attempt, RunningTasks.Run run, ITaskHandler? handler, LaneHandlerConfig mode,
+    public Task<RunEnd> RunAsync(ExternalTask task, int attempt, RunningTasks.Run run, ITaskHandler? handler, LaneHandlerConfig mode,
         DateTimeOffset startedAt, ProgressReports progress, CancellationToken stopping, CancellationToken abandoned)
     {
         ArgumentNullException.ThrowIfNull(task);
+        var consumerName = options.Value.ConsumerName;
+        return InvokeAsync(task, attempt, consumerName, run, handler, mode, TimeoutMs(task, mode), startedAt, progress,
+            (timeout, cancellationToken) => external.RunAsync(task, attempt, consumerName, timeout, cancellationToken),
+            () => external.AnnounceHybridAsync(task, consumerName, stopping), stopping, abandoned);
+    }
+
+    /// <summary>
+    /// One run, shared with the test harness so the two cannot disagree: the deadline from <paramref name="timeoutMs"/>, the
+    /// handler (announced first in Hybrid mode) or, without one, the external worker (<paramref name="externalRun"/>), and
+    /// what its end means: a cancel while it ran, a time-out, a failure (permanent or retryable) or its result / yield.
+    /// </summary>
+    internal static async Task<RunEnd> InvokeAsync(ExternalTask task, int attempt, string consumerName, RunningTasks.Run run,
+        ITaskHandler? handler, LaneHandlerConfig mode, long? timeoutMs, DateTimeOffset startedAt, ProgressReports progress,
+        Func<TimeSpan, CancellationToken, Task<ExternalCompletion>> externalRun, Func<Task> announceHybrid,
+        CancellationToken stopping, CancellationToken abandoned)
+    {
+        ArgumentNullException.ThrowIfNull(task);
         ArgumentNullException.ThrowIfNull(run);
-        var settings = options.Value;
-        var timeoutMs = TimeoutMs(task, mode);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         if (timeoutMs is { } ms)
             deadline.CancelAfter(TimeSpan.FromMilliseconds(Math.Clamp(ms, 1, TaskParser.MaxTimeoutMs)));
@@ -80,24 +95,24 @@ internal sealed class TaskExecution(TaskHandlers handlers, IServiceProvider serv
         {
             if (handler is null)
             {
-                var completion = await external.RunAsync(task, attempt, settings.ConsumerName, TimeSpan.FromMilliseconds(timeoutMs ?? mode.TimeoutMs), deadline.Token);
+                var completion = await externalRun(TimeSpan.FromMilliseconds(timeoutMs ?? mode.TimeoutMs), deadline.Token).ConfigureAwait(false);
                 end = completion.Success ? Ended(completion.Result) : throw new ExternalTaskFailedException(completion.Error ?? "the external worker reported a failure");
             }
             else
             {
                 if (mode.Mode == TaskHandlerMode.Hybrid)
-                    await external.AnnounceHybridAsync(task, settings.ConsumerName, stopping);
+                    await announceHybrid().ConfigureAwait(false);
                 end = Ended(await handler.HandleAsync(new TaskContext
                 {
                     Task = task,
-                    ConsumerName = settings.ConsumerName,
+                    ConsumerName = consumerName,
                     Attempt = attempt,
                     StartedAt = startedAt,
                     TimeoutMs = timeoutMs,
                     CancellationToken = deadline.Token,
                     YieldRequested = run.Yield.Token,
                     Progress = progress,
-                }).WaitAsync(deadline.Token)); // a handler that ignores its token is abandoned at the deadline, its slot freed
+                }).WaitAsync(deadline.Token).ConfigureAwait(false)); // a handler that ignores its token is abandoned at the deadline, its slot freed
             }
         }
         catch (OperationCanceledException) when (run.Cancel.IsCancellationRequested)

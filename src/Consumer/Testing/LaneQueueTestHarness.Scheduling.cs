@@ -271,89 +271,58 @@ public sealed partial class LaneQueueTestHarness
         var attempt = entry.Attempt;
         var timeoutMs = TaskExecution.TimeoutFor(task, mode, _settings.Queue);
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(_disposing.Token, run.Cancel.Token);
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(stopping.Token);
-        if (timeoutMs is { } ms)
-            deadline.CancelAfter(TimeSpan.FromMilliseconds(Math.Clamp(ms, 1, TaskParser.MaxTimeoutMs)));
-
-        object? value;
-        JsonElement result;
+        var progress = new ProgressReports(value =>
+        {
+            lock (_lock)
+                PublishEventLocked(TaskRecords.Progress(task, attempt, _settings.ConsumerName, value));
+            return Task.CompletedTask;
+        }, TimeProvider.System);
+        RunEnd end;
         try
         {
-            if (handler is null)
-            {
-                var completion = await WaitForExternalWorkerAsync(entry, TimeSpan.FromMilliseconds(timeoutMs ?? mode.TimeoutMs), deadline.Token).ConfigureAwait(false);
-                value = completion.Success ? completion.Result : throw new ExternalTaskFailedException(completion.Error ?? "the external worker reported a failure");
-            }
-            else
-            {
-                if (mode.Mode == TaskHandlerMode.Hybrid)
+            end = await TaskExecution.InvokeAsync(task, attempt, _settings.ConsumerName, run, handler, mode, timeoutMs, startedAt, progress,
+                (timeout, cancellationToken) => WaitForExternalWorkerAsync(entry, timeout, cancellationToken),
+                () =>
                 {
                     lock (_lock)
                         PublishEventLocked(Event(TaskEvent.ExternalPending, task, attempt));
-                }
-                var progress = new ProgressReports(value =>
-                {
-                    lock (_lock)
-                        PublishEventLocked(TaskRecords.Progress(task, attempt, _settings.ConsumerName, value));
                     return Task.CompletedTask;
-                }, TimeProvider.System);
-                try
-                {
-                    value = await handler.HandleAsync(new TaskContext
-                    {
-                        Task = task,
-                        ConsumerName = _settings.ConsumerName,
-                        Attempt = attempt,
-                        StartedAt = startedAt,
-                        TimeoutMs = timeoutMs,
-                        CancellationToken = deadline.Token,
-                        YieldRequested = run.Yield.Token,
-                        Progress = progress,
-                    }).WaitAsync(deadline.Token).ConfigureAwait(false); // a handler that ignores its token is abandoned at the deadline
-                }
-                finally
-                {
-                    await progress.DisposeAsync().ConfigureAwait(false); // the latest report before the run's result, as on the fleet
-                }
-            }
-            // As the consumer: a value that cannot be the result's JSON fails the run (not retried).
-            result = value is TaskYield ? default : TaskErrors.ResultJson(value);
+                }, stopping.Token, _disposing.Token).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (run.Cancel.IsCancellationRequested)
+        finally
         {
-            lock (_lock)
-            {
-                _ledger.Record(task.Id, TaskLedger.Known.Completed, _settings.ConsumerName);
-                PublishResultLocked(task, attempt, startedAt, TaskStatuses.Cancelled, "cancelled while running", TaskJson.EmptyObject);
-                PublishEventLocked(Event(TaskEvent.Cancelled, task, attempt, "cancelled while running"));
-            }
-            return;
-        }
-        catch (Exception ex) when (!_disposing.IsCancellationRequested)
-        {
-            var timedOut = (deadline.IsCancellationRequested && !stopping.IsCancellationRequested) || ex is TimeoutException;
-            var error = timedOut ? $"timed out after {timeoutMs} ms" : ex.Message;
-            Fail(entry, timedOut, error, startedAt, ex);
-            return;
+            await progress.DisposeAsync().ConfigureAwait(false); // the latest report before the run's result, as on the fleet
         }
 
-        if (value is TaskYield yielded)
+        switch (end)
         {
-            var resumed = task with { Checkpoint = yielded.Checkpoint is null ? null : JsonSerializer.SerializeToElement(yielded.Checkpoint, TaskJson.Options) };
-            lock (_lock)
-            {
-                _ledger.Record(task.Id, TaskLedger.Known.Unknown, _settings.ConsumerName);
-                PublishEventLocked(Event(TaskEvent.Preempted, task, attempt));
-                EnqueueLocked(new Entry(resumed, attempt, entry.LastError));
-            }
-            return;
-        }
-
-        lock (_lock)
-        {
-            PublishResultLocked(task, attempt, startedAt, TaskStatuses.Completed, null, result);
-            _ledger.Record(task.Id, TaskLedger.Known.Completed, _settings.ConsumerName);
-            PublishEventLocked(Event(TaskEvent.Completed, task, attempt));
+            case RunEnd.Cancelled:
+                lock (_lock)
+                {
+                    _ledger.Record(task.Id, TaskLedger.Known.Completed, _settings.ConsumerName);
+                    PublishResultLocked(task, attempt, startedAt, TaskStatuses.Cancelled, "cancelled while running", TaskJson.EmptyObject);
+                    PublishEventLocked(Event(TaskEvent.Cancelled, task, attempt, "cancelled while running"));
+                }
+                return;
+            case RunEnd.Failed failed:
+                Fail(entry, failed.TimedOut, failed.Error, startedAt, failed.Exception);
+                return;
+            case RunEnd.Yielded yielded:
+                lock (_lock)
+                {
+                    _ledger.Record(task.Id, TaskLedger.Known.Unknown, _settings.ConsumerName);
+                    PublishEventLocked(Event(TaskEvent.Preempted, task, attempt));
+                    EnqueueLocked(new Entry(task with { Checkpoint = yielded.Checkpoint }, attempt, entry.LastError));
+                }
+                return;
+            case RunEnd.Completed completed:
+                lock (_lock)
+                {
+                    PublishResultLocked(task, attempt, startedAt, TaskStatuses.Completed, null, completed.Result);
+                    _ledger.Record(task.Id, TaskLedger.Known.Completed, _settings.ConsumerName);
+                    PublishEventLocked(Event(TaskEvent.Completed, task, attempt));
+                }
+                return;
         }
     }
 
