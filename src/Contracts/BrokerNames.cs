@@ -160,6 +160,14 @@ public static class BrokerNames
     /// </summary>
     public const string DebounceSeenHeader = "x-lanequeue-debounce-seen";
 
+    /// <summary>
+    /// One publish of a task id (optional): a token its publisher sets, new for each publish (the schedule firer does), and
+    /// every LaneQueue republish (retry, return to the lane, delay) keeps. A <c>dedup_key</c> claim held by the same task id
+    /// with another token is a second copy of that id and is answered <c>duplicate</c>; without tokens on both, a task with the
+    /// holder's id is the holder delivered again and runs.
+    /// </summary>
+    public const string CopyHeader = "x-lanequeue-copy";
+
     /// <summary>Holding queue for retries of a lane after <paramref name="delay"/>: TTL, then dead-lettered back to the lane.</summary>
     public static string RetryQueue(SessionLane lane, TimeSpan delay) => $"{Prefix}.{lane.WireName()}.retry.{(long)delay.TotalMilliseconds}ms";
 

@@ -91,13 +91,21 @@ internal sealed class ScheduleFirer(
     {
         var task = ScheduleFirings.TaskFor(schedule, due, _time.GetUtcNow());
         // The task first, then the record: a crash in between fires this due time again (answered duplicate), never loses it.
-        await publisher.RequeueAsync(task, TaskMessage.Properties(task), cancellationToken);
+        await publisher.RequeueAsync(task, FiringProperties(task), cancellationToken);
         var record = TaskJson.Serialize(ScheduleFirings.Record(task, schedule, due, options.Value.ConsumerName, _time.GetUtcNow()));
         await publisher.WithRecoveryAsync(channel => channel.BasicPublishAsync("", BrokerNames.SchedulesFired, mandatory: true,
             new BasicProperties { Persistent = true, ContentType = "application/json" }, record, cancellationToken).AsTask(), cancellationToken);
         Interlocked.Increment(ref _fired);
         Log.ScheduleFired(logger, schedule.Id, due.UtcDateTime.ToString("O", System.Globalization.CultureInfo.InvariantCulture), task.Id);
     }
+
+    /// <summary>
+    /// A firing's properties, with a token of its own in <see cref="BrokerNames.CopyHeader"/>: when a hand-over fires a due
+    /// time again, the second copy (same task id and dedup key, another token) is answered <c>duplicate</c> by the key's
+    /// claim on whichever consumer it reaches, not only by the ledger of the consumer that ran the first.
+    /// </summary>
+    internal static BasicProperties FiringProperties(ExternalTask task) =>
+        TaskMessage.Properties(task, new Dictionary<string, object?> { [BrokerNames.CopyHeader] = Guid.NewGuid().ToString("N") });
 
     /// <summary>The last firing per schedule: <see cref="BrokerNames.SchedulesFired"/> read from its start to a marker.</summary>
     async Task<Dictionary<string, DateTimeOffset>> ReadLastFiringsAsync(CancellationToken cancellationToken)

@@ -26,9 +26,15 @@ internal sealed class DedupClaims(BrokerPublisher publisher)
     /// <summary>
     /// Claims <paramref name="key"/> for <paramref name="taskId"/>: null when this task holds it (first, or the holder
     /// itself delivered again), else the holder's task id (empty when it could not be read: the holder's record expired
-    /// a moment ago or is being read by another consumer).
+    /// a moment ago or is being read by another consumer). <paramref name="copy"/> is the publish's
+    /// <see cref="BrokerNames.CopyHeader"/> token, if any: a task with the holder's id but another token is a second copy
+    /// of that id, and is told the holder's id like any other task.
     /// </summary>
-    public async Task<string?> ClaimAsync(string key, long windowMs, string taskId, CancellationToken cancellationToken)
+    public Task<string?> ClaimAsync(string key, long windowMs, string taskId, CancellationToken cancellationToken) =>
+        ClaimAsync(key, windowMs, taskId, null, cancellationToken);
+
+    /// <inheritdoc cref="ClaimAsync(string, long, string, CancellationToken)"/>
+    public async Task<string?> ClaimAsync(string key, long windowMs, string taskId, string? copy, CancellationToken cancellationToken)
     {
         ArgumentException.ThrowIfNullOrEmpty(key);
         var claim = BrokerNames.DedupQueue(key, windowMs);
@@ -47,13 +53,14 @@ internal sealed class DedupClaims(BrokerPublisher publisher)
             catch (PublishException ex) when (!ex.IsReturn)
             {
                 // Nacked: the key is held, by another task or by this one (delivered again after its consumer died).
-                holder = await HolderAsync(channel, owner, cancellationToken);
-                if (holder == taskId || holder is null)
-                    holder = null; // no record: the holder died between its claim and its record, most likely this task; run rather than lose it
+                var record = await HolderAsync(channel, owner, cancellationToken);
+                holder = record?.TaskId;
+                if (record is null || (record.Value.TaskId == taskId && !(copy is not null && record.Value.Copy is not null && copy != record.Value.Copy)))
+                    holder = null; // this task delivered again, or no record (the holder died between its claim and its record, most likely this task): run rather than lose it
                 return;
             }
             // Claimed: say who holds it (drop-head: this record replaces one that outlived its claim by a moment).
-            await channel.BasicPublishAsync("", owner, mandatory: true, Marker, body, cancellationToken);
+            await channel.BasicPublishAsync("", owner, mandatory: true, Record(copy), body, cancellationToken);
         }, cancellationToken);
         return holder;
     }
@@ -88,7 +95,7 @@ internal sealed class DedupClaims(BrokerPublisher publisher)
         await publisher.WithRecoveryAsync(async channel =>
         {
             await channel.QueueDeclareAsync(latest, durable: true, exclusive: false, autoDelete: false, Arguments(windowMs, "drop-head"), cancellationToken: cancellationToken);
-            id = await HolderAsync(channel, latest, cancellationToken);
+            id = (await HolderAsync(channel, latest, cancellationToken))?.TaskId;
         }, cancellationToken);
         return id;
     }
@@ -97,8 +104,8 @@ internal sealed class DedupClaims(BrokerPublisher publisher)
     public static string ReplacedError(string key, string latest) =>
         $"dedup_key '{key}' was replaced by task '{latest}' (debounce); not run";
 
-    /// <summary>The holder's task id from the owner record (read and put back), or null when there is none after a few tries.</summary>
-    static async Task<string?> HolderAsync(IChannel channel, string owner, CancellationToken cancellationToken)
+    /// <summary>The holder's task id and publish token from the owner record (read and put back), or null when there is none after a few tries.</summary>
+    static async Task<(string TaskId, string? Copy)?> HolderAsync(IChannel channel, string owner, CancellationToken cancellationToken)
     {
         for (var attempt = 0; attempt < 10; attempt++)
         {
@@ -106,7 +113,7 @@ internal sealed class DedupClaims(BrokerPublisher publisher)
             if (read is not null)
             {
                 await channel.BasicNackAsync(read.DeliveryTag, multiple: false, requeue: true, cancellationToken);
-                return Encoding.UTF8.GetString(read.Body.Span);
+                return (Encoding.UTF8.GetString(read.Body.Span), CopyOf(read.BasicProperties));
             }
             await Task.Delay(20, cancellationToken); // another consumer holds the record for a moment, or the holder is writing it
         }
@@ -126,4 +133,15 @@ internal sealed class DedupClaims(BrokerPublisher publisher)
     };
 
     static readonly BasicProperties Marker = new() { Persistent = true, ContentType = "text/plain" };
+
+    /// <summary>The owner record's properties: the holder's publish token in <see cref="BrokerNames.CopyHeader"/>, when it has one.</summary>
+    static BasicProperties Record(string? copy) => copy is null
+        ? Marker
+        : new() { Persistent = true, ContentType = "text/plain", Headers = new Dictionary<string, object?> { [BrokerNames.CopyHeader] = copy } };
+
+    /// <summary>A message's <see cref="BrokerNames.CopyHeader"/> token (RabbitMQ.Client reads a string header as bytes), or null.</summary>
+    public static string? CopyOf(IReadOnlyBasicProperties? properties) =>
+        properties?.Headers?.TryGetValue(BrokerNames.CopyHeader, out var value) == true
+            ? value switch { byte[] bytes => Encoding.UTF8.GetString(bytes), string text => text, _ => null }
+            : null;
 }

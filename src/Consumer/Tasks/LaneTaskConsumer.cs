@@ -100,7 +100,7 @@ internal sealed class LaneTaskConsumer(
             await outcome.DelayAsync(task, attempt, properties, due, debounceSeen);
             return;
         }
-        if (task.DedupKey is { } key && await DedupErrorAsync(task, key, context.CancellationToken) is { } error)
+        if (task.DedupKey is { } key && await DedupErrorAsync(task, key, properties, context.CancellationToken) is { } error)
         {
             arrival.Dispose();
             Log.TaskSkipped(logger, task.Id, task.Lane.WireName(), error);
@@ -230,12 +230,12 @@ internal sealed class LaneTaskConsumer(
     /// whether another task holds the key (the first to come due within its window). Debounce: the key's latest-task record
     /// names a later task that replaced this one.
     /// </summary>
-    async Task<string?> DedupErrorAsync(ExternalTask task, string key, CancellationToken cancellationToken)
+    async Task<string?> DedupErrorAsync(ExternalTask task, string key, IReadOnlyBasicProperties? properties, CancellationToken cancellationToken)
     {
         var window = task.DedupWindowMs ?? TaskParser.DefaultDedupWindowMs;
         if (task.Debounced)
             return await dedup.LatestAsync(key, window, cancellationToken) is { } latest && latest != task.Id ? DedupClaims.ReplacedError(key, latest) : null;
-        return await dedup.ClaimAsync(key, window, task.Id, cancellationToken) is { } holder ? DedupClaims.HeldError(key, holder, window) : null;
+        return await dedup.ClaimAsync(key, window, task.Id, DedupClaims.CopyOf(properties), cancellationToken) is { } holder ? DedupClaims.HeldError(key, holder, window) : null;
     }
 
     /// <summary>

@@ -38,6 +38,49 @@ public class DedupClaimsTests(BrokerFixture broker)
     }
 
     [Fact]
+    public async Task A_second_publish_of_the_holders_id_with_another_copy_token_is_held_while_the_same_publish_delivered_again_runs()
+    {
+        await using var vhost = await broker.CreateVhostAsync();
+        await using var one = Publisher(vhost.Url, "copy-1");
+        await using var two = Publisher(vhost.Url, "copy-2");
+        var (first, other) = (new DedupClaims(one), new DedupClaims(two));
+        const string Id = "tick:20261205T120000Z";
+
+        Assert.Null(await first.ClaimAsync(Id, 60_000, Id, "copy-a", CancellationToken.None));
+        // The same publish delivered again (a redelivery, a retry, a return to its lane keep the token), on any consumer: runs.
+        Assert.Null(await other.ClaimAsync(Id, 60_000, Id, "copy-a", CancellationToken.None));
+        // No token on it: the holder delivered again as far as anyone can tell (at least once rather than lost).
+        Assert.Null(await other.ClaimAsync(Id, 60_000, Id, null, CancellationToken.None));
+        // A second publish of the id (a due time fired again after a hand-over): another token, told the holder.
+        Assert.Equal(Id, await other.ClaimAsync(Id, 60_000, Id, "copy-b", CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task A_schedule_firing_published_twice_runs_once_even_on_a_consumer_that_never_saw_the_first_copy()
+    {
+        await using var fleet = new TestFleet(await broker.CreateVhostAsync());
+        await fleet.StartConsumerAsync("firing-a");
+        await using var raw = await RawClient.ConnectAsync(fleet.Vhost.Url);
+        var schedule = new TaskSchedule { Id = "tick", IntervalMs = 1000, Lane = SessionLane.Query, CommandType = "echo" };
+        var task = ScheduleFirings.TaskFor(schedule, DateTimeOffset.UtcNow, DateTimeOffset.UtcNow);
+
+        // The firing runs on consumer a; then a is gone and consumer b, whose ledger never saw the id, gets a second copy
+        // (the monitor died between the firing's confirm and its record, its successor fired the due time again).
+        await raw.PublishAsync("query", TaskJson.Serialize(task), ScheduleFirer.FiringProperties(task));
+        Assert.Equal(TaskStatuses.Completed, (await raw.ResultAsync(task.Id)).GetProperty("status").GetString());
+        await fleet.Hosts[0].StopQuietlyAsync();
+        await fleet.StartConsumerAsync("firing-b");
+        await raw.PublishAsync("query", TaskJson.Serialize(task), ScheduleFirer.FiringProperties(task));
+
+        await TestVhost.EventuallyAsync(() => Task.FromResult(raw.Results[task.Id].GetProperty("status").GetString() != TaskStatuses.Completed),
+            "the second copy's answer", 30);
+        var second = raw.Results[task.Id];
+        Assert.Equal(TaskStatuses.Duplicate, second.GetProperty("status").GetString());
+        Assert.Equal("firing-b", second.GetProperty("consumer").GetString());
+        Assert.Contains($"is held by task '{task.Id}'", second.GetProperty("error").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task One_key_submitted_100_times_from_two_producers_runs_once_per_window_across_two_consumers()
     {
         await using var fleet = new TestFleet(await broker.CreateVhostAsync());
