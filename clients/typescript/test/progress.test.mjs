@@ -34,6 +34,13 @@ function assertRising(percents) {
 
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** `promise`, or a failure saying `what` did not happen within `ms` (so a test never hangs). */
+function within(promise, ms, what) {
+  let timer;
+  const expired = new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms); });
+  return Promise.race([promise, expired]).finally(() => clearTimeout(timer));
+}
+
 test('watchTask hands on the progress of a 1 s sleep in order, rising to 100, then resolves with its completed result', async () => {
   const id = newTaskId('ts-progress');
   const events = [];
@@ -85,7 +92,7 @@ test('interruptSession makes the session\'s running preemptible sleep yield, res
   }, WAIT);
   await delay(200);
   await session.submitTask({ id, lane: 'generate', commandType: 'sleep', payload: { ms: 4000 }, preemptible: true });
-  await sleptEnough;
+  await within(sleptEnough, WAIT, 'no progress report of 15 % or more');
   const interruptId = await session.interrupt({ timeoutMs: WAIT });
   assert.match(interruptId, /^lanequeue\.interrupt-/);
   const result = await watching;
