@@ -323,3 +323,109 @@ async def test_the_client_carries_on_when_an_operator_closes_its_connection(brok
         assert closed == 1
         after = await client.submit_and_wait({"id": unique("after"), "lane": "control", "payload": {"n": 2}}, WAIT)
         assert (after.status, after.result) == (Status.COMPLETED, {"n": 2})
+
+
+# -- following one task, session interrupts --------------------------------------------------------------------------------
+
+
+def _progress_of(events: "List[TaskEvent]") -> "List[float]":
+    """The percents of the command.progress events, in the order they were handed on (each must carry one)."""
+    reports = [e for e in events if e.event == "command.progress"]
+    assert all(e.percent is not None for e in reports), f"a progress event without a percent: {reports}"
+    return [e.percent for e in reports]  # type: ignore[misc]
+
+
+@run_async
+async def test_watch_task_hands_on_the_progress_of_a_one_second_sleep_in_order_then_its_completed_result(broker_url: str) -> None:
+    """The built-in sleep reports progress from 500 ms on, every 100 ms at most: the watcher sees them rising to 100."""
+    async with LaneQueue(broker_url) as client:
+        task_id = unique("progress")
+        events: List[TaskEvent] = []
+        watching = asyncio.ensure_future(client.watch_task(task_id, events.append, WAIT))
+        await asyncio.sleep(0.2)  # the watch subscribes; what it would miss, its history read finds
+        await client.submit_task({"id": task_id, "lane": "query", "command_type": "sleep", "payload": {"ms": 1000}})
+        result = await watching
+        assert (result.task_id, result.status) == (task_id, Status.COMPLETED)
+        assert result.result == {"slept_ms": 1000}
+        names = [e.event for e in events]
+        assert names[0] == "command.started" and names[-1] == "command.completed", names
+        assert set(names[1:-1]) == {"command.progress"}, names
+        percents = _progress_of(events)
+        assert len(percents) >= 3, f"too few progress reports for a 1 s sleep: {percents}"
+        assert percents == sorted(set(percents)), f"progress did not rise in order: {percents}"
+        assert percents[-1] >= 99, f"the last progress report is {percents[-1]}, not (near) 100"
+        last = [e for e in events if e.event == "command.progress"][-1]
+        assert last.progress["message"] == "slept 1000 of 1000 ms"
+        assert all(e.task_id == task_id and e.lane == "query" for e in events)
+
+
+@run_async
+async def test_watch_task_of_a_task_that_already_finished_returns_its_result_after_its_history(broker_url: str) -> None:
+    async with LaneQueue(broker_url) as client:
+        task_id = unique("finished")
+        done = await client.submit_and_wait({"id": task_id, "lane": "query", "command_type": "sleep", "payload": {"ms": 600}}, WAIT)
+        assert done.status == Status.COMPLETED
+        events: List[TaskEvent] = []
+
+        async def on_event(event: TaskEvent) -> None:  # an async callback works too
+            events.append(event)
+
+        result = await client.watch_task(task_id, on_event, WAIT)
+        assert (result.task_id, result.status, result.finished_at) == (task_id, Status.COMPLETED, done.finished_at)
+        names = [e.event for e in events]
+        assert names[0] == "command.started" and names[-1] == "command.completed", names
+        percents = _progress_of(events)
+        assert percents and percents == sorted(set(percents)) and percents[-1] >= 99, percents
+        # Without the history the watch starts now: nothing more comes for it.
+        with pytest.raises(ResultTimeoutError):
+            await client.watch_task(task_id, on_event, 2, look_back=0)
+
+
+@run_async
+async def test_interrupt_session_makes_its_running_preemptible_sleep_yield_resume_and_complete_once(broker_url: str) -> None:
+    async with LaneQueue(broker_url) as client:
+        session = client.session(unique("interrupted"))
+        task_id = unique("preemptible")
+        events: List[TaskEvent] = []
+        started = asyncio.Event()
+
+        def on_event(event: TaskEvent) -> None:
+            events.append(event)
+            if event.event == "command.progress" and (event.percent or 0) >= 15:
+                started.set()  # 600 ms slept: the checkpoint says how much
+
+        watching = asyncio.ensure_future(client.watch_task(task_id, on_event, WAIT))
+        await asyncio.sleep(0.2)
+        await session.submit_task({"id": task_id, "lane": "generate", "command_type": "sleep", "payload": {"ms": 4000}, "preemptible": True})
+        await asyncio.wait_for(started.wait(), WAIT)
+        interrupt_id = await session.interrupt(timeout=WAIT)
+        assert interrupt_id.startswith("lanequeue.interrupt-")
+        result = await watching
+        assert result.status == Status.COMPLETED, result
+        assert 500 <= result.result.get("resumed_from_ms", -1) <= 3999, f"not resumed from its checkpoint: {result.result}"
+        names = [e.event for e in events]
+        assert names.count("command.preempted") == 1, names
+        assert names.count("command.started") == 2, names
+        assert names.count("command.completed") == 1 and names[-1] == "command.completed", names
+        assert names.index("command.preempted") < len(names) - 1 - names[::-1].index("command.started"), names
+
+
+@run_async
+async def test_interrupt_session_with_cancel_cancels_its_running_task(broker_url: str) -> None:
+    async with LaneQueue(broker_url) as client:
+        session_id = unique("interrupt-cancel")
+        task_id = unique("long")
+        events, stream = await _collect(client, "command.started.#")
+        try:
+            waiter = await client.watch_result(task_id)
+            await client.submit_task({"id": task_id, "lane": "generate", "command_type": "sleep", "payload": {"ms": 20000},
+                                      "preemptible": True, "session_id": session_id})
+            await asyncio.wait_for(_started(events, {task_id}), WAIT)
+            interrupt_id = await client.interrupt_session(session_id, cancel=True)
+            result = await asyncio.wait_for(waiter, WAIT)
+            assert result.status == Status.CANCELLED, result
+            # The interrupt task itself, on the control lane, completed with the mode it sent.
+            interrupt = await client.watch_task(interrupt_id, lambda _: None, WAIT)
+            assert interrupt.status == Status.COMPLETED and interrupt.result == {"interrupted": session_id, "mode": "cancel"}
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]

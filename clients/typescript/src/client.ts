@@ -7,6 +7,7 @@ import { isWellFormed } from './json.js';
 import { parseBrokerUrl, redact, urlFromEnvironment, type BrokerAddress } from './url.js';
 import { DEFAULT_MAX_PAYLOAD_BYTES, parseTask, serializeTask, type ParsedTask } from './validate.js';
 import { BROKER_NAMES, LANE_PRIORITY, LANES, toEvent, toResult, type Lane, type TaskEvent, type TaskInput, type TaskResult } from './types.js';
+import { watchTask, type WatchTaskOptions } from './watch.js';
 
 export interface ConnectOptions {
   /** The consumers' `LaneQueue:MaxPayloadBytes` (default 1 MiB): larger payloads are refused before publishing. */
@@ -535,6 +536,35 @@ export class LaneQueue {
     return this.sendFleetCommand({ command: 'cancel', session_id: sessionId }, `cancel of session '${sessionId}'`);
   }
 
+  /**
+   * Interrupts a session from inside the queue: submits the built-in `lanequeue.interrupt` task on the `control` lane
+   * (README, "Session interrupt"), confirmed, and resolves with its task id. When it runs, every task of the session running
+   * at that moment, on any consumer, is asked to yield (a preemptible one returns its checkpoint, goes back to its lane and
+   * resumes later; others run on), or with `cancel: true` is cancelled. Waiting and later tasks are not touched (that is
+   * {@link cancelSession}). With `timeoutMs` it also waits for the interrupt task's result.
+   * @throws Error with `timeoutMs`: the interrupt task did not complete (e.g. `LaneQueue:InterruptTasks=false`); says why.
+   * @throws ResultTimeoutError with `timeoutMs`: no result in time.
+   */
+  async interruptSession(sessionId: string, options: { cancel?: boolean; timeoutMs?: number } = {}): Promise<string> {
+    if (typeof sessionId !== 'string' || sessionId.trim().length === 0) throw new InvalidTaskError('session_id', 'the session to interrupt must be a non-empty string');
+    const task: TaskInput = {
+      id: `lanequeue.interrupt-${randomUUID().replace(/-/g, '')}`,
+      lane: 'control',
+      commandType: 'lanequeue.interrupt',
+      // No sessionId of its own: an interrupt with cancel would otherwise cancel the interrupt task too.
+      payload: { session_id: sessionId, cancel: options.cancel === true },
+    };
+    if (options.timeoutMs === undefined) {
+      await this.submitTask(task);
+      return task.id;
+    }
+    const result = await this.submitAndWait(task, options.timeoutMs);
+    if (result.status !== 'completed') {
+      throw new Error(`the interrupt of session '${sessionId}' (task '${task.id}') ended ${result.status}: ${result.error ?? ''}`);
+    }
+    return task.id;
+  }
+
   private async sendFleetCommand(command: Record<string, unknown>, what: string): Promise<void> {
     this.throwIfClosed();
     const body = Buffer.from(JSON.stringify({ ...command, at: new Date().toISOString() }), 'utf8');
@@ -591,6 +621,21 @@ export class LaneQueue {
     await consume(await this.ready());
     this.subscriptions.add(restorable);
     return { close, [Symbol.asyncIterator]: () => items };
+  }
+
+  /**
+   * Follows one task to its end (the .NET `WatchTaskAsync`): calls `onEvent` with each of its lifecycle events in order
+   * (`command.started`, `command.progress` reports with `progress` / `percent`, retries, ...), first those the history
+   * stream `lanequeue.history` already holds, then live ones, and resolves with its result. A task that already finished
+   * resolves at once, after its history's events. `lookBackMs` limits how far back the history is read (0: not at all, so
+   * the watch starts now and a task that already finished is not seen). Live events come from a subscription to
+   * `command.#` filtered here: fine for a person or a few watchers; for many tasks prefer {@link watchResult}.
+   * @throws ResultTimeoutError no result within `timeoutMs` (the history read included); the task may still run.
+   * @throws Error the history stream is missing or may not be read (pass `lookBackMs: 0` to watch without it).
+   */
+  watchTask(taskId: string, onEvent: (event: TaskEvent) => void | Promise<void>, timeoutMs: number, options: WatchTaskOptions = {}): Promise<TaskResult> {
+    this.throwIfClosed();
+    return watchTask(this, taskId, onEvent, timeoutMs, options);
   }
 
   /**
@@ -781,6 +826,11 @@ export class Session {
   /** Cancels every task of this session created before now. */
   cancelSession(): Promise<void> {
     return this.client.cancelSession(this.id);
+  }
+
+  /** Asks this session's running tasks to yield (`cancel: true`: cancels them); see {@link LaneQueue.interruptSession}. */
+  interrupt(options: { cancel?: boolean; timeoutMs?: number } = {}): Promise<string> {
+    return this.client.interruptSession(this.id, options);
   }
 }
 

@@ -1,5 +1,6 @@
 export { LaneQueue, Session, ExternalWork } from './client.js';
 export type { ConnectOptions, ResultWatch, Subscription } from './client.js';
+export type { WatchTaskOptions } from './watch.js';
 export { InvalidTaskError, TaskRejectedError, ResultTimeoutError, ConnectionClosedError } from './errors.js';
 export {
   parseTask,

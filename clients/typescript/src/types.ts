@@ -117,6 +117,13 @@ export interface TaskEvent {
   delayMs?: number;
   payload?: unknown;
   payloadBytes?: number;
+  /**
+   * For `command.progress`: what the running handler reported (any JSON, usually `{ percent: 40, message: '...' }`; the
+   * built-in `sleep` reports `{ percent, message: 'slept 400 of 1000 ms' }`). Absent on other events.
+   */
+  progress?: unknown;
+  /** `progress.percent` when the progress is an object with a number there (the built-in handlers' form). */
+  percent?: number;
   /** The routing key it came with (`<event>.<lane>`). */
   routingKey: string;
   raw: Record<string, unknown>;
@@ -156,5 +163,10 @@ export function toEvent(raw: Record<string, unknown>, routingKey: string): TaskE
   if (typeof raw.delay_ms === 'number') event.delayMs = raw.delay_ms;
   if ('payload' in raw) event.payload = raw.payload;
   if (typeof raw.payload_bytes === 'number') event.payloadBytes = raw.payload_bytes;
+  if ('progress' in raw) {
+    event.progress = raw.progress;
+    const percent = (raw.progress as { percent?: unknown } | null)?.percent;
+    if (typeof percent === 'number') event.percent = percent;
+  }
   return event;
 }

@@ -14,7 +14,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Mapping, Optional, Set, Type, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Mapping, Optional, Set, Type, TypeVar, Union
 
 import aio_pika
 import aiormq.exceptions
@@ -24,6 +24,7 @@ from yarl import URL
 from ._address import BrokerAddress, redact, url_from_environment
 from ._errors import InvalidTaskError, LaneQueueError, ResultTimeoutError, TaskRejectedError
 from ._validation import DEFAULT_MAX_PAYLOAD_BYTES, LANES, encode_task, parse_task
+from ._watch import watch_task as _watch_task
 
 __all__ = [
     "ExternalTask",
@@ -140,7 +141,11 @@ class TaskResult:
 
 @dataclass(frozen=True)
 class TaskEvent:
-    """A lifecycle event from ``lanequeue.events`` (wire contract §6.3), e.g. ``command.started``."""
+    """A lifecycle event from ``lanequeue.events`` (wire contract §6.3), e.g. ``command.started``.
+
+    ``progress`` is what a running handler reported, on ``command.progress`` events (any JSON, usually
+    ``{"percent": 40, "message": "..."}``); None on the others.
+    """
 
     event: str
     task_id: str
@@ -153,8 +158,35 @@ class TaskEvent:
     delay_ms: Optional[int] = None
     payload_bytes: Optional[int] = None
     payload: Any = None
+    progress: Any = None
     routing_key: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], routing_key: str = "") -> "TaskEvent":
+        """An event's JSON as published (``event`` and ``task_id`` required: ``lane.pressure`` and the like raise KeyError)."""
+        return cls(
+            event=data["event"],
+            task_id=data["task_id"],
+            lane=data.get("lane"),
+            session_id=data.get("session_id"),
+            consumer=data.get("consumer"),
+            attempt=int(data.get("attempt", 0)),
+            at=data.get("at"),
+            error=data.get("error"),
+            delay_ms=data.get("delay_ms"),
+            payload_bytes=data.get("payload_bytes"),
+            payload=data.get("payload"),
+            progress=data.get("progress"),
+            routing_key=routing_key,
+            raw=dict(data),
+        )
+
+    @property
+    def percent(self) -> Optional[float]:
+        """``progress["percent"]`` when the progress is an object with a number there (the built-in handlers' form), else None."""
+        value = self.progress.get("percent") if isinstance(self.progress, Mapping) else None
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
     @property
     def terminal(self) -> bool:
@@ -523,6 +555,36 @@ class LaneQueue:
         """Cancels every task of a session created before now."""
         await self._fleet_command({"command": "cancel", "session_id": session_id}, f"the cancellation of session '{session_id}'")
 
+    async def interrupt_session(self, session_id: str, cancel: bool = False, *, timeout: Optional[float] = None) -> str:
+        """Interrupts a session from inside the queue: submits the built-in ``lanequeue.interrupt`` task on the ``control``
+        lane (README, "Session interrupt"), confirmed, and returns its task id.
+
+        When it runs, every task of the session running at that moment, on any consumer, is asked to yield (a preemptible
+        one returns its checkpoint, goes back to its lane and resumes later; others run on), or with ``cancel=True`` is
+        cancelled. Waiting tasks and later ones are not touched (that is ``cancel_session``). With ``timeout`` (seconds) it
+        also waits for the interrupt task's result.
+
+        :raises LaneQueueError: with ``timeout``: the interrupt task did not complete (e.g. the consumers refuse such
+            tasks, ``LaneQueue:InterruptTasks=false``); the error says why.
+        :raises ResultTimeoutError: with ``timeout``: no result in time.
+        """
+        if not isinstance(session_id, str) or not session_id.strip():
+            raise InvalidTaskError("session_id", "the session to interrupt must be a non-empty string")
+        task = {
+            "id": f"lanequeue.interrupt-{uuid.uuid4().hex}",
+            "lane": "control",
+            "command_type": "lanequeue.interrupt",
+            # No session_id of its own: an interrupt with cancel would otherwise cancel the interrupt task too.
+            "payload": {"session_id": session_id, "cancel": bool(cancel)},
+        }
+        if timeout is None:
+            await self.submit_task(task)
+            return task["id"]
+        result = await self.submit_and_wait(task, timeout)
+        if not result.completed:
+            raise LaneQueueError(f"the interrupt of session '{session_id}' (task '{task['id']}') ended {result.status}: {result.error}")
+        return task["id"]
+
     # -- events ---------------------------------------------------------------------------------------------------------
 
     def watch_events(self, pattern: str = "command.#") -> "TaskEventStream":
@@ -533,6 +595,28 @@ class LaneQueue:
         """
         self._require()
         return TaskEventStream(self, pattern)
+
+    async def watch_task(
+        self,
+        task_id: str,
+        on_event: Callable[[TaskEvent], Union[None, Awaitable[None]]],
+        timeout: float,
+        *,
+        look_back: Optional[float] = None,
+    ) -> TaskResult:
+        """Follows one task to its end (the .NET ``WatchTaskAsync``): calls ``on_event`` (plain or async) with each of its
+        lifecycle events in order (``command.started``, ``command.progress`` reports with ``.progress``, retries, ...),
+        first those the history stream ``lanequeue.history`` already holds, then live ones, and returns its result.
+
+        A task that already finished returns at once, after its history's events. ``look_back`` (seconds) limits how far
+        back the history is read (None: its whole retention; 0: not at all, so the watch starts now and a task that
+        already finished is not seen). Live events come from a subscription to ``command.#`` filtered here: fine for a
+        person or a few watchers; for many tasks prefer ``watch_result``.
+
+        :raises ResultTimeoutError: no result within ``timeout`` seconds (the history read included); the task may still run.
+        :raises LaneQueueError: the history stream is missing or may not be read (pass ``look_back=0`` to watch without it).
+        """
+        return await _watch_task(self, task_id, on_event, timeout, look_back)
 
     async def on_events(self, callback: Callable[[TaskEvent], Awaitable[None]], pattern: str = "command.#") -> "TaskEventStream":
         """Calls ``callback`` for each event matching ``pattern`` until the returned stream is closed (``await s.aclose()``)."""
@@ -574,7 +658,8 @@ class LaneQueue:
 
 
 class Session:
-    """Tasks of one session (``client.session("s-1")``): each gets ``session_id``; ``cancel()`` cancels them all."""
+    """Tasks of one session (``client.session("s-1")``): each gets ``session_id``; ``cancel()`` cancels them all,
+    ``interrupt()`` asks the running ones to yield."""
 
     def __init__(self, client: LaneQueue, session_id: str) -> None:
         self.client = client
@@ -594,6 +679,10 @@ class Session:
         await self.client.cancel_session(self.session_id)
 
     cancel_session = cancel
+
+    async def interrupt(self, cancel: bool = False, *, timeout: Optional[float] = None) -> str:
+        """Asks this session's running tasks to yield (``cancel=True``: cancels them); see ``LaneQueue.interrupt_session``."""
+        return await self.client.interrupt_session(self.session_id, cancel, timeout=timeout)
 
 
 class _Stream:
@@ -679,21 +768,7 @@ class TaskEventStream(_Stream):
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         try:
             data = json.loads(message.body)
-            event = TaskEvent(
-                event=data["event"],
-                task_id=data["task_id"],
-                lane=data.get("lane"),
-                session_id=data.get("session_id"),
-                consumer=data.get("consumer"),
-                attempt=int(data.get("attempt", 0)),
-                at=data.get("at"),
-                error=data.get("error"),
-                delay_ms=data.get("delay_ms"),
-                payload_bytes=data.get("payload_bytes"),
-                payload=data.get("payload"),
-                routing_key=message.routing_key or "",
-                raw=data,
-            )
+            event = TaskEvent.from_json(data, message.routing_key or "")
         except (ValueError, KeyError, TypeError):
             return  # not a task event (lane.pressure and the like have no task id)
         if self._callback is not None:
