@@ -30,7 +30,7 @@ from ._validation import (
     validate_task,
 )
 
-__version__ = "1.1.0"
+__version__ = "1.2.0"
 
 __all__ = [
     "BrokerAddress",
