@@ -43,6 +43,10 @@ public sealed class TypeScriptClientTests(BrokerFixture broker, ITestOutputHelpe
     }
 
     /// <summary>Builds the tarball, installs it into an empty npm project and copies the client's tests there.</summary>
+    /// <summary>One version for everything LaneQueue ships: the npm package's is Directory.Build.props' <c>&lt;Version&gt;</c>.</summary>
+    static string LaneQueueVersion() =>
+        Regex.Match(File.ReadAllText(Path.Combine(Root, "Directory.Build.props")), "<Version>([^<]+)</Version>").Groups[1].Value;
+
     async Task<string> InstallAsync(string temp)
     {
         await RequireAsync("node");
@@ -52,8 +56,7 @@ public sealed class TypeScriptClientTests(BrokerFixture broker, ITestOutputHelpe
         Assert.True(build.ExitCode == 0, $"clients/typescript/build.sh failed: {build}");
         var tarball = build.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Last();
         Assert.True(File.Exists(tarball), $"build.sh printed no tarball path: {build}");
-        // One version for everything LaneQueue ships: the npm package's is Directory.Build.props' <Version>.
-        var version = Regex.Match(await File.ReadAllTextAsync(Path.Combine(Root, "Directory.Build.props")), "<Version>([^<]+)</Version>").Groups[1].Value;
+        var version = LaneQueueVersion();
         Assert.Equal($"lanequeue-client-{version}.tgz", Path.GetFileName(tarball));
         output.WriteLine($"built {tarball}");
 
@@ -130,6 +133,7 @@ public sealed class TypeScriptClientTests(BrokerFixture broker, ITestOutputHelpe
                 ["LANEQUEUE_EMPTY_VHOST_URL"] = empty.Url,
                 [BrokerFixture.ManagementUrlVariable] = broker.Management.BaseAddress!.ToString().TrimEnd('/'),
                 ["LANEQUEUE_WIRE_CASES"] = Path.Combine(Root, "src", "Contracts", "wire-cases.json"),
+                ["LANEQUEUE_VERSION"] = LaneQueueVersion(),
             });
             output.WriteLine($"node --test ({clock.ElapsedMilliseconds} ms): {run}");
 
