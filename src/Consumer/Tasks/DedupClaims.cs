@@ -55,7 +55,7 @@ internal sealed class DedupClaims(BrokerPublisher publisher)
                 // Nacked: the key is held, by another task or by this one (delivered again after its consumer died).
                 var record = await HolderAsync(channel, owner, cancellationToken);
                 holder = record?.TaskId;
-                if (record is null || (record.Value.TaskId == taskId && !(copy is not null && record.Value.Copy is not null && copy != record.Value.Copy)))
+                if (record is not { } held || IsHolder(held, taskId, copy))
                     holder = null; // this task delivered again, or no record (the holder died between its claim and its record, most likely this task): run rather than lose it
                 return;
             }
@@ -103,6 +103,13 @@ internal sealed class DedupClaims(BrokerPublisher publisher)
     /// <summary>The error of a debounced task answered <c>duplicate</c> because <paramref name="latest"/>, seen later, replaced it.</summary>
     public static string ReplacedError(string key, string latest) =>
         $"dedup_key '{key}' was replaced by task '{latest}' (debounce); not run";
+
+    /// <summary>
+    /// Whether a task is the holder itself, delivered again (a redelivery, retry or return to its lane keeps its publish token):
+    /// the holder's id, and not two different <see cref="BrokerNames.CopyHeader"/> tokens (that is a second publish of the id).
+    /// </summary>
+    static bool IsHolder((string TaskId, string? Copy) held, string taskId, string? copy) =>
+        held.TaskId == taskId && (copy is null || held.Copy is null || copy == held.Copy);
 
     /// <summary>The holder's task id and publish token from the owner record (read and put back), or null when there is none after a few tries.</summary>
     static async Task<(string TaskId, string? Copy)?> HolderAsync(IChannel channel, string owner, CancellationToken cancellationToken)
