@@ -145,21 +145,28 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
     {
         var log = new StartLog();
         await StartConsumerAsync(handlers: h => h.AddHandler(StartLog.CommandType, log.HandleAsync));
-        var running = await _fleet.Producer.WatchResultAsync("long-1");
-        var waiting = await _fleet.Producer.WatchResultAsync("behind-1");
+        var results = new Dictionary<string, Task<ExternalTaskResult>>
+        {
+            ["long-1"] = await _fleet.Producer.WatchResultAsync("long-1"),
+            ["long-2"] = await _fleet.Producer.WatchResultAsync("long-2"),
+        };
         await _fleet.Producer.SubmitTaskAsync(StartLog.Make("long-1", SessionLane.Generate, 60_000));
-        await _fleet.Producer.SubmitTaskAsync(StartLog.Make("behind-1", SessionLane.Generate, 60_000));
-        await TestVhost.EventuallyAsync(() => Task.FromResult(log.StartOf("long-1") is not null), "long-1 running");
+        await _fleet.Producer.SubmitTaskAsync(StartLog.Make("long-2", SessionLane.Generate, 60_000));
+        // generate's limit is 1 per process: one of the two runs, the other waits. Which one is not fixed: the consumer reads
+        // deliveries concurrently, so two delivered together reach the lane's turn in either order.
+        await TestVhost.EventuallyAsync(() => Task.FromResult(log.Starts.Any(s => s.Id.StartsWith("long-", StringComparison.Ordinal))), "a long task running");
+        var runningId = log.Starts.First(s => s.Id.StartsWith("long-", StringComparison.Ordinal)).Id;
+        var waitingId = runningId == "long-1" ? "long-2" : "long-1";
 
-        await _fleet.Producer.CancelTaskAsync("behind-1");
-        await _fleet.Producer.CancelTaskAsync("long-1");
+        await _fleet.Producer.CancelTaskAsync(waitingId);
+        await _fleet.Producer.CancelTaskAsync(runningId);
 
-        var cancelledRun = await running.WaitAsync(Wait);
+        var cancelledRun = await results[runningId].WaitAsync(Wait);
         Assert.Equal(TaskStatuses.Cancelled, cancelledRun.Status);
-        var cancelledWait = await waiting.WaitAsync(Wait);
+        var cancelledWait = await results[waitingId].WaitAsync(Wait);
         Assert.Equal(TaskStatuses.Cancelled, cancelledWait.Status);
-        Assert.Null(log.StartOf("behind-1"));
-        Assert.DoesNotContain("long-1", log.Finished);
+        Assert.Null(log.StartOf(waitingId));
+        Assert.DoesNotContain(runningId, log.Finished);
 
         // A session: every task of it created before the cancel ends cancelled, later ones run.
         var sessionTask = StartLog.Make("s-1", SessionLane.Generate, 60_000) with { SessionId = "session-a" };
