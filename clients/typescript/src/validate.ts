@@ -233,44 +233,40 @@ function optionalBool(root: JsonNode & { kind: 'object' }, name: string): boolea
   throw new InvalidTaskError(name, `must be true or false, got ${describe(value)}`);
 }
 
-function optionalTimeout(root: JsonNode & { kind: 'object' }, name: string): number | undefined {
+/** A whole number of milliseconds in field `name` with its JSON text as sent (1e20 is reported as 1e20), or undefined when absent or null. */
+function optionalMilliseconds(root: JsonNode & { kind: 'object' }, name: string): { number: bigint; raw: string } | undefined {
   const value = member(root, name);
   if (value === undefined || value.kind === 'null') return undefined;
   const number = value.kind === 'number' ? wholeNumber(value.raw) : undefined;
   if (number === undefined) {
     throw new InvalidTaskError(name, `must be a whole number of milliseconds, got ${value.kind === 'number' ? truncate(value.raw) : describe(value)}`);
   }
-  // The number as it was sent: 1e20 is reported as 1e20.
-  const raw = truncate((value as { raw: string }).raw);
-  if (number <= 0n) throw new InvalidTaskError(name, `${raw} must be a positive number of milliseconds`);
-  if (number > BigInt(MAX_TIMEOUT_MS)) throw new InvalidTaskError(name, `${raw} is over the limit of ${MAX_TIMEOUT_MS} ms (about 24.8 days)`);
-  return Number(number);
+  return { number, raw: truncate((value as { raw: string }).raw) };
+}
+
+function optionalTimeout(root: JsonNode & { kind: 'object' }, name: string): number | undefined {
+  const ms = optionalMilliseconds(root, name);
+  if (ms === undefined) return undefined;
+  if (ms.number <= 0n) throw new InvalidTaskError(name, `${ms.raw} must be a positive number of milliseconds`);
+  if (ms.number > BigInt(MAX_TIMEOUT_MS)) throw new InvalidTaskError(name, `${ms.raw} is over the limit of ${MAX_TIMEOUT_MS} ms (about 24.8 days)`);
+  return Number(ms.number);
 }
 
 function optionalDelay(root: JsonNode & { kind: 'object' }, name: string): number | undefined {
-  const value = member(root, name);
-  if (value === undefined || value.kind === 'null') return undefined;
-  const number = value.kind === 'number' ? wholeNumber(value.raw) : undefined;
-  if (number === undefined) {
-    throw new InvalidTaskError(name, `must be a whole number of milliseconds, got ${value.kind === 'number' ? truncate(value.raw) : describe(value)}`);
-  }
-  const raw = truncate((value as { raw: string }).raw);
-  if (number < 0n) throw new InvalidTaskError(name, `${raw} must be 0 or more milliseconds`);
-  if (number > BigInt(MAX_DELAY_MS)) throw new InvalidTaskError(name, `${raw} is over the limit of ${MAX_DELAY_MS} ms (20 hours)`);
-  return Number(number);
+  const ms = optionalMilliseconds(root, name);
+  if (ms === undefined) return undefined;
+  if (ms.number < 0n) throw new InvalidTaskError(name, `${ms.raw} must be 0 or more milliseconds`);
+  if (ms.number > BigInt(MAX_DELAY_MS)) throw new InvalidTaskError(name, `${ms.raw} is over the limit of ${MAX_DELAY_MS} ms (20 hours)`);
+  return Number(ms.number);
 }
 
 function optionalDedupWindow(root: JsonNode & { kind: 'object' }, name: string): number | undefined {
-  const value = member(root, name);
-  if (value === undefined || value.kind === 'null') return undefined;
-  const number = value.kind === 'number' ? wholeNumber(value.raw) : undefined;
-  if (number === undefined) {
-    throw new InvalidTaskError(name, `must be a whole number of milliseconds, got ${value.kind === 'number' ? truncate(value.raw) : describe(value)}`);
+  const ms = optionalMilliseconds(root, name);
+  if (ms === undefined) return undefined;
+  if (ms.number < 1n || ms.number > BigInt(MAX_DEDUP_WINDOW_MS)) {
+    throw new InvalidTaskError(name, `${ms.raw} must be from 1 to ${MAX_DEDUP_WINDOW_MS} ms (24 hours)`);
   }
-  if (number < 1n || number > BigInt(MAX_DEDUP_WINDOW_MS)) {
-    throw new InvalidTaskError(name, `${truncate((value as { raw: string }).raw)} must be from 1 to ${MAX_DEDUP_WINDOW_MS} ms (24 hours)`);
-  }
-  return Number(number);
+  return Number(ms.number);
 }
 
 function optionalTimestamp(root: JsonNode & { kind: 'object' }, name: string): string | undefined {

@@ -309,8 +309,8 @@ def _whole_number(raw: str) -> Optional[int]:
     return 2**63 - 1 if exact > 0 else -(2**63)
 
 
-def _optional_timeout(obj: _Obj, raw: Optional[str]) -> Optional[int]:
-    name = "timeout_ms"
+def _optional_milliseconds(obj: _Obj, name: str, raw: Optional[str]) -> Optional[int]:
+    """A whole number of milliseconds in field `name` (its JSON text `raw`), or None when absent or null."""
     found, value = obj.get_first(name)
     if not found or value is None:
         return None
@@ -318,10 +318,15 @@ def _optional_timeout(obj: _Obj, raw: Optional[str]) -> Optional[int]:
     if raw is None or isinstance(value, (str, bool, list)) or number is None:
         shown = _truncate(raw) if raw is not None and not isinstance(value, (str, bool, list)) else _describe(value)
         raise InvalidTaskError(name, f"must be a whole number of milliseconds, got {shown}")
-    if number <= 0:
-        raise InvalidTaskError(name, f"{_truncate(raw)} must be a positive number of milliseconds")
-    if number > MAX_TIMEOUT_MS:
-        raise InvalidTaskError(name, f"{_truncate(raw)} is over the limit of {MAX_TIMEOUT_MS} ms (about 24.8 days)")
+    return number
+
+
+def _optional_timeout(obj: _Obj, raw: Optional[str]) -> Optional[int]:
+    number = _optional_milliseconds(obj, "timeout_ms", raw)
+    if number is not None and number <= 0:
+        raise InvalidTaskError("timeout_ms", f"{_truncate(raw)} must be a positive number of milliseconds")
+    if number is not None and number > MAX_TIMEOUT_MS:
+        raise InvalidTaskError("timeout_ms", f"{_truncate(raw)} is over the limit of {MAX_TIMEOUT_MS} ms (about 24.8 days)")
     return number
 
 
@@ -340,32 +345,18 @@ def _is_date_time_offset(text: str) -> bool:
 
 
 def _optional_dedup_window(obj: _Obj, raw: Optional[str]) -> Optional[int]:
-    name = "dedup_window_ms"
-    found, value = obj.get_first(name)
-    if not found or value is None:
-        return None
-    number = _whole_number(raw) if raw is not None and not isinstance(value, (str, bool, list)) else None
-    if raw is None or isinstance(value, (str, bool, list)) or number is None:
-        shown = _truncate(raw) if raw is not None and not isinstance(value, (str, bool, list)) else _describe(value)
-        raise InvalidTaskError(name, f"must be a whole number of milliseconds, got {shown}")
-    if number < 1 or number > MAX_DEDUP_WINDOW_MS:
-        raise InvalidTaskError(name, f"{_truncate(raw)} must be from 1 to {MAX_DEDUP_WINDOW_MS} ms (24 hours)")
+    number = _optional_milliseconds(obj, "dedup_window_ms", raw)
+    if number is not None and (number < 1 or number > MAX_DEDUP_WINDOW_MS):
+        raise InvalidTaskError("dedup_window_ms", f"{_truncate(raw)} must be from 1 to {MAX_DEDUP_WINDOW_MS} ms (24 hours)")
     return number
 
 
 def _optional_delay(obj: _Obj, raw: Optional[str]) -> Optional[int]:
-    name = "delay_ms"
-    found, value = obj.get_first(name)
-    if not found or value is None:
-        return None
-    number = _whole_number(raw) if raw is not None and not isinstance(value, (str, bool, list)) else None
-    if raw is None or isinstance(value, (str, bool, list)) or number is None:
-        shown = _truncate(raw) if raw is not None and not isinstance(value, (str, bool, list)) else _describe(value)
-        raise InvalidTaskError(name, f"must be a whole number of milliseconds, got {shown}")
-    if number < 0:
-        raise InvalidTaskError(name, f"{_truncate(raw)} must be 0 or more milliseconds")
-    if number > MAX_DELAY_MS:
-        raise InvalidTaskError(name, f"{_truncate(raw)} is over the limit of {MAX_DELAY_MS} ms (20 hours)")
+    number = _optional_milliseconds(obj, "delay_ms", raw)
+    if number is not None and number < 0:
+        raise InvalidTaskError("delay_ms", f"{_truncate(raw)} must be 0 or more milliseconds")
+    if number is not None and number > MAX_DELAY_MS:
+        raise InvalidTaskError("delay_ms", f"{_truncate(raw)} is over the limit of {MAX_DELAY_MS} ms (20 hours)")
     return number
 
 
