@@ -75,6 +75,10 @@ public sealed record ExternalTask
     [JsonPropertyName("dedup_mode")]
     public string? DedupMode { get; init; }
 
+    /// <summary>How long the <see cref="DedupKey"/> holds: <see cref="DedupWindowMs"/>, or the 60 s default when it is absent.</summary>
+    [JsonIgnore]
+    public long DedupWindowOrDefaultMs => DedupWindowMs ?? TaskParser.DefaultDedupWindowMs;
+
     /// <summary>True for <see cref="DedupMode"/> <c>debounce</c>.</summary>
     [JsonIgnore]
     public bool Debounced => DedupKey is not null && DedupMode == TaskParser.DedupDebounce;

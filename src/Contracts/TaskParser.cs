@@ -207,7 +207,7 @@ public static partial class TaskParser
             throw new InvalidTaskException("delay_ms", $"{task.DelayMs} must be 0 or more milliseconds");
         if (task.DelayMs is > MaxDelayMs)
             throw new InvalidTaskException("delay_ms", $"{task.DelayMs} is over the limit of {MaxDelayMs} ms (20 hours)");
-        if (task.DedupMode == DedupDebounce && task.DelayMs > (task.DedupWindowMs ?? DefaultDedupWindowMs))
+        if (task.DedupMode == DedupDebounce && task.DelayMs > task.DedupWindowOrDefaultMs)
             throw new InvalidTaskException("dedup_window_ms", $"{(task.DedupWindowMs is { } window ? $"{window} ms" : $"absent ({DefaultDedupWindowMs} ms)")} is shorter than delay_ms " +
                 $"{task.DelayMs} ms; in debounce mode the key remembers its latest task for the window, so give dedup_window_ms at least the delay");
         if (task.NotBefore is { } notBefore && notBefore - DateTimeOffset.UtcNow > TimeSpan.FromMilliseconds(MaxDelayMs))

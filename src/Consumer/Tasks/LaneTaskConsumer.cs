@@ -89,7 +89,7 @@ internal sealed class LaneTaskConsumer(
         {
             // Debounce, first sight: this task is now its key's latest (confirmed before it waits or runs); an earlier one with
             // the key that comes due after this finds it recorded and is answered duplicate.
-            await dedup.RecordLatestAsync(task.DedupKey!, task.DedupWindowMs ?? TaskParser.DefaultDedupWindowMs, task.Id, context.CancellationToken);
+            await dedup.RecordLatestAsync(task.DedupKey!, task.DedupWindowOrDefaultMs, task.Id, context.CancellationToken);
             debounceSeen = true;
         }
         if (DueAt(task, properties) is { } due && due > DateTimeOffset.UtcNow)
@@ -232,7 +232,7 @@ internal sealed class LaneTaskConsumer(
     /// </summary>
     async Task<string?> DedupErrorAsync(ExternalTask task, string key, IReadOnlyBasicProperties? properties, CancellationToken cancellationToken)
     {
-        var window = task.DedupWindowMs ?? TaskParser.DefaultDedupWindowMs;
+        var window = task.DedupWindowOrDefaultMs;
         if (task.Debounced)
             return await dedup.LatestAsync(key, window, cancellationToken) is { } latest && latest != task.Id ? DedupClaims.ReplacedError(key, latest) : null;
         return await dedup.ClaimAsync(key, window, task.Id, DedupClaims.CopyOf(properties), cancellationToken) is { } holder ? DedupClaims.HeldError(key, holder, window) : null;

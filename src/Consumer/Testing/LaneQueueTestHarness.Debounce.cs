@@ -17,7 +17,7 @@ public sealed partial class LaneQueueTestHarness
     {
         if (task.Debounced)
         {
-            var window = task.DedupWindowMs ?? TaskParser.DefaultDedupWindowMs;
+            var window = task.DedupWindowOrDefaultMs;
             _debounceLatest[(task.DedupKey!, window)] = (task.Id, _time.GetUtcNow().AddMilliseconds(window));
         }
     }
@@ -30,7 +30,7 @@ public sealed partial class LaneQueueTestHarness
     {
         if (task.DedupKey is not { } key)
             return null;
-        var window = task.DedupWindowMs ?? TaskParser.DefaultDedupWindowMs;
+        var window = task.DedupWindowOrDefaultMs;
         if (!task.Debounced)
             return HeldKeyLocked(key, window, task.Id);
         return _debounceLatest.TryGetValue((key, window), out var latest) && latest.Until > _time.GetUtcNow() && latest.Latest != task.Id
