@@ -1,8 +1,10 @@
 using System.Collections.Concurrent;
 using System.CommandLine;
 using LaneQueue.Cli;
+using LaneQueue.Consumer;
 using LaneQueue.Consumer.Testing;
 using LaneQueue.Tests.Broker;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace LaneQueue.Tests.Integration;
 
@@ -29,8 +31,13 @@ public class SessionInterruptTests(BrokerFixture broker)
     public async Task A_control_lane_interrupt_makes_the_sessions_running_preemptible_task_yield_on_any_consumer_and_resume_once()
     {
         await using var fleet = new TestFleet(await broker.CreateVhostAsync());
-        // Slots to spare (4 for 3 tasks): no lane preemption, only the interrupt can make a task yield.
-        await fleet.StartConsumerAsync("interrupt-2", o => o.SlotBudget = 4, h => h.AddBuiltInHandlers());
+        // Slots to spare (8 for 4 tasks): no lane preemption, only the interrupt can make a task yield. Control limit 1:
+        // the control lane's prefetch is 3, so three control tasks held here leave the interrupt task to consumer 1.
+        var second = await fleet.StartConsumerAsync("interrupt-2", o =>
+        {
+            o.SlotBudget = 8;
+            o.Queue = o.Queue with { ControlMaxConcurrency = 1 };
+        }, h => h.AddBuiltInHandlers());
         var events = new ConcurrentQueue<TaskEvent>();
         await using var recording = await RecordAsync(fleet.Producer, events);
 
@@ -45,6 +52,11 @@ public class SessionInterruptTests(BrokerFixture broker)
         await Seen(events, "analysis-1", TaskEvent.Started, "analysis-1 started");
         await Seen(events, "steady-1", TaskEvent.Started, "steady-1 started");
         await Seen(events, "other-1", TaskEvent.Started, "other-1 started");
+        // Consumer 2 takes no more control work: one control task of another session runs there, two wait for the lane.
+        var hogs = Enumerable.Range(1, 3).Select(i => fleet.Producer.SubmitAndWaitAsync(
+            ExternalTask.Create($"hog-{i}", SessionLane.Control, new { ms = 60_000 }, "sleep") with { SessionId = "s-hog" }, Wait)).ToList();
+        var slots = second.Services.GetRequiredService<LaneSlots>();
+        await TestVhost.EventuallyAsync(() => Task.FromResult(slots.WaitingIn(SessionLane.Control) == 2), "consumer 2 holding its whole control prefetch");
         await Task.Delay(600); // some of the sleep is done: the checkpoint says how much
         await fleet.StartConsumerAsync("interrupt-1", o => o.SlotBudget = 4, h => h.AddBuiltInHandlers());
 
@@ -72,6 +84,9 @@ public class SessionInterruptTests(BrokerFixture broker)
         Assert.DoesNotContain(events, e => e.TaskId is "steady-1" or "other-1" && e.Event is TaskEvent.Preempted or TaskEvent.Cancelled);
         Assert.Equal("interrupt-2", yielded.Consumer);
         var interruptRanOn = events.First(e => e.TaskId == "interrupt-s-1" && e.Event == TaskEvent.Started).Consumer;
+        Assert.Equal("interrupt-1", interruptRanOn); // through consumer 1's lanes, to a task running on consumer 2
+        await fleet.Producer.CancelSessionAsync("s-hog");
+        Assert.All(await Task.WhenAll(hogs), r => Assert.Equal(TaskStatuses.Cancelled, r.Status));
         Assert.True(latencyMs < 5000, $"yielded {latencyMs:0} ms after the interrupt was submitted");
         Evidence.Write("session-interrupt", new
         {
@@ -81,7 +96,7 @@ public class SessionInterruptTests(BrokerFixture broker)
             resumed_from_ms = resumedFrom,
             runs_of_the_interrupted_task = 2,
             results_of_the_interrupted_task = 1,
-        }, "A lanequeue.interrupt task on the control lane: the session's preemptible generate task on consumer interrupt-2 yields (command.preempted) "
+        }, "A lanequeue.interrupt task on the control lane, run by consumer interrupt-1: the session's preemptible generate task on consumer interrupt-2 yields (command.preempted) "
            + "this long after the interrupt task was submitted (the interrupt task runs, its fleet command goes through the broker's fleet log to every "
            + "consumer's listener, the handler returns its checkpoint), resumes from its checkpoint and completes once.");
     }
