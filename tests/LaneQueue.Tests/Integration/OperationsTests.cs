@@ -180,6 +180,12 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
     [Fact]
     public async Task Metrics_count_exactly_what_happened()
     {
+        // Other test collections run in parallel in this process and record on meters of the same name: count only this
+        // consumer's meter (the one its IMeterFactory created) and the producer's submits made from this test's own flow.
+        var host = await StartConsumerAsync("metrics", o => o.Queue = o.Queue with { RetryPolicy = new RetryPolicy { Strategy = RetryStrategy.Fixed, MaxRetries = 1, FixedDelayMs = 50 } });
+        var consumerMeters = host.Services.GetRequiredService<IMeterFactory>();
+        var thisTest = new AsyncLocal<bool> { Value = true };
+        bool Ours(Instrument instrument) => instrument.Meter.Scope == consumerMeters || (instrument.Meter == LaneQueueTelemetry.ProducerMeter && thisTest.Value);
         var counts = new ConcurrentDictionary<(string Name, string Lane), long>();
         using var listener = new MeterListener();
         listener.InstrumentPublished = (instrument, l) =>
@@ -189,17 +195,16 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
         };
         listener.SetMeasurementEventCallback<long>((instrument, value, tags, _) =>
         {
-            if (instrument is Counter<long> && tags.ToArray().FirstOrDefault(t => t.Key == "lane").Value is string lane)
+            if (Ours(instrument) && instrument is Counter<long> && tags.ToArray().FirstOrDefault(t => t.Key == "lane").Value is string lane)
                 counts.AddOrUpdate((instrument.Name, lane), value, (_, v) => v + value);
         });
         listener.SetMeasurementEventCallback<double>((instrument, _, tags, _) =>
         {
-            if (tags.ToArray().FirstOrDefault(t => t.Key == "lane").Value is string lane)
+            if (Ours(instrument) && tags.ToArray().FirstOrDefault(t => t.Key == "lane").Value is string lane)
                 counts.AddOrUpdate((instrument.Name, lane), 1, (_, v) => v + 1);
         });
         listener.Start();
 
-        await StartConsumerAsync("metrics", o => o.Queue = o.Queue with { RetryPolicy = new RetryPolicy { Strategy = RetryStrategy.Fixed, MaxRetries = 1, FixedDelayMs = 50 } });
         foreach (var i in Enumerable.Range(1, 3))
             Assert.True((await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create($"m-{i}", SessionLane.Query), Wait)).Success);
         Assert.False((await _fleet.Producer.SubmitAndWaitAsync(ExternalTask.Create("m-fail", SessionLane.Execute, null, FailHandler.CommandType), Wait)).Success);
