@@ -46,6 +46,16 @@ public static class BrokerNames
     /// <summary>The error of the previous attempt, on a retried task.</summary>
     public const string LastErrorHeader = "x-lanequeue-last-error";
 
+    /// <summary>
+    /// Crashes a task was held in before this copy (quorum queues with a delivery limit): a copy LaneQueue put back while it
+    /// was a crash suspect carries the broker's <see cref="DeliveryCountHeader"/> of the copy before it here, so the count
+    /// survives the publish, which starts the broker's count again.
+    /// </summary>
+    public const string CrashesHeader = "x-lanequeue-crashes";
+
+    /// <summary>The broker's count of returns of this message to its quorum queue (set by the broker; absent on the first delivery).</summary>
+    public const string DeliveryCountHeader = "x-delivery-count";
+
     /// <summary>Topic exchange of lifecycle events (<see cref="TaskEvent"/>); routing key = <c>command.&lt;kind&gt;.&lt;lane&gt;</c>.</summary>
     public const string EventsExchange = "lanequeue.events";
 

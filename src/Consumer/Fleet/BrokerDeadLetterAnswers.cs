@@ -137,8 +137,8 @@ internal sealed class BrokerDeadLetterAnswers(
             return null;
         var error = death.Reason switch
         {
-            "delivery_limit" => $"delivery_limit: delivered {(deliveryLimit is { } limit ? (limit + 1).ToString(System.Globalization.CultureInfo.InvariantCulture) : "too many")} " +
-                                "times without an answer; the task may crash its consumer",
+            "delivery_limit" => deliveryLimit is { } limit ? CrashSuspects.DeliveryLimitError(limit + 1)
+                : "delivery_limit: delivered too many times without an answer; the task may crash its consumer",
             "expired" => $"expired: its time to live ran out in {death.Queue} before a consumer took it (a message TTL, or a queue TTL set by an argument or a policy)",
             "maxlen" => $"maxlen: {death.Queue} was over its length limit (x-max-length or a policy) and the broker pushed the task out",
             "rejected" => $"rejected: a client that is not LaneQueue took the task from {death.Queue} and rejected it without requeue",

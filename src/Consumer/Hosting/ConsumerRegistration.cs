@@ -44,6 +44,7 @@ public static class ConsumerRegistration
         services.AddMetrics();
         services.AddSingleton<ConsumerMetrics>();
         services.AddSingleton<RunningTasks>();
+        services.AddSingleton<CrashSuspects>();
         services.AddSingleton<TaskAdmission>();
         services.AddSingleton<TaskExecution>();
         services.AddSingleton<TaskOutcome>();

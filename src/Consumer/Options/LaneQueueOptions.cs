@@ -28,6 +28,13 @@ public sealed class LaneQueueOptions
     public int? DeliveryLimit { get; set; }
 
     /// <summary>
+    /// With <see cref="DeliveryLimit"/>: a process holds at most one crash suspect (a task held by a process that died) at a
+    /// time, and puts others in a short hold, so a task that crashes its consumer is dead-lettered alone instead of with the
+    /// tasks held beside it in every crash (<see cref="CrashSuspects"/>). Default true.
+    /// </summary>
+    public bool IsolateCrashSuspects { get; set; } = true;
+
+    /// <summary>
     /// How long the task history stream <c>lanequeue.history</c> keeps events and results (RabbitMQ <c>x-max-age</c>: a whole
     /// number and one of Y, M, D, h, m, s). Producers must use the same value (the broker refuses a declaration that differs).
     /// </summary>

@@ -246,7 +246,11 @@ internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IFle
         }
     }
 
-    /// <summary>Properties for a re-published task: the delivery's headers (the producer's, trace context included) plus the attempt count.</summary>
+    /// <summary>
+    /// Properties for a re-published task: the delivery's headers (the producer's, trace context included) plus the attempt
+    /// count. The broker's delivery count belongs to the copy it was set on, and a new copy starts with no crashes (only a
+    /// crash suspect's hold carries them on: <see cref="TaskOutcome.HoldAsync"/>).
+    /// </summary>
     public static BasicProperties PropertiesFor(ExternalTask task, IReadOnlyBasicProperties? original, int attempt, string? lastError)
     {
         ArgumentNullException.ThrowIfNull(task);
@@ -255,7 +259,7 @@ internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IFle
         {
             foreach (var (key, value) in existing)
             {
-                if (key is not (BrokerNames.AttemptHeader or BrokerNames.LastErrorHeader))
+                if (key is not (BrokerNames.AttemptHeader or BrokerNames.LastErrorHeader or BrokerNames.DeliveryCountHeader or BrokerNames.CrashesHeader))
                     headers[key] = value;
             }
         }

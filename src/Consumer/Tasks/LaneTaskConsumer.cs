@@ -31,6 +31,7 @@ internal sealed class LaneTaskConsumer(
     DeadLetterAnswers answers,
     RedeliveryCheck redeliveries,
     DedupClaims dedup,
+    CrashSuspects suspects,
     IHostApplicationLifetime lifetime,
     IOptions<LaneQueueOptions> options,
     ILogger<LaneTaskConsumer> logger) : IConsumer<TaskDelivery>
@@ -84,6 +85,30 @@ internal sealed class LaneTaskConsumer(
             await outcome.EndWithoutRunAsync(task, attempt, TaskStatuses.Cancelled, TaskEvent.Cancelled, "cancelled before it started", DateTimeOffset.UtcNow);
             return;
         }
+        // A task held by a process that died: the only suspect this process holds, or held elsewhere for a while (CrashSuspects).
+        var crashes = CrashSuspects.CrashesOf(properties);
+        using var suspectPlace = suspects.Enabled && crashes > 0 ? suspects.TryEnter() : null;
+        if (suspects.Enabled && crashes > 0)
+        {
+            if (crashes > suspects.Limit)
+            {
+                arrival.Dispose();
+                var deadLettered = await outcome.CrashedTooOftenAsync(task, attempt, crashes);
+                answers.MarkAnswered(context.ReceiveContext, deadLettered.Message);
+                throw deadLettered;
+            }
+            if (suspectPlace is null)
+            {
+                arrival.Dispose();
+                using (suspects.Holding())
+                {
+                    await outcome.HoldAsync(task, attempt, properties, CrashSuspects.HoldDelay,
+                        $"crash suspect ({crashes} crash(es) held in) while this consumer holds another", crashes);
+                }
+                return;
+            }
+            await suspects.SettleAsync(context.CancellationToken);
+        }
         var debounceSeen = task.Debounced && properties?.Headers?.ContainsKey(BrokerNames.DebounceSeenHeader) == true;
         if (task.Debounced && !debounceSeen)
         {
@@ -107,10 +132,12 @@ internal sealed class LaneTaskConsumer(
             await outcome.EndWithoutRunAsync(task, attempt, TaskStatuses.Duplicate, TaskEvent.Duplicate, error, DateTimeOffset.UtcNow);
             return;
         }
-        var duplicate = ledger.IsDuplicate(task.Id, context.ReceiveContext.Redelivered, out var first);
+        // Back after a crash or a lost connection (the broker's flag, or a suspect's copy from the hold): it may have completed.
+        var redelivered = context.ReceiveContext.Redelivered || crashes > 0;
+        var duplicate = ledger.IsDuplicate(task.Id, redelivered, out var first);
         if (duplicate && first is { State: TaskLedger.Known.Running } && DateTimeOffset.UtcNow - first.At > DeferAtMost)
             duplicate = false; // the run it points at went quiet (its consumer may have lost the broker and its events): run this copy
-        if (!duplicate && context.ReceiveContext.Redelivered
+        if (!duplicate && redelivered
             && await redeliveries.CompletedResultAsync(task, context.CancellationToken) is { } done)
         {
             // Its result is stored (history stream) but the delivery came back: the consumer that ran it died before its ack.
@@ -125,7 +152,7 @@ internal sealed class LaneTaskConsumer(
             {
                 // Running (here or elsewhere) but not completed: that run may still fail (e.g. its broker connection is gone and this
                 // copy came back without the redelivered flag after a broker crash), so the copy is never dropped: it comes back later.
-                await outcome.DeferCopyAsync(task, attempt, properties, DeferDelay, first?.Consumer ?? "this consumer");
+                await outcome.HoldAsync(task, attempt, properties, DeferDelay, $"same id running on {first?.Consumer ?? "this consumer"}");
                 return;
             }
             var where = $"{first.State.ToString().ToLowerInvariant()} on {first.Consumer ?? "this consumer"} at {first.At:O}";

@@ -114,10 +114,14 @@ internal sealed class TaskOutcome(
     public async Task RefusedAsync(TaskIdentity identity, SessionLane lane, int attempt, string error)
     {
         ArgumentNullException.ThrowIfNull(identity);
-        var task = new ExternalTask { Id = identity.Id, Lane = lane, SessionId = identity.SessionId };
-        Log.TaskFailed(logger, task.Id, lane.WireName(), TaskStatuses.Failed, error);
+        await DeadLetteringAsync(new ExternalTask { Id = identity.Id, Lane = lane, SessionId = identity.SessionId }, attempt, error);
+    }
+
+    async Task DeadLetteringAsync(ExternalTask task, int attempt, string error)
+    {
+        Log.TaskFailed(logger, task.Id, task.Lane.WireName(), TaskStatuses.Failed, error);
         await PublishResultAsync(task, attempt, DateTimeOffset.UtcNow, TaskStatuses.Failed, error, TaskJson.EmptyObject);
-        metrics.Count(ConsumerMetrics.Outcome.DeadLettered, lane);
+        metrics.Count(ConsumerMetrics.Outcome.DeadLettered, task.Lane);
         await publisher.PublishEventAsync(Event(TaskEvent.DeadLettered, task, attempt, error));
     }
 
@@ -147,11 +151,29 @@ internal sealed class TaskOutcome(
     static DateTimeOffset WaitingSince(ExternalTask task) =>
         TaskParser.DueAt(task) is { } due && due > task.CreatedAt ? due : task.CreatedAt;
 
-    /// <summary>A copy of an id that is running somewhere: parked for <paramref name="delay"/>, then looked at again (never dropped).</summary>
-    public async Task DeferCopyAsync(ExternalTask task, int attempt, IReadOnlyBasicProperties? properties, TimeSpan delay, string runningOn)
+    /// <summary>
+    /// Parks a task that has not started in its lane's retry holding queue for <paramref name="delay"/> (confirmed before the ack),
+    /// after which it is looked at again, never dropped: a copy of an id running somewhere, or a crash suspect while this process
+    /// holds another (<paramref name="crashes"/> goes with it, <see cref="CrashSuspects"/>).
+    /// </summary>
+    public async Task HoldAsync(ExternalTask task, int attempt, IReadOnlyBasicProperties? properties, TimeSpan delay, string why, long crashes = 0)
     {
-        await publisher.ScheduleRetryAsync(task, delay, BrokerPublisher.PropertiesFor(task, properties, attempt, null));
-        Log.TaskSkipped(logger, task.Id, task.Lane.WireName(), $"same id running on {runningOn}; copy deferred {delay.TotalSeconds} s");
+        var held = BrokerPublisher.PropertiesFor(task, properties, attempt, null);
+        if (crashes > 0)
+            held.Headers![BrokerNames.CrashesHeader] = crashes;
+        await publisher.ScheduleRetryAsync(task, delay, held);
+        Log.TaskSkipped(logger, task.Id, task.Lane.WireName(), $"{why}; held {delay.TotalSeconds} s");
+    }
+
+    /// <summary>
+    /// Dead-letters a crash suspect that was delivered more times than the delivery limit (counted over LaneQueue's copies,
+    /// <see cref="CrashSuspects"/>): its failed result and event, with the broker's own <c>delivery_limit</c> words.
+    /// </summary>
+    public async Task<TaskDeadLetteredException> CrashedTooOftenAsync(ExternalTask task, int attempt, long deliveries)
+    {
+        var error = CrashSuspects.DeliveryLimitError(deliveries);
+        await DeadLetteringAsync(task, attempt, error);
+        return new TaskDeadLetteredException(error);
     }
 
     /// <summary>

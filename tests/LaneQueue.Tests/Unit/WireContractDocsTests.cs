@@ -154,4 +154,16 @@ public class BrokerDeadLetterDocsTests
         Assert.Null(LaneQueue.Consumer.BrokerDeadLetterAnswers.Explain(new Dictionary<string, object?> { ["x-lanequeue-attempt"] = 0 }, 20));
         Assert.Null(LaneQueue.Consumer.BrokerDeadLetterAnswers.Explain(null, 20));
     }
+
+    [Fact]
+    public void The_crash_suspect_section_names_the_header_and_the_error_the_consumer_uses()
+    {
+        var contract = File.ReadAllText(Path.Combine(Repo.Root, "docs", "wire-contract.md"));
+        var section = contract[contract.IndexOf("### Crash suspects", StringComparison.Ordinal)..];
+        section = section[..section.IndexOf("\n#", 1, StringComparison.Ordinal)];
+        Assert.Contains($"`{LaneQueue.Contracts.BrokerNames.CrashesHeader}`", section, StringComparison.Ordinal);
+        Assert.Contains($"`{LaneQueue.Contracts.BrokerNames.DeliveryCountHeader}`", section, StringComparison.Ordinal);
+        Assert.Contains($"`{LaneQueue.Consumer.CrashSuspects.DeliveryLimitError(7).Replace(" 7 ", " N ", StringComparison.Ordinal)}`", section, StringComparison.Ordinal);
+        Assert.Contains($"{LaneQueue.Consumer.CrashSuspects.HoldDelay.TotalSeconds} s retry holding queue", section, StringComparison.Ordinal);
+    }
 }
