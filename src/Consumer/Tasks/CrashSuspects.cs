@@ -1,4 +1,5 @@
 using LaneQueue.Contracts;
+using LaneQueue.Producer;
 using Microsoft.Extensions.Options;
 using RabbitMQ.Client;
 
@@ -42,7 +43,7 @@ internal sealed class CrashSuspects(IOptions<LaneQueueOptions> options)
 
     /// <summary>Crashes the task was held in before this delivery: the broker's count of this copy plus those it carried in.</summary>
     public static long CrashesOf(IReadOnlyBasicProperties? properties) =>
-        properties?.Headers is { } headers ? Number(headers, BrokerNames.DeliveryCountHeader) + Number(headers, BrokerNames.CrashesHeader) : 0;
+        (BrokerDeath.Number(properties?.Headers, BrokerNames.DeliveryCountHeader) ?? 0) + (BrokerDeath.Number(properties?.Headers, BrokerNames.CrashesHeader) ?? 0);
 
     /// <summary>The error of a task dead-lettered at the limit, by the broker or by LaneQueue (the same words).</summary>
     public static string DeliveryLimitError(long deliveries) =>
@@ -90,17 +91,4 @@ internal sealed class CrashSuspects(IOptions<LaneQueueOptions> options)
                 end();
         }
     }
-
-    static long Number(IDictionary<string, object?> headers, string name) => headers.TryGetValue(name, out var value)
-        ? value switch
-        {
-            long l => l,
-            int i => i,
-            short s => s,
-            byte b => b,
-            byte[] text when long.TryParse(System.Text.Encoding.UTF8.GetString(text), out var parsed) => parsed,
-            string text when long.TryParse(text, out var parsed) => parsed,
-            _ => 0,
-        }
-        : 0;
 }

@@ -87,16 +87,17 @@ internal sealed class LaneTaskConsumer(
         }
         // A task held by a process that died: the only suspect this process holds, or held elsewhere for a while (CrashSuspects).
         var crashes = CrashSuspects.CrashesOf(properties);
-        using var suspectPlace = suspects.Enabled && crashes > 0 ? suspects.TryEnter() : null;
-        if (suspects.Enabled && crashes > 0)
+        var suspect = suspects.Enabled && crashes > 0;
+        if (suspect && crashes > suspects.Limit)
         {
-            if (crashes > suspects.Limit)
-            {
-                arrival.Dispose();
-                var deadLettered = await outcome.CrashedTooOftenAsync(task, attempt, crashes);
-                answers.MarkAnswered(context.ReceiveContext, deadLettered.Message);
-                throw deadLettered;
-            }
+            arrival.Dispose();
+            var deadLettered = await outcome.CrashedTooOftenAsync(task, attempt, crashes);
+            answers.MarkAnswered(context.ReceiveContext, deadLettered.Message);
+            throw deadLettered;
+        }
+        using var suspectPlace = suspect ? suspects.TryEnter() : null;
+        if (suspect)
+        {
             if (suspectPlace is null)
             {
                 arrival.Dispose();

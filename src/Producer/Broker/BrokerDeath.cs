@@ -33,6 +33,10 @@ internal sealed record BrokerDeath(string Reason, string Queue)
     /// <summary>Whether <paramref name="queue"/> is a hop queue of the delay tree (<see cref="Contracts.BrokerNames.DelayLevel"/>).</summary>
     public static bool IsDelayHop(string queue) => queue.StartsWith(Contracts.BrokerNames.Prefix + ".delay.", StringComparison.Ordinal);
 
+    /// <summary>A header's whole number, written as an AMQP integer or as text by another client; null when absent or not a number.</summary>
+    public static long? Number(IDictionary<string, object?>? headers, string key) =>
+        long.TryParse(Text(headers, key), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var number) ? number : null;
+
     /// <summary>A header's text (AMQP strings arrive as bytes).</summary>
     public static string? Text(IDictionary<string, object?>? headers, string key) =>
         headers is not null && headers.TryGetValue(key, out var value) && value is not null

@@ -111,14 +111,5 @@ internal static class DelayTopology
 
     /// <summary>The due time a delivery carries in <see cref="BrokerNames.DueHeader"/>, or null.</summary>
     public static DateTimeOffset? DueOf(IDictionary<string, object?>? headers) =>
-        headers is not null && headers.TryGetValue(BrokerNames.DueHeader, out var value) && value switch
-        {
-            long l => l,
-            int i => i,
-            byte[] bytes when long.TryParse(Encoding.ASCII.GetString(bytes), out var parsed) => parsed,
-            string text when long.TryParse(text, out var parsed) => parsed,
-            _ => (long?)null,
-        } is { } ms
-            ? DateTimeOffset.FromUnixTimeMilliseconds(ms)
-            : null;
+        BrokerDeath.Number(headers, BrokerNames.DueHeader) is { } ms ? DateTimeOffset.FromUnixTimeMilliseconds(ms) : null;
 }
