@@ -23,12 +23,19 @@ public static class BrokerNames
     /// <summary>The durable queue of a lane in the queue-per-lane topology, e.g. <c>lanequeue.query</c>.</summary>
     public static string LaneQueue(SessionLane lane) => $"{Prefix}.{lane.WireName()}";
 
-    /// <summary>The lane whose queue-per-lane queue is named <paramref name="queue"/> (<see cref="LaneQueue"/>), or null.</summary>
+    /// <summary>
+    /// The lane whose queue-per-lane queue is named <paramref name="queue"/> (<see cref="LaneQueue"/>, or one of its
+    /// <see cref="SessionShards"/>), or null.
+    /// </summary>
     internal static SessionLane? LaneOfQueue(string queue) =>
-        SessionLanes.All.Cast<SessionLane?>().FirstOrDefault(lane => LaneQueue(lane!.Value) == queue);
+        SessionLanes.All.Cast<SessionLane?>().FirstOrDefault(lane => LaneQueue(lane!.Value) == queue) ?? SessionShards.LaneOf(queue);
 
-    /// <summary>Where a queue's dead letters go (MassTransit's error-queue convention), e.g. <c>lanequeue.query_error</c>.</summary>
-    public static string DeadLetterQueue(string queue) => queue + "_error";
+    /// <summary>
+    /// Where a queue's dead letters go (MassTransit's error-queue convention), e.g. <c>lanequeue.query_error</c>; a session
+    /// shard's go to its lane's (<c>lanequeue.generate.s03</c> -> <c>lanequeue.generate_error</c>), so a lane has one.
+    /// </summary>
+    public static string DeadLetterQueue(string queue) =>
+        (SessionShards.LaneOf(queue) is { } lane ? LaneQueue(lane) : queue) + "_error";
 
     /// <summary>
     /// Quorum queue with a single active consumer, bound to every lane's <c>_error</c> exchange: a copy of each dead letter,

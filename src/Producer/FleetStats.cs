@@ -65,6 +65,13 @@ internal static class FleetStats
         {
             var mine = consumers.Select(c => c.Lanes.FirstOrDefault(l => l.Lane == lane)).OfType<LaneHeartbeat>().ToList();
             var pending = priorityTopology ? null : await ReadyAsync(connection, BrokerNames.LaneQueue(lane), cancellationToken);
+            for (var shard = 0; pending is not null && shard < SessionShards.Max; shard++)
+            {
+                // The lane's session shards (lanequeue.<lane>.sNN, numbered from 0): their tasks wait in the lane too.
+                if (await ReadyAsync(connection, SessionShards.Queue(lane, shard), cancellationToken) is not { } inShard)
+                    break;
+                pending += inShard;
+            }
             var deadLetters = await ReadyAsync(connection, BrokerNames.DeadLetterQueue(priorityTopology ? BrokerNames.PriorityQueue : BrokerNames.LaneQueue(lane)), cancellationToken);
             var modes = mine.Select(l => l.HandlerMode).Distinct().ToList();
             lanes.Add(new LaneStats

@@ -113,14 +113,16 @@ public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
         using var activity = LaneQueueTelemetry.Source.StartActivity($"{BrokerNames.TasksExchange} publish", ActivityKind.Producer);
         activity?.SetTag("messaging.system", "rabbitmq");
         activity?.SetTag("messaging.destination.name", BrokerNames.TasksExchange);
-        activity?.SetTag("messaging.rabbitmq.destination.routing_key", BrokerNames.RoutingKey(task.Lane));
+        // A task with a session goes to its session's shard of the lane, when the lane is sharded (fair turns between sessions).
+        var laneKey = SessionShards.RoutingKeyFor(task.Lane, task.SessionId, _options.SessionShards.GetValueOrDefault(task.Lane));
+        activity?.SetTag("messaging.rabbitmq.destination.routing_key", laneKey);
         activity?.SetTag("lanequeue.task_id", task.Id);
         activity?.SetTag("lanequeue.lane", task.Lane.WireName());
         var headers = new Dictionary<string, object?>();
         LaneQueueTelemetry.Inject(activity, headers);
         var properties = TaskMessage.Properties(task, headers);
         var body = TaskJson.Serialize(task);
-        var (exchange, routingKey) = (BrokerNames.TasksExchange, BrokerNames.RoutingKey(task.Lane));
+        var (exchange, routingKey) = (BrokerNames.TasksExchange, laneKey);
         if (DelayedUntil(task, DateTimeOffset.UtcNow) is { } due)
         {
             // Delayed: into the delay tree, which hands it to its lane when due (no consumer holds it meanwhile). A debounced task

@@ -38,6 +38,13 @@ public sealed record ProducerOptions
     /// <summary>The consumers' delivery limit of the quorum lane queues (<c>x-delivery-limit</c>); null: none (their default).</summary>
     public int? DeliveryLimit { get; set; }
 
+    /// <summary>
+    /// Session shards per lane (e.g. <c>SessionShards:Generate=8</c>): a task with a <c>session_id</c> goes to its session's
+    /// shard queue of the lane (<see cref="Contracts.SessionShards"/>), so sessions take turns across the fleet. At most the
+    /// consumers' count for the lane (they refuse to start beside a shard they do not take). None by default.
+    /// </summary>
+    public Dictionary<SessionLane, int> SessionShards { get; set; } = [];
+
     /// <summary>How long the task history stream keeps events (RabbitMQ <c>x-max-age</c>: 7D, 12h, ...); the consumers' value.</summary>
     public string HistoryMaxAge { get; set; } = BrokerTopology.DefaultHistoryMaxAge;
 

@@ -27,6 +27,11 @@ internal sealed class ProducerOptionsValidator : IValidateOptions<ProducerOption
             problems.Add($"LaneQueue:RecoveryTimeout must not be negative, got {options.RecoveryTimeout}");
         if (!Enum.IsDefined(options.Topology))
             problems.Add($"LaneQueue:Topology must be {LaneTopology.QueuePerLane} or {LaneTopology.PriorityQueue}, got {options.Topology}");
+        foreach (var (lane, shards) in options.SessionShards)
+        {
+            if (shards is < 0 or > Contracts.SessionShards.Max)
+                problems.Add($"LaneQueue:SessionShards:{lane} must be between 0 and {Contracts.SessionShards.Max}, got {shards}");
+        }
         if (options.DeliveryLimit is { } deliveryLimit && (deliveryLimit is < 1 or > 10_000 || !options.QuorumQueues))
             problems.Add($"LaneQueue:DeliveryLimit needs LaneQueue:QuorumQueues=true (classic queues have no delivery limit) and a value between 1 and 10000, got {deliveryLimit}");
         problems.AddRange(BrokerTopology.HistoryProblems(options.HistoryMaxAge, options.HistoryMaxBytes));

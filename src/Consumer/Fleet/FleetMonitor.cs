@@ -140,6 +140,8 @@ internal sealed class FleetMonitor(
             {
                 var i = (int)lane;
                 ready[i] = (await poll.QueueDeclarePassiveAsync(BrokerNames.LaneQueue(lane), stoppingToken)).MessageCount;
+                for (var shard = 0; shard < settings.ShardsOf(lane); shard++) // the lane's session shards wait there too
+                    ready[i] += (await poll.QueueDeclarePassiveAsync(SessionShards.Queue(lane, shard), stoppingToken)).MessageCount;
                 var hasWork = ready[i] >= settings.Gate.PauseAtReady;
                 changed |= hadWork[i] != hasWork;
                 hadWork[i] = hasWork;

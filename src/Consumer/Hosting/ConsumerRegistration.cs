@@ -93,6 +93,8 @@ public static class ConsumerRegistration
                 // through this bus: results, events and re-published tasks go through BrokerPublisher.
                 cfg.UseRawJsonDeserializer(RawSerializerOptions.AnyMessageType | RawSerializerOptions.AddTransportHeaders, isDefault: true);
                 cfg.UseJsonDeserializer();
+                // A session shard's dead letters go to its lane's _error queue (BrokerNames.DeadLetterQueue): one per lane.
+                cfg.SendTopology.ErrorQueueNameFormatter = new LaneErrorQueueNames();
                 if (settings.QuorumQueues)
                 {
                     // MassTransit copies a lane queue's arguments to its _error queue: keep it quorum, without the lane's delivery
@@ -107,7 +109,7 @@ public static class ConsumerRegistration
                 var endpoints = context.GetRequiredService<LaneEndpoints>();
                 var answers = context.GetRequiredService<DeadLetterAnswers>();
                 var slots = context.GetRequiredService<LaneSlots>();
-                foreach (var (queue, lane) in LaneQueues(settings))
+                foreach (var (queue, lane, routingKeys) in LaneQueues(settings))
                 {
                     cfg.ReceiveEndpoint(queue, e =>
                     {
@@ -122,12 +124,12 @@ public static class ConsumerRegistration
                         }
                         if (settings.Topology == LaneTopology.PriorityQueue)
                             e.SetQueueArgument("x-max-priority", SessionLanes.All.Count);
-                        foreach (var bound in lane is { } one ? [one] : SessionLanes.All)
+                        foreach (var key in routingKeys)
                         {
                             e.Bind(BrokerNames.TasksExchange, b =>
                             {
                                 b.ExchangeType = "direct";
-                                b.RoutingKey = BrokerNames.RoutingKey(bound);
+                                b.RoutingKey = key;
                             });
                         }
                         if (lane is { } arrivingLane)
@@ -162,11 +164,16 @@ public static class ConsumerRegistration
     /// </summary>
     internal static int LanePrefetch(int laneLimit) => Math.Max(2 * laneLimit, laneLimit + 2);
 
-    /// <summary>The receive queues of the configured topology, with their lane (null = all lanes).</summary>
-    static IEnumerable<(string Queue, SessionLane? Lane)> LaneQueues(LaneQueueOptions settings) =>
-        settings.Topology == LaneTopology.PriorityQueue
-            ? [(BrokerNames.PriorityQueue, null)]
-            : SessionLanes.All.Select(lane => (BrokerNames.LaneQueue(lane), (SessionLane?)lane));
+    /// <summary>The receive queues of the configured topology (session shards included), with their lane (null = all lanes) and routing keys.</summary>
+    static IEnumerable<(string Queue, SessionLane? Lane, IReadOnlyList<string> RoutingKeys)> LaneQueues(LaneQueueOptions settings) =>
+        new LaneQueueTopology(settings.Topology, settings.QuorumQueues, settings.DeliveryLimit, settings.SessionShards).Queues
+            .Select(q => (q.Name, q.Lanes.Count == 1 ? (SessionLane?)q.Lanes[0] : null, q.RoutingKeys));
+
+    /// <summary>MassTransit's <c>_error</c> queue names, with a session shard's going to its lane's.</summary>
+    sealed class LaneErrorQueueNames : IErrorQueueNameFormatter
+    {
+        public string FormatErrorQueueName(string queueName) => BrokerNames.DeadLetterQueue(queueName);
+    }
 
 }
 

@@ -58,6 +58,18 @@ public sealed class LaneQueueOptions
     /// </summary>
     public Dictionary<SessionLane, int> ReservedSlots { get; set; } = [];
 
+    /// <summary>
+    /// Session shards per lane (e.g. <c>SessionShards:Generate=8</c>, queue per lane only): the lane gets that many more queues,
+    /// <c>lanequeue.&lt;lane&gt;.s00</c> on, and producers send a task with a <c>session_id</c> to its session's shard
+    /// (<see cref="Contracts.SessionShards"/>). This process takes every shard of the lane and gives the lane's slots to the
+    /// sessions it holds in turn, so one session's backlog no longer delays every later session. Producers must shard a lane
+    /// no more than its consumers (a consumer refuses to start beside a shard it does not take). None by default.
+    /// </summary>
+    public Dictionary<SessionLane, int> SessionShards { get; set; } = [];
+
+    /// <summary>Session shards of <paramref name="lane"/> (0: none; always 0 in the priority-queue topology).</summary>
+    public int ShardsOf(SessionLane lane) => Topology == LaneTopology.QueuePerLane ? SessionShards.GetValueOrDefault(lane) : 0;
+
     public int MaxPayloadBytes { get; set; } = TaskParser.DefaultMaxPayloadBytes;
 
     /// <summary>How long shutdown waits for running tasks before returning the rest to the broker.</summary>
@@ -183,6 +195,11 @@ internal sealed class LaneQueueOptionsValidator : IValidateOptions<LaneQueueOpti
             yield return $"LaneQueue:Gate:PauseAtReady must be at least 1, got {options.Gate.PauseAtReady}";
         if (options.Gate.HoldTimeoutMs is < 1 or > 60_000)
             yield return $"LaneQueue:Gate:HoldTimeoutMs must be between 1 and 60000, got {options.Gate.HoldTimeoutMs}";
+        foreach (var (lane, shards) in options.SessionShards)
+        {
+            if (shards is < 0 or > Contracts.SessionShards.Max)
+                yield return $"LaneQueue:SessionShards:{lane} must be between 0 and {Contracts.SessionShards.Max}, got {shards}";
+        }
         foreach (var (lane, reserved) in options.ReservedSlots)
         {
             if (reserved < 0)

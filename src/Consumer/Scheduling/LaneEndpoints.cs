@@ -20,7 +20,8 @@ internal sealed class LaneEndpoints(IOptions<LaneQueueOptions> options) : IRecei
     sealed class LaneState
     {
         public readonly SemaphoreSlim Switch = new(1, 1);
-        public IReceiveEndpoint? Endpoint;
+        /// <summary>The lane's endpoints: its own queue's, then its session shards' (<see cref="LaneQueueOptions.SessionShards"/>).</summary>
+        public readonly List<IReceiveEndpoint> Endpoints = [];
         public bool Stopped;
         public volatile bool ByOperator;
     }
@@ -40,7 +41,12 @@ internal sealed class LaneEndpoints(IOptions<LaneQueueOptions> options) : IRecei
     /// <summary>Why the lane is paused, or null when it runs.</summary>
     public string? PauseReason(SessionLane lane) => IsPaused(lane) ? "paused by operator" : null;
 
-    public bool IsReady(SessionLane lane) => State(lane).Endpoint is not null;
+    public bool IsReady(SessionLane lane)
+    {
+        var state = State(lane);
+        lock (state.Endpoints)
+            return state.Endpoints.Count == 1 + options.Value.ShardsOf(lane);
+    }
 
     /// <summary>Completes once every lane has its receive endpoint (queue-per-lane topology).</summary>
     public Task AllReady => _allReady.Task;
@@ -59,8 +65,11 @@ internal sealed class LaneEndpoints(IOptions<LaneQueueOptions> options) : IRecei
             if (_stop.IsCancellationRequested)
                 return; // stopping: the bus stops every endpoint itself
             var wantStopped = state.ByOperator;
-            if (state.Endpoint is not { } endpoint || wantStopped == state.Stopped)
+            if (!IsReady(lane) || wantStopped == state.Stopped)
                 return;
+            IReceiveEndpoint[] endpoints;
+            lock (state.Endpoints)
+                endpoints = [.. state.Endpoints];
             if (wantStopped)
             {
                 state.Stopped = true;
@@ -69,7 +78,7 @@ internal sealed class LaneEndpoints(IOptions<LaneQueueOptions> options) : IRecei
                 bounded.CancelAfter(SwitchTimeout);
                 try
                 {
-                    await endpoint.Stop(bounded.Token);
+                    await Task.WhenAll(endpoints.Select(endpoint => endpoint.Stop(bounded.Token)));
                 }
                 catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
                 {
@@ -79,7 +88,7 @@ internal sealed class LaneEndpoints(IOptions<LaneQueueOptions> options) : IRecei
             else
             {
                 // Bounded: an endpoint started while the bus stops never becomes ready.
-                await endpoint.Start(cancellationToken).Ready.WaitAsync(SwitchTimeout, cancellationToken);
+                await Task.WhenAll(endpoints.Select(endpoint => endpoint.Start(cancellationToken).Ready)).WaitAsync(SwitchTimeout, cancellationToken);
                 state.Stopped = false;
             }
         }
@@ -92,17 +101,17 @@ internal sealed class LaneEndpoints(IOptions<LaneQueueOptions> options) : IRecei
     Task IReceiveEndpointObserver.Ready(ReceiveEndpointReady ready)
     {
         var queue = ready.InputAddress.AbsolutePath.Split('/')[^1];
-        foreach (var lane in SessionLanes.All)
+        if (BrokerNames.LaneOfQueue(queue) is { } lane)
         {
-            if (queue != BrokerNames.LaneQueue(lane))
-                continue;
             var state = State(lane);
-            if (state.Endpoint is not null)
-                continue;
             // A pause that arrived before the endpoint existed (replayed at start) is applied by ReconcileWhenReadyAsync,
             // which runs in the background once every lane is ready: stopping an endpoint from inside its own "ready"
             // notification races MassTransit's start-up.
-            state.Endpoint = ready.ReceiveEndpoint;
+            lock (state.Endpoints)
+            {
+                if (!state.Endpoints.Contains(ready.ReceiveEndpoint))
+                    state.Endpoints.Add(ready.ReceiveEndpoint);
+            }
         }
         if (SessionLanes.All.All(IsReady))
             _allReady.TrySetResult(); // continuations run elsewhere, never inside MassTransit's notification

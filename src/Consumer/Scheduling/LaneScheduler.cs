@@ -74,10 +74,14 @@ internal sealed record SchedulerRules(
 /// </summary>
 internal sealed class LaneScheduler
 {
-    /// <summary>A task waiting for a slot here (a delivery the process holds), and whatever its caller keeps with it.</summary>
-    public sealed class Ticket(SessionLane lane, DateTimeOffset arrived, object? state = null)
+    /// <summary>
+    /// A task waiting for a slot here (a delivery the process holds), and whatever its caller keeps with it.
+    /// <paramref name="session"/>: its <c>session_id</c> (null: the default session); sessions take turns within a lane.
+    /// </summary>
+    public sealed class Ticket(SessionLane lane, DateTimeOffset arrived, object? state = null, string? session = null)
     {
         public SessionLane Lane { get; } = lane;
+        public string Session { get; } = session ?? "";
         public DateTimeOffset Arrived { get; } = arrived;
         public object? State { get; } = state;
         internal LinkedListNode<Ticket>? Node { get; set; }
@@ -97,6 +101,9 @@ internal sealed class LaneScheduler
     readonly bool[] _paused;
     readonly long[] _ready;
     readonly DateTimeOffset?[] _lastStart;
+    /// <summary>Per lane: each session's last start here (a running count), so the session that started least recently goes next.</summary>
+    readonly Dictionary<string, long>[] _sessionTurns;
+    long _starts;
     DateTimeOffset? _readyAt;
 
     public LaneScheduler(SchedulerRules rules)
@@ -110,6 +117,7 @@ internal sealed class LaneScheduler
         _paused = new bool[lanes];
         _ready = new long[lanes];
         _lastStart = new DateTimeOffset?[lanes];
+        _sessionTurns = [.. Enumerable.Range(0, lanes).Select(_ => new Dictionary<string, long>(StringComparer.Ordinal))];
     }
 
     public SchedulerRules Rules => _rules;
@@ -212,6 +220,34 @@ internal sealed class LaneScheduler
     }
 
     /// <summary>
+    /// The lane's next task: the first waiting one of the session that started here least recently (a session that never did
+    /// first), so the sessions a process holds tasks of take turns; tasks of one session keep their order.
+    /// </summary>
+    Ticket NextTurn(int lane)
+    {
+        var turns = _sessionTurns[lane];
+        Ticket? best = null;
+        var bestTurn = long.MaxValue;
+        for (var node = _waiting[lane].First; node is not null; node = node.Next)
+        {
+            var turn = turns.GetValueOrDefault(node.Value.Session);
+            if (turn < bestTurn)
+                (best, bestTurn) = (node.Value, turn);
+            if (turn == 0)
+                break; // nothing goes before a session's first turn, and the earliest such task is this one
+        }
+        turns[best!.Session] = ++_starts;
+        if (turns.Count > 64 + 4 * _waiting[lane].Count)
+        {
+            // Forget sessions with nothing waiting here (they start afresh, which is their due: they waited for nothing).
+            var waiting = _waiting[lane].Select(t => t.Session).ToHashSet(StringComparer.Ordinal);
+            foreach (var gone in turns.Keys.Where(k => !waiting.Contains(k)).ToList())
+                turns.Remove(gone);
+        }
+        return best;
+    }
+
+    /// <summary>
     /// Decides what a free slot does now. <paramref name="hasToken"/> says whether a waiting task of a lane may take a start
     /// token now (the test harness asks its rate limits; the consumer takes tokens before a task waits here, so it passes null).
     /// A returned <see cref="Decision.Start"/> is counted as running at once; call again until it returns none.
@@ -224,15 +260,16 @@ internal sealed class LaneScheduler
             if (_paused[i])
                 continue;
             var laneRoom = _running[i] < _rules.LaneLimits[i];
-            if (_waiting[i].First is { } first && laneRoom && hasToken?.Invoke(lane) != false)
+            if (_waiting[i].First is not null && laneRoom && hasToken?.Invoke(lane) != false)
             {
                 if (!FitsBudget(lane))
                     return new Decision(null, null, lane, null); // nothing below it fits either
-                _waiting[i].RemoveFirst();
-                first.Value.Node = null;
+                var next = NextTurn(i);
+                _waiting[i].Remove(next.Node!);
+                next.Node = null;
                 _running[i]++;
                 _lastStart[i] = now;
-                return new Decision(first.Value, null, null, null);
+                return new Decision(next, null, null, null);
             }
             // No task of this lane can start here now (or none waits): what of its work on the way here, or ready at the broker?
             if (!_rules.HoldForReady)

@@ -64,10 +64,10 @@ internal sealed class LaneSlots : IDisposable
     /// Waits for a slot; dispose the returned handle to give it back. <paramref name="arrival"/> (from <see cref="Arriving"/>)
     /// ends as the task starts to wait, so the scheduler never sees it neither arriving nor waiting.
     /// </summary>
-    public async Task<IDisposable> AcquireAsync(SessionLane lane, CancellationToken cancellationToken = default, IDisposable? arrival = null)
+    public async Task<IDisposable> AcquireAsync(SessionLane lane, CancellationToken cancellationToken = default, IDisposable? arrival = null, string? session = null)
     {
         var waiter = new TaskCompletionSource<IDisposable>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var ticket = new LaneScheduler.Ticket(lane, _time.GetUtcNow(), waiter);
+        var ticket = new LaneScheduler.Ticket(lane, _time.GetUtcNow(), waiter, session);
         lock (_lock)
         {
             (arrival as Arrival)?.EndLocked();

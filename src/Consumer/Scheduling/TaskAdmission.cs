@@ -13,9 +13,10 @@ internal sealed class TaskAdmission(TaskRateLimits rateLimits, FleetLimits fleet
     /// <summary>
     /// Waits until the task may start; dispose the returned lease when its handler has returned (slot and fleet token).
     /// <paramref name="arrival"/> (<see cref="LaneSlots.Arriving"/>) ends as the task starts to wait for its slot (while it
-    /// waits for a token its lane counts as blocked, which passes its turn).
+    /// waits for a token its lane counts as blocked, which passes its turn). <paramref name="session"/>: the task's
+    /// <c>session_id</c>; the sessions of a lane take turns for its slots.
     /// </summary>
-    public async Task<IAsyncDisposable> AdmitAsync(SessionLane lane, CancellationToken cancellationToken, IDisposable? arrival = null)
+    public async Task<IAsyncDisposable> AdmitAsync(SessionLane lane, CancellationToken cancellationToken, IDisposable? arrival = null, string? session = null)
     {
         IAsyncDisposable fleet;
         using (slots.Blocking(lane))
@@ -25,7 +26,7 @@ internal sealed class TaskAdmission(TaskRateLimits rateLimits, FleetLimits fleet
         }
         try
         {
-            return new Admitted(await slots.AcquireAsync(lane, cancellationToken, arrival), fleet);
+            return new Admitted(await slots.AcquireAsync(lane, cancellationToken, arrival, session), fleet);
         }
         catch
         {

@@ -194,7 +194,7 @@ internal sealed class LaneTaskConsumer(
         {
             try
             {
-                slot = await admission.AdmitAsync(task.Lane, admitting.Token, arrival);
+                slot = await admission.AdmitAsync(task.Lane, admitting.Token, arrival, task.SessionId);
             }
             catch (LaneSlots.LanePausedException)
             {
@@ -280,7 +280,7 @@ internal sealed class LaneTaskConsumer(
         try
         {
             var task = TaskParser.Parse(context.ReceiveContext.Body.GetBytes(), settings.MaxPayloadBytes);
-            if (settings.Topology == LaneTopology.QueuePerLane && queue != BrokerNames.LaneQueue(task.Lane))
+            if (settings.Topology == LaneTopology.QueuePerLane && BrokerNames.LaneOfQueue(queue) != task.Lane)
                 throw new InvalidTaskException("lane", $"the task says '{task.Lane.WireName()}' but was routed to queue '{queue}'; publish with routing key = lane");
             return task;
         }

@@ -437,7 +437,7 @@ public sealed partial class LaneQueueTestHarness
     }
 
     /// <summary>Puts a task at the back of its lane (a new task, a retry back from its delay, a task that yielded).</summary>
-    void EnqueueLocked(Entry entry) => _scheduler.Add(new LaneScheduler.Ticket(entry.Task.Lane, _time.GetUtcNow(), entry));
+    void EnqueueLocked(Entry entry) => _scheduler.Add(new LaneScheduler.Ticket(entry.Task.Lane, _time.GetUtcNow(), entry, entry.Task.SessionId));
 
     /// <summary>Ends every waiting task (in a lane, in a retry delay or parked as a copy) that a cancel now covers.</summary>
     void SweepCancelledLocked()

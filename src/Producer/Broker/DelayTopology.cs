@@ -76,7 +76,7 @@ internal static class DelayTopology
         ArgumentNullException.ThrowIfNull(channel);
         ArgumentNullException.ThrowIfNull(laneQueues);
         await channel.ExchangeDeclareAsync(BrokerNames.DelayDeliver, ExchangeType.Topic, durable: true, autoDelete: false, cancellationToken: cancellationToken);
-        foreach (var queue in laneQueues)
+        foreach (var queue in laneQueues.Where(q => q.ShardKey is null)) // due tasks go to the lane's own queue
         {
             foreach (var lane in queue.Lanes)
                 await channel.ExchangeBindAsync(queue.Name, BrokerNames.DelayDeliver, "#." + lane.WireName(), cancellationToken: cancellationToken);

@@ -5,8 +5,12 @@ using RabbitMQ.Client.Exceptions;
 namespace LaneQueue.Producer;
 
 /// <summary>One receive queue of the lane topology: its name, the lanes routed to it and its declare arguments.</summary>
-internal sealed record LaneReceiveQueue(string Name, IReadOnlyList<SessionLane> Lanes, IReadOnlyDictionary<string, object?> Arguments)
+/// <param name="ShardKey">For a session shard queue (<see cref="SessionShards"/>): its routing key; null for a lane's own queue.</param>
+internal sealed record LaneReceiveQueue(string Name, IReadOnlyList<SessionLane> Lanes, IReadOnlyDictionary<string, object?> Arguments, string? ShardKey = null)
 {
+    /// <summary>The routing keys bound to the queue: the shard's, or each lane's.</summary>
+    public IReadOnlyList<string> RoutingKeys => ShardKey is { } key ? [key] : [.. Lanes.Select(BrokerNames.RoutingKey)];
+
     /// <summary>The queue's <c>_error</c> exchange and queue, declared up front when the broker dead-letters to it (delivery limit).</summary>
     public string? ErrorQueue => Arguments.ContainsKey(LaneQueueTopology.DeadLetterExchangeArgument) ? BrokerNames.DeadLetterQueue(Name) : null;
 }
@@ -22,7 +26,8 @@ internal sealed record LaneReceiveQueue(string Name, IReadOnlyList<SessionLane> 
 /// An existing queue declared with other arguments fails the declaration with a <see cref="TopologyMismatchException"/>
 /// that names the setting.
 /// </summary>
-internal sealed record LaneQueueTopology(LaneTopology Topology, bool QuorumQueues, int? DeliveryLimit)
+/// <param name="SessionShards">Session shard queues per lane (<see cref="Contracts.SessionShards"/>); none when null or 0.</param>
+internal sealed record LaneQueueTopology(LaneTopology Topology, bool QuorumQueues, int? DeliveryLimit, IReadOnlyDictionary<SessionLane, int>? SessionShards = null)
 {
     public const string QueueTypeArgument = "x-queue-type";
     public const string DeliveryLimitArgument = "x-delivery-limit";
@@ -33,14 +38,28 @@ internal sealed record LaneQueueTopology(LaneTopology Topology, bool QuorumQueue
     public static LaneQueueTopology For(ProducerOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return new(options.Topology, options.QuorumQueues, options.DeliveryLimit);
+        return new(options.Topology, options.QuorumQueues, options.DeliveryLimit, options.SessionShards);
     }
+
+    /// <summary>Equal when they declare the same queues (shard counts compared per lane, not by dictionary).</summary>
+    public bool Equals(LaneQueueTopology? other) =>
+        other is not null && Topology == other.Topology && QuorumQueues == other.QuorumQueues && DeliveryLimit == other.DeliveryLimit
+        && SessionLanes.All.All(lane => ShardsOf(lane) == other.ShardsOf(lane));
+
+    public override int GetHashCode() =>
+        HashCode.Combine(Topology, QuorumQueues, DeliveryLimit, string.Join(",", SessionLanes.All.Select(ShardsOf)));
+
+    /// <summary>Session shard queues of <paramref name="lane"/> (0: none; only with queue per lane).</summary>
+    public int ShardsOf(SessionLane lane) =>
+        Topology == LaneTopology.QueuePerLane ? SessionShards?.GetValueOrDefault(lane) ?? 0 : 0;
 
     /// <summary>The receive queues, in declaration order.</summary>
     public IReadOnlyList<LaneReceiveQueue> Queues =>
         Topology == LaneTopology.PriorityQueue
             ? [Queue(BrokerNames.PriorityQueue, SessionLanes.All)]
-            : [.. SessionLanes.All.Select(lane => Queue(BrokerNames.LaneQueue(lane), [lane]))];
+            : [.. SessionLanes.All.SelectMany(lane => Enumerable.Range(0, ShardsOf(lane))
+                .Select(shard => Queue(Contracts.SessionShards.Queue(lane, shard), [lane]) with { ShardKey = Contracts.SessionShards.RoutingKey(lane, shard) })
+                .Prepend(Queue(BrokerNames.LaneQueue(lane), [lane])))];
 
     /// <summary>The queues of the other topology: if one exists, the broker's lanes are laid out differently.</summary>
     public IReadOnlyList<string> OtherTopologyQueues =>
@@ -75,13 +94,28 @@ internal sealed record LaneQueueTopology(LaneTopology Topology, bool QuorumQueue
     /// </summary>
     /// <exception cref="TopologyMismatchException">The broker has the lanes laid out or declared differently.</exception>
     /// <exception cref="OperationInterruptedException">Another refusal, e.g. ACCESS_REFUSED (403) for a user without configure permission.</exception>
-    public async Task DeclareAsync(IConnection connection, CancellationToken cancellationToken = default)
+    /// <param name="consumer">
+    /// Declared by a consumer: it also fails when a session shard queue past its own count exists (tasks would wait there that
+    /// it never takes). A producer sharding less than the consumers is fine: its tasks go to shards they take.
+    /// </param>
+    public async Task DeclareAsync(IConnection connection, CancellationToken cancellationToken = default, bool consumer = false)
     {
         ArgumentNullException.ThrowIfNull(connection);
         foreach (var other in OtherTopologyQueues)
         {
             if (await QueueExistsAsync(connection, other, cancellationToken))
                 throw TopologyMismatchException.OtherTopology(Topology, other);
+        }
+        if (consumer && Topology == LaneTopology.QueuePerLane)
+        {
+            // The first shard past this process's count: if it exists, some producer or consumer of the vhost shards the lane
+            // more (its tasks would wait in queues this process never takes).
+            foreach (var lane in SessionLanes.All)
+            {
+                var beyond = Contracts.SessionShards.Queue(lane, ShardsOf(lane));
+                if (ShardsOf(lane) < Contracts.SessionShards.Max && await QueueExistsAsync(connection, beyond, cancellationToken))
+                    throw TopologyMismatchException.Shards(lane, ShardsOf(lane), beyond);
+            }
         }
         await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
         await channel.ExchangeDeclareAsync(BrokerNames.TasksExchange, ExchangeType.Direct, durable: true, autoDelete: false, cancellationToken: cancellationToken);
@@ -93,8 +127,8 @@ internal sealed record LaneQueueTopology(LaneTopology Topology, bool QuorumQueue
                 await DeclareBrokerDeadLettersAsync(channel, error, cancellationToken);
             }
             await DeclareBoundQueueAsync(connection, channel, queue.Name, queue.Arguments, cancellationToken);
-            foreach (var lane in queue.Lanes)
-                await channel.ExchangeBindAsync(queue.Name, BrokerNames.TasksExchange, BrokerNames.RoutingKey(lane), cancellationToken: cancellationToken);
+            foreach (var key in queue.RoutingKeys)
+                await channel.ExchangeBindAsync(queue.Name, BrokerNames.TasksExchange, key, cancellationToken: cancellationToken);
         }
         // Delayed tasks: the TTL hop queues that hold them, delivering to the lane queues above.
         await DelayTopology.DeclareAsync(channel, Queues, cancellationToken);

@@ -35,6 +35,13 @@ internal sealed partial class TopologyMismatchException : Exception
         { Setting = "LaneQueue:Topology" };
     }
 
+    /// <summary>A session shard queue past this process's count exists: the vhost's lane is sharded more than here.</summary>
+    public static TopologyMismatchException Shards(SessionLane lane, int here, string existingQueue) =>
+        new($"LaneQueue:SessionShards:{lane.WireName()} does not match the broker: {here} here, but queue '{existingQueue}' exists " +
+            $"in this vhost. Set the same LaneQueue:SessionShards:{lane.WireName()} on every producer and consumer of the vhost; to shard " +
+            "less, stop the producers, let the consumers empty the extra shard queues, then delete them.")
+        { Setting = $"LaneQueue:SessionShards:{lane.WireName()}" };
+
     /// <summary>
     /// The task history stream exists with another retention: names <c>LaneQueue:HistoryMaxAge</c> and/or <c>HistoryMaxBytes</c>
     /// with both values (every difference, found as <see cref="DiagnoseAsync"/> does).

@@ -27,6 +27,10 @@ public abstract class FleetTest(BrokerFixture broker) : IAsyncLifetime
     {
     }
 
+    protected virtual void ConfigureProducer(ProducerOptions options)
+    {
+    }
+
     public async Task InitializeAsync()
     {
         Vhost = await broker.CreateVhostAsync();
@@ -39,7 +43,9 @@ public abstract class FleetTest(BrokerFixture broker) : IAsyncLifetime
                 Configure(o);
             }, h => h.AddHandler(StartLog.CommandType, Log.HandleAsync), name: Names[i]));
         }
-        Producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = Vhost.Url, Topology = Topology });
+        var producerOptions = new ProducerOptions { RabbitMqUrl = Vhost.Url, Topology = Topology };
+        ConfigureProducer(producerOptions);
+        Producer = await LaneQueueProducer.ConnectAsync(producerOptions);
     }
 
     public async Task DisposeAsync()

@@ -31,6 +31,66 @@ public class LaneSchedulerTests
 
     static long[] Ready(long control = 0, long query = 0, long execute = 0, long generate = 0) => [control, query, execute, generate];
 
+    static void AddSession(LaneScheduler scheduler, SessionLane lane, string session, int count)
+    {
+        for (var i = 1; i <= count; i++)
+            scheduler.Add(new LaneScheduler.Ticket(lane, T0, $"{session}{i}", session));
+    }
+
+    /// <summary>Starts one task at a time (each ends before the next decision), returning the ids in start order.</summary>
+    static List<string> OneAtATime(LaneScheduler scheduler, SessionLane lane, int count)
+    {
+        var started = new List<string>();
+        for (var i = 0; i < count && scheduler.Decide(T0).Start is { } ticket; i++)
+        {
+            started.Add((string)ticket.State!);
+            scheduler.Finished(lane);
+        }
+        return started;
+    }
+
+    [Fact]
+    public void Sessions_of_a_lane_take_turns_and_each_keeps_its_own_order()
+    {
+        var s = Scheduler(budget: 1, limits: [1, 1, 1, 1]);
+        AddSession(s, SessionLane.Generate, "a", 5);
+        AddSession(s, SessionLane.Generate, "b", 2);
+        AddSession(s, SessionLane.Generate, "c", 1);
+        Assert.Equal(["a1", "b1", "c1", "a2", "b2", "a3", "a4", "a5"], OneAtATime(s, SessionLane.Generate, 8));
+    }
+
+    [Fact]
+    public void A_session_that_arrives_later_goes_before_the_next_task_of_one_that_just_ran()
+    {
+        var s = Scheduler(budget: 1, limits: [1, 1, 1, 1]);
+        AddSession(s, SessionLane.Generate, "a", 4);
+        Assert.Equal(["a1", "a2"], OneAtATime(s, SessionLane.Generate, 2));
+        AddSession(s, SessionLane.Generate, "b", 2);
+        Assert.Equal(["b1", "a3", "b2", "a4"], OneAtATime(s, SessionLane.Generate, 4));
+    }
+
+    [Fact]
+    public void Tasks_without_a_session_are_one_session_in_arrival_order()
+    {
+        var s = Scheduler(budget: 1, limits: [1, 1, 1, 1]);
+        Add(s, SessionLane.Generate, "n1");
+        Add(s, SessionLane.Generate, "n2");
+        AddSession(s, SessionLane.Generate, "a", 2);
+        Add(s, SessionLane.Generate, "n3");
+        Assert.Equal(["n1", "a1", "n2", "a2", "n3"], OneAtATime(s, SessionLane.Generate, 5));
+    }
+
+    [Fact]
+    public void Session_turns_are_kept_per_lane_and_never_change_lane_order()
+    {
+        var s = Scheduler(budget: 1, limits: [1, 1, 1, 1]);
+        AddSession(s, SessionLane.Generate, "a", 2);
+        AddSession(s, SessionLane.Query, "a", 1);
+        AddSession(s, SessionLane.Generate, "b", 1);
+        Assert.Equal(["a1"], OneAtATime(s, SessionLane.Query, 1)); // query first, whatever the session
+        Assert.Equal(["a1", "b1", "a2"], OneAtATime(s, SessionLane.Generate, 3));
+    }
+
     [Fact]
     public void A_free_slot_goes_to_the_highest_lane_with_a_waiting_task()
     {
