@@ -62,6 +62,9 @@ public sealed record BenchSettings
 
     // 8. four-lane flood
     public int Flood4Tasks => Quick ? 1_000 : 4_000;
+
+    // 10. session fairness (only with --only fairness)
+    public int FairnessBacklog => Quick ? 1_000 : 2_000;
 }
 
 /// <summary>A column of a result table: the key in each row and its header.</summary>

@@ -52,7 +52,7 @@ try
                 (Option("--expect") ?? "1").Split(',').Select(e => long.Parse(e, System.Globalization.CultureInfo.InvariantCulture)).ToHashSet(),
                 Flag("--results"), cancel.Token);
         case "--help" or "-h":
-            Console.WriteLine("usage: LaneQueue.Bench [--quick] [--only preemption,gate,throughput,scale,memory,aging,fleet,flood4,cost] [--out DIR]");
+            Console.WriteLine("usage: LaneQueue.Bench [--quick] [--only preemption,gate,throughput,scale,memory,aging,fleet,flood4,cost,fairness] [--out DIR]");
             Console.WriteLine("       [--url AMQP_URL] [--management-url URL] [--consumer-dll PATH] [--max-minutes N] [--fail-on-missed]");
             return 0;
     }

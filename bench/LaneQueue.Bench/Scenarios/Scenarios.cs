@@ -33,5 +33,8 @@ public static class Scenarios
         ("cost", "9. Delayed tasks and de-duplication keys: cost",
             "Echo tasks, one consumer: broker CPU, messages stored and deliveries per task for a plain task, a delayed one, one with its own dedup_key, and one answered duplicate.",
             TaskCost.RunAsync),
+        ("fairness", "10. Session fairness",
+            "Session A's backlog of sleep 20 ms generate tasks runs on a fleet of 2 (8 generate slots) when session B submits 20 more: B's wait and the A tasks that start before B's last, with 8 session shards and without, and the lane's throughput with and without B (only with --only fairness).",
+            Fairness.RunAsync),
     ];
 }
