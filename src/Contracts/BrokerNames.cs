@@ -189,6 +189,12 @@ public static class BrokerNames
     public static string RetryQueue(SessionLane lane, TimeSpan delay) => $"{Prefix}.{lane.WireName()}.retry.{(long)delay.TotalMilliseconds}ms";
 
     /// <summary>
+    /// The holding queue of retries that go back to <paramref name="routingKey"/> (a lane, or a session shard:
+    /// <c>lanequeue.generate.s03.retry.2000ms</c>) after <paramref name="delay"/>.
+    /// </summary>
+    public static string RetryQueue(string routingKey, TimeSpan delay) => $"{Prefix}.{routingKey}.retry.{(long)delay.TotalMilliseconds}ms";
+
+    /// <summary>
     /// Delayed tasks: hop level <paramref name="level"/> (0 = shortest) of the delay tree, a topic exchange and a classic durable
     /// queue of that name (e.g. <c>lanequeue.delay.07</c>) whose messages wait <c>DelayBase x 2^level</c> (queue TTL) before the
     /// broker dead-letters them to the next lower level. See <c>docs/wire-contract.md</c>, <i>Delayed tasks</i>.

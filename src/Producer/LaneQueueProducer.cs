@@ -129,7 +129,7 @@ public sealed class LaneQueueProducer : ILaneQueueProducer, IAsyncDisposable
             // goes to its lane with its due time instead: the consumer that reads it records it as its key's latest first, then
             // parks it in the tree (as for any other language's client).
             if (!task.Debounced)
-                (exchange, routingKey) = (DelayTopology.EntryExchange, DelayTopology.RoutingKey(due.Wait, task.Lane));
+                (exchange, routingKey) = (DelayTopology.EntryExchange, DelayTopology.RoutingKey(due.Wait, laneKey));
             properties = DelayTopology.Entering(properties, due.At);
             activity?.SetTag("lanequeue.delay_ms", (long)due.Wait.TotalMilliseconds);
         }

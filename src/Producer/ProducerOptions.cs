@@ -45,6 +45,13 @@ public sealed record ProducerOptions
     /// </summary>
     public Dictionary<SessionLane, int> SessionShards { get; set; } = [];
 
+    /// <summary>
+    /// Tasks of one session that may run at once per lane (e.g. <c>SessionLimits:Generate=1</c>: sequential), as the consumers
+    /// have it: with <see cref="SessionShards"/> on the lane its shard queues take one consumer at a time, which the producer
+    /// declares alike. None by default.
+    /// </summary>
+    public Dictionary<SessionLane, int> SessionLimits { get; set; } = [];
+
     /// <summary>How long the task history stream keeps events (RabbitMQ <c>x-max-age</c>: 7D, 12h, ...); the consumers' value.</summary>
     public string HistoryMaxAge { get; set; } = BrokerTopology.DefaultHistoryMaxAge;
 

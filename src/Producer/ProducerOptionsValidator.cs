@@ -32,6 +32,11 @@ internal sealed class ProducerOptionsValidator : IValidateOptions<ProducerOption
             if (shards is < 0 or > Contracts.SessionShards.Max)
                 problems.Add($"LaneQueue:SessionShards:{lane} must be between 0 and {Contracts.SessionShards.Max}, got {shards}");
         }
+        foreach (var (lane, limit) in options.SessionLimits)
+        {
+            if (limit is < 0 or > 10_000)
+                problems.Add($"LaneQueue:SessionLimits:{lane} must be between 0 and 10000, got {limit}");
+        }
         if (options.DeliveryLimit is { } deliveryLimit && (deliveryLimit is < 1 or > 10_000 || !options.QuorumQueues))
             problems.Add($"LaneQueue:DeliveryLimit needs LaneQueue:QuorumQueues=true (classic queues have no delivery limit) and a value between 1 and 10000, got {deliveryLimit}");
         problems.AddRange(BrokerTopology.HistoryProblems(options.HistoryMaxAge, options.HistoryMaxBytes));

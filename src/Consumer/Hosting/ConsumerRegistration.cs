@@ -95,21 +95,23 @@ public static class ConsumerRegistration
                 cfg.UseJsonDeserializer();
                 // A session shard's dead letters go to its lane's _error queue (BrokerNames.DeadLetterQueue): one per lane.
                 cfg.SendTopology.ErrorQueueNameFormatter = new LaneErrorQueueNames();
-                if (settings.QuorumQueues)
+                // MassTransit copies a lane queue's arguments to its _error queue: keep it quorum, without the lane's delivery
+                // limit and dead-lettering (LaneQueueTopology declares it so up front, and a looked-at letter is never dropped),
+                // and without a session shard's single active consumer (the lane's _error is one queue for all its shards).
+                cfg.SendTopology.ConfigureErrorSettings = error =>
                 {
-                    // MassTransit copies a lane queue's arguments to its _error queue: keep it quorum, without the lane's delivery
-                    // limit and dead-lettering (LaneQueueTopology declares it so up front, and a looked-at letter is never dropped).
-                    cfg.SendTopology.ConfigureErrorSettings = error =>
+                    error.SetQueueArgument(LaneQueueTopology.SingleActiveConsumerArgument, null);
+                    if (settings.QuorumQueues)
                     {
                         error.SetQueueArgument(LaneQueueTopology.DeliveryLimitArgument, null);
                         error.SetQueueArgument(LaneQueueTopology.DeadLetterExchangeArgument, null);
-                    };
-                }
+                    }
+                };
 
                 var endpoints = context.GetRequiredService<LaneEndpoints>();
                 var answers = context.GetRequiredService<DeadLetterAnswers>();
                 var slots = context.GetRequiredService<LaneSlots>();
-                foreach (var (queue, lane, routingKeys) in LaneQueues(settings))
+                foreach (var (queue, lane, routingKeys, singleActive) in LaneQueues(settings))
                 {
                     cfg.ReceiveEndpoint(queue, e =>
                     {
@@ -124,6 +126,8 @@ public static class ConsumerRegistration
                         }
                         if (settings.Topology == LaneTopology.PriorityQueue)
                             e.SetQueueArgument("x-max-priority", SessionLanes.All.Count);
+                        if (singleActive)
+                            e.SetQueueArgument(LaneQueueTopology.SingleActiveConsumerArgument, true);
                         foreach (var key in routingKeys)
                         {
                             e.Bind(BrokerNames.TasksExchange, b =>
@@ -165,9 +169,9 @@ public static class ConsumerRegistration
     internal static int LanePrefetch(int laneLimit) => Math.Max(2 * laneLimit, laneLimit + 2);
 
     /// <summary>The receive queues of the configured topology (session shards included), with their lane (null = all lanes) and routing keys.</summary>
-    static IEnumerable<(string Queue, SessionLane? Lane, IReadOnlyList<string> RoutingKeys)> LaneQueues(LaneQueueOptions settings) =>
-        new LaneQueueTopology(settings.Topology, settings.QuorumQueues, settings.DeliveryLimit, settings.SessionShards).Queues
-            .Select(q => (q.Name, q.Lanes.Count == 1 ? (SessionLane?)q.Lanes[0] : null, q.RoutingKeys));
+    static IEnumerable<(string Queue, SessionLane? Lane, IReadOnlyList<string> RoutingKeys, bool SingleActive)> LaneQueues(LaneQueueOptions settings) =>
+        new LaneQueueTopology(settings.Topology, settings.QuorumQueues, settings.DeliveryLimit, settings.SessionShards, settings.SessionLimits).Queues
+            .Select(q => (q.Name, q.Lanes.Count == 1 ? (SessionLane?)q.Lanes[0] : null, q.RoutingKeys, q.Arguments.ContainsKey(LaneQueueTopology.SingleActiveConsumerArgument)));
 
     /// <summary>MassTransit's <c>_error</c> queue names, with a session shard's going to its lane's.</summary>
     sealed class LaneErrorQueueNames : IErrorQueueNameFormatter

@@ -67,6 +67,15 @@ public sealed class LaneQueueOptions
     /// </summary>
     public Dictionary<SessionLane, int> SessionShards { get; set; } = [];
 
+    /// <summary>
+    /// Tasks of one session that may run at once in a lane (e.g. <c>SessionLimits:Generate=1</c>: sequential, in submit order);
+    /// the session's other tasks wait and the lane's slots go to other sessions meanwhile. This process keeps it for the
+    /// tasks it holds; with <see cref="SessionShards"/> on the lane the shard queues take one consumer at a time
+    /// (single active consumer), so a session's tasks reach one process at a time and the limit holds across the fleet.
+    /// Producers set the same (they declare the shard queues). None by default.
+    /// </summary>
+    public Dictionary<SessionLane, int> SessionLimits { get; set; } = [];
+
     /// <summary>Session shards of <paramref name="lane"/> (0: none; always 0 in the priority-queue topology).</summary>
     public int ShardsOf(SessionLane lane) => Topology == LaneTopology.QueuePerLane ? SessionShards.GetValueOrDefault(lane) : 0;
 
@@ -199,6 +208,11 @@ internal sealed class LaneQueueOptionsValidator : IValidateOptions<LaneQueueOpti
         {
             if (shards is < 0 or > Contracts.SessionShards.Max)
                 yield return $"LaneQueue:SessionShards:{lane} must be between 0 and {Contracts.SessionShards.Max}, got {shards}";
+        }
+        foreach (var (lane, limit) in options.SessionLimits)
+        {
+            if (limit is < 0 or > 10_000)
+                yield return $"LaneQueue:SessionLimits:{lane} must be between 0 and 10000, got {limit}";
         }
         foreach (var (lane, reserved) in options.ReservedSlots)
         {

@@ -30,6 +30,7 @@ public enum GateMode
 /// How long the fleet monitor's last ready counts are trusted: a slot is held for ready work only while the counts are newer
 /// than this (the monitor broadcasts every second and on every change between work and none).
 /// </param>
+/// <param name="SessionLimits">Per lane (by lane priority): tasks of one session that may run here at once (0: no limit).</param>
 internal sealed record SchedulerRules(
     int SlotBudget,
     IReadOnlyList<int> LaneLimits,
@@ -38,8 +39,12 @@ internal sealed record SchedulerRules(
     bool HoldForReady,
     GateMode Mode,
     int PauseAtReady,
-    TimeSpan HoldTimeout)
+    TimeSpan HoldTimeout,
+    IReadOnlyList<int>? SessionLimits = null)
 {
+    /// <summary>Tasks of one session that may run here at once in <paramref name="lane"/> (0: no limit).</summary>
+    public int SessionLimit(SessionLane lane) => SessionLimits is { } limits && (int)lane < limits.Count ? limits[(int)lane] : 0;
+
     public static SchedulerRules From(LaneQueueOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -52,7 +57,8 @@ internal sealed record SchedulerRules(
             options.Gate.Enabled && !single,
             options.Gate.Mode,
             options.Gate.PauseAtReady,
-            TimeSpan.FromMilliseconds(options.Gate.HoldTimeoutMs));
+            TimeSpan.FromMilliseconds(options.Gate.HoldTimeoutMs),
+            [.. SessionLanes.All.Select(lane => options.SessionLimits.GetValueOrDefault(lane))]);
     }
 }
 
@@ -103,6 +109,8 @@ internal sealed class LaneScheduler
     readonly DateTimeOffset?[] _lastStart;
     /// <summary>Per lane: each session's last start here (a running count), so the session that started least recently goes next.</summary>
     readonly Dictionary<string, long>[] _sessionTurns;
+    /// <summary>Per lane: tasks of each session running here (kept for every lane; a session limit reads it).</summary>
+    readonly Dictionary<string, int>[] _sessionRunning;
     long _starts;
     DateTimeOffset? _readyAt;
 
@@ -118,6 +126,7 @@ internal sealed class LaneScheduler
         _ready = new long[lanes];
         _lastStart = new DateTimeOffset?[lanes];
         _sessionTurns = [.. Enumerable.Range(0, lanes).Select(_ => new Dictionary<string, long>(StringComparer.Ordinal))];
+        _sessionRunning = [.. Enumerable.Range(0, lanes).Select(_ => new Dictionary<string, int>(StringComparer.Ordinal))];
     }
 
     public SchedulerRules Rules => _rules;
@@ -150,13 +159,41 @@ internal sealed class LaneScheduler
         return true;
     }
 
-    /// <summary>A running task of the lane gave its slot back.</summary>
-    public void Finished(SessionLane lane)
+    /// <summary>A running task of the lane (of <paramref name="session"/>, as its ticket said) gave its slot back.</summary>
+    public void Finished(SessionLane lane, string? session = null)
     {
         if (_running[(int)lane] <= 0)
             throw new InvalidOperationException($"lane {lane.WireName()} has no running task to finish");
         _running[(int)lane]--;
+        var running = _sessionRunning[(int)lane];
+        var key = session ?? "";
+        if (running.TryGetValue(key, out var count))
+        {
+            if (count <= 1)
+                running.Remove(key);
+            else
+                running[key] = count - 1;
+        }
     }
+
+    /// <summary>
+    /// The sessions of <paramref name="lane"/> here: tasks running and waiting for a slot per session (<c>""</c>: tasks without
+    /// a session), busiest first, at most <paramref name="top"/>.
+    /// </summary>
+    public IReadOnlyList<(string Session, int Running, int Waiting)> SessionsIn(SessionLane lane, int top)
+    {
+        var waiting = _waiting[(int)lane].GroupBy(t => t.Session, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
+        return
+        [
+            .. waiting.Keys.Union(_sessionRunning[(int)lane].Keys, StringComparer.Ordinal)
+                .Select(session => (session, _sessionRunning[(int)lane].GetValueOrDefault(session), waiting.GetValueOrDefault(session)))
+                .OrderByDescending(x => x.Item2 + x.Item3).ThenBy(x => x.session, StringComparer.Ordinal)
+                .Take(top),
+        ];
+    }
+
+    /// <summary>Tasks of <paramref name="session"/> running here in <paramref name="lane"/>.</summary>
+    public int RunningOf(SessionLane lane, string? session) => _sessionRunning[(int)lane].GetValueOrDefault(session ?? "");
 
     /// <summary>Tasks of the lane this process holds that wait for a rate-limit or fleet token (the lane cannot start one now).</summary>
     public void Blocked(SessionLane lane, int delta) => _blocked[(int)lane] = Math.Max(0, _blocked[(int)lane] + delta);
@@ -221,22 +258,34 @@ internal sealed class LaneScheduler
 
     /// <summary>
     /// The lane's next task: the first waiting one of the session that started here least recently (a session that never did
-    /// first), so the sessions a process holds tasks of take turns; tasks of one session keep their order.
+    /// first), so the sessions a process holds tasks of take turns; tasks of one session keep their order. A session at its
+    /// limit here (<see cref="SchedulerRules.SessionLimits"/>) is skipped; null when every waiting task's session is.
     /// </summary>
-    Ticket NextTurn(int lane)
+    Ticket? NextTurn(int lane)
     {
         var turns = _sessionTurns[lane];
+        var limit = _rules.SessionLimit((SessionLane)lane);
         Ticket? best = null;
         var bestTurn = long.MaxValue;
         for (var node = _waiting[lane].First; node is not null; node = node.Next)
         {
+            if (limit > 0 && _sessionRunning[lane].GetValueOrDefault(node.Value.Session) >= limit)
+                continue; // its session runs all it may: its tasks wait, in order, for one of them to end
             var turn = turns.GetValueOrDefault(node.Value.Session);
             if (turn < bestTurn)
                 (best, bestTurn) = (node.Value, turn);
             if (turn == 0)
                 break; // nothing goes before a session's first turn, and the earliest such task is this one
         }
-        turns[best!.Session] = ++_starts;
+        return best;
+    }
+
+    /// <summary>Records <paramref name="next"/>'s start: its session's turn and its running count.</summary>
+    void TakeTurn(int lane, Ticket next)
+    {
+        var turns = _sessionTurns[lane];
+        turns[next.Session] = ++_starts;
+        _sessionRunning[lane][next.Session] = _sessionRunning[lane].GetValueOrDefault(next.Session) + 1;
         if (turns.Count > 64 + 4 * _waiting[lane].Count)
         {
             // Forget sessions with nothing waiting here (they start afresh, which is their due: they waited for nothing).
@@ -244,7 +293,6 @@ internal sealed class LaneScheduler
             foreach (var gone in turns.Keys.Where(k => !waiting.Contains(k)).ToList())
                 turns.Remove(gone);
         }
-        return best;
     }
 
     /// <summary>
@@ -260,11 +308,11 @@ internal sealed class LaneScheduler
             if (_paused[i])
                 continue;
             var laneRoom = _running[i] < _rules.LaneLimits[i];
-            if (_waiting[i].First is not null && laneRoom && hasToken?.Invoke(lane) != false)
+            if (_waiting[i].First is not null && laneRoom && hasToken?.Invoke(lane) != false && NextTurn(i) is { } next)
             {
                 if (!FitsBudget(lane))
                     return new Decision(null, null, lane, null); // nothing below it fits either
-                var next = NextTurn(i);
+                TakeTurn(i, next);
                 _waiting[i].Remove(next.Node!);
                 next.Node = null;
                 _running[i]++;

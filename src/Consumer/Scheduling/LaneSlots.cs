@@ -53,6 +53,13 @@ internal sealed class LaneSlots : IDisposable
         }
     }
 
+    /// <summary>The busiest sessions of a lane here: tasks running and waiting per session (<see cref="LaneScheduler.SessionsIn"/>).</summary>
+    public IReadOnlyList<(string Session, int Running, int Waiting)> SessionsIn(SessionLane lane, int top)
+    {
+        lock (_lock)
+            return _scheduler.SessionsIn(lane, top);
+    }
+
     /// <summary>Tasks of a lane waiting here for a slot.</summary>
     public int WaitingIn(SessionLane lane)
     {
@@ -134,10 +141,10 @@ internal sealed class LaneSlots : IDisposable
         Pump();
     }
 
-    void Release(SessionLane lane)
+    void Release(LaneScheduler.Ticket ticket)
     {
         lock (_lock)
-            _scheduler.Finished(lane);
+            _scheduler.Finished(ticket.Lane, ticket.Session);
         Pump();
     }
 
@@ -165,8 +172,8 @@ internal sealed class LaneSlots : IDisposable
         }
         foreach (var ticket in start)
         {
-            if (!((TaskCompletionSource<IDisposable>)ticket.State!).TrySetResult(new Slot(this, ticket.Lane)))
-                Release(ticket.Lane); // its waiter gave up in the meantime
+            if (!((TaskCompletionSource<IDisposable>)ticket.State!).TrySetResult(new Slot(this, ticket)))
+                Release(ticket); // its waiter gave up in the meantime
         }
         if (contended is { } lane && _running.RequestYieldBelow(lane) is { } victim)
             Log.YieldRequested(_logger, victim.Id, victim.Lane.WireName(), lane.WireName());
@@ -176,14 +183,14 @@ internal sealed class LaneSlots : IDisposable
 
     public void Dispose() => _timer.Dispose();
 
-    sealed class Slot(LaneSlots slots, SessionLane lane) : IDisposable
+    sealed class Slot(LaneSlots slots, LaneScheduler.Ticket ticket) : IDisposable
     {
         int _released;
 
         public void Dispose()
         {
             if (Interlocked.Exchange(ref _released, 1) == 0)
-                slots.Release(lane);
+                slots.Release(ticket);
         }
     }
 

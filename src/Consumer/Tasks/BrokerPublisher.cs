@@ -154,14 +154,16 @@ internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IFle
     public async Task ScheduleRetryAsync(ExternalTask task, TimeSpan delay, BasicProperties properties, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(task);
-        var queue = BrokerNames.RetryQueue(task.Lane, delay);
+        // A task of a session in a sharded lane waits in its shard's holding queue and goes back to its shard.
+        var routingKey = LaneKey(task);
+        var queue = BrokerNames.RetryQueue(routingKey, delay);
         await WithRecoveryAsync(async confirmed =>
         {
             // Declared once per channel: a new channel (after a refusal or a recovery) declares again.
             if (!ReferenceEquals(Interlocked.Exchange(ref _retryQueuesChannel, confirmed), confirmed))
                 _retryQueues.Clear();
             var declared = _retryQueues.GetOrAdd(queue, name => confirmed.QueueDeclareAsync(name, durable: true, exclusive: false, autoDelete: false,
-                arguments: RetryQueueArguments(task.Lane, delay), cancellationToken: cancellationToken));
+                arguments: RetryQueueArguments(routingKey, delay), cancellationToken: cancellationToken));
             try
             {
                 await declared;
@@ -179,13 +181,13 @@ internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IFle
     /// A holding queue's arguments: TTL, then back to the lane. With <see cref="LaneQueueOptions.QuorumQueues"/> it is a quorum queue
     /// too (message TTL and dead-lettering need RabbitMQ 3.10+), so parked retries survive the loss of a cluster node.
     /// </summary>
-    Dictionary<string, object?> RetryQueueArguments(SessionLane lane, TimeSpan delay)
+    Dictionary<string, object?> RetryQueueArguments(string routingKey, TimeSpan delay)
     {
         var arguments = new Dictionary<string, object?>
         {
             ["x-message-ttl"] = (long)delay.TotalMilliseconds,
             ["x-dead-letter-exchange"] = BrokerNames.TasksExchange,
-            ["x-dead-letter-routing-key"] = BrokerNames.RoutingKey(lane),
+            ["x-dead-letter-routing-key"] = routingKey,
         };
         if (options.Value.QuorumQueues)
             arguments["x-queue-type"] = "quorum";
@@ -214,13 +216,19 @@ internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IFle
             body, cancellationToken, "fleet command"), cancellationToken);
     }
 
-    /// <summary>Puts a task back at the tail of its lane (a preempted task with its checkpoint, or a redrive).</summary>
+    /// <summary>
+    /// Puts a task back at the tail of its lane (a preempted task with its checkpoint, or a redrive); a task of a session in a
+    /// sharded lane back in its session's shard.
+    /// </summary>
     public async Task RequeueAsync(ExternalTask task, BasicProperties properties, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(task);
-        await WithRecoveryAsync(confirmed => PublishConfirmedAsync(confirmed, BrokerNames.TasksExchange, BrokerNames.RoutingKey(task.Lane), properties,
+        await WithRecoveryAsync(confirmed => PublishConfirmedAsync(confirmed, BrokerNames.TasksExchange, LaneKey(task), properties,
             TaskJson.Serialize(task), cancellationToken), cancellationToken);
     }
+
+    /// <summary>Where a task goes back to: its session's shard of the lane (<see cref="LaneQueueOptions.SessionShards"/>), or the lane.</summary>
+    string LaneKey(ExternalTask task) => SessionShards.RoutingKeyFor(task.Lane, task.SessionId, options.Value.ShardsOf(task.Lane));
 
     /// <summary>
     /// Publishes a delayed task into the delay tree (<see cref="DelayTopology"/>) for <paramref name="wait"/>: the broker hands it
@@ -229,7 +237,7 @@ internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IFle
     public async Task PublishDelayedAsync(ExternalTask task, TimeSpan wait, BasicProperties properties, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(task);
-        await WithRecoveryAsync(confirmed => PublishConfirmedAsync(confirmed, DelayTopology.EntryExchange, DelayTopology.RoutingKey(wait, task.Lane), properties,
+        await WithRecoveryAsync(confirmed => PublishConfirmedAsync(confirmed, DelayTopology.EntryExchange, DelayTopology.RoutingKey(wait, LaneKey(task)), properties,
             TaskJson.Serialize(task), cancellationToken), cancellationToken);
     }
 

@@ -120,7 +120,7 @@ public sealed partial class LaneQueueTestHarness
 
     void WakeAfter(int ms) => _wakeAfterMs = _wakeAfterMs is { } due ? Math.Min(due, ms) : ms;
 
-    void ReleaseLocked(SessionLane lane) => _scheduler.Finished(lane);
+    void ReleaseLocked(ExternalTask task) => _scheduler.Finished(task.Lane, task.SessionId);
 
     IEnumerable<Entry> WaitingLocked(SessionLane lane) => _scheduler.WaitingIn(lane).Select(ticket => (Entry)ticket.State!);
 
@@ -135,7 +135,7 @@ public sealed partial class LaneQueueTestHarness
         {
             lock (_lock)
             {
-                ReleaseLocked(task.Lane);
+                ReleaseLocked(task);
                 FinishUnstartedLocked(entry, TaskStatuses.Cancelled, TaskEvent.Cancelled, "cancelled before it started");
             }
             return;
@@ -144,14 +144,14 @@ public sealed partial class LaneQueueTestHarness
         {
             if (DedupErrorLocked(task) is { } error)
             {
-                ReleaseLocked(task.Lane);
+                ReleaseLocked(task);
                 FinishUnstartedLocked(entry, TaskStatuses.Duplicate, TaskEvent.Duplicate, error);
                 return;
             }
             if (_runningIds.Contains(task.Id))
             {
                 // The consumer parks a copy of an id that is running and looks at it again later; here: when that run ends.
-                ReleaseLocked(task.Lane);
+                ReleaseLocked(task);
                 if (!_deferred.TryGetValue(task.Id, out var copies))
                     _deferred[task.Id] = copies = [];
                 copies.Add(entry);
@@ -159,7 +159,7 @@ public sealed partial class LaneQueueTestHarness
             }
             if (_ledger.Lookup(task.Id) is { State: TaskLedger.Known.Completed } first)
             {
-                ReleaseLocked(task.Lane);
+                ReleaseLocked(task);
                 var where = $"{first.State.ToString().ToLowerInvariant()} on {first.Consumer ?? "this consumer"} at {first.At:O}";
                 FinishUnstartedLocked(entry, TaskStatuses.Duplicate, TaskEvent.Duplicate, $"task id '{task.Id}' is {where}; not run twice");
                 return;
@@ -173,7 +173,7 @@ public sealed partial class LaneQueueTestHarness
             _runs.Finish(run);
             lock (_lock)
             {
-                ReleaseLocked(task.Lane);
+                ReleaseLocked(task);
                 FinishUnstartedLocked(entry, TaskStatuses.Cancelled, TaskEvent.Cancelled, "cancelled before it started");
             }
             return;
@@ -194,7 +194,7 @@ public sealed partial class LaneQueueTestHarness
             _runs.Finish(run);
             lock (_lock)
             {
-                ReleaseLocked(task.Lane);
+                ReleaseLocked(task);
                 var reason = ex.Message;
                 if (ex is not InvalidTaskException)
                 {
@@ -251,7 +251,7 @@ public sealed partial class LaneQueueTestHarness
             _runs.Finish(run);
             lock (_lock)
             {
-                ReleaseLocked(task.Lane);
+                ReleaseLocked(task);
                 _runningIds.Remove(task.Id);
                 if (_deferred.Remove(task.Id, out var copies))
                 {

@@ -48,13 +48,19 @@ internal static class DelayTopology
     public static int Hops(TimeSpan delay) => System.Numerics.BitOperations.PopCount((ulong)Units(delay));
 
     /// <summary>The routing key of a delay in the tree: its binary digits, highest level first, then the lane.</summary>
-    public static string RoutingKey(TimeSpan delay, SessionLane lane)
+    public static string RoutingKey(TimeSpan delay, SessionLane lane) => RoutingKey(delay, lane.WireName());
+
+    /// <summary>
+    /// The routing key of a delay in the tree, then where the task goes when due: its lane, or its session's shard of the lane
+    /// (<c>generate.s03</c>).
+    /// </summary>
+    public static string RoutingKey(TimeSpan delay, string laneKey)
     {
         var units = Units(delay);
         var key = new StringBuilder(Levels * 2 + 10);
         for (var level = Levels - 1; level >= 0; level--)
             key.Append((units >> level & 1) == 1 ? '1' : '0').Append('.');
-        return key.Append(lane.WireName()).ToString();
+        return key.Append(laneKey).ToString();
     }
 
     /// <summary>The queue TTL of a level: <see cref="Base"/> x 2^level, in milliseconds.</summary>
@@ -76,10 +82,11 @@ internal static class DelayTopology
         ArgumentNullException.ThrowIfNull(channel);
         ArgumentNullException.ThrowIfNull(laneQueues);
         await channel.ExchangeDeclareAsync(BrokerNames.DelayDeliver, ExchangeType.Topic, durable: true, autoDelete: false, cancellationToken: cancellationToken);
-        foreach (var queue in laneQueues.Where(q => q.ShardKey is null)) // due tasks go to the lane's own queue
+        foreach (var queue in laneQueues)
         {
-            foreach (var lane in queue.Lanes)
-                await channel.ExchangeBindAsync(queue.Name, BrokerNames.DelayDeliver, "#." + lane.WireName(), cancellationToken: cancellationToken);
+            // A due task goes to its lane's queue, or to its session's shard when it entered the tree with the shard's key.
+            foreach (var key in queue.RoutingKeys)
+                await channel.ExchangeBindAsync(queue.Name, BrokerNames.DelayDeliver, "#." + key, cancellationToken: cancellationToken);
         }
         for (var level = 0; level < Levels; level++)
         {

@@ -27,8 +27,15 @@ internal sealed record LaneReceiveQueue(string Name, IReadOnlyList<SessionLane> 
 /// that names the setting.
 /// </summary>
 /// <param name="SessionShards">Session shard queues per lane (<see cref="Contracts.SessionShards"/>); none when null or 0.</param>
-internal sealed record LaneQueueTopology(LaneTopology Topology, bool QuorumQueues, int? DeliveryLimit, IReadOnlyDictionary<SessionLane, int>? SessionShards = null)
+/// <param name="SessionLimits">
+/// Per lane, tasks of one session that may run at once: a sharded lane with a limit has single-active-consumer shard queues
+/// (<c>x-single-active-consumer</c>), so a session's tasks reach one consumer at a time and its limit holds across the fleet.
+/// </param>
+internal sealed record LaneQueueTopology(LaneTopology Topology, bool QuorumQueues, int? DeliveryLimit, IReadOnlyDictionary<SessionLane, int>? SessionShards = null,
+    IReadOnlyDictionary<SessionLane, int>? SessionLimits = null)
 {
+    public const string SingleActiveConsumerArgument = "x-single-active-consumer";
+
     public const string QueueTypeArgument = "x-queue-type";
     public const string DeliveryLimitArgument = "x-delivery-limit";
     public const string DeadLetterExchangeArgument = "x-dead-letter-exchange";
@@ -38,16 +45,19 @@ internal sealed record LaneQueueTopology(LaneTopology Topology, bool QuorumQueue
     public static LaneQueueTopology For(ProducerOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
-        return new(options.Topology, options.QuorumQueues, options.DeliveryLimit, options.SessionShards);
+        return new(options.Topology, options.QuorumQueues, options.DeliveryLimit, options.SessionShards, options.SessionLimits);
     }
+
+    /// <summary>Whether the lane's shard queues take one consumer at a time (the lane has shards and a session limit).</summary>
+    public bool SingleActiveShards(SessionLane lane) => ShardsOf(lane) > 0 && SessionLimits?.GetValueOrDefault(lane) > 0;
 
     /// <summary>Equal when they declare the same queues (shard counts compared per lane, not by dictionary).</summary>
     public bool Equals(LaneQueueTopology? other) =>
         other is not null && Topology == other.Topology && QuorumQueues == other.QuorumQueues && DeliveryLimit == other.DeliveryLimit
-        && SessionLanes.All.All(lane => ShardsOf(lane) == other.ShardsOf(lane));
+        && SessionLanes.All.All(lane => ShardsOf(lane) == other.ShardsOf(lane) && SingleActiveShards(lane) == other.SingleActiveShards(lane));
 
     public override int GetHashCode() =>
-        HashCode.Combine(Topology, QuorumQueues, DeliveryLimit, string.Join(",", SessionLanes.All.Select(ShardsOf)));
+        HashCode.Combine(Topology, QuorumQueues, DeliveryLimit, string.Join(",", SessionLanes.All.Select(lane => $"{ShardsOf(lane)}{SingleActiveShards(lane)}")));
 
     /// <summary>Session shard queues of <paramref name="lane"/> (0: none; only with queue per lane).</summary>
     public int ShardsOf(SessionLane lane) =>
@@ -58,12 +68,21 @@ internal sealed record LaneQueueTopology(LaneTopology Topology, bool QuorumQueue
         Topology == LaneTopology.PriorityQueue
             ? [Queue(BrokerNames.PriorityQueue, SessionLanes.All)]
             : [.. SessionLanes.All.SelectMany(lane => Enumerable.Range(0, ShardsOf(lane))
-                .Select(shard => Queue(Contracts.SessionShards.Queue(lane, shard), [lane]) with { ShardKey = Contracts.SessionShards.RoutingKey(lane, shard) })
+                .Select(shard => ShardQueue(lane, shard))
                 .Prepend(Queue(BrokerNames.LaneQueue(lane), [lane])))];
 
     /// <summary>The queues of the other topology: if one exists, the broker's lanes are laid out differently.</summary>
     public IReadOnlyList<string> OtherTopologyQueues =>
         Topology == LaneTopology.PriorityQueue ? [.. SessionLanes.All.Select(BrokerNames.LaneQueue)] : [BrokerNames.PriorityQueue];
+
+    LaneReceiveQueue ShardQueue(SessionLane lane, int shard)
+    {
+        var queue = Queue(Contracts.SessionShards.Queue(lane, shard), [lane]);
+        var arguments = new Dictionary<string, object?>(queue.Arguments);
+        if (SingleActiveShards(lane))
+            arguments[SingleActiveConsumerArgument] = true;
+        return queue with { Arguments = arguments, ShardKey = Contracts.SessionShards.RoutingKey(lane, shard) };
+    }
 
     LaneReceiveQueue Queue(string name, IReadOnlyList<SessionLane> lanes)
     {

@@ -17,6 +17,7 @@ public sealed class ResultTally : IAsyncDisposable
     readonly ConcurrentDictionary<string, byte> _accepted = new(StringComparer.Ordinal);
     readonly ConcurrentDictionary<string, ConcurrentQueue<ExternalTaskResult>> _results = new(StringComparer.Ordinal);
     readonly ConcurrentDictionary<string, ConcurrentQueue<string>> _starts = new(StringComparer.Ordinal);
+    readonly ConcurrentDictionary<string, ConcurrentQueue<DateTimeOffset>> _startTimes = new(StringComparer.Ordinal);
     readonly IConnection _connection;
     readonly IChannel _channel;
     readonly string _resultsQueue;
@@ -74,6 +75,7 @@ public sealed class ResultTally : IAsyncDisposable
             {
                 var started = TaskJson.Deserialize<TaskEvent>(delivery.Body.Span);
                 tally._starts.GetOrAdd(started.TaskId, _ => new()).Enqueue(started.Consumer ?? "?");
+                tally._startTimes.GetOrAdd(started.TaskId, _ => new()).Enqueue(started.At);
             }
             catch (JsonException)
             {
@@ -98,6 +100,9 @@ public sealed class ResultTally : IAsyncDisposable
 
     /// <summary>The consumers that started a task, in order (from the best-effort <c>command.started</c> events).</summary>
     public IReadOnlyList<string> StartsOf(string id) => _starts.TryGetValue(id, out var starts) ? [.. starts] : [];
+
+    /// <summary>When each start of the task happened (the consumer's clock, from its <c>command.started</c> events).</summary>
+    public IReadOnlyList<DateTimeOffset> StartTimesOf(string id) => _startTimes.TryGetValue(id, out var times) ? [.. times] : [];
 
     public IEnumerable<string> StartedBy(string consumer) => _starts.Where(kv => kv.Value.Contains(consumer)).Select(kv => kv.Key);
 

@@ -80,6 +80,54 @@ public class LaneSchedulerTests
         Assert.Equal(["n1", "a1", "n2", "a2", "n3"], OneAtATime(s, SessionLane.Generate, 5));
     }
 
+    static LaneScheduler Limited(int budget, int sessionLimit) =>
+        new(new SchedulerRules(budget, [4, 4, 4, 4], [0, 0, 0, 0], new PriorityBoost { Strategy = BoostStrategy.Disabled }, true, GateMode.WorkConserving, 1,
+            TimeSpan.FromMilliseconds(100), [0, 0, 0, sessionLimit]));
+
+    [Fact]
+    public void A_session_at_its_limit_waits_in_order_while_other_sessions_take_the_slots()
+    {
+        var s = Limited(budget: 4, sessionLimit: 1);
+        AddSession(s, SessionLane.Generate, "a", 3);
+        AddSession(s, SessionLane.Generate, "b", 2);
+        // One of each session runs; the rest of the budget stays free rather than run a second task of a session.
+        Assert.Equal(["a1", "b1"], StartAll(s));
+        Assert.Equal(1, s.RunningOf(SessionLane.Generate, "a"));
+        s.Finished(SessionLane.Generate, "b");
+        Assert.Equal(["b2"], StartAll(s));
+        s.Finished(SessionLane.Generate, "a");
+        Assert.Equal(["a2"], StartAll(s));
+        s.Finished(SessionLane.Generate, "a");
+        Assert.Equal(["a3"], StartAll(s));
+        Assert.Equal(1, s.RunningOf(SessionLane.Generate, "b"));
+        s.Finished(SessionLane.Generate, "b");
+        Assert.Equal(0, s.RunningOf(SessionLane.Generate, "b"));
+    }
+
+    [Fact]
+    public void A_lane_whose_waiting_sessions_are_all_at_their_limit_passes_its_turn()
+    {
+        var s = Limited(budget: 4, sessionLimit: 2);
+        AddSession(s, SessionLane.Generate, "a", 4);
+        Add(s, SessionLane.Execute, "e0");
+        s.SetReady(Ready(), T0);
+        // execute is above generate and starts first; generate takes two of session a, its limit.
+        Assert.Equal(["e0", "a1", "a2"], StartAll(s));
+        // a3 and a4 wait for a's running tasks, not for the budget: nothing is held and nothing is contended.
+        var decision = s.Decide(T0);
+        Assert.Null(decision.Start);
+        Assert.Null(decision.Contended);
+        Assert.Null(decision.HeldFor);
+    }
+
+    [Fact]
+    public void Without_a_session_limit_a_session_takes_every_free_slot()
+    {
+        var s = Limited(budget: 4, sessionLimit: 0);
+        AddSession(s, SessionLane.Generate, "a", 3);
+        Assert.Equal(["a1", "a2", "a3"], StartAll(s));
+    }
+
     [Fact]
     public void Session_turns_are_kept_per_lane_and_never_change_lane_order()
     {

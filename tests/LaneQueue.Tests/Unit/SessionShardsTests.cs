@@ -58,6 +58,30 @@ public sealed class SessionShardsTests
     }
 
     [Fact]
+    public void A_sessions_retries_and_delays_go_back_to_its_shard()
+    {
+        Assert.Equal("lanequeue.generate.s03.retry.2000ms", BrokerNames.RetryQueue("generate.s03", TimeSpan.FromSeconds(2)));
+        Assert.Equal(BrokerNames.RetryQueue(SessionLane.Generate, TimeSpan.FromSeconds(2)), BrokerNames.RetryQueue("generate", TimeSpan.FromSeconds(2)));
+        Assert.Null(SessionShards.LaneOf("lanequeue.generate.s03.retry.2000ms"));
+        Assert.EndsWith(".generate.s03", DelayTopology.RoutingKey(TimeSpan.FromSeconds(3), "generate.s03"), StringComparison.Ordinal);
+        Assert.Equal(DelayTopology.RoutingKey(TimeSpan.FromSeconds(3), SessionLane.Generate), DelayTopology.RoutingKey(TimeSpan.FromSeconds(3), "generate"));
+    }
+
+    [Fact]
+    public void A_lane_with_shards_and_a_session_limit_has_single_active_consumer_shards_and_a_plain_lane_queue()
+    {
+        var topology = new LaneQueueTopology(LaneTopology.QueuePerLane, false, null,
+            new Dictionary<SessionLane, int> { [SessionLane.Generate] = 2, [SessionLane.Execute] = 2 },
+            new Dictionary<SessionLane, int> { [SessionLane.Generate] = 1 });
+        var byName = topology.Queues.ToDictionary(q => q.Name);
+
+        Assert.Equal(true, byName["lanequeue.generate.s01"].Arguments[LaneQueueTopology.SingleActiveConsumerArgument]);
+        Assert.False(byName["lanequeue.generate"].Arguments.ContainsKey(LaneQueueTopology.SingleActiveConsumerArgument));
+        Assert.False(byName["lanequeue.execute.s01"].Arguments.ContainsKey(LaneQueueTopology.SingleActiveConsumerArgument));
+        Assert.NotEqual(topology, topology with { SessionLimits = null });
+    }
+
+    [Fact]
     public void Shard_counts_out_of_range_are_refused_naming_the_setting()
     {
         var consumer = new LaneQueueOptions();
