@@ -87,4 +87,36 @@ public sealed record LaneHeartbeat
 
     [JsonPropertyName("cancelled")]
     public long Cancelled { get; init; }
+
+    /// <summary>
+    /// The busiest sessions of the lane in this consumer (at most <see cref="MaxSessions"/>, by running + waiting): tasks of
+    /// each running here and waiting here for a slot (delivered, not yet started; a backlog still at the broker is not counted).
+    /// </summary>
+    [JsonPropertyName("sessions")]
+    public IReadOnlyList<SessionHeartbeat> Sessions { get; init; } = [];
+
+    /// <summary>Tasks of one session that may run at once in the lane (<c>SessionLimits:&lt;Lane&gt;</c>; 1: sequential); null: no limit.</summary>
+    [JsonPropertyName("session_limit")]
+    public int? SessionLimit { get; init; }
+
+    /// <summary>The lane's session shards this consumer takes (<c>SessionShards:&lt;Lane&gt;</c>); 0: none.</summary>
+    [JsonPropertyName("session_shards")]
+    public int SessionShards { get; init; }
+
+    /// <summary>Sessions a lane's heartbeat lists at most.</summary>
+    public const int MaxSessions = 10;
+}
+
+/// <summary>One session of a lane in a consumer: its tasks running there and waiting there for a slot.</summary>
+public sealed record SessionHeartbeat
+{
+    /// <summary>The tasks' <c>session_id</c>; null for tasks without one (they count as one session).</summary>
+    [JsonPropertyName("session")]
+    public string? Session { get; init; }
+
+    [JsonPropertyName("running")]
+    public int Running { get; init; }
+
+    [JsonPropertyName("waiting")]
+    public int Waiting { get; init; }
 }

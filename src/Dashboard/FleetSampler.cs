@@ -14,7 +14,32 @@ internal sealed record LaneView(
     [property: JsonPropertyName("stats")] LaneStats Stats,
     [property: JsonPropertyName("rate")] double FinishedPerSecond,
     [property: JsonPropertyName("depth")] IReadOnlyList<long> Depth,
-    [property: JsonPropertyName("oldest_wait_s")] double? OldestWaitSeconds = null);
+    [property: JsonPropertyName("oldest_wait_s")] double? OldestWaitSeconds = null,
+    [property: JsonPropertyName("sessions")] LaneSessionsView? Sessions = null);
+
+/// <summary>
+/// A lane's sessions across the live consumers: each session's running and waiting tasks summed over their heartbeats (each
+/// heartbeat lists its consumer's busiest <see cref="LaneHeartbeat.MaxSessions"/>), the busiest
+/// <see cref="LaneHeartbeat.MaxSessions"/> of them; and the per-session limits and shard counts the consumers report
+/// (one value when they agree; several when they differ; none without a consumer).
+/// </summary>
+internal sealed record LaneSessionsView(
+    [property: JsonPropertyName("top")] IReadOnlyList<SessionHeartbeat> Top,
+    [property: JsonPropertyName("limits")] IReadOnlyList<int?> Limits,
+    [property: JsonPropertyName("shards")] IReadOnlyList<int> Shards)
+{
+    public static LaneSessionsView Of(SessionLane lane, IEnumerable<ConsumerHeartbeat> consumers)
+    {
+        var mine = consumers.Select(c => c.Lanes.FirstOrDefault(l => l.Lane == lane)).OfType<LaneHeartbeat>().ToList();
+        var top = mine.SelectMany(l => l.Sessions)
+            .GroupBy(s => s.Session ?? "", StringComparer.Ordinal)
+            .Select(g => new SessionHeartbeat { Session = g.Key.Length == 0 ? null : g.Key, Running = g.Sum(s => s.Running), Waiting = g.Sum(s => s.Waiting) })
+            .OrderByDescending(s => s.Running + s.Waiting).ThenBy(s => s.Session ?? "", StringComparer.Ordinal)
+            .Take(LaneHeartbeat.MaxSessions)
+            .ToList();
+        return new LaneSessionsView(top, [.. mine.Select(l => l.SessionLimit).Distinct().Order()], [.. mine.Select(l => l.SessionShards).Distinct().Order()]);
+    }
+}
 
 /// <summary>One consumer on the dashboard: its latest heartbeat and how long ago it was heard.</summary>
 internal sealed record ConsumerView(
@@ -100,8 +125,13 @@ internal sealed partial class FleetSampler(HostedProducer producer, IOptions<Lan
         var live = _beats.Values.ToList();
         var stats = await FleetStats.BuildAsync(connection, live.Select(b => b.Beat), cancellationToken);
         var waits = await OldestWaitsAsync(now, cancellationToken);
-        var lanes = stats.Lanes.Select(lane => new LaneView(lane, Rate(lane, now), Depth(lane, settings.DepthSamples),
-            SessionLanes.TryParse(lane.Lane, out var which) ? waits?.GetValueOrDefault(BrokerNames.LaneQueue(which.Value)) : null)).ToList();
+        var lanes = stats.Lanes.Select(lane =>
+        {
+            var which = SessionLanes.TryParse(lane.Lane, out var parsed) ? parsed : null;
+            return new LaneView(lane, Rate(lane, now), Depth(lane, settings.DepthSamples),
+                which is { } known ? waits?.GetValueOrDefault(BrokerNames.LaneQueue(known)) : null,
+                which is { } inLane ? LaneSessionsView.Of(inLane, live.Select(b => b.Beat)) : null);
+        }).ToList();
         var consumers = live.OrderBy(b => b.Beat.Consumer, StringComparer.Ordinal)
             .Select(b => new ConsumerView(b.Beat, (long)(now - b.Heard).TotalMilliseconds)).ToList();
         _latest = new DashboardSnapshot(now, lanes, consumers, stats.ExternalPending, FleetStats.PendingExternal(live.Select(b => b.Beat)));

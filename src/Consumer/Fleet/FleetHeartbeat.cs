@@ -48,6 +48,10 @@ internal sealed class FleetHeartbeat(
                 DeadLettered = metrics.Total(ConsumerMetrics.Outcome.DeadLettered, lane),
                 Retried = metrics.Total(ConsumerMetrics.Outcome.Retried, lane),
                 Cancelled = metrics.Total(ConsumerMetrics.Outcome.Cancelled, lane),
+                Sessions = [.. slots.SessionsIn(lane, LaneHeartbeat.MaxSessions)
+                    .Select(s => new SessionHeartbeat { Session = s.Session.Length == 0 ? null : s.Session, Running = s.Running, Waiting = s.Waiting })],
+                SessionLimit = settings.SessionLimits.GetValueOrDefault(lane) is > 0 and var limit ? limit : null,
+                SessionShards = settings.ShardsOf(lane),
             }).ToList(),
         };
     }

@@ -138,6 +138,20 @@ const lanesPage = {
           h("th", { class: "num" }, "Completed"), h("th", { class: "num" }, "Failed"), h("th", { class: "num" }, "Dead letters"),
           h("th", {}, "Ready, last 2 min"), canAct ? h("th", {}, "Actions") : null)),
         h("tbody", {}, rows)),
+      // Sessions per lane: what the live consumers hold of each session (their heartbeats' busiest sessions, summed), and the
+      // lane's per-session limit (SessionLimits) and session shards (SessionShards) as the consumers report them.
+      h("section", { id: "sessions" },
+        h("h2", {}, "Sessions"),
+        h("p", { class: "muted" }, "Per lane, the busiest 10 sessions across the consumers: tasks running, and tasks the consumers hold waiting for a slot (a backlog still at the broker is not counted)."),
+        h("div", { class: "sessions-grid" }, LANES.map(lane => h("div", { class: "panel", "data-sessions-lane": lane },
+          h("h3", {}, lane),
+          h("p", { class: "muted session-rules" },
+            "Per-session limit: ", h("span", { "data-col": "session-limit" }, "–"),
+            " · shards: ", h("span", { "data-col": "session-shards" }, "–")),
+          h("table", { class: "sessions", hidden: true },
+            h("thead", {}, h("tr", {}, h("th", {}, "Session"), h("th", { class: "num" }, "Running"), h("th", { class: "num" }, "Waiting"))),
+            h("tbody", {})),
+          h("p", { class: "muted", "data-col": "no-sessions" }, "No session holds tasks."))))),
       // Pending external tasks: the runs whose slot a consumer holds while an external worker does the work (the same
       // list as ILaneQueueProducer.GetPendingExternalTasksAsync and `lanequeue external pending`).
       h("section", { id: "external-pending" },
@@ -182,6 +196,7 @@ const lanesPage = {
         toggle.dataset.paused = isPaused;
       }
     }
+    for (const view of snap.lanes) updateSessions(view.stats.lane, view.sessions);
     const external = main.querySelector('[data-col="external-pending"]');
     if (external) external.textContent = `${snap.external_pending} task(s) waiting for an external worker across the fleet.`;
     const pending = main.querySelector("#external-tasks");
@@ -193,6 +208,32 @@ const lanesPage = {
     }
   },
 };
+
+// A per-session limit as the page says it: 1 is "sequential", none set is "none".
+function sessionLimitText(limit) {
+  return limit == null ? "none" : limit === 1 ? "sequential" : `${limit} at once`;
+}
+
+// The consumers' values of a lane setting: one when they agree, each when they differ, "–" with no consumer.
+function fleetValues(values, text) {
+  if (!values || values.length === 0) return "–";
+  return values.map(text).join(" / ") + (values.length > 1 ? " (consumers differ)" : "");
+}
+
+function updateSessions(lane, sessions) {
+  const block = main.querySelector(`[data-sessions-lane="${lane}"]`);
+  if (!block || !sessions) return;
+  block.querySelector('[data-col="session-limit"]').textContent = fleetValues(sessions.limits, sessionLimitText);
+  block.querySelector('[data-col="session-shards"]').textContent = fleetValues(sessions.shards, n => n === 0 ? "none" : String(n));
+  const table = block.querySelector("table.sessions");
+  table.hidden = sessions.top.length === 0;
+  block.querySelector('[data-col="no-sessions"]').hidden = sessions.top.length > 0;
+  // Session ids are whatever producers sent: they go in as text (h), never as HTML.
+  table.querySelector("tbody").replaceChildren(...sessions.top.map(s => h("tr", { "data-session": s.session ?? "" },
+    h("td", { "data-col": "session" }, s.session == null ? h("span", { class: "muted" }, "(no session)") : s.session),
+    h("td", { class: "num", "data-col": "running" }, s.running),
+    h("td", { class: "num", "data-col": "waiting" }, s.waiting))));
+}
 
 function laneActions(lane) {
   const toggle = h("button", { "data-action": "pause", type: "button" }, "Pause");

@@ -68,6 +68,59 @@ public sealed class DashboardBrowserTests(BrokerFixture broker, Chromium chromiu
     }
 
     [Fact]
+    public async Task The_lanes_page_shows_each_sessions_running_and_waiting_tasks_and_the_lanes_session_limit()
+    {
+        // A consumer of its own (SessionLimits:Generate=1) in a vhost of its own, its generate tasks held until released.
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var fleet = new TestFleet(await broker.CreateVhostAsync());
+        await fleet.StartConsumerAsync("dash-sessions", o =>
+        {
+            o.HeartbeatIntervalMs = 300;
+            o.Queue = o.Queue with { GenerateMaxConcurrency = 4 };
+            o.SessionLimits[SessionLane.Generate] = 1;
+        }, h => h.AddHandler("hold", async context =>
+        {
+            await release.Task.WaitAsync(context.CancellationToken);
+            return null;
+        }));
+        try
+        {
+            await using var dashboard = await DashboardServer.StandaloneAsync(fleet.Vhost.Url, enableActions: false);
+            const string Tagged = "chat <b>42</b>"; // session ids are user input: shown as text, never as HTML
+            foreach (var i in Enumerable.Range(1, 3))
+                await fleet.Producer.SubmitTaskAsync(ExternalTask.Create($"a-{i}", SessionLane.Generate, null, "hold") with { SessionId = Tagged });
+            foreach (var i in Enumerable.Range(1, 2))
+                await fleet.Producer.SubmitTaskAsync(ExternalTask.Create($"b-{i}", SessionLane.Generate, null, "hold") with { SessionId = "chat-7" });
+
+            var page = await chromium.NewPageAsync();
+            await page.GotoAsync(dashboard.Root);
+            var generate = page.Locator("[data-sessions-lane=generate]");
+            await Expect(generate.Locator("[data-col=session-limit]")).ToHaveTextAsync("sequential");
+            await Expect(generate.Locator("[data-col=session-shards]")).ToHaveTextAsync("none");
+            var rows = generate.Locator("table.sessions tbody tr");
+            await Expect(rows.Locator("[data-col=session]")).ToHaveTextAsync([Tagged, "chat-7"]);
+            await Expect(rows.Nth(0).Locator("[data-col=running]")).ToHaveTextAsync("1");
+            await Expect(rows.Nth(0).Locator("[data-col=waiting]")).ToHaveTextAsync("2");
+            await Expect(rows.Nth(1).Locator("[data-col=running]")).ToHaveTextAsync("1");
+            await Expect(rows.Nth(1).Locator("[data-col=waiting]")).ToHaveTextAsync("1");
+            await Expect(generate.Locator("b")).ToHaveCountAsync(0);
+            var query = page.Locator("[data-sessions-lane=query]");
+            await Expect(query.Locator("[data-col=session-limit]")).ToHaveTextAsync("none");
+            await Expect(query.Locator("[data-col=no-sessions]")).ToBeVisibleAsync();
+            await Chromium.ScreenshotAsync(page, "lanes-sessions");
+
+            // Released, the waiting tasks run one per session and the view empties without a reload.
+            release.TrySetResult();
+            await Expect(rows).ToHaveCountAsync(0);
+            await Expect(generate.Locator("[data-col=no-sessions]")).ToBeVisibleAsync();
+        }
+        finally
+        {
+            release.TrySetResult();
+        }
+    }
+
+    [Fact]
     public async Task A_task_is_looked_up_with_its_timeline_and_dead_letters_are_redriven_and_purged_from_the_page()
     {
         await using var dashboard = await DashboardServer.StandaloneAsync(_fleet.Vhost.Url, enableActions: true);
