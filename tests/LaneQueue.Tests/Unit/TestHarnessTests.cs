@@ -162,6 +162,44 @@ public class TestHarnessTests
         Assert.Equal(3, peakTotal);
     }
 
+    [Fact]
+    public async Task Sessions_take_turns_and_a_sequential_session_runs_one_task_at_a_time_in_order()
+    {
+        await using var harness = new LaneQueueTestHarness(o =>
+        {
+            o.SlotBudget = 2;
+            o.Queue = o.Queue with { GenerateMaxConcurrency = 2 };
+            o.SessionLimits[SessionLane.Generate] = 1;
+        });
+        harness.Consumer.AddHandler("work", async context =>
+        {
+            await Task.Delay(5, context.CancellationToken);
+            return null;
+        });
+        // Session a's backlog first, then b's: a's tasks run one at a time, b's beside them, in turns.
+        for (var i = 1; i <= 4; i++)
+            await harness.SubmitTaskAsync(Job($"a{i}", SessionLane.Generate, "work") with { SessionId = "a" });
+        for (var i = 1; i <= 2; i++)
+            await harness.SubmitTaskAsync(Job($"b{i}", SessionLane.Generate, "work") with { SessionId = "b" });
+
+        harness.Start();
+        await harness.WhenIdleAsync(Wait);
+
+        var order = StartOrder(harness);
+        Assert.Equal(["a1", "b1"], order[..2]);
+        Assert.Equal(["a1", "a2", "a3", "a4"], order.Where(id => id[0] == 'a'));
+        Assert.Equal(["b1", "b2"], order.Where(id => id[0] == 'b'));
+        var started = harness.Started.ToList();
+        var results = harness.Results.ToDictionary(r => r.TaskId);
+        // Sequential: each task of a session starts after the previous one ended.
+        foreach (var session in new[] { 'a', 'b' })
+        {
+            var mine = started.Where(x => x.TaskId[0] == session).ToList();
+            for (var k = 1; k < mine.Count; k++)
+                Assert.True(mine[k].At >= results[mine[k - 1].TaskId].FinishedAt, $"{mine[k].TaskId} started before {mine[k - 1].TaskId} ended");
+        }
+    }
+
     static void InterlockedMax(ref int target, int value)
     {
         int seen;
