@@ -83,15 +83,21 @@ internal sealed class LaneScheduler
     /// <summary>
     /// A task waiting for a slot here (a delivery the process holds), and whatever its caller keeps with it.
     /// <paramref name="session"/>: its <c>session_id</c> (null: the default session); sessions take turns within a lane.
+    /// <paramref name="delivery"/>: the queue it came from and the broker's delivery tag there (its place in that queue's
+    /// order), when known: a session with a limit starts its tasks in that order.
     /// </summary>
-    public sealed class Ticket(SessionLane lane, DateTimeOffset arrived, object? state = null, string? session = null)
+    public sealed class Ticket(SessionLane lane, DateTimeOffset arrived, object? state = null, string? session = null, DeliveryPlace? delivery = null)
     {
         public SessionLane Lane { get; } = lane;
         public string Session { get; } = session ?? "";
+        public DeliveryPlace? Delivery { get; } = delivery;
         public DateTimeOffset Arrived { get; } = arrived;
         public object? State { get; } = state;
         internal LinkedListNode<Ticket>? Node { get; set; }
     }
+
+    /// <summary>A delivery's place: the queue it came from and the broker's delivery tag (increasing in delivery order on one channel).</summary>
+    public readonly record struct DeliveryPlace(string Queue, ulong Tag);
 
     /// <summary>
     /// One decision: a ticket to start now, or none; then the lane a free slot is held for, the lane kept waiting by a full
@@ -111,6 +117,8 @@ internal sealed class LaneScheduler
     readonly Dictionary<string, long>[] _sessionTurns;
     /// <summary>Per lane: tasks of each session running here (kept for every lane; a session limit reads it).</summary>
     readonly Dictionary<string, int>[] _sessionRunning;
+    /// <summary>Per queue: delivery tags still being read (arriving), so a session with a limit waits for an earlier one of them.</summary>
+    readonly Dictionary<string, SortedSet<ulong>> _arrivingTags = new(StringComparer.Ordinal);
     long _starts;
     DateTimeOffset? _readyAt;
 
@@ -204,6 +212,21 @@ internal sealed class LaneScheduler
     /// </summary>
     public void Arriving(SessionLane lane, int delta) => _arriving[(int)lane] = Math.Max(0, _arriving[(int)lane] + delta);
 
+    /// <summary>A delivery at <paramref name="place"/> began (or ended) being read here, before its task waits (or goes).</summary>
+    public void ArrivingAt(DeliveryPlace place, bool arriving)
+    {
+        if (arriving)
+        {
+            if (!_arrivingTags.TryGetValue(place.Queue, out var tags))
+                _arrivingTags[place.Queue] = tags = [];
+            tags.Add(place.Tag);
+        }
+        else if (_arrivingTags.TryGetValue(place.Queue, out var tags) && tags.Remove(place.Tag) && tags.Count == 0)
+        {
+            _arrivingTags.Remove(place.Queue);
+        }
+    }
+
     /// <summary>An operator paused (or resumed) the lane: it passes its turn while paused.</summary>
     public void SetPaused(SessionLane lane, bool paused) => _paused[(int)lane] = paused;
 
@@ -269,8 +292,8 @@ internal sealed class LaneScheduler
         var bestTurn = long.MaxValue;
         for (var node = _waiting[lane].First; node is not null; node = node.Next)
         {
-            if (limit > 0 && _sessionRunning[lane].GetValueOrDefault(node.Value.Session) >= limit)
-                continue; // its session runs all it may: its tasks wait, in order, for one of them to end
+            if (limit > 0 && (_sessionRunning[lane].GetValueOrDefault(node.Value.Session) >= limit || !NextOfItsSession(lane, node.Value)))
+                continue; // its session runs all it may, or an earlier task of it (or of its queue) is still on its way here
             var turn = turns.GetValueOrDefault(node.Value.Session);
             if (turn < bestTurn)
                 (best, bestTurn) = (node.Value, turn);
@@ -278,6 +301,24 @@ internal sealed class LaneScheduler
                 break; // nothing goes before a session's first turn, and the earliest such task is this one
         }
         return best;
+    }
+
+    /// <summary>
+    /// Whether no earlier delivery of the ticket's queue waits here for its session or is still being read: the tasks a
+    /// process holds of one session start in the order the broker delivered them, though they finish reading in any order.
+    /// </summary>
+    bool NextOfItsSession(int lane, Ticket ticket)
+    {
+        if (ticket.Delivery is not { } place)
+            return true;
+        if (_arrivingTags.TryGetValue(place.Queue, out var arriving) && arriving.Min < place.Tag)
+            return false;
+        foreach (var other in _waiting[lane])
+        {
+            if (other.Session == ticket.Session && other.Delivery is { } earlier && earlier.Queue == place.Queue && earlier.Tag < place.Tag)
+                return false;
+        }
+        return true;
     }
 
     /// <summary>Records <paramref name="next"/>'s start: its session's turn and its running count.</summary>

@@ -74,7 +74,7 @@ internal sealed class LaneSlots : IDisposable
     public async Task<IDisposable> AcquireAsync(SessionLane lane, CancellationToken cancellationToken = default, IDisposable? arrival = null, string? session = null)
     {
         var waiter = new TaskCompletionSource<IDisposable>(TaskCreationOptions.RunContinuationsAsynchronously);
-        var ticket = new LaneScheduler.Ticket(lane, _time.GetUtcNow(), waiter, session);
+        var ticket = new LaneScheduler.Ticket(lane, _time.GetUtcNow(), waiter, session, (arrival as Arrival)?.Place);
         lock (_lock)
         {
             (arrival as Arrival)?.EndLocked();
@@ -107,11 +107,15 @@ internal sealed class LaneSlots : IDisposable
     /// free slot is held for it as for the lane's ready work at the broker, so a lower lane does not take the slot in the
     /// moment between one task of the lane ending and the next one delivered reaching its turn.
     /// </summary>
-    public IDisposable Arriving(SessionLane lane)
+    public IDisposable Arriving(SessionLane lane, LaneScheduler.DeliveryPlace? place = null)
     {
         lock (_lock)
+        {
             _scheduler.Arriving(lane, +1);
-        return new Arrival(this, lane);
+            if (place is { } at)
+                _scheduler.ArrivingAt(at, true);
+        }
+        return new Arrival(this, lane, place);
     }
 
     /// <summary>The fleet monitor's ready counts per lane (by lane priority).</summary>
@@ -194,9 +198,11 @@ internal sealed class LaneSlots : IDisposable
         }
     }
 
-    sealed class Arrival(LaneSlots slots, SessionLane lane) : IDisposable
+    sealed class Arrival(LaneSlots slots, SessionLane lane, LaneScheduler.DeliveryPlace? place) : IDisposable
     {
         int _ended;
+
+        public LaneScheduler.DeliveryPlace? Place => place;
 
         /// <summary>Ends the arrival under the slots' lock (the task now waits there); false when it had ended.</summary>
         public bool EndLocked()
@@ -204,6 +210,8 @@ internal sealed class LaneSlots : IDisposable
             if (Interlocked.Exchange(ref _ended, 1) != 0)
                 return false;
             slots._scheduler.Arriving(lane, -1);
+            if (place is { } at)
+                slots._scheduler.ArrivingAt(at, false);
             return true;
         }
 

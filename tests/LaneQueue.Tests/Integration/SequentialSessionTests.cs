@@ -10,11 +10,12 @@ namespace LaneQueue.Tests.Integration;
 /// <c>SessionLimits:Generate=1</c> (sequential) with session shards across a fleet of two consumers: three sessions of 50
 /// generate tasks each never run two tasks of one session at once, start each session's tasks in submit order, and progress
 /// together. Fails without the limit (tried: up to 8 of a session at once), and with the limit but without single-active
-/// shard queues the two consumers each run one of a session (tried).
+/// shard queues the two consumers each run one of a session (tried). Run on classic and on quorum queues.
 /// </summary>
-[Collection(BrokerCollection.Name)]
-public sealed class SequentialSessionTests(BrokerFixture broker, ITestOutputHelper output) : FleetTest(broker)
+public abstract class SequentialSessionSuite(BrokerFixture broker, ITestOutputHelper output) : FleetTest(broker)
 {
+    protected virtual bool Quorum => false;
+
     const int Shards = 4;
     const int TasksPerSession = 50;
     const int TaskMs = 20;
@@ -28,6 +29,7 @@ public sealed class SequentialSessionTests(BrokerFixture broker, ITestOutputHelp
         options.Queue = options.Queue with { GenerateMaxConcurrency = SlotBudget };
         options.SessionShards[SessionLane.Generate] = Shards;
         options.SessionLimits[SessionLane.Generate] = 1;
+        options.QuorumQueues = Quorum;
     }
 
     protected override void ConfigureProducer(ProducerOptions options)
@@ -35,6 +37,7 @@ public sealed class SequentialSessionTests(BrokerFixture broker, ITestOutputHelp
         ArgumentNullException.ThrowIfNull(options);
         options.SessionShards[SessionLane.Generate] = Shards;
         options.SessionLimits[SessionLane.Generate] = 1;
+        options.QuorumQueues = Quorum;
     }
 
     [Fact]
@@ -76,8 +79,9 @@ public sealed class SequentialSessionTests(BrokerFixture broker, ITestOutputHelp
         var describe = $"{Sessions.Length} sessions x {TasksPerSession} tasks of {TaskMs} ms, SessionLimits:Generate=1, {Shards} shards, 2 consumers: " +
                        $"{overlaps.Count} overlaps, {outOfOrder.Count} out of order, largest spread of started counts {spread}; {consumers}";
         output.WriteLine(describe);
-        Evidence.Write("session-sequential", new
+        Evidence.Write(Quorum ? "session-sequential-quorum" : "session-sequential", new
         {
+            Quorum,
             Sessions = Sessions.Length,
             TasksPerSession,
             TaskMs,
@@ -95,4 +99,13 @@ public sealed class SequentialSessionTests(BrokerFixture broker, ITestOutputHelp
     static string SessionOf(string id) => id[..id.LastIndexOf('-')];
 
     static int Index(string id) => int.Parse(id[(id.LastIndexOf('-') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+}
+
+[Collection(BrokerCollection.Name)]
+public sealed class SequentialSessionTests(BrokerFixture broker, ITestOutputHelper output) : SequentialSessionSuite(broker, output);
+
+[Collection(BrokerCollection.Name)]
+public sealed class QuorumSequentialSessionTests(BrokerFixture broker, ITestOutputHelper output) : SequentialSessionSuite(broker, output)
+{
+    protected override bool Quorum => true;
 }

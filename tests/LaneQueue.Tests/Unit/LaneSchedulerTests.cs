@@ -121,6 +121,23 @@ public class LaneSchedulerTests
     }
 
     [Fact]
+    public void A_limited_session_starts_its_tasks_in_delivery_order_though_they_finish_reading_in_any()
+    {
+        var s = Limited(budget: 4, sessionLimit: 1);
+        var first = new LaneScheduler.DeliveryPlace("lanequeue.generate.s01", 1);
+        var second = new LaneScheduler.DeliveryPlace("lanequeue.generate.s01", 2);
+        s.ArrivingAt(first, true);
+        s.Add(new LaneScheduler.Ticket(SessionLane.Generate, T0, "a2", "a", second));
+        // Delivery 1 is still being read: delivery 2 of the same queue waits for it, whatever its session.
+        Assert.Empty(StartAll(s));
+        s.ArrivingAt(first, false);
+        s.Add(new LaneScheduler.Ticket(SessionLane.Generate, T0, "a1", "a", first));
+        Assert.Equal(["a1"], StartAll(s));
+        s.Finished(SessionLane.Generate, "a");
+        Assert.Equal(["a2"], StartAll(s));
+    }
+
+    [Fact]
     public void Without_a_session_limit_a_session_takes_every_free_slot()
     {
         var s = Limited(budget: 4, sessionLimit: 0);
