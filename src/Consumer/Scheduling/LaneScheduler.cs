@@ -167,12 +167,24 @@ internal sealed class LaneScheduler
         return true;
     }
 
-    /// <summary>A running task of the lane (of <paramref name="session"/>, as its ticket said) gave its slot back.</summary>
+    /// <summary>A running task of the lane (of <paramref name="session"/>, as its ticket said) gave its slot back and ended.</summary>
     public void Finished(SessionLane lane, string? session = null)
+    {
+        FinishedSlot(lane);
+        SessionEnded(lane, session);
+    }
+
+    /// <summary>A running task of the lane gave its slot back; its session still counts it until <see cref="SessionEnded"/>.</summary>
+    public void FinishedSlot(SessionLane lane)
     {
         if (_running[(int)lane] <= 0)
             throw new InvalidOperationException($"lane {lane.WireName()} has no running task to finish");
         _running[(int)lane]--;
+    }
+
+    /// <summary>A task of <paramref name="session"/> that started in the lane no longer counts against the session's limit.</summary>
+    public void SessionEnded(SessionLane lane, string? session)
+    {
         var running = _sessionRunning[(int)lane];
         var key = session ?? "";
         if (running.TryGetValue(key, out var count))

@@ -71,9 +71,9 @@ internal sealed class LaneSlots : IDisposable
     /// Waits for a slot; dispose the returned handle to give it back. <paramref name="arrival"/> (from <see cref="Arriving"/>)
     /// ends as the task starts to wait, so the scheduler never sees it neither arriving nor waiting.
     /// </summary>
-    public async Task<IDisposable> AcquireAsync(SessionLane lane, CancellationToken cancellationToken = default, IDisposable? arrival = null, string? session = null)
+    public async Task<Slot> AcquireAsync(SessionLane lane, CancellationToken cancellationToken = default, IDisposable? arrival = null, string? session = null)
     {
-        var waiter = new TaskCompletionSource<IDisposable>(TaskCreationOptions.RunContinuationsAsynchronously);
+        var waiter = new TaskCompletionSource<Slot>(TaskCreationOptions.RunContinuationsAsynchronously);
         var ticket = new LaneScheduler.Ticket(lane, _time.GetUtcNow(), waiter, session, (arrival as Arrival)?.Place);
         lock (_lock)
         {
@@ -141,14 +141,19 @@ internal sealed class LaneSlots : IDisposable
             }
         }
         foreach (var ticket in handBack)
-            ((TaskCompletionSource<IDisposable>)ticket.State!).TrySetException(new LanePausedException());
+            ((TaskCompletionSource<Slot>)ticket.State!).TrySetException(new LanePausedException());
         Pump();
     }
 
-    void Release(LaneScheduler.Ticket ticket)
+    void Release(LaneScheduler.Ticket ticket, bool slot, bool session)
     {
         lock (_lock)
-            _scheduler.Finished(ticket.Lane, ticket.Session);
+        {
+            if (slot)
+                _scheduler.FinishedSlot(ticket.Lane);
+            if (session)
+                _scheduler.SessionEnded(ticket.Lane, ticket.Session);
+        }
         Pump();
     }
 
@@ -176,8 +181,8 @@ internal sealed class LaneSlots : IDisposable
         }
         foreach (var ticket in start)
         {
-            if (!((TaskCompletionSource<IDisposable>)ticket.State!).TrySetResult(new Slot(this, ticket)))
-                Release(ticket); // its waiter gave up in the meantime
+            if (!((TaskCompletionSource<Slot>)ticket.State!).TrySetResult(new Slot(this, ticket)))
+                Release(ticket, slot: true, session: true); // its waiter gave up in the meantime
         }
         if (contended is { } lane && _running.RequestYieldBelow(lane) is { } victim)
             Log.YieldRequested(_logger, victim.Id, victim.Lane.WireName(), lane.WireName());
@@ -187,14 +192,48 @@ internal sealed class LaneSlots : IDisposable
 
     public void Dispose() => _timer.Dispose();
 
-    sealed class Slot(LaneSlots slots, LaneScheduler.Ticket ticket) : IDisposable
+    /// <summary>
+    /// A slot given to a task: disposing it gives the slot back. Its session's count (<see cref="LaneQueueOptions.SessionLimits"/>)
+    /// goes with it, unless <see cref="KeepSession"/> holds that until the task's result is confirmed.
+    /// </summary>
+    public sealed class Slot : IDisposable
     {
+        readonly LaneSlots _slots;
+        readonly LaneScheduler.Ticket _ticket;
         int _released;
+        int _sessionKept;
+        int _sessionEnded;
+
+        internal Slot(LaneSlots slots, LaneScheduler.Ticket ticket) => (_slots, _ticket) = (slots, ticket);
+
+        /// <summary>
+        /// Keeps the task counted against its session's limit after its slot is given back, until the returned handle is
+        /// disposed: the session's next task then starts only once this one has ended for good (result confirmed), so a
+        /// crash in between cannot run them out of order.
+        /// </summary>
+        public IDisposable KeepSession()
+        {
+            Interlocked.Exchange(ref _sessionKept, 1);
+            return new SessionTurn(this);
+        }
 
         public void Dispose()
         {
-            if (Interlocked.Exchange(ref _released, 1) == 0)
-                slots.Release(ticket);
+            if (Interlocked.Exchange(ref _released, 1) != 0)
+                return;
+            var endSession = Volatile.Read(ref _sessionKept) == 0 && Interlocked.Exchange(ref _sessionEnded, 1) == 0;
+            _slots.Release(_ticket, slot: true, session: endSession);
+        }
+
+        void EndSession()
+        {
+            if (Interlocked.Exchange(ref _sessionEnded, 1) == 0)
+                _slots.Release(_ticket, slot: false, session: true);
+        }
+
+        sealed class SessionTurn(Slot slot) : IDisposable
+        {
+            public void Dispose() => slot.EndSession();
         }
     }
 

@@ -16,7 +16,7 @@ internal sealed class TaskAdmission(TaskRateLimits rateLimits, FleetLimits fleet
     /// waits for a token its lane counts as blocked, which passes its turn). <paramref name="session"/>: the task's
     /// <c>session_id</c>; the sessions of a lane take turns for its slots.
     /// </summary>
-    public async Task<IAsyncDisposable> AdmitAsync(SessionLane lane, CancellationToken cancellationToken, IDisposable? arrival = null, string? session = null)
+    public async Task<Admitted> AdmitAsync(SessionLane lane, CancellationToken cancellationToken, IDisposable? arrival = null, string? session = null)
     {
         IAsyncDisposable fleet;
         using (slots.Blocking(lane))
@@ -38,8 +38,12 @@ internal sealed class TaskAdmission(TaskRateLimits rateLimits, FleetLimits fleet
     /// <summary>A delivery of the lane is being read before it waits here (<see cref="LaneSlots.Arriving"/>); pass it to <see cref="AdmitAsync"/>.</summary>
     public IDisposable Arriving(SessionLane lane) => slots.Arriving(lane);
 
-    sealed class Admitted(IDisposable slot, IAsyncDisposable fleet) : IAsyncDisposable
+    /// <summary>An admitted task's slot and fleet token, given back together.</summary>
+    public sealed class Admitted(LaneSlots.Slot slot, IAsyncDisposable fleet) : IAsyncDisposable
     {
+        /// <summary>Keeps the task counted against its session's limit until the handle is disposed (<see cref="LaneSlots.Slot.KeepSession"/>).</summary>
+        public IDisposable KeepSession() => slot.KeepSession();
+
         public async ValueTask DisposeAsync()
         {
             slot.Dispose();

@@ -188,7 +188,7 @@ internal sealed class LaneTaskConsumer(
         execution.EnsureHandled(task, mode);
 
         using var stopping = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, run.Cancel.Token);
-        IAsyncDisposable slot;
+        TaskAdmission.Admitted slot;
         using (var waitedTooLong = new CancellationTokenSource(TimeSpan.FromSeconds(options.Value.Gate.ReturnWaitingAfterSeconds)))
         using (var admitting = CancellationTokenSource.CreateLinkedTokenSource(stopping.Token, lifetime.ApplicationStopping, waitedTooLong.Token))
         {
@@ -228,7 +228,9 @@ internal sealed class LaneTaskConsumer(
         var clock = new Stopwatch();
         var progress = outcome.Progress(task, attempt);
         // The slot is given back when the handler returns: the result's confirm, the ack and the events go on without it
-        // (the delivery is still acked only after its result is confirmed).
+        // (the delivery is still acked only after its result is confirmed). A session limit counts the task until its result
+        // is confirmed (end of this method): a crash before that cannot leave the session's next task run before this one's rerun.
+        using var sessionTurn = slot.KeepSession();
         await using (slot)
         {
             // The handler and its scoped dependencies live for this run. One that cannot be built is the consumer's problem

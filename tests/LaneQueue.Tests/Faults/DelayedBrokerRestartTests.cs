@@ -13,13 +13,18 @@ namespace LaneQueue.Tests.Faults;
 /// it is back. None is lost, none starts before it is due, counted from the results. After a graceful stop each runs exactly
 /// once. After a kill -9 of the node, tasks can run twice: the hop queues' dead-lettering (a move from one queue to the next)
 /// is not atomic on disk, so a crash can leave a message in both queues, and the two copies come due together; how many is
-/// measured and written, not bounded.
+/// measured and written, not bounded. The same move can also be lost in the crash (classic queues dead-letter at most
+/// once: seen once, 1 of 250, docs/evidence/delayed-broker-kill-loss-ci.txt), so the kill variant allows a loss only for a
+/// task due within 5 s of the crash, at most 5.
 /// </summary>
 [Collection(FaultCollection.Name)]
 public sealed class DelayedBrokerRestartTests(FaultBrokerFixture broker, ITestOutputHelper output) : FaultTest(broker, "lq-delay-restart")
 {
     const int ProducerTasks = 200;
     const int RawTasks = 50;
+    /// <summary>A task due this close to the crash may have been moving between queues when the broker died.</summary>
+    static readonly TimeSpan InTransitAtTheCrash = TimeSpan.FromSeconds(5);
+    const int MaxLostInTransit = 5;
 
     [Theory]
     [InlineData(false)]
@@ -84,14 +89,24 @@ public sealed class DelayedBrokerRestartTests(FaultBrokerFixture broker, ITestOu
             RanTwice = ranTwice.Count,
             counts.StartedTwice,
             counts.Lost,
+            Asserted = killBroker ? $"lost only tasks due within {InTransitAtTheCrash.TotalSeconds:0} s of the crash, at most {MaxLostInTransit}" : "lost = 0",
             StartedEarly = early.Count,
         }, report);
 
-        Assert.True(counts.Lost == 0, $"lost:\n{tally.DescribeMissing()}\n{report}\n{await Node.QueuesAsync(Vhost)}\n" +
-                                      string.Join("\n", Consumers.Select(c => $"--- {c.Name} ---\n{ConsumerKillTests.Tail(c.Output, 30)}")));
+        // A graceful stop loses nothing. A kill -9 may lose a task that was moving between hop queues or into its lane at the
+        // crash: classic queues dead-letter at most once (the move is not confirmed to anyone, so a crash can drop it, as it
+        // can duplicate it). Only such tasks may be lost: due within a few seconds of the crash, and few.
+        var lostIds = tally.Missing().ToList();
+        var strayLoss = lostIds.Where(id => !(delayed.Due.TryGetValue(id, out var due) && due >= down - InTransitAtTheCrash && due <= up + InTransitAtTheCrash)).ToList();
+        var lostText = $"lost:\n{tally.DescribeMissing()}\n{report}\n{await Node.QueuesAsync(Vhost)}\n" +
+                       string.Join("\n", Consumers.Select(c => $"--- {c.Name} ---\n{ConsumerKillTests.Tail(c.Output, 30)}"));
+        if (!killBroker)
+            Assert.True(counts.Lost == 0, lostText);
+        else
+            Assert.True(strayLoss.Count == 0 && counts.Lost <= MaxLostInTransit, $"lost beyond the tasks in transit at the crash ({string.Join(", ", strayLoss)}): " + lostText);
         Assert.True(waitingAtStop >= ProducerTasks / 2 && waitingAfterRestart > 0,
             $"the restart must catch most tasks waiting, some still waiting once the node is back; {report}");
-        Assert.Equal(ProducerTasks + RawTasks, counts.Completed);
+        Assert.Equal(ProducerTasks + RawTasks - lostIds.Count, counts.Completed);
         if (!killBroker)
             Assert.True(ranTwice.Count == 0, $"a task ran twice across a graceful restart; {report}");
         Assert.True(early.Count == 0, $"started before due: {string.Join(", ", early.Take(10))}; {report}");

@@ -60,14 +60,15 @@ public sealed class SequentialSessionKillTests(FaultBrokerFixture broker, ITestO
         var outOfOrder = new List<string>();
         foreach (var session in Sessions)
         {
-            // Every start of the session's tasks in time order, with when that run ended: its result, or the kill for a run
-            // on the victim that has none.
+            // Every start of the session's tasks in time order, with when that run's handler ended: the result it produced
+            // (same start time), else (a run on the victim whose result died with it, or that the kill interrupted) no
+            // earlier than its sleep and no later than the kill.
             var runs = Enumerable.Range(1, TasksPerSession).SelectMany(i =>
             {
                 var id = $"{session}-{i}";
-                var finished = tally.ResultsOf(id).Select(r => r.FinishedAt).DefaultIfEmpty(killedAt).Max();
                 return tally.StartTimesOf(id).Zip(tally.StartsOf(id), (at, consumer) => (Id: id, Index: i, At: at, Consumer: consumer,
-                    End: consumer == "victim" && !tally.ResultsOf(id).Any(r => r.Consumer == "victim") ? killedAt : finished));
+                    End: tally.ResultsOf(id).Where(r => Math.Abs((r.StartedAt - at).TotalMilliseconds) < 1).Select(r => (DateTimeOffset?)r.FinishedAt).FirstOrDefault()
+                         ?? Min(at + TimeSpan.FromMilliseconds(TaskMs), killedAt)));
             }).OrderBy(r => r.At).ToList();
             for (var k = 1; k < runs.Count; k++)
             {
@@ -99,4 +100,6 @@ public sealed class SequentialSessionKillTests(FaultBrokerFixture broker, ITestO
         Assert.True(overlaps.Count == 0, $"{report}: {string.Join("; ", overlaps.Take(5))}");
         Assert.True(outOfOrder.Count == 0, $"{report}: {string.Join("; ", outOfOrder.Take(5))}");
     }
+
+    static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
 }

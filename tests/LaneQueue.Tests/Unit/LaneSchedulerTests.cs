@@ -138,6 +138,22 @@ public class LaneSchedulerTests
     }
 
     [Fact]
+    public void A_limited_sessions_next_task_waits_until_the_last_one_ended_for_good_not_just_its_slot()
+    {
+        var s = Limited(budget: 1, sessionLimit: 1);
+        AddSession(s, SessionLane.Generate, "a", 2);
+        AddSession(s, SessionLane.Generate, "b", 1);
+        Assert.Equal(["a1"], StartAll(s));
+        // a1's handler returned (slot back) but its result is not confirmed yet: the slot goes to b, not to a2.
+        s.FinishedSlot(SessionLane.Generate);
+        Assert.Equal(["b1"], StartAll(s));
+        s.Finished(SessionLane.Generate, "b");
+        Assert.Empty(StartAll(s));
+        s.SessionEnded(SessionLane.Generate, "a");
+        Assert.Equal(["a2"], StartAll(s));
+    }
+
+    [Fact]
     public void Without_a_session_limit_a_session_takes_every_free_slot()
     {
         var s = Limited(budget: 4, sessionLimit: 0);
