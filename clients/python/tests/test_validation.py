@@ -129,3 +129,22 @@ def test_the_installed_package_is_the_one_under_test() -> None:
         assert importlib.metadata.version("lanequeue") == lanequeue.__version__
         assert str(location).startswith(str(pathlib.Path(sys.prefix).resolve())), f"lanequeue imported from {location}, not from {sys.prefix}"
         assert "src" not in location.parts[-2:], location
+
+
+def test_session_shards_are_fnv1a_of_the_session_id_as_the_dotnet_producer_computes_them() -> None:
+    # FNV-1a (32-bit) reference values: "" = 0x811c9dc5, "a" = 0xe40c292c, "foobar" = 0xbf9cf968 (SessionShardsTests in .NET).
+    assert lanequeue.session_shard("", 7) == 0x811C9DC5 % 7
+    assert lanequeue.session_shard("a", 8) == 0xE40C292C % 8
+    assert lanequeue.session_shard("foobar", 64) == 0xBF9CF968 % 64
+    with pytest.raises(ValueError):
+        lanequeue.session_shard("a", 0)
+
+
+def test_a_task_with_a_session_in_a_sharded_lane_is_routed_to_its_shard_and_any_other_to_its_lane() -> None:
+    shards = {"generate": 8}
+    assert lanequeue.routing_key("generate", "a", shards) == f"generate.s{0xE40C292C % 8:02d}"
+    assert lanequeue.routing_key("generate", None, shards) == "generate"
+    assert lanequeue.routing_key("query", "a", shards) == "query"
+    assert lanequeue.routing_key("generate", "a", None) == "generate"
+    with pytest.raises(ValueError, match="session_shards"):
+        lanequeue.LaneQueue("amqp://guest:guest@localhost/", session_shards={"generate": 65})

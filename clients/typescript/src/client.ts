@@ -8,6 +8,7 @@ import { parseBrokerUrl, redact, urlFromEnvironment, type BrokerAddress } from '
 import { DEFAULT_MAX_PAYLOAD_BYTES, parseTask, serializeTask, type ParsedTask } from './validate.js';
 import { BROKER_NAMES, LANE_PRIORITY, LANES, toEvent, toResult, type Lane, type TaskEvent, type TaskInput, type TaskResult } from './types.js';
 import { watchTask, type WatchTaskOptions } from './watch.js';
+import { MAX_SESSION_SHARDS, routingKeyFor } from './shards.js';
 
 export interface ConnectOptions {
   /** The consumers' `LaneQueue:MaxPayloadBytes` (default 1 MiB): larger payloads are refused before publishing. */
@@ -20,6 +21,11 @@ export interface ConnectOptions {
    * `RecoveryTimeout`); 0 fails at once.
    */
   recoveryTimeoutMs?: number;
+  /**
+   * Per lane, its session shard count as the consumers have it (`LaneQueue:SessionShards`), e.g. `{ generate: 8 }`: a task
+   * with a `session_id` then goes to its session's shard (wire contract §2).
+   */
+  sessionShards?: Readonly<Record<string, number>>;
 }
 
 /** A result being waited for: bound to the results exchange before the task is published, so it cannot be missed. */
@@ -255,6 +261,10 @@ export class LaneQueue {
    * never the lane queues, whose arguments belong to the consumers.
    */
   static async connect(url: string = urlFromEnvironment(), options: ConnectOptions = {}): Promise<LaneQueue> {
+    for (const [lane, shards] of Object.entries(options.sessionShards ?? {})) {
+      if (!(LANES as readonly string[]).includes(lane) || !Number.isInteger(shards) || shards < 0 || shards > MAX_SESSION_SHARDS)
+        throw new RangeError(`sessionShards: '${lane}': ${shards} must be a lane and a whole number from 0 to ${MAX_SESSION_SHARDS}`);
+    }
     const address = parseBrokerUrl(url);
     const connection = await openConnection(address, url, options.clientName);
     const client = new LaneQueue(connection, address, url, { ...options });
@@ -384,7 +394,7 @@ export class LaneQueue {
   private async publishTask(task: ParsedTask, json: string): Promise<void> {
     const createdAt = task.createdAt ? Date.parse(task.createdAt) : Date.now();
     try {
-      await this.publisher.publish(BROKER_NAMES.tasksExchange, task.lane, Buffer.from(json, 'utf8'), {
+      await this.publisher.publish(BROKER_NAMES.tasksExchange, routingKeyFor(task.lane, task.sessionId, this.options.sessionShards), Buffer.from(json, 'utf8'), {
         persistent: true,
         contentType: 'application/json',
         messageId: task.id,

@@ -25,3 +25,4 @@ export type { Lane, TaskStatus, TaskInput, WireTask, TaskResult, TaskEvent, Dedu
 
 /** A fresh task id: `<prefix>-<random UUID>` (valid under the id rules). */
 export { newTaskId } from './ids.js';
+export { sessionShard, routingKeyFor, MAX_SESSION_SHARDS } from './shards.js';

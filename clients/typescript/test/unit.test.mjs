@@ -153,3 +153,16 @@ test('an amqps URL connects with TLS, sending the server name it names; a host t
   assert.ok(data.includes(Buffer.from('rabbit.example.test')), 'the ClientHello names the server');
   await assert.rejects(connecting, (e) => e instanceof ConnectionClosedError && /127\.0\.0\.1:\d+/.test(e.message) && !e.message.includes(':p@'));
 });
+
+test('session shards are FNV-1a of the session id, as the .NET producer computes them', async () => {
+  const { sessionShard, routingKeyFor, LaneQueue } = await import('@lanequeue/client');
+  // FNV-1a (32-bit) reference values: "" = 0x811c9dc5, "a" = 0xe40c292c, "foobar" = 0xbf9cf968 (SessionShardsTests in .NET).
+  assert.equal(sessionShard('', 7), 0x811c9dc5 % 7);
+  assert.equal(sessionShard('a', 8), 0xe40c292c % 8);
+  assert.equal(sessionShard('foobar', 64), 0xbf9cf968 % 64);
+  assert.throws(() => sessionShard('a', 0), RangeError);
+  assert.equal(routingKeyFor('generate', 'a', { generate: 8 }), `generate.s${String(0xe40c292c % 8).padStart(2, '0')}`);
+  assert.equal(routingKeyFor('generate', undefined, { generate: 8 }), 'generate');
+  assert.equal(routingKeyFor('query', 'a', { generate: 8 }), 'query');
+  await assert.rejects(LaneQueue.connect('amqp://guest:guest@127.0.0.1:1/', { sessionShards: { generate: 65 } }), /sessionShards/);
+});

@@ -13,9 +13,9 @@ namespace LaneQueue.Tests.Faults;
 /// it is back. None is lost, none starts before it is due, counted from the results. After a graceful stop each runs exactly
 /// once. After a kill -9 of the node, tasks can run twice: the hop queues' dead-lettering (a move from one queue to the next)
 /// is not atomic on disk, so a crash can leave a message in both queues, and the two copies come due together; how many is
-/// measured and written, not bounded. The same move can also be lost in the crash (classic queues dead-letter at most
-/// once: seen once, 1 of 250, docs/evidence/delayed-broker-kill-loss-ci.txt), so the kill variant allows a loss only for a
-/// task due within 5 s of the crash, at most 5.
+/// measured and written, not bounded. The same move can also be lost while the broker stops or dies (classic queues
+/// dead-letter at most once: seen once in each variant, 1 of 250, docs/evidence/delayed-broker-kill-loss-ci.txt), so both
+/// variants allow a loss only for a task due within 5 s of the stop, at most 5.
 /// </summary>
 [Collection(FaultCollection.Name)]
 public sealed class DelayedBrokerRestartTests(FaultBrokerFixture broker, ITestOutputHelper output) : FaultTest(broker, "lq-delay-restart")
@@ -53,6 +53,7 @@ public sealed class DelayedBrokerRestartTests(FaultBrokerFixture broker, ITestOu
             await Node.KillAsync();
         else
             await Node.StopAsync();
+        var stopped = DateTimeOffset.UtcNow;
         var waitingAtStop = delayed.Due.Count(d => d.Value > down);
         await Task.Delay(TimeSpan.FromSeconds(3));
         await Node.StartAgainAsync();
@@ -89,21 +90,19 @@ public sealed class DelayedBrokerRestartTests(FaultBrokerFixture broker, ITestOu
             RanTwice = ranTwice.Count,
             counts.StartedTwice,
             counts.Lost,
-            Asserted = killBroker ? $"lost only tasks due within {InTransitAtTheCrash.TotalSeconds:0} s of the crash, at most {MaxLostInTransit}" : "lost = 0",
+            Asserted = $"lost only tasks due within {InTransitAtTheCrash.TotalSeconds:0} s of the stop, at most {MaxLostInTransit}",
             StartedEarly = early.Count,
         }, report);
 
-        // A graceful stop loses nothing. A kill -9 may lose a task that was moving between hop queues or into its lane at the
-        // crash: classic queues dead-letter at most once (the move is not confirmed to anyone, so a crash can drop it, as it
-        // can duplicate it). Only such tasks may be lost: due within a few seconds of the crash, and few.
+        // A task moving between hop queues or into its lane while the broker stops (its queues shutting down one by one) or
+        // dies can be lost: classic queues dead-letter at most once (the move is not confirmed to anyone, so it can be
+        // dropped, and after a crash duplicated). Only such tasks may be lost: due within a few seconds of the stop, and few.
+        // Seen: 1 of 250 after a kill -9, and 1 of 250 (due 2-3 s into the stop) after a graceful stop.
         var lostIds = tally.Missing().ToList();
-        var strayLoss = lostIds.Where(id => !(delayed.Due.TryGetValue(id, out var due) && due >= down - InTransitAtTheCrash && due <= up + InTransitAtTheCrash)).ToList();
+        var strayLoss = lostIds.Where(id => !(delayed.Due.TryGetValue(id, out var due) && due >= down - InTransitAtTheCrash && due <= stopped + InTransitAtTheCrash)).ToList();
         var lostText = $"lost:\n{tally.DescribeMissing()}\n{report}\n{await Node.QueuesAsync(Vhost)}\n" +
                        string.Join("\n", Consumers.Select(c => $"--- {c.Name} ---\n{ConsumerKillTests.Tail(c.Output, 30)}"));
-        if (!killBroker)
-            Assert.True(counts.Lost == 0, lostText);
-        else
-            Assert.True(strayLoss.Count == 0 && counts.Lost <= MaxLostInTransit, $"lost beyond the tasks in transit at the crash ({string.Join(", ", strayLoss)}): " + lostText);
+        Assert.True(strayLoss.Count == 0 && counts.Lost <= MaxLostInTransit, $"lost beyond the tasks in transit at the stop ({string.Join(", ", strayLoss)}): " + lostText);
         Assert.True(waitingAtStop >= ProducerTasks / 2 && waitingAfterRestart > 0,
             $"the restart must catch most tasks waiting, some still waiting once the node is back; {report}");
         Assert.Equal(ProducerTasks + RawTasks - lostIds.Count, counts.Completed);

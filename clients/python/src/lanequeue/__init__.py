@@ -20,6 +20,7 @@ from ._client import (
     TaskResult,
 )
 from ._errors import InvalidTaskError, LaneQueueError, ResultTimeoutError, TaskRejectedError
+from ._shards import routing_key, session_shard
 from ._validation import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     LANES,
@@ -55,5 +56,7 @@ __all__ = [
     "encode_task",
     "is_valid_id",
     "parse_task",
+    "routing_key",
+    "session_shard",
     "validate_task",
 ]

@@ -23,6 +23,7 @@ from yarl import URL
 
 from ._address import BrokerAddress, redact, url_from_environment
 from ._errors import InvalidTaskError, LaneQueueError, ResultTimeoutError, TaskRejectedError
+from ._shards import MAX_SHARDS, routing_key as _routing_key
 from ._validation import DEFAULT_MAX_PAYLOAD_BYTES, LANES, encode_task, parse_task
 from ._watch import watch_task as _watch_task
 
@@ -209,7 +210,14 @@ class LaneQueue:
         client_name: str = "lanequeue-python",
         max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         publish_timeout: float = 30.0,
+        session_shards: Optional[Mapping[str, int]] = None,
     ) -> None:
+        """``session_shards``: per lane, its session shard count as the consumers have it (``LaneQueue:SessionShards``),
+        e.g. ``{"generate": 8}``: a task with a session_id then goes to its session's shard (wire contract §2)."""
+        for lane, shards in (session_shards or {}).items():
+            if lane not in LANES or not isinstance(shards, int) or not 0 <= shards <= MAX_SHARDS:
+                raise ValueError(f"session_shards: {lane!r}: {shards!r} must be a lane and a whole number from 0 to {MAX_SHARDS}")
+        self.session_shards = dict(session_shards or {})
         self.url = url or url_from_environment()
         self.address = BrokerAddress.parse(self.url)
         self.client_name = client_name
@@ -420,7 +428,7 @@ class LaneQueue:
             headers={"lane": lane},
         )
         try:
-            await self._publish(Names.TASKS_EXCHANGE, lane, message, f"task '{parsed['id']}'")
+            await self._publish(Names.TASKS_EXCHANGE, _routing_key(lane, parsed.get("session_id"), self.session_shards), message, f"task '{parsed['id']}'")
         except TaskRejectedError as ex:
             if ex.unroutable:
                 raise TaskRejectedError(
