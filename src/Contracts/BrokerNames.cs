@@ -186,7 +186,7 @@ public static class BrokerNames
     public const string CopyHeader = "x-lanequeue-copy";
 
     /// <summary>Holding queue for retries of a lane after <paramref name="delay"/>: TTL, then dead-lettered back to the lane.</summary>
-    public static string RetryQueue(SessionLane lane, TimeSpan delay) => $"{Prefix}.{lane.WireName()}.retry.{(long)delay.TotalMilliseconds}ms";
+    public static string RetryQueue(SessionLane lane, TimeSpan delay) => RetryQueue(RoutingKey(lane), delay);
 
     /// <summary>
     /// The holding queue of retries that go back to <paramref name="routingKey"/> (a lane, or a session shard:

@@ -65,9 +65,11 @@ internal static class FleetStats
         {
             var mine = consumers.Select(c => c.Lanes.FirstOrDefault(l => l.Lane == lane)).OfType<LaneHeartbeat>().ToList();
             var pending = priorityTopology ? null : await ReadyAsync(connection, BrokerNames.LaneQueue(lane), cancellationToken);
-            for (var shard = 0; pending is not null && shard < SessionShards.Max; shard++)
+            // The lane's session shards (lanequeue.<lane>.sNN, numbered from 0): their tasks wait in the lane too. The consumers'
+            // heartbeats say how many there are; without one, the shards that exist are read up to the first missing one.
+            var shards = mine.Count > 0 ? mine.Max(l => l.SessionShards) : SessionShards.Max;
+            for (var shard = 0; pending is not null && shard < shards; shard++)
             {
-                // The lane's session shards (lanequeue.<lane>.sNN, numbered from 0): their tasks wait in the lane too.
                 if (await ReadyAsync(connection, SessionShards.Queue(lane, shard), cancellationToken) is not { } inShard)
                     break;
                 pending += inShard;

@@ -10,6 +10,9 @@ namespace LaneQueue.Consumer;
 /// </summary>
 internal static class BrokerHost
 {
+    /// <summary>The queue a MassTransit receive endpoint's input address names (its last path segment).</summary>
+    public static string QueueOf(Uri inputAddress) => inputAddress.AbsolutePath.Split('/')[^1];
+
     public static void Configure(IRabbitMqBusFactoryConfigurator cfg, string url, string connectionName)
     {
         ArgumentNullException.ThrowIfNull(cfg);

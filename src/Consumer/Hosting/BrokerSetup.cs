@@ -19,7 +19,7 @@ internal sealed class BrokerSetup(IOptions<LaneQueueOptions> options) : IHostedS
         {
             await using var connection = await BrokerConnection.ConnectAsync(settings.RabbitMqUrl, $"{settings.ConsumerName}-setup", cancellationToken);
             await BrokerTopology.DeclareAsync(connection, settings.HistoryMaxAge, settings.HistoryMaxBytes, cancellationToken);
-            await new LaneQueueTopology(settings.Topology, settings.QuorumQueues, settings.DeliveryLimit, settings.SessionShards, settings.SessionLimits).DeclareAsync(connection, cancellationToken, consumer: true);
+            await settings.LaneQueues.DeclareAsync(connection, cancellationToken, consumer: true);
         }
         catch (TopologyMismatchException ex)
         {

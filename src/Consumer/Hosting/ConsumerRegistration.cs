@@ -170,7 +170,7 @@ public static class ConsumerRegistration
 
     /// <summary>The receive queues of the configured topology (session shards included), with their lane (null = all lanes) and routing keys.</summary>
     static IEnumerable<(string Queue, SessionLane? Lane, IReadOnlyList<string> RoutingKeys, bool SingleActive)> LaneQueues(LaneQueueOptions settings) =>
-        new LaneQueueTopology(settings.Topology, settings.QuorumQueues, settings.DeliveryLimit, settings.SessionShards, settings.SessionLimits).Queues
+        settings.LaneQueues.Queues
             .Select(q => (q.Name, q.Lanes.Count == 1 ? (SessionLane?)q.Lanes[0] : null, q.RoutingKeys, q.Arguments.ContainsKey(LaneQueueTopology.SingleActiveConsumerArgument)));
 
     /// <summary>MassTransit's <c>_error</c> queue names, with a session shard's going to its lane's.</summary>

@@ -76,6 +76,9 @@ public sealed class LaneQueueOptions
     /// </summary>
     public Dictionary<SessionLane, int> SessionLimits { get; set; } = [];
 
+    /// <summary>The lane queues these options declare and consume (session shards included), as producers declare them too.</summary>
+    internal LaneQueueTopology LaneQueues => new(Topology, QuorumQueues, DeliveryLimit, SessionShards, SessionLimits);
+
     /// <summary>Session shards of <paramref name="lane"/> (0: none; always 0 in the priority-queue topology).</summary>
     public int ShardsOf(SessionLane lane) => Topology == LaneTopology.QueuePerLane ? SessionShards.GetValueOrDefault(lane) : 0;
 

@@ -18,7 +18,7 @@ internal sealed class ArrivalFilter(SessionLane lane, LaneSlots slots) : IFilter
     {
         // Where the delivery sits in its queue's order: the queue and the broker's delivery tag on this endpoint's channel.
         LaneScheduler.DeliveryPlace? place = context.TryGetPayload<RabbitMqBasicConsumeContext>(out var basic)
-            ? new(context.InputAddress.AbsolutePath.Split('/')[^1], basic.DeliveryTag)
+            ? new(BrokerHost.QueueOf(context.InputAddress), basic.DeliveryTag)
             : null;
         using var arrival = slots.Arriving(lane, place);
         context.GetOrAddPayload(() => new Arrival(arrival));

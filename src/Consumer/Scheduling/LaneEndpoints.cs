@@ -100,7 +100,7 @@ internal sealed class LaneEndpoints(IOptions<LaneQueueOptions> options) : IRecei
 
     Task IReceiveEndpointObserver.Ready(ReceiveEndpointReady ready)
     {
-        var queue = ready.InputAddress.AbsolutePath.Split('/')[^1];
+        var queue = BrokerHost.QueueOf(ready.InputAddress);
         if (BrokerNames.LaneOfQueue(queue) is { } lane)
         {
             var state = State(lane);

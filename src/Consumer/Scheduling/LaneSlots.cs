@@ -109,6 +109,9 @@ internal sealed class LaneSlots : IDisposable
     /// </summary>
     public IDisposable Arriving(SessionLane lane, LaneScheduler.DeliveryPlace? place = null)
     {
+        // A delivery's place only matters to a lane with a session limit (its sessions start in delivery order).
+        if (_scheduler.Rules.SessionLimit(lane) == 0)
+            place = null;
         lock (_lock)
         {
             _scheduler.Arriving(lane, +1);

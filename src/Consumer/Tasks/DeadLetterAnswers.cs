@@ -89,7 +89,7 @@ internal sealed class DeadLetterAnswers(TaskOutcome outcome, TaskLedger ledger, 
     {
         if (context.TryGetPayload(out RabbitMqBasicConsumeContext? delivery) && SessionLanes.TryParse(delivery.RoutingKey, out var routed))
             return routed;
-        var queue = context.InputAddress.AbsolutePath.Split('/')[^1];
+        var queue = BrokerHost.QueueOf(context.InputAddress);
         return options.Value.Topology == LaneTopology.QueuePerLane ? BrokerNames.LaneOfQueue(queue) : null;
     }
 

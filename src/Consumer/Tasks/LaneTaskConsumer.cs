@@ -278,7 +278,7 @@ internal sealed class LaneTaskConsumer(
 
     ExternalTask ReadTask(ConsumeContext context, LaneQueueOptions settings)
     {
-        var queue = context.ReceiveContext.InputAddress.AbsolutePath.Split('/')[^1];
+        var queue = BrokerHost.QueueOf(context.ReceiveContext.InputAddress);
         try
         {
             var task = TaskParser.Parse(context.ReceiveContext.Body.GetBytes(), settings.MaxPayloadBytes);
