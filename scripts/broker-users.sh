@@ -132,7 +132,7 @@ topic "$P_USER" lanequeue.results '^$' "^${prefix_re}[^*#]+\$"
 # consumer: lanes, their error/skipped queues and exchanges, retries, results, events, fleet log and state, the fleet
 # monitor's election queue and lane-state broadcasts, the task history stream (declared, bound and read for redelivered
 # tasks; a reader appends a marker) and its counts checkpoint, external lanes and their durable queues of external work,
-# the fleet limits' token queues (lanequeue.limits.*), the delay tree of delayed tasks (lanequeue.delay.*: TTL hop queues
+# the fleet limits' token queues (lanequeue.limits.*), the delay tree of delayed tasks (lanequeue.delay.*: quorum TTL hop queues
 # and topic exchanges, declared, bound, dead-lettered through and published to), the copies of broker dead letters the fleet answers
 # (lanequeue.broker-dead-letters: declared, bound to the _error exchanges, consumed), the fleet exchange lanequeue.fleet (written:
 # the built-in lanequeue.interrupt task publishes a session interrupt there), the recurring schedules' firing record

@@ -4,7 +4,9 @@ Two messages wait in a queue with x-message-ttl, peeked back to back without pau
 in an identical queue nobody peeks. Both queues dead-letter into `out`, polled every 10 ms. Prints how long each message
 stayed. Uses its own vhost on the broker at http://localhost:15672 (guest) and deletes it afterwards.
 
-    python3 docs/dashboard/ttl-requeue-peek.py [ttl_ms]   # output: docs/dashboard/ttl-requeue-peek.txt
+    python3 docs/dashboard/ttl-requeue-peek.py [ttl_ms] [classic|quorum]   # output: docs/dashboard/ttl-requeue-peek.txt
+
+`quorum` declares the two queues as the delay tree's hop queues are (quorum, at-least-once dead-lettering).
 """
 import base64, json, sys, threading, time, urllib.request, uuid
 
@@ -12,6 +14,8 @@ M = 'http://localhost:15672/api'
 AUTH = 'Basic ' + base64.b64encode(b'guest:guest').decode()
 V = 'ttl-peek-' + uuid.uuid4().hex[:8]
 TTL = int(sys.argv[1]) if len(sys.argv) > 1 else 4000
+KIND = sys.argv[2] if len(sys.argv) > 2 else 'classic'
+HOP = {'x-queue-type': 'quorum', 'x-dead-letter-strategy': 'at-least-once', 'x-overflow': 'reject-publish'} if KIND == 'quorum' else {}
 
 
 def call(method, path, body=None):
@@ -27,7 +31,7 @@ try:
     call('PUT', f'/permissions/{V}/guest', {'configure': '.*', 'write': '.*', 'read': '.*'})
     call('PUT', f'/queues/{V}/out', {'durable': True})
     for q in ['peeked', 'control']:
-        call('PUT', f'/queues/{V}/{q}', {'durable': True, 'arguments': {'x-message-ttl': TTL, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': 'out'}})
+        call('PUT', f'/queues/{V}/{q}', {'durable': True, 'arguments': {'x-message-ttl': TTL, 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': 'out', **HOP}})
     published, left = {}, {}
 
     def publish(queue, payload):
@@ -53,7 +57,7 @@ try:
     for t in threads: t.start()
     for t in threads: t.join()
     version = call('GET', '/overview')['rabbitmq_version']
-    print(f'RabbitMQ {version}, x-message-ttl {TTL} ms, {peeks} peeks of the peeked queue')
+    print(f'RabbitMQ {version}, {KIND} queues, x-message-ttl {TTL} ms, {peeks} peeks of the peeked queue')
     for p in ['A', 'control-A', 'B', 'control-B']:
         print(f'{p:10} stayed {round((left[p] - published[p]) * 1000)} ms' if p in left else f'{p:10} never left')
 finally:

@@ -195,11 +195,19 @@ public static class BrokerNames
     public static string RetryQueue(string routingKey, TimeSpan delay) => $"{Prefix}.{routingKey}.retry.{(long)delay.TotalMilliseconds}ms";
 
     /// <summary>
-    /// Delayed tasks: hop level <paramref name="level"/> (0 = shortest) of the delay tree, a topic exchange and a classic durable
-    /// queue of that name (e.g. <c>lanequeue.delay.07</c>) whose messages wait <c>DelayBase x 2^level</c> (queue TTL) before the
-    /// broker dead-letters them to the next lower level. See <c>docs/wire-contract.md</c>, <i>Delayed tasks</i>.
+    /// Delayed tasks: the topic exchange of hop level <paramref name="level"/> (0 = shortest) of the delay tree (e.g.
+    /// <c>lanequeue.delay.07</c>), routing to the level's queue (<see cref="DelayQueue"/>) or on to the next lower level. Up to
+    /// 1.2 the level's queue had this name too (a classic queue; retired when the topology is declared). See
+    /// <c>docs/wire-contract.md</c>, <i>Delayed tasks</i>.
     /// </summary>
     public static string DelayLevel(int level) => $"{Prefix}.delay.{level:00}";
+
+    /// <summary>
+    /// Delayed tasks: the queue of hop level <paramref name="level"/> (e.g. <c>lanequeue.delay.07.quorum</c>), a quorum queue
+    /// whose messages wait <c>DelayBase x 2^level</c> (queue TTL) before the broker dead-letters them, at least once, to the
+    /// next lower level.
+    /// </summary>
+    public static string DelayQueue(int level) => $"{DelayLevel(level)}.quorum";
 
     /// <summary>Topic exchange the last hop of the delay tree delivers to: bound <c>#.&lt;lane&gt;</c> to each lane's queue exchange.</summary>
     public const string DelayDeliver = "lanequeue.delay.deliver";

@@ -84,7 +84,7 @@ internal sealed partial class DelayedTasks(IOptions<LaneQueueDashboardOptions> o
             {
                 // Every level, empty ones too: the management API's queue depths lag by its statistics interval (5 s), a
                 // basic.get does not, and its message_count (left in the queue after each message taken) gives the depth.
-                using var messages = await _management!.PeekAsync(BrokerNames.DelayLevel(level), shown, BodyBytesRead, cancellationToken);
+                using var messages = await _management!.PeekAsync(BrokerNames.DelayQueue(level), shown, BodyBytesRead, cancellationToken);
                 var count = messages.RootElement.GetArrayLength();
                 if (count == 0)
                     continue;

@@ -6,17 +6,21 @@ namespace LaneQueue.Producer;
 
 /// <summary>
 /// The delay tree of delayed tasks (<c>delay_ms</c> / <c>not_before</c>), built from what every RabbitMQ has (no
-/// delayed-message plugin): <see cref="Levels"/> hop levels, level k a topic exchange and a classic durable queue, both named
-/// <see cref="BrokerNames.DelayLevel"/>(k), the queue holding its messages <see cref="Base"/> x 2^k (<c>x-message-ttl</c>) and
-/// then dead-lettering them to level k-1's exchange (level 0: to <see cref="BrokerNames.DelayDeliver"/>). A delay is rounded
-/// up to a whole number of <see cref="Base"/> units, whose binary digits (highest level first) lead the routing key, the lane
-/// last: <c>0.0.….1.1.0.query</c>. Level k's exchange routes a key whose digit k is 1 to its queue, one whose digit k is 0 on
-/// to the next lower level's exchange; the deliver exchange routes <c>#.&lt;lane&gt;</c> to the lane's queue exchange. So a
-/// delay is one hop per 1 digit (at most <see cref="Levels"/>), all of it inside the broker, persistent and durable; the
-/// message that comes out is the one that went in (body and properties; the broker adds <c>x-death</c> entries, one per hop
-/// queue). The broker holds a task for its delay plus <see cref="Margin"/>, rounded up to <see cref="Base"/>: never early, also
-/// counted from the moment the submit's confirm reached the producer (which the task's own trip can beat by a few ms), and
-/// at most <see cref="Base"/> + <see cref="Margin"/> (90 ms) late before the hops' own time. Declared with the lane topology (<see cref="LaneQueueTopology.DeclareAsync"/>) by producers and consumers alike.
+/// delayed-message plugin): <see cref="Levels"/> hop levels, level k a topic exchange (<see cref="BrokerNames.DelayLevel"/>(k))
+/// and a durable quorum queue (<see cref="BrokerNames.DelayQueue"/>(k)) holding its messages <see cref="Base"/> x 2^k
+/// (<c>x-message-ttl</c>) and then dead-lettering them, at least once, to level k-1's exchange (level 0: to
+/// <see cref="BrokerNames.DelayDeliver"/>). A delay is rounded up to a whole number of <see cref="Base"/> units, whose binary
+/// digits (highest level first) lead the routing key, the lane last: <c>0.0.….1.1.0.query</c>. Level k's exchange routes a key
+/// whose digit k is 1 to its queue, one whose digit k is 0 on to the next lower level's exchange; the deliver exchange routes
+/// <c>#.&lt;lane&gt;</c> to the lane's queue exchange. So a delay is one hop per 1 digit (at most <see cref="Levels"/>), all of
+/// it inside the broker, persistent and durable; the message that comes out is the one that went in (body and properties; the
+/// broker adds <c>x-death</c> entries, one per hop queue). A hop queue keeps a message until the next queue has confirmed it
+/// (<c>x-dead-letter-strategy: at-least-once</c>), so a broker that stops or dies mid-move cannot drop it (classic queues, used
+/// up to 1.2, dead-letter at most once and did: <c>DelayTreeCrashTests</c>). The broker holds a task for its delay plus
+/// <see cref="Margin"/>, rounded up to <see cref="Base"/>: never early, also counted from the moment the submit's confirm
+/// reached the producer (which the task's own trip can beat by a few ms), and at most <see cref="Base"/> + <see cref="Margin"/>
+/// (90 ms) late before the hops' own time. Declared with the lane topology (<see cref="LaneQueueTopology.DeclareAsync"/>) by
+/// producers and consumers alike.
 /// </summary>
 internal static class DelayTopology
 {
@@ -69,16 +73,26 @@ internal static class DelayTopology
     /// <summary>The digit of <paramref name="level"/> in a routing key, as a topic pattern: that many words skipped from the left.</summary>
     static string Pattern(int level, char digit) => string.Concat(Enumerable.Repeat("*.", Levels - 1 - level)) + digit + ".#";
 
-    /// <summary>The arguments of a level's queue: its TTL, then the next lower level (or the deliver exchange).</summary>
+    /// <summary>
+    /// The arguments of a level's queue: a quorum queue, its TTL, then the next lower level (or the deliver exchange), dead-lettered
+    /// at least once (which needs <c>reject-publish</c> overflow; the queues have no length limit, so it never rejects).
+    /// </summary>
     public static IReadOnlyDictionary<string, object?> QueueArguments(int level) => new Dictionary<string, object?>
     {
+        ["x-queue-type"] = "quorum",
         ["x-message-ttl"] = TtlMs(level),
         ["x-dead-letter-exchange"] = level == 0 ? BrokerNames.DelayDeliver : BrokerNames.DelayLevel(level - 1),
+        ["x-dead-letter-strategy"] = "at-least-once",
+        ["x-overflow"] = "reject-publish",
     };
 
-    /// <summary>Declares the tree (idempotent) and binds its deliver exchange to the lane queues' exchanges.</summary>
-    public static async Task DeclareAsync(IChannel channel, IReadOnlyList<LaneReceiveQueue> laneQueues, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Declares the tree (idempotent), binds its deliver exchange to the lane queues' exchanges and retires the classic hop queues
+    /// of 1.2 and earlier (<see cref="RetireClassicQueuesAsync"/>).
+    /// </summary>
+    public static async Task DeclareAsync(IConnection connection, IChannel channel, IReadOnlyList<LaneReceiveQueue> laneQueues, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(connection);
         ArgumentNullException.ThrowIfNull(channel);
         ArgumentNullException.ThrowIfNull(laneQueues);
         await channel.ExchangeDeclareAsync(BrokerNames.DelayDeliver, ExchangeType.Topic, durable: true, autoDelete: false, cancellationToken: cancellationToken);
@@ -92,11 +106,30 @@ internal static class DelayTopology
         {
             var name = BrokerNames.DelayLevel(level);
             await channel.ExchangeDeclareAsync(name, ExchangeType.Topic, durable: true, autoDelete: false, cancellationToken: cancellationToken);
-            await channel.QueueDeclareAsync(name, durable: true, exclusive: false, autoDelete: false,
+            await channel.QueueDeclareAsync(BrokerNames.DelayQueue(level), durable: true, exclusive: false, autoDelete: false,
                 arguments: new Dictionary<string, object?>(QueueArguments(level)), cancellationToken: cancellationToken);
-            await channel.QueueBindAsync(name, name, Pattern(level, '1'), cancellationToken: cancellationToken);
+            await channel.QueueBindAsync(BrokerNames.DelayQueue(level), name, Pattern(level, '1'), cancellationToken: cancellationToken);
             await channel.ExchangeBindAsync(level == 0 ? BrokerNames.DelayDeliver : BrokerNames.DelayLevel(level - 1), name, Pattern(level, '0'),
                 cancellationToken: cancellationToken);
+        }
+        await RetireClassicQueuesAsync(connection, channel, cancellationToken);
+    }
+
+    /// <summary>
+    /// The classic hop queues of LaneQueue 1.2 and earlier, named like their level's exchange: unbound from it (new delayed tasks
+    /// go to the quorum queues only), left to run out (their tasks still come due through the same exchanges) and deleted once
+    /// empty. Nothing to do on a vhost that never had them.
+    /// </summary>
+    static async Task RetireClassicQueuesAsync(IConnection connection, IChannel channel, CancellationToken cancellationToken)
+    {
+        for (var level = 0; level < Levels; level++)
+        {
+            var classic = BrokerNames.DelayLevel(level);
+            if (await LaneQueueTopology.MessagesInAsync(connection, classic, cancellationToken) is not { } messages)
+                continue;
+            await channel.QueueUnbindAsync(classic, classic, Pattern(level, '1'), cancellationToken: cancellationToken);
+            if (messages == 0)
+                await channel.QueueDeleteAsync(classic, ifUnused: false, ifEmpty: true, cancellationToken: cancellationToken);
         }
     }
 

@@ -150,7 +150,7 @@ internal sealed record LaneQueueTopology(LaneTopology Topology, bool QuorumQueue
                 await channel.ExchangeBindAsync(queue.Name, BrokerNames.TasksExchange, key, cancellationToken: cancellationToken);
         }
         // Delayed tasks: the TTL hop queues that hold them, delivering to the lane queues above.
-        await DelayTopology.DeclareAsync(channel, Queues, cancellationToken);
+        await DelayTopology.DeclareAsync(connection, channel, Queues, cancellationToken);
     }
 
     /// <summary>
@@ -197,17 +197,20 @@ internal sealed record LaneQueueTopology(LaneTopology Topology, bool QuorumQueue
     }
 
     /// <summary>Whether a queue exists (passive declare: needs no permission).</summary>
-    static async Task<bool> QueueExistsAsync(IConnection connection, string queue, CancellationToken cancellationToken)
+    static async Task<bool> QueueExistsAsync(IConnection connection, string queue, CancellationToken cancellationToken) =>
+        await MessagesInAsync(connection, queue, cancellationToken) is not null;
+
+    /// <summary>The ready messages of <paramref name="queue"/>, or null when it does not exist (asked on a channel of its own: a miss closes it).</summary>
+    internal static async Task<uint?> MessagesInAsync(IConnection connection, string queue, CancellationToken cancellationToken)
     {
         await using var channel = await connection.CreateChannelAsync(cancellationToken: cancellationToken);
         try
         {
-            await channel.QueueDeclarePassiveAsync(queue, cancellationToken);
-            return true;
+            return (await channel.QueueDeclarePassiveAsync(queue, cancellationToken)).MessageCount;
         }
         catch (OperationInterruptedException ex) when (ex.ShutdownReason?.ReplyCode == 404)
         {
-            return false;
+            return null;
         }
     }
 }

@@ -35,7 +35,8 @@ public sealed class TestVhost(BrokerFixture broker, string name, string url) : I
     /// <summary>Consumers of a queue (0 when it does not exist yet), read over AMQP.</summary>
     public async Task<uint> ConsumersAsync(string queue) => (await DeclarePassiveAsync(queue))?.ConsumerCount ?? 0;
 
-    async Task<QueueDeclareOk?> DeclarePassiveAsync(string queue)
+    /// <summary>A queue's passive declare (ready messages, consumers), or null when it does not exist.</summary>
+    public async Task<QueueDeclareOk?> DeclarePassiveAsync(string queue)
     {
         var factory = new ConnectionFactory { Uri = new Uri(Url) };
         await using var connection = await factory.CreateConnectionAsync();

@@ -10,21 +10,19 @@ namespace LaneQueue.Tests.Faults;
 /// queues): on the fault collection's own node, never the shared broker. 200 tasks from the .NET producer with delays spread
 /// over 2-40 s and 50 published raw to their lanes with delays of 4-40 s (parked in the tree by the consumers); the node is
 /// stopped 2 s after the last submit and started again 3 s later, so some tasks come due while it is down and the rest after
-/// it is back. None is lost, none starts before it is due, counted from the results. After a graceful stop each runs exactly
-/// once. After a kill -9 of the node, tasks can run twice: the hop queues' dead-lettering (a move from one queue to the next)
-/// is not atomic on disk, so a crash can leave a message in both queues, and the two copies come due together; how many is
-/// measured and written, not bounded. The same move can also be lost while the broker stops or dies (classic queues
-/// dead-letter at most once: seen once in each variant, 1 of 250, docs/evidence/delayed-broker-kill-loss-ci.txt), so both
-/// variants allow a loss only for a task due within 5 s of the stop, at most 5.
+/// it is back. None is lost, none starts before it is due, counted from the results. Tasks can run twice (at least once, as
+/// everywhere): after a kill -9 of the node, acks that died with it and hop moves the crash left in both queues (the at-least-once
+/// dead-lettering keeps a message in its hop queue until the next one confirmed it); after a graceful stop, a task that ran
+/// while the node was stopping and whose ack or hop confirm did not reach a queue before it shut down (1 of 250 in one run).
+/// How many is measured and written, not bounded. None may be lost either way: the hop queues dead-letter at least once (with the classic
+/// hop queues of 1.2, which dead-letter at most once, CI runs lost 1 of 250 in each variant: a task due around the stop,
+/// docs/evidence/delayed-broker-kill-loss-ci.txt; <see cref="DelayTreeCrashTests"/> makes that loss certain).
 /// </summary>
 [Collection(FaultCollection.Name)]
 public sealed class DelayedBrokerRestartTests(FaultBrokerFixture broker, ITestOutputHelper output) : FaultTest(broker, "lq-delay-restart")
 {
     const int ProducerTasks = 200;
     const int RawTasks = 50;
-    /// <summary>A task due this close to the crash may have been moving between queues when the broker died.</summary>
-    static readonly TimeSpan InTransitAtTheCrash = TimeSpan.FromSeconds(5);
-    const int MaxLostInTransit = 5;
 
     [Theory]
     [InlineData(false)]
@@ -53,7 +51,6 @@ public sealed class DelayedBrokerRestartTests(FaultBrokerFixture broker, ITestOu
             await Node.KillAsync();
         else
             await Node.StopAsync();
-        var stopped = DateTimeOffset.UtcNow;
         var waitingAtStop = delayed.Due.Count(d => d.Value > down);
         await Task.Delay(TimeSpan.FromSeconds(3));
         await Node.StartAgainAsync();
@@ -90,24 +87,16 @@ public sealed class DelayedBrokerRestartTests(FaultBrokerFixture broker, ITestOu
             RanTwice = ranTwice.Count,
             counts.StartedTwice,
             counts.Lost,
-            Asserted = $"lost only tasks due within {InTransitAtTheCrash.TotalSeconds:0} s of the stop, at most {MaxLostInTransit}",
+            Asserted = "lost 0",
             StartedEarly = early.Count,
         }, report);
 
-        // A task moving between hop queues or into its lane while the broker stops (its queues shutting down one by one) or
-        // dies can be lost: classic queues dead-letter at most once (the move is not confirmed to anyone, so it can be
-        // dropped, and after a crash duplicated). Only such tasks may be lost: due within a few seconds of the stop, and few.
-        // Seen: 1 of 250 after a kill -9, and 1 of 250 (due 2-3 s into the stop) after a graceful stop.
         var lostIds = tally.Missing().ToList();
-        var strayLoss = lostIds.Where(id => !(delayed.Due.TryGetValue(id, out var due) && due >= down - InTransitAtTheCrash && due <= stopped + InTransitAtTheCrash)).ToList();
-        var lostText = $"lost:\n{tally.DescribeMissing()}\n{report}\n{await Node.QueuesAsync(Vhost)}\n" +
-                       string.Join("\n", Consumers.Select(c => $"--- {c.Name} ---\n{ConsumerKillTests.Tail(c.Output, 30)}"));
-        Assert.True(strayLoss.Count == 0 && counts.Lost <= MaxLostInTransit, $"lost beyond the tasks in transit at the stop ({string.Join(", ", strayLoss)}): " + lostText);
+        Assert.True(lostIds.Count == 0, $"lost:\n{tally.DescribeMissing()}\n{report}\n{await Node.QueuesAsync(Vhost)}\n" +
+                                       string.Join("\n", Consumers.Select(c => $"--- {c.Name} ---\n{ConsumerKillTests.Tail(c.Output, 30)}")));
         Assert.True(waitingAtStop >= ProducerTasks / 2 && waitingAfterRestart > 0,
             $"the restart must catch most tasks waiting, some still waiting once the node is back; {report}");
-        Assert.Equal(ProducerTasks + RawTasks - lostIds.Count, counts.Completed);
-        if (!killBroker)
-            Assert.True(ranTwice.Count == 0, $"a task ran twice across a graceful restart; {report}");
+        Assert.Equal(ProducerTasks + RawTasks, counts.Completed);
         Assert.True(early.Count == 0, $"started before due: {string.Join(", ", early.Take(10))}; {report}");
     }
 }

@@ -79,6 +79,8 @@ public sealed class DelayedTasks
     public static string Runs(ResultTally tally, IEnumerable<string> ids, int max = 10) => string.Join("; ", ids.Take(max).Select(id =>
         $"{id}: {string.Join(", ", tally.ResultsOf(id).Select(r => $"{r.Status} on {r.Consumer} at {r.StartedAt:HH:mm:ss.fff}"))}"));
 
+    static readonly string TreePrefix = BrokerNames.DelayLevel(0)[..^2]; // "lanequeue.delay."
+
     /// <summary>Where a vhost's messages are: in the delay tree's hop queues, and in the lane queues (management API).</summary>
     public sealed record Holding(long InDelayTree, long InLanes)
     {
@@ -87,7 +89,8 @@ public sealed class DelayedTasks
 
     /// <summary>
     /// Reads the message counts of the delay tree's and the lanes' queues: from the node's management API (its numbers are
-    /// refreshed every 5 s), or with <paramref name="live"/> from <c>rabbitmqctl list_queues</c> (the queues' own counts now).
+    /// refreshed every 5 s), or with <paramref name="live"/> the queues' own counts now: <c>rabbitmqctl list_queues</c> for the
+    /// lanes, passive declares for the tree's quorum queues (whose <c>list_queues</c> counts are the same 5 s old metrics).
     /// </summary>
     public static async Task<Holding> HoldingAsync(FaultNode node, string vhost, bool live = false)
     {
@@ -101,6 +104,15 @@ public sealed class DelayedTasks
                 if (fields.Length == 2 && long.TryParse(fields[1], CultureInfo.InvariantCulture, out var count))
                     queues.Add((fields[0].Trim(), count));
             }
+            queues.RemoveAll(q => q.Name.StartsWith(TreePrefix, StringComparison.Ordinal));
+            var factory = new RabbitMQ.Client.ConnectionFactory { Uri = new Uri(node.Url(vhost)) };
+            await using var connection = await factory.CreateConnectionAsync();
+            foreach (var level in Enumerable.Range(0, DelayTopology.Levels))
+            {
+                await using var channel = await connection.CreateChannelAsync();
+                var name = BrokerNames.DelayQueue(level);
+                queues.Add((name, (await channel.QueueDeclarePassiveAsync(name)).MessageCount)); // no consumers: ready = all
+            }
         }
         else
         {
@@ -111,9 +123,8 @@ public sealed class DelayedTasks
                     queue.TryGetProperty("messages", out var m) && m.ValueKind == JsonValueKind.Number ? m.GetInt64() : 0));
         }
         var laneQueues = SessionLanes.All.Select(BrokerNames.LaneQueue).ToHashSet(StringComparer.Ordinal);
-        var treePrefix = BrokerNames.DelayLevel(0)[..^2]; // "lanequeue.delay."
         return new Holding(
-            queues.Where(q => q.Name.StartsWith(treePrefix, StringComparison.Ordinal)).Sum(q => q.Messages),
+            queues.Where(q => q.Name.StartsWith(TreePrefix, StringComparison.Ordinal)).Sum(q => q.Messages),
             queues.Where(q => laneQueues.Contains(q.Name)).Sum(q => q.Messages));
     }
 

@@ -158,7 +158,7 @@ public sealed class DelayedTaskTests(BrokerFixture broker, ITestOutputHelper out
         // The delayed task waits at the broker, in a hop queue of the delay tree, not in the consumer.
         var waiting = 0u;
         for (var level = 0; level < DelayTopology.Levels; level++)
-            waiting += await _fleet.Vhost.ReadyAsync(BrokerNames.DelayLevel(level));
+            waiting += await _fleet.Vhost.ReadyAsync(BrokerNames.DelayQueue(level));
         Assert.Equal(1u, waiting);
         Assert.True((await StartOfAsync("delayed-5s")).At - delayedConfirmed >= TimeSpan.FromSeconds(5));
     }
@@ -222,6 +222,51 @@ public sealed class DelayedTaskTests(BrokerFixture broker, ITestOutputHelper out
         Assert.Single(_log.Starts, s => s.Id == "raw-delayed");
         // Its x-death history from the hops did not make the fleet take it for a broker dead letter.
         Assert.Equal(0u, await _fleet.Vhost.ReadyAsync(TestVhost.DeadLetters(SessionLane.Query)));
+    }
+
+    [Fact]
+    public async Task A_vhost_with_the_classic_hop_queues_of_1_2_upgrades_their_tasks_still_come_due_new_ones_wait_in_quorum_queues()
+    {
+        // The delay tree as LaneQueue 1.2 declared it, in part: level 7's exchange and classic queue (6.4 s), holding a task,
+        // and level 5's classic queue, empty.
+        var delay = TimeSpan.FromMilliseconds(6360); // 128 units: level 7 only
+        Assert.Equal(128, DelayTopology.Units(delay));
+        var factory = new RabbitMQ.Client.ConnectionFactory { Uri = new Uri(_fleet.Vhost.Url) };
+        await using (var connection = await factory.CreateConnectionAsync())
+        await using (var channel = await connection.CreateChannelAsync(new RabbitMQ.Client.CreateChannelOptions(publisherConfirmationsEnabled: true, publisherConfirmationTrackingEnabled: true)))
+        {
+            foreach (var level in new[] { 5, 7 })
+            {
+                var name = BrokerNames.DelayLevel(level);
+                await channel.ExchangeDeclareAsync(name, RabbitMQ.Client.ExchangeType.Topic, durable: true, autoDelete: false);
+                await channel.QueueDeclareAsync(name, durable: true, exclusive: false, autoDelete: false, arguments: new Dictionary<string, object?>
+                {
+                    ["x-message-ttl"] = DelayTopology.TtlMs(level),
+                    ["x-dead-letter-exchange"] = BrokerNames.DelayLevel(level - 1),
+                });
+                await channel.QueueBindAsync(name, name, string.Concat(Enumerable.Repeat("*.", DelayTopology.Levels - 1 - level)) + "1.#");
+            }
+            var properties = DelayTopology.Entering(new RabbitMQ.Client.BasicProperties { Persistent = true, MessageId = "old-tree" }, DateTimeOffset.UtcNow + delay);
+            var body = System.Text.Encoding.UTF8.GetBytes("""{"id":"old-tree","lane":"query","payload":{},"command_type":"record"}""");
+            await channel.BasicPublishAsync(BrokerNames.DelayLevel(7), DelayTopology.RoutingKey(delay, SessionLane.Query), mandatory: true, properties, body);
+        }
+        Assert.Equal(1u, await _fleet.Vhost.ReadyAsync(BrokerNames.DelayLevel(7)));
+
+        await StartConsumerAsync(); // declares the tree: quorum hop queues, the classic ones retired
+        await SubmitAsync(StartLog.Make("new-tree", SessionLane.Query, 0).After(delay));
+        Assert.Null(await _fleet.Vhost.DeclarePassiveAsync(BrokerNames.DelayLevel(5))); // empty: deleted
+        Assert.Equal(1u, await _fleet.Vhost.ReadyAsync(BrokerNames.DelayLevel(7))); // the old task only: unbound
+        Assert.Equal(1u, await _fleet.Vhost.ReadyAsync(BrokerNames.DelayQueue(7))); // the new one
+        var queue = await _fleet.Vhost.QueueAsync(BrokerNames.DelayQueue(7));
+        output.WriteLine($"level 7 after the upgrade: {queue}");
+
+        await StartOfAsync("old-tree");
+        await StartOfAsync("new-tree");
+        // The next declare (a producer connecting) deletes the old queue now that it is empty.
+        await using (var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = _fleet.Vhost.Url }))
+            Assert.Null(await _fleet.Vhost.DeclarePassiveAsync(BrokerNames.DelayLevel(7)));
+        Assert.Single(_log.Starts, s => s.Id == "old-tree");
+        Assert.Single(_log.Starts, s => s.Id == "new-tree");
     }
 
     [Fact]

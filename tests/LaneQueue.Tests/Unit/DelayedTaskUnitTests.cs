@@ -99,6 +99,11 @@ public class DelayedTaskUnitTests
             Assert.Equal(2 * DelayTopology.TtlMs(level - 1), DelayTopology.TtlMs(level));
         Assert.Equal(BrokerNames.DelayDeliver, DelayTopology.QueueArguments(0)["x-dead-letter-exchange"]);
         Assert.Equal(BrokerNames.DelayLevel(4), DelayTopology.QueueArguments(5)["x-dead-letter-exchange"]);
+        // Quorum queues that dead-letter at least once: a hop a stopping or dying broker cannot drop (DelayTreeCrashTests).
+        Assert.Equal("quorum", DelayTopology.QueueArguments(3)["x-queue-type"]);
+        Assert.Equal("at-least-once", DelayTopology.QueueArguments(3)["x-dead-letter-strategy"]);
+        Assert.Equal("reject-publish", DelayTopology.QueueArguments(3)["x-overflow"]);
+        Assert.Equal("lanequeue.delay.03.quorum", BrokerNames.DelayQueue(3));
         Assert.Equal("lanequeue.delay.20", DelayTopology.EntryExchange);
     }
 
