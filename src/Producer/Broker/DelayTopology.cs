@@ -71,7 +71,7 @@ internal static class DelayTopology
     public static long TtlMs(int level) => (long)Base.TotalMilliseconds << level;
 
     /// <summary>The digit of <paramref name="level"/> in a routing key, as a topic pattern: that many words skipped from the left.</summary>
-    static string Pattern(int level, char digit) => string.Concat(Enumerable.Repeat("*.", Levels - 1 - level)) + digit + ".#";
+    public static string Pattern(int level, char digit) => string.Concat(Enumerable.Repeat("*.", Levels - 1 - level)) + digit + ".#";
 
     /// <summary>
     /// The arguments of a level's queue: a quorum queue, its TTL, then the next lower level (or the deliver exchange), dead-lettered
@@ -106,9 +106,10 @@ internal static class DelayTopology
         {
             var name = BrokerNames.DelayLevel(level);
             await channel.ExchangeDeclareAsync(name, ExchangeType.Topic, durable: true, autoDelete: false, cancellationToken: cancellationToken);
-            await channel.QueueDeclareAsync(BrokerNames.DelayQueue(level), durable: true, exclusive: false, autoDelete: false,
+            var queue = BrokerNames.DelayQueue(level);
+            await channel.QueueDeclareAsync(queue, durable: true, exclusive: false, autoDelete: false,
                 arguments: new Dictionary<string, object?>(QueueArguments(level)), cancellationToken: cancellationToken);
-            await channel.QueueBindAsync(BrokerNames.DelayQueue(level), name, Pattern(level, '1'), cancellationToken: cancellationToken);
+            await channel.QueueBindAsync(queue, name, Pattern(level, '1'), cancellationToken: cancellationToken);
             await channel.ExchangeBindAsync(level == 0 ? BrokerNames.DelayDeliver : BrokerNames.DelayLevel(level - 1), name, Pattern(level, '0'),
                 cancellationToken: cancellationToken);
         }

@@ -107,12 +107,8 @@ public sealed class DelayedTasks
             queues.RemoveAll(q => q.Name.StartsWith(TreePrefix, StringComparison.Ordinal));
             var factory = new RabbitMQ.Client.ConnectionFactory { Uri = new Uri(node.Url(vhost)) };
             await using var connection = await factory.CreateConnectionAsync();
-            foreach (var level in Enumerable.Range(0, DelayTopology.Levels))
-            {
-                await using var channel = await connection.CreateChannelAsync();
-                var name = BrokerNames.DelayQueue(level);
-                queues.Add((name, (await channel.QueueDeclarePassiveAsync(name)).MessageCount)); // no consumers: ready = all
-            }
+            foreach (var name in Enumerable.Range(0, DelayTopology.Levels).Select(BrokerNames.DelayQueue)) // no consumers: ready = all
+                queues.Add((name, await LaneQueueTopology.MessagesInAsync(connection, name, CancellationToken.None) ?? 0));
         }
         else
         {

@@ -244,7 +244,7 @@ public sealed class DelayedTaskTests(BrokerFixture broker, ITestOutputHelper out
                     ["x-message-ttl"] = DelayTopology.TtlMs(level),
                     ["x-dead-letter-exchange"] = BrokerNames.DelayLevel(level - 1),
                 });
-                await channel.QueueBindAsync(name, name, string.Concat(Enumerable.Repeat("*.", DelayTopology.Levels - 1 - level)) + "1.#");
+                await channel.QueueBindAsync(name, name, DelayTopology.Pattern(level, '1'));
             }
             var properties = DelayTopology.Entering(new RabbitMQ.Client.BasicProperties { Persistent = true, MessageId = "old-tree" }, DateTimeOffset.UtcNow + delay);
             var body = System.Text.Encoding.UTF8.GetBytes("""{"id":"old-tree","lane":"query","payload":{},"command_type":"record"}""");
