@@ -98,14 +98,15 @@ public static class Throughput
             var lane = result.Rows.Single(r => (string)r["key"]! == $"lanequeue-{prefetch}");
             var ratio = (double)lane["e2e_per_s"]! / raw;
             var massTransit = (double)result.Rows.Single(r => (string)r["key"]! == $"masstransit-{prefetch}")["e2e_per_s"]!;
-            // The 0.7x-raw target is the full run's (and missed, see the notes); the quick run checks only that LaneQueue keeps
-            // a fair share of MassTransit's own minimal consumer (strict 0.5x, relaxed 0.25x), which a much slower task path misses.
+            // The 0.7x-raw target is the full run's (and missed, see the notes). Against MassTransit's own minimal consumer the full
+            // run checks issue 20's target (0.85x); the quick run only that LaneQueue keeps a fair share of it (0.25x), which a
+            // much slower task path misses.
             if (!settings.Quick)
             {
                 result.Verdicts.Add(new Verdict($"prefetch {prefetch}: LaneQueue end-to-end throughput >= 0.7x raw RabbitMQ.Client", ratio >= 0.7,
                     $"{lane["e2e_per_s"]} / {raw} tasks/s = {ratio:0.00}x"));
             }
-            var share = settings.Target(0.5, 0.25);
+            var share = settings.Target(0.85, 0.25);
             result.Verdicts.Add(new Verdict($"prefetch {prefetch}: LaneQueue end-to-end throughput >= {share}x the minimal MassTransit consumer's{settings.TargetKind}",
                 (double)lane["e2e_per_s"]! >= share * massTransit, $"{lane["e2e_per_s"]} / {massTransit:0} tasks/s = {(double)lane["e2e_per_s"]! / massTransit:0.00}x"));
             BrokerCpuVerdict(settings, result, prefetch, lane, result.Rows.Single(r => (string)r["key"]! == $"masstransit-{prefetch}"));
