@@ -23,19 +23,28 @@ public static class Throughput
         MassTransit,
     }
 
-    sealed record Variant(string Key, string Name, Kind Kind, int Prefetch);
+    /// <param name="Window">Deliveries the consumer holds when not the prefetch (LaneQueue's lane window, or a MassTransit prefetch
+    /// above its concurrency); <paramref name="Args"/>: more consumer arguments.</param>
+    sealed record Variant(string Key, string Name, Kind Kind, int Prefetch, int? Window = null, string[]? Args = null);
 
-    /// <summary>Prefetch 4 is LaneQueue's default for the query lane (QueryMaxConcurrency 4 = prefetch, slot budget 4);
+    /// <summary>The tasks run at once: 4 is LaneQueue's default for the query lane (QueryMaxConcurrency 4, slot budget 4; its
+    /// endpoint holds PrefetchPerLimit x 4 = 16 deliveries), the minimal MassTransit consumer's prefetch and concurrency 4;
     /// 16 is MassTransit's default prefetch on this machine, set on LaneQueue with QueryMaxConcurrency and SlotBudget.</summary>
     static readonly int[] Prefetches = [4, 16];
 
     static readonly Variant[] Variants = Prefetches.SelectMany(p => new Variant[]
     {
-        new($"lanequeue-{p}", "LaneQueue (producer + consumer, query lane)", Kind.LaneQueue, p),
+        new($"lanequeue-{p}", "LaneQueue (producer + consumer, query lane)", Kind.LaneQueue, p, Window: 4 * p),
         new($"masstransit-{p}", "minimal MassTransit consumer + result publish", Kind.MassTransit, p),
         new($"raw-{p}", "raw RabbitMQ.Client 7 (publish + consume + ack)", Kind.Raw, p),
         new($"raw-results-{p}", "raw RabbitMQ.Client 7 + confirmed result publish", Kind.RawWithResults, p),
-    }).ToArray();
+    }).Concat(
+    [
+        // Two reported rows beside concurrency 4: LaneQueue with the window before 1.3.1 (twice the lane's limit), and the minimal
+        // MassTransit consumer holding as many deliveries as LaneQueue does (prefetch 16, 4 at once): the same window for both.
+        new("lanequeue-window2-4", "LaneQueue, PrefetchPerLimit 2 (the window before 1.3.1)", Kind.LaneQueue, 4, Window: 8, Args: ["--LaneQueue:PrefetchPerLimit=2"]),
+        new("masstransit-window16-4", "minimal MassTransit consumer, prefetch 16, ConcurrentMessageLimit 4", Kind.MassTransit, 4, Window: 16),
+    ]).ToArray();
 
     const string RawQueue = "bench.raw";
 
@@ -46,7 +55,8 @@ public static class Throughput
         result.Columns.AddRange(
         [
             new("variant", "variant"),
-            new("prefetch", "prefetch"),
+            new("prefetch", "at once"),
+            new("window", "held"),
             new("publish_per_s", "publish rate", "tasks/s"),
             new("e2e_per_s", "end to end", "tasks/s"),
             new("rounds_per_s", "all rounds", "tasks/s"),
@@ -81,6 +91,7 @@ public static class Throughput
                 ["key"] = variant.Key,
                 ["variant"] = variant.Name,
                 ["prefetch"] = variant.Prefetch,
+                ["window"] = variant.Window ?? variant.Prefetch,
                 ["tasks"] = settings.ThroughputTasks,
                 ["publish_per_s"] = Stats.Round(best.Publish, 0),
                 ["e2e_per_s"] = Stats.Round(best.EndToEnd, 0),
@@ -132,6 +143,11 @@ public static class Throughput
                          $"Background: the broker's CPU rate over {(settings.Quick ? 1 : 2)} s of idle just before each measured phase (that variant's idle " +
                          "consumer and anything else on the broker) times the phase's length, per task: broker_background_cpu_us in the JSON; " +
                          "the broker CPU verdict's detail also gives the ratio above it (the verdict itself is on the plain numbers).");
+        result.Notes.Add("At once / held: tasks run at once, and deliveries the consumer holds (its prefetch). LaneQueue's query lane holds " +
+                         "LaneQueue:PrefetchPerLimit (4) x its limit: the tasks running, as many next ones, and those whose handler returned " +
+                         "while their result is confirmed and acked. Two rows beside 4 at once are reported, not checked: LaneQueue with " +
+                         "--LaneQueue:PrefetchPerLimit=2 (the window before 1.3.1, 8 held), and the minimal MassTransit consumer holding what " +
+                         "LaneQueue holds (prefetch 16, ConcurrentMessageLimit 4).");
         result.Notes.Add("End to end: from the first publish to the last completion (LaneQueue: the last result received by the bench; raw: the " +
                          "consumer's last ack). Publish rate: tasks / time to publish them all (confirmed) while the consumer runs.");
     }
@@ -195,10 +211,11 @@ public static class Throughput
         List<string> laneArgs = variant.Prefetch == 4
             ? []
             : [$"--LaneQueue:Queue:QueryMaxConcurrency={variant.Prefetch}", $"--LaneQueue:SlotBudget={variant.Prefetch}"];
+        laneArgs.AddRange(variant.Args ?? []);
         using IDisposable consumer = variant.Kind switch
         {
             Kind.LaneQueue => await context.StartLaneQueueFleetAsync(vhost, 1, laneArgs, priorityTopology: false, "tput"),
-            Kind.MassTransit => await context.StartBaselineFleetAsync(vhost, 1, RawQueue, null, "tput", variant.Prefetch),
+            Kind.MassTransit => await context.StartBaselineFleetAsync(vhost, 1, RawQueue, null, "tput", variant.Window ?? variant.Prefetch, concurrency: variant.Prefetch),
             _ => await context.StartRawConsumerAsync(vhost, RawQueue, variant.Prefetch, [warmup, warmup + n], variant.Kind == Kind.RawWithResults),
         };
         if (laneQueue && WithoutHistory)

@@ -116,7 +116,7 @@ public static class ConsumerRegistration
                     cfg.ReceiveEndpoint(queue, e =>
                     {
                         e.ConfigureConsumeTopology = false;
-                        var prefetch = lane is { } l ? LanePrefetch(settings.Queue.MaxConcurrency(l)) : settings.SlotBudget;
+                        var prefetch = lane is { } l ? LanePrefetch(settings.Queue.MaxConcurrency(l), settings.PrefetchPerLimit) : settings.SlotBudget;
                         e.PrefetchCount = prefetch;
                         e.ConcurrentMessageLimit = prefetch;
                         if (settings.QuorumQueues)
@@ -162,11 +162,14 @@ public static class ConsumerRegistration
     }
 
     /// <summary>
-    /// Deliveries a lane's endpoint holds: twice the lane's limit (at least 2 more). The scheduler (<see cref="LaneSlots"/>)
-    /// enforces the limit; the rest are tasks whose result is being confirmed (their slot is free already) and the next ones,
-    /// here before a slot frees, so a lane never waits for the broker between two of its tasks.
+    /// Deliveries a lane's endpoint holds: <see cref="LaneQueueOptions.PrefetchPerLimit"/> (4) times the lane's limit. The
+    /// scheduler (<see cref="LaneSlots"/>) enforces the limit; of the rest, a limit's worth are the next tasks, here before a
+    /// slot frees, so a lane never waits for the broker between two of its tasks, and the others are tasks whose handler has
+    /// returned (their slot is free) while their result is confirmed and their ack travels, which under load takes longer than
+    /// a short task runs: with twice the limit (before 1.3.1) they filled the window and held a lane of short tasks back
+    /// (bench/README.md, throughput).
     /// </summary>
-    internal static int LanePrefetch(int laneLimit) => Math.Max(2 * laneLimit, laneLimit + 2);
+    internal static int LanePrefetch(int laneLimit, int perLimit) => laneLimit * perLimit;
 
     /// <summary>The receive queues of the configured topology (session shards included), with their lane (null = all lanes) and routing keys.</summary>
     static IEnumerable<(string Queue, SessionLane? Lane, IReadOnlyList<string> RoutingKeys, bool SingleActive)> LaneQueues(LaneQueueOptions settings) =>

@@ -53,6 +53,14 @@ public sealed class LaneQueueOptions
     public int SlotBudget { get; set; } = 4;
 
     /// <summary>
+    /// Deliveries a lane's endpoint holds, per unit of the lane's max concurrency (queue per lane): 4 by default, the lane's
+    /// limit running, as many next ones here before a slot frees, and twice that whose handler returned while their result is
+    /// confirmed and acked. Lower it (2) for lanes of long tasks on a large fleet, where a delivery should rather wait at the
+    /// broker than in a busy process; 1 makes a lane wait for the broker between two tasks.
+    /// </summary>
+    public int PrefetchPerLimit { get; set; } = 4;
+
+    /// <summary>
     /// Slots of <see cref="SlotBudget"/> kept for a lane and the lanes above it (e.g. <c>ReservedSlots:Query=1</c>: a query
     /// behind a full generate backlog starts without waiting for a generate task to end). None by default; at most the budget.
     /// </summary>
@@ -197,6 +205,8 @@ internal sealed class LaneQueueOptionsValidator : IValidateOptions<LaneQueueOpti
             yield return "LaneQueue:ConsumerName must not be empty";
         if (options.SlotBudget is < 1 or > 10_000)
             yield return $"LaneQueue:SlotBudget must be between 1 and 10000, got {options.SlotBudget}";
+        if (options.PrefetchPerLimit is < 1 or > 100)
+            yield return $"LaneQueue:PrefetchPerLimit must be between 1 and 100, got {options.PrefetchPerLimit}";
         if (options.MaxPayloadBytes < 1)
             yield return $"LaneQueue:MaxPayloadBytes must be positive, got {options.MaxPayloadBytes}";
         if (options.HistoryPayloadMaxBytes < 0)

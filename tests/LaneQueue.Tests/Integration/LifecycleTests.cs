@@ -382,12 +382,42 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
             await Task.Delay(20);
     }
 
+    [Theory]
+    [InlineData(null)] // the default, 4
+    [InlineData(2)]
+    public async Task A_lane_endpoint_holds_PrefetchPerLimit_times_the_lanes_limit(int? perLimit)
+    {
+        var log = new StartLog();
+        var host = await StartConsumerAsync(o =>
+        {
+            o.SlotBudget = 1;
+            o.Queue = o.Queue with { QueryMaxConcurrency = 1 };
+            if (perLimit is { } p)
+                o.PrefetchPerLimit = p;
+        }, h => h.AddHandler(StartLog.CommandType, log.HandleAsync));
+        var held = perLimit ?? 4;
+        const int submitted = 7;
+        foreach (var i in Enumerable.Range(1, submitted))
+            await _fleet.Producer.SubmitTaskAsync(StartLog.Make($"held-{i}", SessionLane.Query, 4000));
+        var slots = host.Services.GetRequiredService<LaneSlots>();
+        // One runs (limit 1), the rest of the endpoint's window waits here for the slot, the others stay at the broker.
+        await TestVhost.EventuallyAsync(() => Task.FromResult(log.Starts.Count == 1 && slots.WaitingIn(SessionLane.Query) == held - 1),
+            $"one running and {held - 1} waiting in the consumer");
+        await TestVhost.EventuallyAsync(async () => await _fleet.Vhost.ReadyAsync(BrokerNames.LaneQueue(SessionLane.Query)) == (uint)(submitted - held),
+            $"{submitted - held} left at the broker");
+        await Task.Delay(300); // no more arrive
+        Assert.Equal(held - 1, slots.WaitingIn(SessionLane.Query));
+        Assert.Equal((uint)(submitted - held), await _fleet.Vhost.ReadyAsync(BrokerNames.LaneQueue(SessionLane.Query)));
+        await host.StopQuietlyAsync();
+        _fleet.Hosts.Remove(host);
+    }
+
     [Fact]
     public async Task Drain_finishes_running_work_and_returns_unstarted_work_to_the_queue()
     {
         var log = new StartLog();
         var first = await StartConsumerAsync(o => o.SlotBudget = 1, h => h.AddHandler(StartLog.CommandType, log.HandleAsync));
-        // query prefetches 4, but the budget lets one run: three wait inside the consumer, unacked.
+        // query prefetches 16 (4 x its limit of 4), but the budget lets one run: three wait inside the consumer, unacked.
         foreach (var i in Enumerable.Range(1, 4))
             await _fleet.Producer.SubmitTaskAsync(StartLog.Make($"drain-{i}", SessionLane.Query, 4000)); // long enough to still run when the stop comes
         await TestVhost.EventuallyAsync(() => Task.FromResult(log.Starts.Count == 1), "one task running");

@@ -32,7 +32,8 @@ public class SessionInterruptTests(BrokerFixture broker)
     {
         await using var fleet = new TestFleet(await broker.CreateVhostAsync());
         // Slots to spare (8 for 4 tasks): no lane preemption, only the interrupt can make a task yield. Control limit 1:
-        // the control lane's prefetch is 3, so three control tasks held here leave the interrupt task to consumer 1.
+        // as many control tasks as the control lane prefetches, held here, leave the interrupt task to consumer 1.
+        var controlPrefetch = ConsumerRegistration.LanePrefetch(1, new LaneQueueOptions().PrefetchPerLimit);
         var second = await fleet.StartConsumerAsync("interrupt-2", o =>
         {
             o.SlotBudget = 8;
@@ -53,10 +54,10 @@ public class SessionInterruptTests(BrokerFixture broker)
         await Seen(events, "steady-1", TaskEvent.Started, "steady-1 started");
         await Seen(events, "other-1", TaskEvent.Started, "other-1 started");
         // Consumer 2 takes no more control work: one control task of another session runs there, two wait for the lane.
-        var hogs = Enumerable.Range(1, 3).Select(i => fleet.Producer.SubmitAndWaitAsync(
+        var hogs = Enumerable.Range(1, controlPrefetch).Select(i => fleet.Producer.SubmitAndWaitAsync(
             ExternalTask.Create($"hog-{i}", SessionLane.Control, new { ms = 60_000 }, "sleep") with { SessionId = "s-hog" }, Wait)).ToList();
         var slots = second.Services.GetRequiredService<LaneSlots>();
-        await TestVhost.EventuallyAsync(() => Task.FromResult(slots.WaitingIn(SessionLane.Control) == 2), "consumer 2 holding its whole control prefetch");
+        await TestVhost.EventuallyAsync(() => Task.FromResult(slots.WaitingIn(SessionLane.Control) == controlPrefetch - 1), "consumer 2 holding its whole control prefetch");
         await Task.Delay(600); // some of the sleep is done: the checkpoint says how much
         await fleet.StartConsumerAsync("interrupt-1", o => o.SlotBudget = 4, h => h.AddBuiltInHandlers());
 
