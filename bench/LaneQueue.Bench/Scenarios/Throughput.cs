@@ -40,9 +40,9 @@ public static class Throughput
         new($"raw-results-{p}", "raw RabbitMQ.Client 7 + confirmed result publish", Kind.RawWithResults, p),
     }).Concat(
     [
-        // Two reported rows beside concurrency 4: LaneQueue with the window before 1.3.1 (twice the lane's limit), and the minimal
+        // Two reported rows beside concurrency 4: LaneQueue with the window up to 1.3.0 (twice the lane's limit), and the minimal
         // MassTransit consumer holding as many deliveries as LaneQueue does (prefetch 16, 4 at once): the same window for both.
-        new("lanequeue-window2-4", "LaneQueue, PrefetchPerLimit 2 (the window before 1.3.1)", Kind.LaneQueue, 4, Window: 8, Args: ["--LaneQueue:PrefetchPerLimit=2"]),
+        new("lanequeue-window2-4", "LaneQueue, PrefetchPerLimit 2 (the window up to 1.3.0)", Kind.LaneQueue, 4, Window: 8, Args: ["--LaneQueue:PrefetchPerLimit=2"]),
         new("masstransit-window16-4", "minimal MassTransit consumer, prefetch 16, ConcurrentMessageLimit 4", Kind.MassTransit, 4, Window: 16),
     ]).ToArray();
 
@@ -146,7 +146,7 @@ public static class Throughput
         result.Notes.Add("At once / held: tasks run at once, and deliveries the consumer holds (its prefetch). LaneQueue's query lane holds " +
                          "LaneQueue:PrefetchPerLimit (4) x its limit: the tasks running, as many next ones, and those whose handler returned " +
                          "while their result is confirmed and acked. Two rows beside 4 at once are reported, not checked: LaneQueue with " +
-                         "--LaneQueue:PrefetchPerLimit=2 (the window before 1.3.1, 8 held), and the minimal MassTransit consumer holding what " +
+                         "--LaneQueue:PrefetchPerLimit=2 (the window up to 1.3.0, 8 held), and the minimal MassTransit consumer holding what " +
                          "LaneQueue holds (prefetch 16, ConcurrentMessageLimit 4).");
         result.Notes.Add("End to end: from the first publish to the last completion (LaneQueue: the last result received by the bench; raw: the " +
                          "consumer's last ack). Publish rate: tasks / time to publish them all (confirmed) while the consumer runs.");

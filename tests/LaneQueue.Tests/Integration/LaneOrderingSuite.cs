@@ -46,7 +46,7 @@ public abstract class LaneOrderingSuite(BrokerFixture broker, ITestOutputHelper 
     protected virtual string Run => "gate-on";
 
     /// <summary>
-    /// The lane endpoints' window (<see cref="LaneQueueOptions.PrefetchPerLimit"/>): 2, the window before 1.3.1, where a flood
+    /// The lane endpoints' window (<see cref="LaneQueueOptions.PrefetchPerLimit"/>): 2, the window up to 1.3.0, where a flood
     /// of short tasks runs the lane's deliveries dry between the broker's refills, so the gate's hold is what keeps the lower
     /// lane out (with the default of 4 the flood rarely runs dry: the gate-off control measured 0, 0 and 3 overtakes against
     /// its bound of 16, and the lane order of what the consumer holds does the work). One run keeps the default.
