@@ -162,12 +162,11 @@ public static class ConsumerRegistration
     }
 
     /// <summary>
-    /// Deliveries a lane's endpoint holds: <see cref="LaneQueueOptions.PrefetchPerLimit"/> (4) times the lane's limit. The
-    /// scheduler (<see cref="LaneSlots"/>) enforces the limit; of the rest, a limit's worth are the next tasks, here before a
-    /// slot frees, so a lane never waits for the broker between two of its tasks, and the others are tasks whose handler has
-    /// returned (their slot is free) while their result is confirmed and their ack travels, which under load takes longer than
-    /// a short task runs: with twice the limit (up to 1.3.0) they filled the window and held a lane of short tasks back
-    /// (bench/README.md, throughput).
+    /// Deliveries a lane's endpoint holds: <see cref="LaneQueueOptions.PrefetchPerLimit"/> (2) times the lane's limit. The
+    /// scheduler (<see cref="LaneSlots"/>) enforces the limit; the rest are the next tasks, here before a slot frees, so a
+    /// lane never waits for the broker between two of its tasks, and tasks whose handler has returned (their slot is free)
+    /// while their result is confirmed and their ack travels, which under load takes longer than a short task runs: at 2 they
+    /// can fill the window and hold a lane of short tasks back, at 4 they do not (bench/README.md, throughput).
     /// </summary>
     internal static int LanePrefetch(int laneLimit, int perLimit) => laneLimit * perLimit;
 
