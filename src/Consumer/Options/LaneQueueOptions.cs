@@ -57,8 +57,8 @@ public sealed class LaneQueueOptions
     /// limit running and as many next ones here before a slot frees (some of them tasks whose handler returned while their
     /// result is confirmed and acked). 4 suits lanes of many short tasks: under load those confirms take longer than a task,
     /// and with 2 they fill the window (bench/README.md, throughput: 1.04x the minimal MassTransit consumer at 4, 0.74x at 2).
-    /// It costs memory: a process holds twice the deliveries, and keeps more of large bodies. 1 makes a lane wait for the
-    /// broker between two tasks.
+    /// It costs memory: a process holds twice the deliveries, and keeps more of large bodies. A lane holds at least 2 more than
+    /// its limit whatever the setting.
     /// </summary>
     public int PrefetchPerLimit { get; set; } = 2;
 

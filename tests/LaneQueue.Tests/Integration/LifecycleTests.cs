@@ -395,7 +395,7 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
             if (perLimit is { } p)
                 o.PrefetchPerLimit = p;
         }, h => h.AddHandler(StartLog.CommandType, log.HandleAsync));
-        var held = perLimit ?? 2;
+        var held = ConsumerRegistration.LanePrefetch(1, perLimit ?? new LaneQueueOptions().PrefetchPerLimit); // 3 and 4
         const int submitted = 7;
         foreach (var i in Enumerable.Range(1, submitted))
             await _fleet.Producer.SubmitTaskAsync(StartLog.Make($"held-{i}", SessionLane.Query, 4000));
