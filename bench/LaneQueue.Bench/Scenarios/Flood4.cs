@@ -162,10 +162,9 @@ public static class Flood4
         var utilization = busy / (wall * slots);
         var nominal = n * settings.GenerateMs / 1000.0 / (wall * slots);
         var perSecond = n / wall;
-        var (usable, idleUsable) = UsableSlotTime(all, stored);
-
         // Overtakes: a task that started before the last start of any higher lane (all were submitted up front).
         var laneNames = lanes.Select(l => l.ToString().ToLowerInvariant()).ToList();
+        var (usable, idleUsable) = UsableSlotTime(all, stored, laneNames);
         var byLane = laneNames.ToDictionary(l => l, l => all.Where(r => r.Lane == l).ToList());
         var overtakes = 0;
         var higherLastStart = DateTimeOffset.MinValue;
@@ -217,9 +216,9 @@ public static class Flood4
     /// the broker, or held back by a gate) is.
     /// </summary>
     static (double Utilization, double IdleSlotSeconds) UsableSlotTime(IReadOnlyList<TaskOutcome> all,
-        IReadOnlyDictionary<string, DateTimeOffset> stored)
+        IReadOnlyDictionary<string, DateTimeOffset> stored, IReadOnlyList<string> laneNames)
     {
-        var laneIndex = SessionLanes.All.Select((l, i) => (l.ToString().ToLowerInvariant(), i)).ToDictionary(p => p.Item1, p => p.i);
+        var laneIndex = laneNames.Select((name, i) => (name, i)).ToDictionary(p => p.name, p => p.i);
         var processes = all.Select(r => r.Consumer ?? "").Distinct().ToList();
         while (processes.Count < FleetSize)
             processes.Add($"(idle process {processes.Count + 1})");

@@ -163,11 +163,11 @@ public static class ConsumerRegistration
 
     /// <summary>
     /// Deliveries a lane's endpoint holds: <see cref="LaneQueueOptions.PrefetchPerLimit"/> (2) times the lane's limit, and at
-    /// least 2 more than the limit. The
-    /// scheduler (<see cref="LaneSlots"/>) enforces the limit; the rest are the next tasks, here before a slot frees, so a
-    /// lane never waits for the broker between two of its tasks, and tasks whose handler has returned (their slot is free)
-    /// while their result is confirmed and their ack travels, which under load takes longer than a short task runs: at 2 they
-    /// can fill the window and hold a lane of short tasks back, at 4 they do not (bench/README.md, throughput).
+    /// least 2 more than the limit. The scheduler (<see cref="LaneSlots"/>) enforces the limit; the rest are the next tasks,
+    /// here before a slot frees, so a lane never waits for the broker between two of its tasks, and tasks whose handler has
+    /// returned (their slot is free) while their result is confirmed and their ack travels, which under load takes longer
+    /// than a short task runs: at 2 they can fill the window and hold a lane of short tasks back, at 4 they do not
+    /// (bench/README.md, throughput).
     /// </summary>
     internal static int LanePrefetch(int laneLimit, int perLimit) => Math.Max(laneLimit * perLimit, laneLimit + 2);
 

@@ -56,7 +56,7 @@ public sealed class LaneQueueOptions
     /// Deliveries a lane's endpoint holds, per unit of the lane's max concurrency (queue per lane): 2 by default, the lane's
     /// limit running and as many next ones here before a slot frees (some of them tasks whose handler returned while their
     /// result is confirmed and acked). 4 suits lanes of many short tasks: under load those confirms take longer than a task,
-    /// and with 2 they fill the window (bench/README.md, throughput: 1.04x the minimal MassTransit consumer at 4, 0.74x at 2).
+    /// and with 2 they fill the window (bench/results/throughput: 0.92x the minimal MassTransit consumer at 4, 0.66x at 2).
     /// It costs memory: a process holds twice the deliveries, and keeps more of large bodies. A lane holds at least 2 more than
     /// its limit whatever the setting.
     /// </summary>
