@@ -29,6 +29,29 @@ public sealed class TestVhost(BrokerFixture broker, string name, string url) : I
         return await response.Content.ReadFromJsonAsync<List<JsonElement>>() ?? [];
     }
 
+    /// <summary>
+    /// The vhost's queues that hold messages, "name ready/unacked" each (the management API's figures, up to its statistics
+    /// interval old): for a failure message that says where a task is stuck.
+    /// </summary>
+    public async Task<string> QueuesHoldingAsync()
+    {
+        try
+        {
+            using var response = await broker.Management.GetAsync($"api/queues/{Uri.EscapeDataString(Name)}?columns=name,messages_ready,messages_unacknowledged");
+            var queues = await response.Content.ReadFromJsonAsync<JsonElement>();
+            var holding = queues.EnumerateArray()
+                .Select(q => (Name: q.GetProperty("name").GetString(), Ready: Count(q, "messages_ready"), Unacked: Count(q, "messages_unacknowledged")))
+                .Where(q => q.Ready + q.Unacked > 0).Select(q => $"{q.Name} {q.Ready}/{q.Unacked}").ToList();
+            return holding.Count == 0 ? $"no queue of {Name} holds a message" : $"{Name}'s queues holding messages (ready/unacked): {string.Join(", ", holding)}";
+        }
+        catch (Exception ex) when (ex is HttpRequestException or JsonException or InvalidOperationException)
+        {
+            return $"could not list {Name}'s queues: {ex.Message}";
+        }
+
+        static long Count(JsonElement queue, string field) => queue.TryGetProperty(field, out var n) && n.TryGetInt64(out var v) ? v : 0;
+    }
+
     /// <summary>Messages ready in a queue (0 when it does not exist yet), read over AMQP: no management-API refresh lag.</summary>
     public async Task<uint> ReadyAsync(string queue) => (await DeclarePassiveAsync(queue))?.MessageCount ?? 0;
 

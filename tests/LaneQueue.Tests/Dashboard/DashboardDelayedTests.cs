@@ -148,8 +148,8 @@ public sealed class DashboardDelayedTests(BrokerFixture broker, ITestOutputHelpe
         var measured = new List<object>();
         foreach (var (id, delay, watchedAt, controlAt) in confirmed)
         {
-            await TestVhost.EventuallyAsync(() => Task.FromResult(_log.StartOf($"watched-{id}") is not null && controlLog.StartOf($"control-{id}") is not null),
-                $"watched-{id} and control-{id} started", 60);
+            await StartedAsync(_fleet, _log, $"watched-{id}");
+            await StartedAsync(control, controlLog, $"control-{id}");
             var watched = _log.StartOf($"watched-{id}")!.At - watchedAt;
             var unwatched = controlLog.StartOf($"control-{id}")!.At - controlAt;
             var looks = seen.GetValueOrDefault($"watched-{id}");
@@ -174,5 +174,18 @@ public sealed class DashboardDelayedTests(BrokerFixture broker, ITestOutputHelpe
             read_interval_ms = 100, tree_reads = reads.Count, tree_read_ms_median = Math.Round(treeReads[treeReads.Count / 2], 1),
             tree_read_ms_max = Math.Round(treeReads[^1], 1), answers = readMs.Count, answer_ms_median = Math.Round(sorted[sorted.Count / 2], 1), answer_ms_max = Math.Round(sorted[^1], 1), tasks = measured,
         }, $"{reads.Count} reads of the delay tree (every 100 ms) while delayed tasks of 2, 3.5 and 6 s waited: each started no earlier than its delay and within max(0.5 s, 2 %) of an unwatched control's start");
+    }
+
+    /// <summary>Waits for a delayed task's start; when it does not come, fails with where it is (its events, the queues holding messages).</summary>
+    static async Task StartedAsync(TestFleet fleet, StartLog log, string id)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (log.StartOf(id) is null && DateTime.UtcNow < deadline)
+            await Task.Delay(100);
+        if (log.StartOf(id) is not null)
+            return;
+        var history = await fleet.Producer.GetTaskHistoryAsync(id, TimeSpan.FromMinutes(5));
+        var events = string.Join(", ", history.Events.Select(e => $"{e.Event} {e.At:HH:mm:ss.fff}{(e.Error is null ? "" : " (" + e.Error + ")")}"));
+        Assert.Fail($"{id} did not start in 60 s; its events: [{events}]; results: {history.Results.Count}; {await fleet.Vhost.QueuesHoldingAsync()}");
     }
 }
