@@ -32,14 +32,21 @@ internal sealed class FleetLimits(IOptions<LaneQueueOptions> options, ILogger<Fl
     /// <summary>A token this process holds on <see cref="Channel"/>.</summary>
     sealed record Token(IChannel Channel, ulong DeliveryTag);
 
+    /// <summary>The lease of a task that took no token (nothing to give back).</summary>
+    public static IAsyncDisposable NoTokens => Lease.None;
+
+    /// <summary>Whether the lane has a fleet-wide limit (its tasks take tokens before they start).</summary>
+    public bool Limits(SessionLane lane) => options.Value.FleetLimits.TryGetValue(lane, out var limit) && !limit.IsEmpty;
+
     /// <summary>
     /// Waits for the lane's fleet limits; dispose the lease when the task has ended (it gives the running token back).
     /// Completes at once, with nothing to give back, for a lane without fleet limits.
     /// </summary>
     public async Task<IAsyncDisposable> AdmitAsync(SessionLane lane, CancellationToken cancellationToken)
     {
-        if (!options.Value.FleetLimits.TryGetValue(lane, out var limit) || limit.IsEmpty)
+        if (!Limits(lane))
             return Lease.None;
+        var limit = options.Value.FleetLimits[lane];
         Token? running = null;
         if (limit.MaxConcurrency is not null)
             running = await TakeAsync(FleetLimitQueues.Running(lane), cancellationToken);

@@ -18,11 +18,16 @@ internal sealed class TaskAdmission(TaskRateLimits rateLimits, FleetLimits fleet
     /// </summary>
     public async Task<Admitted> AdmitAsync(SessionLane lane, CancellationToken cancellationToken, IDisposable? arrival = null, string? session = null)
     {
-        IAsyncDisposable fleet;
-        using (slots.Blocking(lane))
+        IAsyncDisposable fleet = FleetLimits.NoTokens;
+        if (rateLimits.Limits(lane) || fleetLimits.Limits(lane))
         {
-            await rateLimits.WaitAsync(lane, cancellationToken);
-            fleet = await fleetLimits.AdmitAsync(lane, cancellationToken);
+            // Only a lane with a limit is ever marked blocked: marked for a lane without one, the moment between this and
+            // AcquireAsync was enough for a free slot to pass the lane's turn (and its ready work at the broker) to a lower lane.
+            using (slots.Blocking(lane))
+            {
+                await rateLimits.WaitAsync(lane, cancellationToken);
+                fleet = await fleetLimits.AdmitAsync(lane, cancellationToken);
+            }
         }
         try
         {

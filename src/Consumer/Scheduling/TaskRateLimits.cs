@@ -38,6 +38,9 @@ internal sealed class TaskRateLimits : IDisposable
         })
         : null;
 
+    /// <summary>Whether a start of the lane takes a token (the lane or the process has a rate limit).</summary>
+    public bool Limits(SessionLane lane) => _process is not null || _lanes.ContainsKey(lane);
+
     /// <summary>Waits until both the lane's and the process's limits allow one more task start.</summary>
     public async Task WaitAsync(SessionLane lane, CancellationToken cancellationToken)
     {
