@@ -28,21 +28,21 @@ public static class Throughput
     sealed record Variant(string Key, string Name, Kind Kind, int Prefetch, int? Window = null, string[]? Args = null);
 
     /// <summary>The tasks run at once: 4 is LaneQueue's default for the query lane (QueryMaxConcurrency 4, slot budget 4; its
-    /// endpoint holds PrefetchPerLimit (2) x 4 = 8 deliveries), the minimal MassTransit consumer's prefetch and concurrency 4;
+    /// endpoint holds PrefetchPerLimit (4) x 4 = 16 deliveries), the minimal MassTransit consumer's prefetch and concurrency 4;
     /// 16 is MassTransit's default prefetch on this machine, set on LaneQueue with QueryMaxConcurrency and SlotBudget.</summary>
     static readonly int[] Prefetches = [4, 16];
 
     static readonly Variant[] Variants = Prefetches.SelectMany(p => new Variant[]
     {
-        new($"lanequeue-{p}", "LaneQueue (producer + consumer, query lane)", Kind.LaneQueue, p, Window: 2 * p),
+        new($"lanequeue-{p}", "LaneQueue (producer + consumer, query lane)", Kind.LaneQueue, p, Window: 4 * p),
         new($"masstransit-{p}", "minimal MassTransit consumer + result publish", Kind.MassTransit, p),
         new($"raw-{p}", "raw RabbitMQ.Client 7 (publish + consume + ack)", Kind.Raw, p),
         new($"raw-results-{p}", "raw RabbitMQ.Client 7 + confirmed result publish", Kind.RawWithResults, p),
     }).Concat(
     [
-        // Two reported rows beside concurrency 4: LaneQueue with PrefetchPerLimit 4 (16 held, the setting for lanes of short
-        // tasks), and the minimal MassTransit consumer holding as many (prefetch 16, 4 at once): the same window for both.
-        new("lanequeue-window4-4", "LaneQueue, PrefetchPerLimit 4", Kind.LaneQueue, 4, Window: 16, Args: ["--LaneQueue:PrefetchPerLimit=4"]),
+        // Two reported rows beside concurrency 4: LaneQueue with PrefetchPerLimit 2 (8 held, the default up to 1.3), and the
+        // minimal MassTransit consumer holding as many as LaneQueue's default (prefetch 16, 4 at once): the same window for both.
+        new("lanequeue-window2-4", "LaneQueue, PrefetchPerLimit 2", Kind.LaneQueue, 4, Window: 8, Args: ["--LaneQueue:PrefetchPerLimit=2"]),
         new("masstransit-window16-4", "minimal MassTransit consumer, prefetch 16, ConcurrentMessageLimit 4", Kind.MassTransit, 4, Window: 16),
     ]).ToArray();
 
@@ -144,10 +144,10 @@ public static class Throughput
                          "consumer and anything else on the broker) times the phase's length, per task: broker_background_cpu_us in the JSON; " +
                          "the broker CPU verdict's detail also gives the ratio above it (the verdict itself is on the plain numbers).");
         result.Notes.Add("At once / held: tasks run at once, and deliveries the consumer holds (its prefetch). LaneQueue's query lane holds " +
-                         "LaneQueue:PrefetchPerLimit (2) x its limit: the tasks running and as many next ones, among them those whose " +
+                         "LaneQueue:PrefetchPerLimit (4) x its limit: the tasks running and three times as many next ones, among them those whose " +
                          "handler returned while their result is confirmed and acked. Two rows beside 4 at once are reported, not checked: " +
-                         "LaneQueue with --LaneQueue:PrefetchPerLimit=4 (16 held), and the minimal MassTransit consumer holding as many " +
-                         "(prefetch 16, ConcurrentMessageLimit 4).");
+                         "LaneQueue with --LaneQueue:PrefetchPerLimit=2 (8 held, the default up to 1.3), and the minimal MassTransit consumer " +
+                         "holding as many as LaneQueue's default (prefetch 16, ConcurrentMessageLimit 4).");
         result.Notes.Add("End to end: from the first publish to the last completion (LaneQueue: the last result received by the bench; raw: the " +
                          "consumer's last ack). Publish rate: tasks / time to publish them all (confirmed) while the consumer runs.");
     }

@@ -162,7 +162,7 @@ public static class ConsumerRegistration
     }
 
     /// <summary>
-    /// Deliveries a lane's endpoint holds: <see cref="LaneQueueOptions.PrefetchPerLimit"/> (2) times the lane's limit, and at
+    /// Deliveries a lane's endpoint holds: <see cref="LaneQueueOptions.PrefetchPerLimit"/> (4) times the lane's limit, and at
     /// least 2 more than the limit. The scheduler (<see cref="LaneSlots"/>) enforces the limit; the rest are the next tasks,
     /// here before a slot frees, so a lane never waits for the broker between two of its tasks, and tasks whose handler has
     /// returned (their slot is free) while their result is confirmed and their ack travels, which under load takes longer

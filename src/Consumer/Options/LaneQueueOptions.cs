@@ -53,14 +53,15 @@ public sealed class LaneQueueOptions
     public int SlotBudget { get; set; } = 4;
 
     /// <summary>
-    /// Deliveries a lane's endpoint holds, per unit of the lane's max concurrency (queue per lane): 2 by default, the lane's
-    /// limit running and as many next ones here before a slot frees (some of them tasks whose handler returned while their
-    /// result is confirmed and acked). 4 suits lanes of many short tasks: under load those confirms take longer than a task,
-    /// and with 2 they fill the window (bench/results/throughput: 0.92x the minimal MassTransit consumer at 4, 0.66x at 2).
-    /// It costs memory: a process holds twice the deliveries, and keeps more of large bodies. A lane holds at least 2 more than
-    /// its limit whatever the setting.
+    /// Deliveries a lane's endpoint holds, per unit of the lane's max concurrency (queue per lane): 4 by default, the lane's
+    /// limit running and three times as many next ones here before a slot frees, some of them tasks whose handler returned
+    /// while their result is confirmed and acked. Under load those confirms take longer than a short task, and with 2 (the
+    /// default up to 1.3) they fill the window and the lane waits for the broker (bench/results/throughput: 0.92x the minimal
+    /// MassTransit consumer at 4, 0.66x at 2). Bodies over the limit that reach the consumer do not stay in its memory at 4
+    /// either (<c>OversizedBodyMemoryTests</c>; <see cref="MemoryTrim"/>). Lower it for lanes of long tasks whose deliveries
+    /// should rather wait at the broker for another process. A lane holds at least 2 more than its limit whatever the setting.
     /// </summary>
-    public int PrefetchPerLimit { get; set; } = 2;
+    public int PrefetchPerLimit { get; set; } = 4;
 
     /// <summary>
     /// Slots of <see cref="SlotBudget"/> kept for a lane and the lanes above it (e.g. <c>ReservedSlots:Query=1</c>: a query

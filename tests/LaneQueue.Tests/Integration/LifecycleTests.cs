@@ -383,8 +383,8 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
     }
 
     [Theory]
-    [InlineData(null)] // the default, 2
-    [InlineData(4)]
+    [InlineData(null)] // the default, 4
+    [InlineData(2)]
     public async Task A_lane_endpoint_holds_PrefetchPerLimit_times_the_lanes_limit(int? perLimit)
     {
         var log = new StartLog();
@@ -395,7 +395,7 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
             if (perLimit is { } p)
                 o.PrefetchPerLimit = p;
         }, h => h.AddHandler(StartLog.CommandType, log.HandleAsync));
-        var held = ConsumerRegistration.LanePrefetch(1, perLimit ?? new LaneQueueOptions().PrefetchPerLimit); // 3 and 4
+        var held = ConsumerRegistration.LanePrefetch(1, perLimit ?? new LaneQueueOptions().PrefetchPerLimit); // 4 and 3
         const int submitted = 7;
         foreach (var i in Enumerable.Range(1, submitted))
             await _fleet.Producer.SubmitTaskAsync(StartLog.Make($"held-{i}", SessionLane.Query, 4000));
@@ -417,7 +417,7 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
     {
         var log = new StartLog();
         var first = await StartConsumerAsync(o => o.SlotBudget = 1, h => h.AddHandler(StartLog.CommandType, log.HandleAsync));
-        // query prefetches 8 (2 x its limit of 4), but the budget lets one run: three wait inside the consumer, unacked.
+        // query prefetches 16 (4 x its limit of 4), but the budget lets one run: three wait inside the consumer, unacked.
         foreach (var i in Enumerable.Range(1, 4))
             await _fleet.Producer.SubmitTaskAsync(StartLog.Make($"drain-{i}", SessionLane.Query, 4000)); // long enough to still run when the stop comes
         await TestVhost.EventuallyAsync(() => Task.FromResult(log.Starts.Count == 1), "one task running");
