@@ -97,9 +97,8 @@ internal static class MemoryTrim
     /// and drops them: a size is done when the pool hands out a new array instead of one it kept (this thread allocated it).
     /// Arrays rented by others are not the pool's to give: they go back to it and stay, as any array would.
     /// </summary>
-    internal static int DrainSharedPool(long from, long to)
+    static void DrainSharedPool(long from, long to)
     {
-        var dropped = 0;
         var last = (long)System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)Math.Max(to, 16)); // the pool's arrays come in powers of 2
         for (var size = (long)System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)Math.Max(from, 16)); size <= last && size <= Array.MaxLength; size *= 2)
         {
@@ -109,9 +108,7 @@ internal static class MemoryTrim
                 _ = System.Buffers.ArrayPool<byte>.Shared.Rent((int)size);
                 if (GC.GetAllocatedBytesForCurrentThread() - before >= size)
                     break; // a new array: none of this size is left in the pool
-                dropped++;
             }
         }
-        return dropped;
     }
 }

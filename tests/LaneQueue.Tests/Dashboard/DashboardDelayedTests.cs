@@ -179,11 +179,15 @@ public sealed class DashboardDelayedTests(BrokerFixture broker, ITestOutputHelpe
     /// <summary>Waits for a delayed task's start; when it does not come, fails with where it is (its events, the queues holding messages).</summary>
     static async Task StartedAsync(TestFleet fleet, StartLog log, string id)
     {
-        var deadline = DateTime.UtcNow.AddSeconds(60);
-        while (log.StartOf(id) is null && DateTime.UtcNow < deadline)
-            await Task.Delay(100);
-        if (log.StartOf(id) is not null)
+        try
+        {
+            await TestVhost.EventuallyAsync(() => Task.FromResult(log.StartOf(id) is not null), $"{id} started", 60);
             return;
+        }
+        catch (Xunit.Sdk.XunitException)
+        {
+            // said below, with where the task is
+        }
         var history = await fleet.Producer.GetTaskHistoryAsync(id, TimeSpan.FromMinutes(5));
         var events = string.Join(", ", history.Events.Select(e => $"{e.Event} {e.At:HH:mm:ss.fff}{(e.Error is null ? "" : " (" + e.Error + ")")}"));
         Assert.Fail($"{id} did not start in 60 s; its events: [{events}]; results: {history.Results.Count}; {await fleet.Vhost.QueuesHoldingAsync()}");
