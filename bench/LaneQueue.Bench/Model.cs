@@ -27,7 +27,7 @@ public sealed record BenchSettings
 
     // 1. preemption
     public int PreemptionBacklog => Quick ? 2_000 : 10_000;
-    public int PreemptionSamples => Quick ? 10 : 25;
+    public int PreemptionSamples => Quick ? 10 : 50;
     public int QueryRatePerSecond => 10;
     public int GenerateMs => 20;
 

@@ -2,8 +2,8 @@
 # Builds the @lanequeue/client tarball: npm ci, the ESM and CommonJS builds (tsc), npm pack into <outdir>.
 # Prints the tarball's path as its last line (everything else goes to stderr).
 #
-#   bash clients/typescript/build.sh /tmp/out    # -> /tmp/out/lanequeue-client-1.3.0.tgz
-#   npm install /tmp/out/lanequeue-client-1.3.0.tgz
+#   bash clients/typescript/build.sh /tmp/out    # -> /tmp/out/lanequeue-client-1.4.0.tgz
+#   npm install /tmp/out/lanequeue-client-1.4.0.tgz
 set -euo pipefail
 
 out="${1:?usage: build.sh <outdir>}"

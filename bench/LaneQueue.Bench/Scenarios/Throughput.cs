@@ -51,7 +51,7 @@ public static class Throughput
     public static async Task RunAsync(BenchContext context, ScenarioResult result)
     {
         var settings = context.Settings;
-        var rounds = settings.Quick ? 1 : 2;
+        var rounds = settings.Quick ? 1 : 3;
         result.Columns.AddRange(
         [
             new("variant", "variant"),

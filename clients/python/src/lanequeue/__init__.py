@@ -31,7 +31,7 @@ from ._validation import (
     validate_task,
 )
 
-__version__ = "1.3.0"
+__version__ = "1.4.0"
 
 __all__ = [
     "BrokerAddress",
