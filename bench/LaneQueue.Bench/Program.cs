@@ -13,10 +13,13 @@ using LaneQueue.Bench.Scenarios;
 
 using var cancel = new CancellationTokenSource();
 var interrupts = 0;
+var signalled = false;
+double? capMinutes = null;
 Console.CancelKeyPress += (_, e) =>
 {
     // First Ctrl+C: stop the run and clean up in the finally blocks; second: kill the children and leave at once.
     e.Cancel = interrupts++ == 0;
+    signalled = true;
     cancel.Cancel();
     if (!e.Cancel)
         ChildProcess.KillAll();
@@ -24,6 +27,7 @@ Console.CancelKeyPress += (_, e) =>
 using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
 {
     c.Cancel = true;
+    signalled = true;
     cancel.Cancel();
 });
 AppDomain.CurrentDomain.ProcessExit += (_, _) => ChildProcess.KillAll();
@@ -60,7 +64,9 @@ try
 }
 catch (OperationCanceledException) when (cancel.IsCancellationRequested)
 {
-    Console.Error.WriteLine("interrupted");
+    Console.Error.WriteLine(signalled || capMinutes is null
+        ? "interrupted"
+        : $"stopped: the run's cap of {capMinutes} minutes passed (--max-minutes N for a longer one)");
     return 130;
 }
 finally
@@ -90,8 +96,10 @@ async Task<int> RunBenchAsync()
         return 2;
     }
     // A hard cap on the whole run, whatever hangs: every wait below has its own time-out too.
-    var maxMinutes = double.Parse(Option("--max-minutes") ?? (quick ? "5" : "20"), System.Globalization.CultureInfo.InvariantCulture);
+    // The full run takes about 25 minutes on the 2-core machine (bench/results/latest.md has its run time).
+    var maxMinutes = double.Parse(Option("--max-minutes") ?? (quick ? "5" : "45"), System.Globalization.CultureInfo.InvariantCulture);
     cancel.CancelAfter(TimeSpan.FromMinutes(maxMinutes));
+    capMinutes = maxMinutes;
 
     using var broker = await Broker.ConnectAsync(settings.AmqpUrl, settings.ManagementUrl, cancel.Token);
     var context = new BenchContext(settings, broker, cancel.Token);

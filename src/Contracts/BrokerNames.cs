@@ -185,12 +185,16 @@ public static class BrokerNames
     /// </summary>
     public const string CopyHeader = "x-lanequeue-copy";
 
-    /// <summary>Holding queue for retries of a lane after <paramref name="delay"/>: TTL, then dead-lettered back to the lane.</summary>
+    /// <summary>
+    /// The classic holding queue in which LaneQueue 1.3 and earlier parked a lane's retries for <paramref name="delay"/> (TTL,
+    /// then dead-lettered back to the lane). Since 1.4 retries wait in the delay tree (<see cref="DelayQueue"/>); a vhost
+    /// upgraded from 1.3 may still have these queues: they empty themselves into their lanes and can be deleted once empty.
+    /// </summary>
     public static string RetryQueue(SessionLane lane, TimeSpan delay) => RetryQueue(RoutingKey(lane), delay);
 
     /// <summary>
-    /// The holding queue of retries that go back to <paramref name="routingKey"/> (a lane, or a session shard:
-    /// <c>lanequeue.generate.s03.retry.2000ms</c>) after <paramref name="delay"/>.
+    /// The 1.3 holding queue of retries that went back to <paramref name="routingKey"/> (a lane, or a session shard:
+    /// <c>lanequeue.generate.s03.retry.2000ms</c>) after <paramref name="delay"/>; see the overload above.
     /// </summary>
     public static string RetryQueue(string routingKey, TimeSpan delay) => $"{Prefix}.{routingKey}.retry.{(long)delay.TotalMilliseconds}ms";
 

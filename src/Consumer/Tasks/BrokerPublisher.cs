@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using LaneQueue.Contracts;
 using LaneQueue.Producer;
 using Microsoft.Extensions.Options;
@@ -9,7 +8,7 @@ namespace LaneQueue.Consumer;
 
 /// <summary>
 /// The consumer's one publishing path (MassTransit only receives), on one connection of its own: results and
-/// re-published tasks (to a retry holding queue, or back to their lane with a checkpoint) confirmed before the delivery is
+/// re-published tasks (into the delay tree for a retry, or back to their lane with a checkpoint) confirmed before the delivery is
 /// acked, through the shared <see cref="ConfirmedPublisher"/> (which waits for the connection's recovery, up to
 /// <see cref="LaneQueueOptions.RecoveryTimeoutSeconds"/>); lifecycle events, lane events and heartbeats best effort, on a
 /// second channel without a confirm wait; the lifecycle events' history copies in batches (<see cref="HistoryBatches"/>).
@@ -17,8 +16,6 @@ namespace LaneQueue.Consumer;
 internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IFleetCommands, IAsyncDisposable
 {
     readonly SemaphoreSlim _open = new(1, 1);
-    readonly ConcurrentDictionary<string, Task> _retryQueues = new();
-    IChannel? _retryQueuesChannel;
     IConnection? _connection;
     ConfirmedPublisher? _confirmed;
     IChannel? _events;
@@ -148,51 +145,14 @@ internal sealed class BrokerPublisher(IOptions<LaneQueueOptions> options) : IFle
     }
 
     /// <summary>
-    /// Parks a task in the lane's holding queue for <paramref name="delay"/> (message TTL); the broker then dead-letters it
-    /// back to <see cref="BrokerNames.TasksExchange"/> with the lane as routing key. No consumer slot is held meanwhile.
+    /// Parks a task for <paramref name="delay"/> before it is looked at again (a retry, a hold): into the delay tree
+    /// (<see cref="DelayTopology"/>), whose quorum hop queues hand it back to its lane, or its session's shard, at least once,
+    /// never early (the delay plus the tree's margin, rounded up to its 50 ms hops). No consumer slot is held meanwhile.
+    /// Up to 1.3 it waited in a classic holding queue per lane and delay (<c>lanequeue.&lt;lane&gt;.retry.&lt;ms&gt;ms</c>), which
+    /// dead-letters at most once: a broker that stopped or died mid-move could drop it.
     /// </summary>
-    public async Task ScheduleRetryAsync(ExternalTask task, TimeSpan delay, BasicProperties properties, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(task);
-        // A task of a session in a sharded lane waits in its shard's holding queue and goes back to its shard.
-        var routingKey = LaneKey(task);
-        var queue = BrokerNames.RetryQueue(routingKey, delay);
-        await WithRecoveryAsync(async confirmed =>
-        {
-            // Declared once per channel: a new channel (after a refusal or a recovery) declares again.
-            if (!ReferenceEquals(Interlocked.Exchange(ref _retryQueuesChannel, confirmed), confirmed))
-                _retryQueues.Clear();
-            var declared = _retryQueues.GetOrAdd(queue, name => confirmed.QueueDeclareAsync(name, durable: true, exclusive: false, autoDelete: false,
-                arguments: RetryQueueArguments(routingKey, delay), cancellationToken: cancellationToken));
-            try
-            {
-                await declared;
-            }
-            catch
-            {
-                _retryQueues.TryRemove(queue, out _);
-                throw;
-            }
-            await PublishConfirmedAsync(confirmed, "", queue, properties, TaskJson.Serialize(task), cancellationToken);
-        }, cancellationToken);
-    }
-
-    /// <summary>
-    /// A holding queue's arguments: TTL, then back to the lane. With <see cref="LaneQueueOptions.QuorumQueues"/> it is a quorum queue
-    /// too (message TTL and dead-lettering need RabbitMQ 3.10+), so parked retries survive the loss of a cluster node.
-    /// </summary>
-    Dictionary<string, object?> RetryQueueArguments(string routingKey, TimeSpan delay)
-    {
-        var arguments = new Dictionary<string, object?>
-        {
-            ["x-message-ttl"] = (long)delay.TotalMilliseconds,
-            ["x-dead-letter-exchange"] = BrokerNames.TasksExchange,
-            ["x-dead-letter-routing-key"] = routingKey,
-        };
-        if (options.Value.QuorumQueues)
-            arguments["x-queue-type"] = "quorum";
-        return arguments;
-    }
+    public Task ScheduleRetryAsync(ExternalTask task, TimeSpan delay, BasicProperties properties, CancellationToken cancellationToken = default) =>
+        PublishDelayedAsync(task, delay, DelayTopology.Entering(properties, DateTimeOffset.UtcNow + delay), cancellationToken);
 
     /// <summary>
     /// Publishes a task's result to <see cref="BrokerNames.ResultsExchange"/> with the task id as routing key, confirmed (the

@@ -12,7 +12,7 @@ namespace LaneQueue.Consumer;
 /// A <em>suspect</em> is a task that was held by a process that died: the broker's <c>x-delivery-count</c> (or the
 /// <c>x-lanequeue-crashes</c> it carried into a copy LaneQueue published) is above 0. The first crash cannot be told from a
 /// neighbour's, so every task held in it becomes a suspect. From then on a process holds at most one suspect at a time: a
-/// suspect delivered while another one is there goes to a short hold (the retry holding queue, its crashes in its headers) and
+/// suspect delivered while another one is there goes to a short hold (the delay tree, its crashes in its headers) and
 /// comes back later, instead of waiting here where the next crash would count against it. So the poison task crashes alone and
 /// is dead-lettered at the limit; the neighbours it crashed once keep a count of one and run.
 /// </para>
@@ -23,7 +23,7 @@ namespace LaneQueue.Consumer;
 /// </summary>
 internal sealed class CrashSuspects(IOptions<LaneQueueOptions> options)
 {
-    /// <summary>How long a suspect waits in the holding queue when this process already holds one.</summary>
+    /// <summary>How long a suspect waits in the delay tree when this process already holds one.</summary>
     public static readonly TimeSpan HoldDelay = TimeSpan.FromSeconds(2);
 
     /// <summary>Quiet time (no suspect on its way to the hold) a suspect waits for before it goes on, at most <see cref="SettleAtMost"/>.</summary>

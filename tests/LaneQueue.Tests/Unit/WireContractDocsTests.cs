@@ -164,6 +164,6 @@ public class BrokerDeadLetterDocsTests
         Assert.Contains($"`{LaneQueue.Contracts.BrokerNames.CrashesHeader}`", section, StringComparison.Ordinal);
         Assert.Contains($"`{LaneQueue.Contracts.BrokerNames.DeliveryCountHeader}`", section, StringComparison.Ordinal);
         Assert.Contains($"`{LaneQueue.Consumer.CrashSuspects.DeliveryLimitError(7).Replace(" 7 ", " N ", StringComparison.Ordinal)}`", section, StringComparison.Ordinal);
-        Assert.Contains($"{LaneQueue.Consumer.CrashSuspects.HoldDelay.TotalSeconds} s retry holding queue", section, StringComparison.Ordinal);
+        Assert.Contains($"parked for {LaneQueue.Consumer.CrashSuspects.HoldDelay.TotalSeconds} s in the delay tree", section, StringComparison.Ordinal);
     }
 }
