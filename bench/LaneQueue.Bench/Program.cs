@@ -64,7 +64,7 @@ try
 }
 catch (OperationCanceledException) when (cancel.IsCancellationRequested)
 {
-    Console.Error.WriteLine(signalled || capMinutes is null
+    Console.Error.WriteLine(signalled
         ? "interrupted"
         : $"stopped: the run's cap of {capMinutes} minutes passed (--max-minutes N for a longer one)");
     return 130;

@@ -55,6 +55,15 @@ public sealed class TestVhost(BrokerFixture broker, string name, string url) : I
     /// <summary>Messages ready in a queue (0 when it does not exist yet), read over AMQP: no management-API refresh lag.</summary>
     public async Task<uint> ReadyAsync(string queue) => (await DeclarePassiveAsync(queue))?.MessageCount ?? 0;
 
+    /// <summary>Messages ready in the delay tree's hop queues, summed over its levels (delayed tasks and retries waiting there).</summary>
+    public async Task<uint> ReadyInDelayTreeAsync()
+    {
+        var ready = 0u;
+        for (var level = 0; level < LaneQueue.Producer.DelayTopology.Levels; level++)
+            ready += await ReadyAsync(BrokerNames.DelayQueue(level));
+        return ready;
+    }
+
     /// <summary>Consumers of a queue (0 when it does not exist yet), read over AMQP.</summary>
     public async Task<uint> ConsumersAsync(string queue) => (await DeclarePassiveAsync(queue))?.ConsumerCount ?? 0;
 

@@ -100,22 +100,13 @@ public sealed class LifecycleTests(BrokerFixture broker) : IAsyncLifetime
         Assert.All(others, r => Assert.True(r.Success));
         Assert.False(flaky.IsCompleted, "the other generate tasks must finish while the retry still waits");
         // It waits in the delay tree (quorum hop queues that hand it on at least once), not in a classic holding queue (1.3).
-        await TestVhost.EventuallyAsync(async () => await InDelayTreeAsync() == 1, "the retry waiting in the delay tree", 10);
+        await TestVhost.EventuallyAsync(async () => await _fleet.Vhost.ReadyInDelayTreeAsync() == 1, "the retry waiting in the delay tree", 10);
         Assert.Null(await _fleet.Vhost.DeclarePassiveAsync(BrokerNames.RetryQueue(SessionLane.Generate, TimeSpan.FromSeconds(4))));
 
         var final = await flaky.WaitAsync(Wait);
         Assert.True(final.Success);
         Assert.Equal(SessionLane.Generate, final.Lane);
         Assert.Equal(2, final.Attempts);
-    }
-
-    /// <summary>Messages ready in the delay tree's hop queues, summed over its levels.</summary>
-    async Task<uint> InDelayTreeAsync()
-    {
-        var ready = 0u;
-        for (var level = 0; level < DelayTopology.Levels; level++)
-            ready += await _fleet.Vhost.ReadyAsync(BrokerNames.DelayQueue(level));
-        return ready;
     }
 
     [Fact]
