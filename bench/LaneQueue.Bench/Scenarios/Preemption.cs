@@ -90,6 +90,7 @@ public static class Preemption
             result.Rows.Add(row);
             result.Samples[variant.Key] = waits;
             runs[variant.Key] = run;
+            WriteTimeline(variant.Key, run);
         }
         if (runs.TryGetValue("lanequeue-equal-capacity", out var equalRun) && result.Rows.SingleOrDefault(r => (string)r["key"]! == "lanequeue-reserved-query") is { } reservedRow)
             AddFloors(result.Rows.Single(r => (string)r["key"]! == "lanequeue-equal-capacity"), equalRun, (double)reservedRow["p50_ms"]!);
@@ -289,6 +290,21 @@ public static class Preemption
         return (row, waits.Select(w => Stats.Round(w, 2)).ToList(), new QueryRun(queries, listener.All.ToList()));
     }
 
+    /// <summary>
+    /// LANEQUEUE_BENCH_TIMELINE=DIR (a diagnosis aid): each variant's task runs and query publishes, one per line, in
+    /// DIR/timeline-KEY.txt, to see where a long wait went (which process ran what, when).
+    /// </summary>
+    static void WriteTimeline(string key, QueryRun run)
+    {
+        if (Environment.GetEnvironmentVariable("LANEQUEUE_BENCH_TIMELINE") is not { Length: > 0 } dir)
+            return;
+        Directory.CreateDirectory(dir);
+        var file = Path.Combine(dir, $"timeline-{key}.txt");
+        File.WriteAllLines(file, run.All.OrderBy(r => r.StartedAt).Select(r => $"run {r.Id} {r.Lane} {r.Consumer} {r.StartedAt:O} {r.FinishedAt:O}")
+            .Concat(run.Queries.Select(q => $"publish {q.Query.Id} {q.At:O}")));
+        BenchContext.Log($"    timeline: {file}");
+    }
+
     sealed record QueryRun(List<(DateTimeOffset At, TaskOutcome Query)> Queries, List<TaskOutcome> All);
 
     /// <summary>
@@ -303,13 +319,6 @@ public static class Preemption
         var fleet = new List<double>();
         var own = new List<double>();
         var handOff = new List<double>();
-        if (Environment.GetEnvironmentVariable("LANEQUEUE_BENCH_TIMELINE") is { Length: > 0 } timeline)
-        {
-            // A diagnosis aid: every task's run and every query's publish, one per line, to see where a long wait went.
-            File.WriteAllLines(timeline, run.All.OrderBy(r => r.StartedAt).Select(r => $"run {r.Id} {r.Lane} {r.Consumer} {r.StartedAt:O} {r.FinishedAt:O}")
-                .Concat(run.Queries.Select(q => $"publish {q.Query.Id} {q.At:O}")));
-            BenchContext.Log($"  timeline of the one-slot row: {timeline}");
-        }
         foreach (var (at, query) in run.Queries)
         {
             var from = at + TimeSpan.FromMilliseconds(delivery);
