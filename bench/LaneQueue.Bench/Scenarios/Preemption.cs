@@ -80,6 +80,7 @@ public static class Preemption
             new("fleet_first_free_ms", "first slot free in the fleet p50 / max", "ms"),
             new("own_first_free_ms", "first slot free on its process p50 / max", "ms"),
             new("hand_off_ms", "the fleet's first free slot + one broker trip, p50 / max", "ms"),
+            new("probe_ms", "the broker's own publish → delivery meanwhile, p50 / p99 / max", "ms"),
         ]);
 
         var runs = new Dictionary<string, QueryRun>();
@@ -135,7 +136,7 @@ public static class Preemption
                 equalP50 <= 8 && equalMax <= 22, $"p50 {equalP50:0.0} ms, max {equalMax:0.0} ms (floors from this run, p50 / max: the first slot " +
                                                   $"given back in the fleet once the query could be there {equal["fleet_first_free_ms"]} ms, on the process " +
                                                   $"the broker gave it to {equal["own_first_free_ms"]} ms; with a hand-off costing one broker trip " +
-                                                  $"{equal["hand_off_ms"]} ms)"));
+                                                  $"{equal["hand_off_ms"]} ms; the broker's own publish -> delivery meanwhile p50 / p99 / max {equal["probe_ms"]} ms)"));
         }
         // Reserved slot: a query never waits for a generate run, only for its publish, delivery and the scheduler (strict p50
         // <= 3 ms; relaxed <= 20 ms, one generate run: a query with a slot of its own must not wait like one without). Two quick
@@ -162,6 +163,10 @@ public static class Preemption
                          "A third column estimates a fleet-wide hand-off, which LaneQueue does not have: a query moves to the other process " +
                          "when that one gives a slot back first, and pays one more trip through the broker for it (taken as the reserved " +
                          "row's p50), so it waits for the earlier of its own process's free slot and the other's plus that trip.");
+        result.Notes.Add("Control, every row: while its queries are measured, a probe publishes a persistent message every 20 ms to a queue " +
+                         "of its own in the row's vhost, with a consumer that always has credit, and times publish -> delivery (no LaneQueue " +
+                         "code on the way). Its spikes are the broker's and the machine's; a query wait of the same size at the same time is not " +
+                         "the scheduler's.");
         result.Notes.Add($"Backlog {settings.PreemptionBacklog} generate tasks (sleep {settings.GenerateMs} ms) published after the fleet is up; " +
                          $"then {settings.PreemptionSamples} query tasks (echo) at {settings.QueryRatePerSecond}/s. " +
                          "Wait = result started_at - the bench's clock just before publishing (includes publish + confirm). " +
@@ -214,6 +219,8 @@ public static class Preemption
         };
         var backlogAtStart = (await vhost.QueueAsync(backlogQueue, ct))?.Ready ?? 0;
 
+        // The control: the broker's own publish -> delivery time while the queries are measured (BrokerProbe).
+        await using var probe = await BrokerProbe.StartAsync(vhost.Url, TimeSpan.FromMilliseconds(20), ct);
         var windowStart = DateTimeOffset.UtcNow;
         var submitted = new List<(string Id, DateTimeOffset At)>();
         var publishes = new List<Task>();
@@ -245,6 +252,8 @@ public static class Preemption
             queries.Add((at, outcome));
         }
 
+        var probes = await probe.StopAsync();
+        var probed = probes.Select(p => p.Ms).ToList();
         var generateInWindow = listener.All.Count(r => r.Lane == "generate" && r.StartedAt >= windowStart && r.StartedAt <= windowEnd);
         var generatePerSecond = generateInWindow / (windowEnd - windowStart).TotalSeconds;
         string config;
@@ -285,13 +294,15 @@ public static class Preemption
             ["p50_ms"] = Stats.Round(Stats.Percentile(waits, 50)),
             ["p99_ms"] = Stats.Round(Stats.Percentile(waits, 99)),
             ["max_ms"] = Stats.Round(waits.Max()),
+            ["probe_ms"] = probed.Count == 0 ? "none arrived"
+                : $"{Tables.Format(Stats.Round(Stats.Percentile(probed, 50)))} / {Tables.Format(Stats.Round(Stats.Percentile(probed, 99)))} / {Tables.Format(Stats.Round(probed.Max()))}",
         };
-        BenchContext.Log($"    p50 {row["p50_ms"]} ms, p99 {row["p99_ms"]} ms, max {row["max_ms"]} ms; backlog {backlogAtStart} -> {backlogAtEnd}; generate {row["generate_per_s"]}/s");
-        return (row, waits.Select(w => Stats.Round(w, 2)).ToList(), new QueryRun(queries, listener.All.ToList()));
+        BenchContext.Log($"    p50 {row["p50_ms"]} ms, p99 {row["p99_ms"]} ms, max {row["max_ms"]} ms; backlog {backlogAtStart} -> {backlogAtEnd}; generate {row["generate_per_s"]}/s; broker probe p50 / p99 / max {row["probe_ms"]} ms");
+        return (row, waits.Select(w => Stats.Round(w, 2)).ToList(), new QueryRun(queries, listener.All.ToList(), probes));
     }
 
     /// <summary>
-    /// LANEQUEUE_BENCH_TIMELINE=DIR (a diagnosis aid): each variant's task runs and query publishes, one per line, in
+    /// LANEQUEUE_BENCH_TIMELINE=DIR (a diagnosis aid): each variant's task runs, query publishes and broker probes, one per line, in
     /// DIR/timeline-KEY.txt, to see where a long wait went (which process ran what, when).
     /// </summary>
     static void WriteTimeline(string key, QueryRun run)
@@ -301,11 +312,12 @@ public static class Preemption
         Directory.CreateDirectory(dir);
         var file = Path.Combine(dir, $"timeline-{key}.txt");
         File.WriteAllLines(file, run.All.OrderBy(r => r.StartedAt).Select(r => $"run {r.Id} {r.Lane} {r.Consumer} {r.StartedAt:O} {r.FinishedAt:O}")
-            .Concat(run.Queries.Select(q => $"publish {q.Query.Id} {q.At:O}")));
+            .Concat(run.Queries.Select(q => $"publish {q.Query.Id} {q.At:O}"))
+            .Concat(run.Probes.Select(p => $"probe {p.At:O} {p.Ms.ToString("0.00", System.Globalization.CultureInfo.InvariantCulture)}")));
         BenchContext.Log($"    timeline: {file}");
     }
 
-    sealed record QueryRun(List<(DateTimeOffset At, TaskOutcome Query)> Queries, List<TaskOutcome> All);
+    sealed record QueryRun(List<(DateTimeOffset At, TaskOutcome Query)> Queries, List<TaskOutcome> All, IReadOnlyList<(DateTimeOffset At, double Ms)> Probes);
 
     /// <summary>
     /// The equal-capacity row's floors, from the same run: for each query, from its publish to the first task to finish (a slot
