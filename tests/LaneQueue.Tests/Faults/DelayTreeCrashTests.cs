@@ -10,9 +10,10 @@ namespace LaneQueue.Tests.Faults;
 /// <summary>
 /// A broker killed while it moves delayed tasks from hop queue to hop queue loses none of them: the hop queues are quorum
 /// queues that dead-letter at least once (a message stays in its queue until the next one has confirmed it). The .NET producer
-/// streams tasks with a 300 ms delay (three hops: 200, 100, 50 ms) into the tree for 1.5 s, so the broker is dead-lettering
-/// hundreds a second when its node is killed (-9); it is started again, and every task whose submit was confirmed must reach its
-/// lane (no consumer runs: they are counted in the lane queue). Copies are allowed (at-least-once) and counted. With classic hop
+/// streams tasks with a 300 ms delay (three hops: 200, 100, 50 ms) into the tree for 1.5 s and until 500 are confirmed (a slow
+/// machine streams longer, up to 30 s), so the broker is dead-lettering hundreds a second when its node is killed (-9); it is
+/// started again, and every task whose submit was confirmed must reach its lane (no consumer runs: they are counted in the
+/// lane queue). Copies are allowed (at-least-once) and counted. With classic hop
 /// queues (1.2) the same run lost most of the tasks in flight (tried: see the note of the change).
 /// </summary>
 [Collection(FaultCollection.Name)]
@@ -53,7 +54,11 @@ public sealed class DelayTreeCrashTests(FaultBrokerFixture broker, ITestOutputHe
                     }));
                 }
             });
+            // At least 1.5 s and 500 confirmed submits (hundreds through the tree), however slow the machine; at most 30 s.
+            var streaming = System.Diagnostics.Stopwatch.StartNew();
             await Task.Delay(TimeSpan.FromSeconds(1.5));
+            while (accepted.Count < 500 && streaming.Elapsed < TimeSpan.FromSeconds(30) && !stream.IsCompleted)
+                await Task.Delay(TimeSpan.FromMilliseconds(50));
             acceptedAtTheKill = accepted.Count;
             killed = DateTimeOffset.UtcNow;
             await Node.KillAsync();
