@@ -275,6 +275,8 @@ public class HostileInputTests(BrokerFixture broker, ITestOutputHelper output)
                 ExternalTask.Create("p-at", SessionLane.Query, TaskJson.ParseElement(PayloadOf(TaskParser.DefaultMaxPayloadBytes))), TimeSpan.FromSeconds(30));
             Assert.True(atLimit.Success);
             Assert.Equal(0u, await client.CountAsync(TestVhost.DeadLetters(SessionLane.Query)));
+            // The raw listener reads the results exchange on its own connection: it may see the result a moment after the producer.
+            await TestVhost.EventuallyAsync(() => Task.FromResult(client.Results.ContainsKey("p-at")), "the raw listener to see p-at's result", 10);
             Assert.Equal(["p-at"], client.Results.Keys);
         }
         finally
