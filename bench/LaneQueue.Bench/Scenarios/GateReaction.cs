@@ -114,6 +114,7 @@ public static class GateReaction
             var ids = Enumerable.Range(0, settings.GateBurstSize).Select(i => $"q-{b}-{i}").ToList();
             var t0 = DateTimeOffset.UtcNow;
             await Task.WhenAll(ids.Select(id => producer.SubmitTaskAsync(Submit.Sleep(id, SessionLane.Query, settings.GateBurstTaskMs), ct)));
+            var confirmed = DateTimeOffset.UtcNow;
             var burst = new List<TaskOutcome>();
             foreach (var id in ids)
             {
@@ -126,9 +127,16 @@ public static class GateReaction
             var late = listener.All.Where(r => r.Lane == "generate" && r.StartedAt > t0 && r.StartedAt <= lastQueryStart).ToList();
             reactions.Add(late.Count == 0 ? 0 : (late.Max(r => r.StartedAt) - t0).TotalMilliseconds);
             lateStarts.Add(late.Count);
-            overtakes.Add(late.Count(g => IsOvertake(g, burst)));
+            var overtaking = late.Where(g => g.StartedAt > confirmed && IsOvertake(g, burst)).ToList();
+            overtakes.Add(overtaking.Count);
+            // Where each fell: its consumer, ms after that consumer's first start of the burst, and the burst's queries running there.
+            var where = string.Join(", ", overtaking.Select(g =>
+            {
+                var here = burst.Where(q => q.Consumer == g.Consumer).ToList();
+                return $"{g.Consumer} +{(g.StartedAt - here.Min(q => q.StartedAt)).TotalMilliseconds:0} ms running {here.Count(q => q.StartedAt < g.StartedAt && q.FinishedAt > g.StartedAt)} of {here.Count}";
+            }));
             drains.Add((lastQueryStart - t0).TotalMilliseconds);
-            BenchContext.Log($"    burst {b + 1}: reaction {reactions[^1]:0} ms, {late.Count} generate starts after the first query ({overtakes[^1]} on a consumer with room for a query it held), last query started after {drains[^1]:0} ms");
+            BenchContext.Log($"    burst {b + 1}: reaction {reactions[^1]:0} ms, {late.Count} generate starts after the first query ({overtakes[^1]} on a consumer with room for a query it held{(where.Length > 0 ? $": {where}" : "")}), last query started after {drains[^1]:0} ms");
         }
         return new Dictionary<string, object?>
         {
@@ -150,9 +158,10 @@ public static class GateReaction
     }
 
     /// <summary>
-    /// The ordering suite's overtake (LaneOrderingSuite): a generate start on a consumer between its first and its last start
-    /// of the burst (before, none of the burst had reached it; after, the rest ran elsewhere), while fewer than the query
-    /// lane's limit of the burst ran there.
+    /// The ordering suite's overtake (LaneOrderingSuite), for a start after the broker confirmed the whole burst (before, the
+    /// rest of the burst may not have been there to start): a generate start on a consumer between its first and its last
+    /// start of the burst (before, none of the burst had reached it; after, the rest ran elsewhere), while fewer than the
+    /// query lane's limit of the burst ran there.
     /// </summary>
     static bool IsOvertake(TaskOutcome generate, IReadOnlyList<TaskOutcome> burst)
     {
