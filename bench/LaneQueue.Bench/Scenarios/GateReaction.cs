@@ -81,7 +81,7 @@ public static class GateReaction
                 onOvertakesMax <= FleetSize, $"max {onOvertakesMax} (mean {on["overtakes_mean"]}); all generate starts after the 1st query: max {on["late_starts_max"]} (mean {onMean:0.#})"));
         }
         result.Notes.Add($"Fleet: {FleetSize} queue-per-lane consumer processes, slot budget {SlotBudget}, generate max concurrency {SlotBudget}, " +
-                         $"query max concurrency 4 (default); backlog {settings.GateBacklog} generate tasks (sleep {settings.GenerateMs} ms); " +
+                         $"query max concurrency {QueryLimit} (default); backlog {settings.GateBacklog} generate tasks (sleep {settings.GenerateMs} ms); " +
                          $"each burst is {settings.GateBurstSize} query tasks (sleep {settings.GateBurstTaskMs} ms), {settings.GateBursts} bursts per variant, {settings.GateBurstGapMs} ms apart.");
         result.Notes.Add("Reaction = last generate start inside the burst - the instant the bench began publishing the burst (0 when no generate " +
                          "task started after it). Starts come from the results' started_at; the clock is the same machine's.");
@@ -132,8 +132,8 @@ public static class GateReaction
             // Where each fell: its consumer, ms after that consumer's first start of the burst, and the burst's queries running there.
             var where = string.Join(", ", overtaking.Select(g =>
             {
-                var here = burst.Where(q => q.Consumer == g.Consumer).ToList();
-                return $"{g.Consumer} +{(g.StartedAt - here.Min(q => q.StartedAt)).TotalMilliseconds:0} ms running {here.Count(q => q.StartedAt < g.StartedAt && q.FinishedAt > g.StartedAt)} of {here.Count}";
+                var (here, running) = BurstBeside(g, burst);
+                return $"{g.Consumer} +{(g.StartedAt - here.Min(q => q.StartedAt)).TotalMilliseconds:0} ms running {running} of {here.Count}";
             }));
             drains.Add((lastQueryStart - t0).TotalMilliseconds);
             BenchContext.Log($"    burst {b + 1}: reaction {reactions[^1]:0} ms, {late.Count} generate starts after the first query ({overtakes[^1]} on a consumer with room for a query it held{(where.Length > 0 ? $": {where}" : "")}), last query started after {drains[^1]:0} ms");
@@ -165,9 +165,15 @@ public static class GateReaction
     /// </summary>
     static bool IsOvertake(TaskOutcome generate, IReadOnlyList<TaskOutcome> burst)
     {
+        var (here, running) = BurstBeside(generate, burst);
+        return here.Count > 0 && generate.StartedAt > here.Min(q => q.StartedAt) && generate.StartedAt < here.Max(q => q.StartedAt)
+               && running < QueryLimit;
+    }
+
+    /// <summary>The burst's queries that ran on the consumer that started <paramref name="generate"/>, and how many of them ran as it started.</summary>
+    static (List<TaskOutcome> Here, int Running) BurstBeside(TaskOutcome generate, IReadOnlyList<TaskOutcome> burst)
+    {
         var here = burst.Where(q => q.Consumer == generate.Consumer).ToList();
-        if (here.Count == 0 || generate.StartedAt <= here.Min(q => q.StartedAt) || generate.StartedAt >= here.Max(q => q.StartedAt))
-            return false;
-        return here.Count(q => q.StartedAt < generate.StartedAt && q.FinishedAt > generate.StartedAt) < QueryLimit;
+        return (here, here.Count(q => q.StartedAt < generate.StartedAt && q.FinishedAt > generate.StartedAt));
     }
 }

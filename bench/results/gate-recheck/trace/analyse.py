@@ -25,5 +25,6 @@ for path in sys.argv[1:]:
             silence = max((b - a for a, b in zip(before, before[1:])), default=0)
             nxt = next((t for t, l in events[k:] if 'arrive Query' in l), None)
             state = line.split('query')[1]
+            read = f"+{nxt - at:.1f} ms" if nxt is not None else "never"
             print(f"{path.split('/')[-1]} {line.split()[0]} query lane {state}: longest silence in the 40 ms before "
-                  f"{silence:.1f} ms; next query delivery read +{nxt - at:.1f} ms" if nxt else " none")
+                  f"{silence:.1f} ms; next query delivery read {read}")
