@@ -74,13 +74,15 @@ internal sealed class LaneEndpoints(IOptions<LaneQueueOptions> options) : IRecei
             {
                 state.Stopped = true;
                 // Bounded: a stop that waits on deliveries of a connection that just died must not hold this lane's switch forever.
-                using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                bounded.CancelAfter(SwitchTimeout);
+                // Not by the caller's token: a host that starts stopping while this basic.cancel is under way would cancel it, and
+                // MassTransit then keeps the consumer on the lane's queue, its connection open after the host stopped (deliveries
+                // would go to a consumer nobody runs). StopAsync waits for this switch instead.
+                using var bounded = new CancellationTokenSource(SwitchTimeout);
                 try
                 {
                     await Task.WhenAll(endpoints.Select(endpoint => endpoint.Stop(bounded.Token)));
                 }
-                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                catch (OperationCanceledException)
                 {
                     // stopping goes on in MassTransit; the lane counts as paused
                 }

@@ -52,6 +52,34 @@ public sealed class TestVhost(BrokerFixture broker, string name, string url) : I
         static long Count(JsonElement queue, string field) => queue.TryGetProperty(field, out var n) && n.TryGetInt64(out var v) ? v : 0;
     }
 
+    /// <summary>
+    /// Which connections hold consumers on a queue ("connection name (consumer tag)" each, from the management API, up to its
+    /// statistics interval old): for a failure message that says whose consumer is still there.
+    /// </summary>
+    public async Task<string> ConsumersOnAsync(string queue)
+    {
+        try
+        {
+            using var response = await broker.Management.GetAsync($"api/consumers/{Uri.EscapeDataString(Name)}");
+            var consumers = await response.Content.ReadFromJsonAsync<JsonElement>();
+            var on = new List<string>();
+            foreach (var consumer in consumers.EnumerateArray().Where(c => c.GetProperty("queue").GetProperty("name").GetString() == queue))
+            {
+                // The broker names a connection by its addresses; the name the client gave it (e.g. a consumer's) is on the connection.
+                var connection = consumer.GetProperty("channel_details").GetProperty("connection_name").GetString() ?? "";
+                using var details = await broker.Management.GetAsync($"api/connections/{Uri.EscapeDataString(connection)}");
+                var given = details.IsSuccessStatusCode && (await details.Content.ReadFromJsonAsync<JsonElement>()).TryGetProperty("user_provided_name", out var n)
+                    ? n.GetString() : null;
+                on.Add($"{given ?? connection} ({consumer.GetProperty("consumer_tag").GetString()})");
+            }
+            return on.Count == 0 ? $"the management API lists no consumer on {queue}" : $"consumers on {queue}: {string.Join(", ", on)}";
+        }
+        catch (Exception ex) when (ex is HttpRequestException or JsonException or InvalidOperationException or KeyNotFoundException)
+        {
+            return $"could not list the consumers of {queue}: {ex.Message}";
+        }
+    }
+
     /// <summary>Messages ready in a queue (0 when it does not exist yet), read over AMQP: no management-API refresh lag.</summary>
     public async Task<uint> ReadyAsync(string queue) => (await DeclarePassiveAsync(queue))?.MessageCount ?? 0;
 
@@ -86,14 +114,21 @@ public sealed class TestVhost(BrokerFixture broker, string name, string url) : I
     /// <summary>Polls until <paramref name="condition"/> holds or the time-out passes (then fails with <paramref name="what"/>).</summary>
     public static async Task EventuallyAsync(Func<Task<bool>> condition, string what, int timeoutSeconds = 60)
     {
+        if (!await WithinAsync(condition, timeoutSeconds))
+            Assert.Fail($"timed out after {timeoutSeconds} s waiting for: {what}");
+    }
+
+    /// <summary>Polls until <paramref name="condition"/> holds (true) or the time-out passes (false).</summary>
+    public static async Task<bool> WithinAsync(Func<Task<bool>> condition, int timeoutSeconds)
+    {
         var deadline = DateTime.UtcNow.AddSeconds(timeoutSeconds);
         while (DateTime.UtcNow < deadline)
         {
             if (await condition())
-                return;
+                return true;
             await Task.Delay(100);
         }
-        Assert.Fail($"timed out after {timeoutSeconds} s waiting for: {what}");
+        return false;
     }
 
     /// <summary>Polls until <paramref name="read"/> returns a value or the time-out passes (then fails with <paramref name="what"/>).</summary>

@@ -30,8 +30,9 @@ public class FleetStateTests(BrokerFixture broker)
         {
             await TestVhost.EventuallyAsync(() => Task.FromResult(late.IsPaused(SessionLane.Generate)), "generate paused on the consumer that started later");
             // The endpoint stops just after the lane is marked paused: its consumer leaves the queue a moment later.
-            await TestVhost.EventuallyAsync(async () => await vhost.ConsumersAsync(BrokerNames.LaneQueue(SessionLane.Generate)) == 0u,
-                "the paused generate lane has no consumer on the late consumer", 30);
+            var generate = BrokerNames.LaneQueue(SessionLane.Generate);
+            if (!await TestVhost.WithinAsync(async () => await vhost.ConsumersAsync(generate) == 0u, 30))
+                Assert.Fail($"timed out after 30 s waiting for the paused generate lane to have no consumer; {await vhost.ConsumersOnAsync(generate)}");
             var result = await producer.WatchResultAsync("after-the-pause");
             await producer.SubmitTaskAsync(ExternalTask.Create("after-the-pause", SessionLane.Generate, new { n = 1 }));
             var events = new List<TaskEvent>();
