@@ -119,8 +119,56 @@ internal sealed class LaneScheduler
     readonly Dictionary<string, int>[] _sessionRunning;
     /// <summary>Per queue: delivery tags still being read (arriving), so a session with a limit waits for an earlier one of them.</summary>
     readonly Dictionary<string, SortedSet<ulong>> _arrivingTags = new(StringComparer.Ordinal);
+    /// <summary>Per queue: the delivery tags that began being read here (<see cref="TagsSeen"/>).</summary>
+    readonly Dictionary<string, TagsSeen> _tagsSeen = new(StringComparer.Ordinal);
     long _starts;
     DateTimeOffset? _readyAt;
+    /// <summary>Set while deciding: when a task held back by an earlier delivery not yet seen here stops waiting for it.</summary>
+    DateTimeOffset? _gapGiveUpAt;
+
+    /// <summary>
+    /// How long a task of a session with a limit waits for an earlier delivery of its queue that the broker handed to this
+    /// process but that has not begun being read here. RabbitMQ.Client hands one channel's deliveries to MassTransit's pipe
+    /// on several threads at once, so a later delivery can reach <see cref="ArrivingAt"/> first (a landing run of
+    /// SequentialSessionKillTests saw a session's first task start after its second); the earlier one comes within the
+    /// moment a thread is held up. One that never comes (dropped before it is read) costs its queue's later tasks this wait once.
+    /// </summary>
+    public static readonly TimeSpan GapWait = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// The delivery tags of one queue's channel read here: all up to <see cref="UpTo"/>, and those above a gap. A channel
+    /// numbers its deliveries 1, 2, 3, ...; a tag seen again means a new channel (the endpoint restarted).
+    /// </summary>
+    sealed class TagsSeen
+    {
+        public ulong UpTo;
+        public readonly SortedSet<ulong> Above = [];
+
+        public void Add(ulong tag)
+        {
+            if (tag <= UpTo || Above.Contains(tag))
+            {
+                UpTo = 0;
+                Above.Clear();
+            }
+            Above.Add(tag);
+            Advance();
+        }
+
+        /// <summary>Stops waiting for the tags below <paramref name="tag"/> that never came.</summary>
+        public void SkipTo(ulong tag)
+        {
+            UpTo = Math.Max(UpTo, tag - 1);
+            Above.RemoveWhere(t => t <= UpTo);
+            Advance();
+        }
+
+        void Advance()
+        {
+            while (Above.Count > 0 && Above.Min == UpTo + 1)
+                Above.Remove(++UpTo);
+        }
+    }
 
     public LaneScheduler(SchedulerRules rules)
     {
@@ -232,6 +280,9 @@ internal sealed class LaneScheduler
             if (!_arrivingTags.TryGetValue(place.Queue, out var tags))
                 _arrivingTags[place.Queue] = tags = [];
             tags.Add(place.Tag);
+            if (!_tagsSeen.TryGetValue(place.Queue, out var seen))
+                _tagsSeen[place.Queue] = seen = new TagsSeen();
+            seen.Add(place.Tag);
         }
         else if (_arrivingTags.TryGetValue(place.Queue, out var tags) && tags.Remove(place.Tag) && tags.Count == 0)
         {
@@ -296,7 +347,7 @@ internal sealed class LaneScheduler
     /// first), so the sessions a process holds tasks of take turns; tasks of one session keep their order. A session at its
     /// limit here (<see cref="SchedulerRules.SessionLimits"/>) is skipped; null when every waiting task's session is.
     /// </summary>
-    Ticket? NextTurn(int lane)
+    Ticket? NextTurn(int lane, DateTimeOffset now)
     {
         var turns = _sessionTurns[lane];
         var limit = _rules.SessionLimit((SessionLane)lane);
@@ -304,7 +355,7 @@ internal sealed class LaneScheduler
         var bestTurn = long.MaxValue;
         for (var node = _waiting[lane].First; node is not null; node = node.Next)
         {
-            if (limit > 0 && (_sessionRunning[lane].GetValueOrDefault(node.Value.Session) >= limit || !NextOfItsSession(lane, node.Value)))
+            if (limit > 0 && (_sessionRunning[lane].GetValueOrDefault(node.Value.Session) >= limit || !NextOfItsSession(lane, node.Value, now)))
                 continue; // its session runs all it may, or an earlier task of it (or of its queue) is still on its way here
             var turn = turns.GetValueOrDefault(node.Value.Session);
             if (turn < bestTurn)
@@ -316,15 +367,26 @@ internal sealed class LaneScheduler
     }
 
     /// <summary>
-    /// Whether no earlier delivery of the ticket's queue waits here for its session or is still being read: the tasks a
-    /// process holds of one session start in the order the broker delivered them, though they finish reading in any order.
+    /// Whether no earlier delivery of the ticket's queue waits here for its session, is still being read, or was handed to
+    /// this process and not yet read (for up to <see cref="GapWait"/>): the tasks a process holds of one session start in
+    /// the order the broker delivered them, though they reach the scheduler in any order.
     /// </summary>
-    bool NextOfItsSession(int lane, Ticket ticket)
+    bool NextOfItsSession(int lane, Ticket ticket, DateTimeOffset now)
     {
         if (ticket.Delivery is not { } place)
             return true;
         if (_arrivingTags.TryGetValue(place.Queue, out var arriving) && arriving.Min < place.Tag)
             return false;
+        if (_tagsSeen.TryGetValue(place.Queue, out var seen) && seen.UpTo + 1 < place.Tag)
+        {
+            var giveUpAt = ticket.Arrived + GapWait;
+            if (now < giveUpAt)
+            {
+                _gapGiveUpAt = _gapGiveUpAt is { } due && due < giveUpAt ? due : giveUpAt;
+                return false;
+            }
+            seen.SkipTo(place.Tag);
+        }
         foreach (var other in _waiting[lane])
         {
             if (other.Session == ticket.Session && other.Delivery is { } earlier && earlier.Queue == place.Queue && earlier.Tag < place.Tag)
@@ -355,13 +417,23 @@ internal sealed class LaneScheduler
     /// </summary>
     public Decision Decide(DateTimeOffset now, Func<SessionLane, bool>? hasToken = null)
     {
+        _gapGiveUpAt = null;
+        var decision = DecideNow(now, hasToken);
+        // A task held back for an earlier delivery not yet seen here is decided again when it stops waiting for it.
+        return _gapGiveUpAt is { } gap && decision.Start is null && (decision.DecideAgainAt is not { } due || gap < due)
+            ? decision with { DecideAgainAt = gap }
+            : decision;
+    }
+
+    Decision DecideNow(DateTimeOffset now, Func<SessionLane, bool>? hasToken)
+    {
         foreach (var lane in Order(now))
         {
             var i = (int)lane;
             if (_paused[i])
                 continue;
             var laneRoom = _running[i] < _rules.LaneLimits[i];
-            if (_waiting[i].First is not null && laneRoom && hasToken?.Invoke(lane) != false && NextTurn(i) is { } next)
+            if (_waiting[i].First is not null && laneRoom && hasToken?.Invoke(lane) != false && NextTurn(i, now) is { } next)
             {
                 if (!FitsBudget(lane))
                     return new Decision(null, null, lane, null); // nothing below it fits either

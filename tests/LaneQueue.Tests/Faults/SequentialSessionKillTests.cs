@@ -73,12 +73,12 @@ public sealed class SequentialSessionKillTests(FaultBrokerFixture broker, ITestO
             for (var k = 1; k < runs.Count; k++)
             {
                 if (runs[k].Index < runs[k - 1].Index)
-                    outOfOrder.Add($"{runs[k].Id} after {runs[k - 1].Id}");
+                    outOfOrder.Add($"{runs[k].Id} on {runs[k].Consumer} at {runs[k].At:HH:mm:ss.fff} after {runs[k - 1].Id} on {runs[k - 1].Consumer} at {runs[k - 1].At:HH:mm:ss.fff}");
                 if (runs[k].Id != runs[k - 1].Id && runs[k].At < runs[k - 1].End)
                     overlaps.Add($"{runs[k].Id} on {runs[k].Consumer} started while {runs[k - 1].Id} ran on {runs[k - 1].Consumer}");
             }
         }
-        var report = $"{counts}; started on the victim before the kill: {servedByVictim}; {overlaps.Count} overlaps, {outOfOrder.Count} out of order";
+        var report = $"{counts}; started on the victim before the kill: {servedByVictim} (killed at {killedAt:HH:mm:ss.fff}); {overlaps.Count} overlaps, {outOfOrder.Count} out of order";
         output.WriteLine(report);
         Evidence.Write("fault-session-sequential-kill", new
         {

@@ -59,14 +59,20 @@ public sealed class SessionFairnessKillTests(FaultBrokerFixture broker, ITestOut
             tally.Accepted(task.Id);
         var confirmed = DateTimeOffset.UtcNow;
         victim.KillHard();
+        // The victim's unacked tasks go back to their queues when the broker sees its connection close, which on a loaded
+        // machine can take longer than several of A's tasks run (they keep starting on the survivor meanwhile): measured here, as the
+        // moment B's shard lost the victim's consumer, so the bound below counts only what the survivor could have ordered.
+        var returned = await ConsumersGoneAsync(url, SessionShards.Queue(SessionLane.Generate, SessionShards.Of(b, Shards)), left: 1);
 
         var counts = await tally.WaitForAllAsync(TimeSpan.FromSeconds(180), output.WriteLine);
-        // B's tasks by the start that ran them to the end (the last), and A's starts after B's confirm and before each.
+        // B's tasks by the start that ran them to the end (the last), and A's starts before each: after B's confirm, or for a
+        // B task that started after the broker returned the victim's tasks, after that.
         var bStarts = late.Select(t => tally.StartTimesOf(t.Id).Max()).Order().ToList();
         var aStarts = Enumerable.Range(1, BacklogTasks).SelectMany(i => tally.StartTimesOf($"{a}-{i}")).Where(at => at > confirmed).ToList();
-        var aBefore = bStarts.Select(at => aStarts.Count(x => x < at)).ToList();
+        var aBefore = bStarts.Select(at => aStarts.Count(x => x < at && x > (at > returned ? returned : confirmed))).ToList();
         var slots = 2 * SlotsPerConsumer;
-        var report = $"{counts}; A tasks started after B's confirm and before each B task: [{string.Join(", ", aBefore)}] " +
+        var report = $"{counts}; A tasks started before each B task (after B's confirm, or after the victim's tasks were returned " +
+                     $"{(returned - confirmed).TotalMilliseconds:0} ms after it, for B tasks started later): [{string.Join(", ", aBefore)}] " +
                      $"(bound j + {3 * slots}); B's last start {(bStarts[^1] - confirmed).TotalMilliseconds:0} ms after its confirm";
         output.WriteLine(report);
         Evidence.Write("fault-session-fairness-kill", new
@@ -77,6 +83,7 @@ public sealed class SessionFairnessKillTests(FaultBrokerFixture broker, ITestOut
             LateTasks,
             TaskMs,
             ABeforeEachB = aBefore,
+            VictimTasksReturnedMs = Math.Round((returned - confirmed).TotalMilliseconds),
             BLastStartMs = Math.Round((bStarts[^1] - confirmed).TotalMilliseconds),
             counts.Accepted,
             counts.Completed,
@@ -88,5 +95,20 @@ public sealed class SessionFairnessKillTests(FaultBrokerFixture broker, ITestOut
         Assert.Equal(BacklogTasks + LateTasks, counts.Completed);
         for (var j = 0; j < aBefore.Count; j++)
             Assert.True(aBefore[j] <= j + 1 + 3 * slots, $"B's task {j + 1} waited behind {aBefore[j]} of A's: {report}");
+    }
+
+    /// <summary>Polls a queue's consumer count over AMQP (no management-API lag) until at most <paramref name="left"/> remain; when that was seen.</summary>
+    static async Task<DateTimeOffset> ConsumersGoneAsync(string url, string queue, uint left)
+    {
+        await using var connection = await BrokerConnection.ConnectAsync(url, "fault-test-consumers");
+        await using var channel = await connection.CreateChannelAsync();
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while ((await channel.QueueDeclarePassiveAsync(queue)).ConsumerCount > left)
+        {
+            if (DateTime.UtcNow > deadline)
+                Assert.Fail($"{queue} still had more than {left} consumer(s) 60 s after the kill");
+            await Task.Delay(5);
+        }
+        return DateTimeOffset.UtcNow;
     }
 }

@@ -137,6 +137,62 @@ public class LaneSchedulerTests
         Assert.Equal(["a2"], StartAll(s));
     }
 
+    /// <summary>A delivery of a limited lane's queue read here: it began arriving, then waits for a slot.</summary>
+    static void Delivered(LaneScheduler s, string queue, ulong tag, string id, string session, DateTimeOffset at)
+    {
+        var place = new LaneScheduler.DeliveryPlace(queue, tag);
+        s.ArrivingAt(place, true);
+        s.ArrivingAt(place, false);
+        s.Add(new LaneScheduler.Ticket(SessionLane.Generate, at, id, session, place));
+    }
+
+    [Fact]
+    public void A_limited_session_waits_for_an_earlier_delivery_handed_to_the_process_that_has_not_begun_reading()
+    {
+        const string queue = "lanequeue.generate.s01";
+        var s = Limited(budget: 4, sessionLimit: 1);
+        Delivered(s, queue, 1, "a1", "a", T0);
+        Assert.Equal(["a1"], StartAll(s));
+        s.Finished(SessionLane.Generate, "a");
+        // Delivery 3 is read before delivery 2 (RabbitMQ.Client hands deliveries to MassTransit on several threads): it waits,
+        // though delivery 2 never began arriving here yet, and the decision says when to look again.
+        Delivered(s, queue, 3, "a3", "a", T0);
+        var held = s.Decide(T0);
+        Assert.Null(held.Start);
+        Assert.Equal(T0 + LaneScheduler.GapWait, held.DecideAgainAt);
+        Delivered(s, queue, 2, "a2", "a", T0.AddMilliseconds(5));
+        Assert.Equal(["a2"], StartAll(s, T0.AddMilliseconds(5)));
+        s.Finished(SessionLane.Generate, "a");
+        Assert.Equal(["a3"], StartAll(s, T0.AddMilliseconds(6)));
+    }
+
+    [Fact]
+    public void A_delivery_that_never_comes_holds_the_later_ones_only_for_the_gap_wait_and_a_new_channel_starts_afresh()
+    {
+        const string queue = "lanequeue.generate.s01";
+        var s = Limited(budget: 4, sessionLimit: 1);
+        Delivered(s, queue, 1, "a1", "a", T0);
+        Delivered(s, queue, 3, "b3", "b", T0);
+        Assert.Equal(["a1"], StartAll(s));
+        Assert.Empty(StartAll(s, T0 + LaneScheduler.GapWait - TimeSpan.FromMilliseconds(1)));
+        Assert.Equal(["b3"], StartAll(s, T0 + LaneScheduler.GapWait));
+        Delivered(s, queue, 4, "b4", "b", T0 + LaneScheduler.GapWait);
+        s.Finished(SessionLane.Generate, "b");
+        Assert.Equal(["b4"], StartAll(s, T0 + LaneScheduler.GapWait)); // the gap was given up once, not again for each task
+        s.Finished(SessionLane.Generate, "b");
+        // The endpoint restarted: its new channel numbers deliveries from 1 again.
+        Delivered(s, queue, 1, "c1", "c", T0 + LaneScheduler.GapWait);
+        Assert.Equal(["c1"], StartAll(s, T0 + LaneScheduler.GapWait));
+    }
+
+    [Fact]
+    public void Without_a_session_limit_an_unread_earlier_delivery_holds_nothing()
+    {
+        var s = Limited(budget: 4, sessionLimit: 0);
+        Delivered(s, "lanequeue.generate", 3, "a3", "a", T0);
+        Assert.Equal(["a3"], StartAll(s));
+    }
+
     [Fact]
     public void A_limited_sessions_next_task_waits_until_the_last_one_ended_for_good_not_just_its_slot()
     {
