@@ -117,10 +117,8 @@ internal sealed class LaneScheduler
     readonly Dictionary<string, long>[] _sessionTurns;
     /// <summary>Per lane: tasks of each session running here (kept for every lane; a session limit reads it).</summary>
     readonly Dictionary<string, int>[] _sessionRunning;
-    /// <summary>Per queue: delivery tags still being read (arriving), so a session with a limit waits for an earlier one of them.</summary>
-    readonly Dictionary<string, SortedSet<ulong>> _arrivingTags = new(StringComparer.Ordinal);
-    /// <summary>Per queue: the delivery tags that began being read here (<see cref="TagsSeen"/>).</summary>
-    readonly Dictionary<string, TagsSeen> _tagsSeen = new(StringComparer.Ordinal);
+    /// <summary>Per queue of a lane with a session limit: the order its deliveries reach this process in (<see cref="QueueOrder"/>).</summary>
+    readonly Dictionary<string, QueueOrder> _queues = new(StringComparer.Ordinal);
     long _starts;
     DateTimeOffset? _readyAt;
     /// <summary>Set while deciding: when a task held back by an earlier delivery not yet seen here stops waiting for it.</summary>
@@ -136,37 +134,50 @@ internal sealed class LaneScheduler
     public static readonly TimeSpan GapWait = TimeSpan.FromSeconds(2);
 
     /// <summary>
-    /// The delivery tags of one queue's channel read here: all up to <see cref="UpTo"/>, and those above a gap. A channel
-    /// numbers its deliveries 1, 2, 3, ...; a tag seen again means a new channel (the endpoint restarted).
+    /// One queue's deliveries as they reach this process: the tags still being read (<see cref="Arriving"/>), and the tags
+    /// that began being read, all up to <see cref="UpTo"/> and those above a gap. A channel numbers its deliveries 1, 2, 3,
+    /// ...; a tag seen again means a new channel (the endpoint restarted), which starts the seen tags afresh.
     /// </summary>
-    sealed class TagsSeen
+    sealed class QueueOrder
     {
-        public ulong UpTo;
-        public readonly SortedSet<ulong> Above = [];
+        readonly SortedSet<ulong> _arriving = [];
+        readonly SortedSet<ulong> _above = [];
 
-        public void Add(ulong tag)
+        /// <summary>Every tag up to this one began being read here.</summary>
+        public ulong UpTo { get; private set; }
+
+        /// <summary>Whether a delivery before <paramref name="tag"/> is still being read here.</summary>
+        public bool EarlierArriving(ulong tag) => _arriving.Count > 0 && _arriving.Min < tag;
+
+        /// <summary>Whether a delivery before <paramref name="tag"/> was handed to this process and has not begun being read.</summary>
+        public bool EarlierUnseen(ulong tag) => UpTo + 1 < tag;
+
+        public void Began(ulong tag)
         {
-            if (tag <= UpTo || Above.Contains(tag))
+            _arriving.Add(tag);
+            if (tag <= UpTo || _above.Contains(tag))
             {
                 UpTo = 0;
-                Above.Clear();
+                _above.Clear();
             }
-            Above.Add(tag);
+            _above.Add(tag);
             Advance();
         }
+
+        public void Ended(ulong tag) => _arriving.Remove(tag);
 
         /// <summary>Stops waiting for the tags below <paramref name="tag"/> that never came.</summary>
         public void SkipTo(ulong tag)
         {
             UpTo = Math.Max(UpTo, tag - 1);
-            Above.RemoveWhere(t => t <= UpTo);
+            _above.RemoveWhere(t => t <= UpTo);
             Advance();
         }
 
         void Advance()
         {
-            while (Above.Count > 0 && Above.Min == UpTo + 1)
-                Above.Remove(++UpTo);
+            while (_above.Count > 0 && _above.Min == UpTo + 1)
+                _above.Remove(++UpTo);
         }
     }
 
@@ -277,16 +288,13 @@ internal sealed class LaneScheduler
     {
         if (arriving)
         {
-            if (!_arrivingTags.TryGetValue(place.Queue, out var tags))
-                _arrivingTags[place.Queue] = tags = [];
-            tags.Add(place.Tag);
-            if (!_tagsSeen.TryGetValue(place.Queue, out var seen))
-                _tagsSeen[place.Queue] = seen = new TagsSeen();
-            seen.Add(place.Tag);
+            if (!_queues.TryGetValue(place.Queue, out var order))
+                _queues[place.Queue] = order = new QueueOrder();
+            order.Began(place.Tag);
         }
-        else if (_arrivingTags.TryGetValue(place.Queue, out var tags) && tags.Remove(place.Tag) && tags.Count == 0)
+        else if (_queues.TryGetValue(place.Queue, out var order))
         {
-            _arrivingTags.Remove(place.Queue);
+            order.Ended(place.Tag);
         }
     }
 
@@ -355,7 +363,7 @@ internal sealed class LaneScheduler
         var bestTurn = long.MaxValue;
         for (var node = _waiting[lane].First; node is not null; node = node.Next)
         {
-            if (limit > 0 && (_sessionRunning[lane].GetValueOrDefault(node.Value.Session) >= limit || !NextOfItsSession(lane, node.Value, now)))
+            if (limit > 0 && (_sessionRunning[lane].GetValueOrDefault(node.Value.Session) >= limit || !InDeliveryOrder(lane, node.Value, now)))
                 continue; // its session runs all it may, or an earlier task of it (or of its queue) is still on its way here
             var turn = turns.GetValueOrDefault(node.Value.Session);
             if (turn < bestTurn)
@@ -367,25 +375,30 @@ internal sealed class LaneScheduler
     }
 
     /// <summary>
-    /// Whether no earlier delivery of the ticket's queue waits here for its session, is still being read, or was handed to
-    /// this process and not yet read (for up to <see cref="GapWait"/>): the tasks a process holds of one session start in
-    /// the order the broker delivered them, though they reach the scheduler in any order.
+    /// Whether the ticket may start in delivery order: no earlier delivery of its queue waits here for its session, is still
+    /// being read, or was handed to this process and not yet read (for up to <see cref="GapWait"/>). The tasks a process holds
+    /// of one session start in the order the broker delivered them, though they reach the scheduler in any order.
+    /// Side effects: while a delivery not yet read holds the ticket back, it records when that wait ends (<c>_gapGiveUpAt</c>,
+    /// so the decision says when to look again); once it has ended, the queue gives that gap up for good (<see cref="QueueOrder.SkipTo"/>).
     /// </summary>
-    bool NextOfItsSession(int lane, Ticket ticket, DateTimeOffset now)
+    bool InDeliveryOrder(int lane, Ticket ticket, DateTimeOffset now)
     {
         if (ticket.Delivery is not { } place)
             return true;
-        if (_arrivingTags.TryGetValue(place.Queue, out var arriving) && arriving.Min < place.Tag)
-            return false;
-        if (_tagsSeen.TryGetValue(place.Queue, out var seen) && seen.UpTo + 1 < place.Tag)
+        if (_queues.TryGetValue(place.Queue, out var order))
         {
-            var giveUpAt = ticket.Arrived + GapWait;
-            if (now < giveUpAt)
-            {
-                _gapGiveUpAt = _gapGiveUpAt is { } due && due < giveUpAt ? due : giveUpAt;
+            if (order.EarlierArriving(place.Tag))
                 return false;
+            if (order.EarlierUnseen(place.Tag))
+            {
+                var giveUpAt = ticket.Arrived + GapWait;
+                if (now < giveUpAt)
+                {
+                    _gapGiveUpAt = _gapGiveUpAt is { } due && due < giveUpAt ? due : giveUpAt;
+                    return false;
+                }
+                order.SkipTo(place.Tag);
             }
-            seen.SkipTo(place.Tag);
         }
         foreach (var other in _waiting[lane])
         {
