@@ -179,6 +179,38 @@ public static class ProducerCli
     }
 
     /// <summary>
+    /// Parses and runs a command line. Input the parser refuses (a required option missing, an unknown option or command, a
+    /// value of the wrong type) is an invalid argument like any other: an <c>error: ...</c> line per problem, a pointer to the
+    /// command's help, and exit code <see cref="InvalidInput"/> (System.CommandLine's own answer exits 1 with the whole help).
+    /// </summary>
+    public static Task<int> RunAsync(string[] args, InvocationConfiguration? configuration = null)
+    {
+        var parse = Build().Parse(args);
+        if (parse.Errors.Count == 0)
+            return parse.InvokeAsync(configuration);
+        var errors = configuration?.Error ?? Console.Error;
+        foreach (var error in parse.Errors)
+            errors.WriteLine($"error: {Plain(error.Message)}");
+        List<string> names = [];
+        for (var result = parse.CommandResult; result.Parent is System.CommandLine.Parsing.CommandResult parent; result = parent)
+            names.Insert(0, result.Command.Name);
+        errors.WriteLine($"see: lanequeue {string.Join(' ', [.. names, "--help"])}");
+        return Task.FromResult(InvalidInput);
+    }
+
+    /// <summary>A parse error without .NET type names: "expected type 'System.Nullable`1[System.Int64]'" says "expected a whole number".</summary>
+    static string Plain(string message) =>
+        System.Text.RegularExpressions.Regex.Replace(message, @" as expected type '([^']+)'\.?", match =>
+        {
+            var type = match.Groups[1].Value;
+            var expected = type.Contains("Int", StringComparison.Ordinal) ? "a whole number"
+                : type.Contains("Double", StringComparison.Ordinal) || type.Contains("Decimal", StringComparison.Ordinal) ? "a number"
+                : type.Contains("Boolean", StringComparison.Ordinal) ? "true or false"
+                : type;
+            return $": expected {expected}.";
+        });
+
+    /// <summary>
     /// Reads <c>--delay</c> (a whole number and a unit: <c>ms</c>, <c>s</c>, <c>m</c> or <c>h</c>, e.g. <c>30s</c>) and <c>--at</c>
     /// (RFC 3339 with a zone, as the wire's <c>not_before</c>); at most one of them. A problem names the option.
     /// </summary>

@@ -1,3 +1,3 @@
 using LaneQueue.Cli;
 
-return await ProducerCli.Build().Parse(args).InvokeAsync();
+return await ProducerCli.RunAsync(args);

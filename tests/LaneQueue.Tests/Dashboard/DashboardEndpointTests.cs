@@ -222,7 +222,7 @@ public sealed class DashboardEndpointTests(BrokerFixture broker) : IAsyncLifetim
         foreach (var (args, expected) in new[] { (new[] { "--port", "70000" }, "--port"), (["--host", "not a host!"], "--host"), (["--management-url", "localhost:15672"], "--management-url") })
         {
             var error = new StringWriter();
-            var code = await ProducerCli.Build().Parse(["dashboard", .. args, "--url", _fleet.Vhost.Url]).InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = new StringWriter(), Error = error });
+            var code = await ProducerCli.RunAsync(["dashboard", .. args, "--url", _fleet.Vhost.Url], new System.CommandLine.InvocationConfiguration { Output = new StringWriter(), Error = error });
             Assert.Equal(ProducerCli.InvalidInput, code);
             Assert.Contains(expected, error.ToString(), StringComparison.Ordinal);
         }

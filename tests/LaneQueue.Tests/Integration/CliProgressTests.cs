@@ -72,7 +72,7 @@ public sealed class CliProgressTests(BrokerFixture broker)
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        var code = await ProducerCli.Build().Parse([.. args, "--url", url]).InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
+        var code = await ProducerCli.RunAsync([.. args, "--url", url], new InvocationConfiguration { Output = output, Error = error });
         return (code, output.ToString(), error.ToString());
     }
 }

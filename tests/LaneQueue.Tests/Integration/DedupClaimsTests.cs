@@ -133,7 +133,7 @@ public class DedupClaimsTests(BrokerFixture broker)
     internal static async Task<(int Code, string Output)> CliAsync(params string[] args)
     {
         var output = new StringWriter();
-        var code = await LaneQueue.Cli.ProducerCli.Build().Parse(args).InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = output, Error = output });
+        var code = await LaneQueue.Cli.ProducerCli.RunAsync(args, new System.CommandLine.InvocationConfiguration { Output = output, Error = output });
         return (code, output.ToString());
     }
 }

@@ -273,8 +273,7 @@ public sealed class DelayedTaskTests(BrokerFixture broker, ITestOutputHelper out
         async Task<(int Code, string Output)> CliAsync(params string[] args)
         {
             var output = new StringWriter();
-            var code = await LaneQueue.Cli.ProducerCli.Build().Parse([.. args, "--url", _fleet.Vhost.Url])
-                .InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = output, Error = output });
+            var code = await LaneQueue.Cli.ProducerCli.RunAsync([.. args, "--url", _fleet.Vhost.Url], new System.CommandLine.InvocationConfiguration { Output = output, Error = output });
             return (code, output.ToString());
         }
 

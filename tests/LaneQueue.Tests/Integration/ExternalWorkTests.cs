@@ -90,7 +90,7 @@ public sealed class ExternalWorkTests(BrokerFixture broker) : IAsyncLifetime
     async Task<(int Code, string Output)> CliAsync(params string[] args)
     {
         var output = new StringWriter();
-        var code = await ProducerCli.Build().Parse([.. args, "--url", _fleet.Vhost.Url]).InvokeAsync(new InvocationConfiguration { Output = output, Error = output });
+        var code = await ProducerCli.RunAsync([.. args, "--url", _fleet.Vhost.Url], new InvocationConfiguration { Output = output, Error = output });
         return (code, output.ToString());
     }
 }

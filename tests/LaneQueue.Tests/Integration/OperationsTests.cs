@@ -43,7 +43,7 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        var code = await ProducerCli.Build().Parse([.. args, "--url", url]).InvokeAsync(new InvocationConfiguration { Output = output, Error = error });
+        var code = await ProducerCli.RunAsync([.. args, "--url", url], new InvocationConfiguration { Output = output, Error = error });
         return (code, output.ToString(), error.ToString());
     }
 
@@ -383,7 +383,7 @@ public sealed class OperationsTests(BrokerFixture broker) : IAsyncLifetime
         Assert.Equal(2, (await CliAsync("cancel")).Code);
 
         var unreachable = new StringWriter();
-        var code = await ProducerCli.Build().Parse(["stats", "--url", "amqp://guest:guest@127.0.0.1:1/"]).InvokeAsync(new InvocationConfiguration { Output = new StringWriter(), Error = unreachable });
+        var code = await ProducerCli.RunAsync(["stats", "--url", "amqp://guest:guest@127.0.0.1:1/"], new InvocationConfiguration { Output = new StringWriter(), Error = unreachable });
         Assert.Equal(3, code);
         Assert.Contains("scripts/broker-up.sh", unreachable.ToString(), StringComparison.Ordinal);
 

@@ -246,7 +246,7 @@ public class ScheduleTests(BrokerFixture broker, ITestOutputHelper output)
     static async Task<(int Code, string Output)> CliAsync(params string[] args)
     {
         var output = new StringWriter();
-        var code = await LaneQueue.Cli.ProducerCli.Build().Parse(args).InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = output, Error = output });
+        var code = await LaneQueue.Cli.ProducerCli.RunAsync(args, new System.CommandLine.InvocationConfiguration { Output = output, Error = output });
         return (code, output.ToString());
     }
 }

@@ -113,8 +113,7 @@ public class SessionInterruptTests(BrokerFixture broker)
         await Seen(events, "long-1", TaskEvent.Started, "long-1 started");
 
         var output = new StringWriter();
-        var code = await ProducerCli.Build().Parse(["interrupt", "--session", "s-2", "--cancel", "--url", fleet.Vhost.Url])
-            .InvokeAsync(new InvocationConfiguration { Output = output, Error = output });
+        var code = await ProducerCli.RunAsync(["interrupt", "--session", "s-2", "--cancel", "--url", fleet.Vhost.Url], new InvocationConfiguration { Output = output, Error = output });
         Assert.Equal(0, code);
         Assert.Contains("interrupt (cancel) sent for session s-2", output.ToString());
 

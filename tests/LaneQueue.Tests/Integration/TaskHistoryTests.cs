@@ -91,7 +91,7 @@ public class TaskHistoryTests(BrokerFixture broker)
     static async Task<(int Code, string Output)> CliAsync(string url, params string[] args)
     {
         var output = new StringWriter();
-        var code = await ProducerCli.Build().Parse([.. args, "--url", url]).InvokeAsync(new InvocationConfiguration { Output = output, Error = output });
+        var code = await ProducerCli.RunAsync([.. args, "--url", url], new InvocationConfiguration { Output = output, Error = output });
         return (code, output.ToString());
     }
 }

@@ -193,8 +193,7 @@ public class DelayedTaskUnitTests
     public async Task The_cli_refuses_bad_delay_options_with_exit_code_2_before_connecting()
     {
         var error = new StringWriter();
-        var code = await ProducerCli.Build().Parse(["submit", "--lane", "query", "--delay", "soon", "--url", "amqp://guest:guest@127.0.0.1:1/"])
-            .InvokeAsync(new System.CommandLine.InvocationConfiguration { Output = new StringWriter(), Error = error });
+        var code = await ProducerCli.RunAsync(["submit", "--lane", "query", "--delay", "soon", "--url", "amqp://guest:guest@127.0.0.1:1/"], new System.CommandLine.InvocationConfiguration { Output = new StringWriter(), Error = error });
         Assert.Equal(ProducerCli.InvalidInput, code);
         Assert.Contains("--delay 'soon' must be", error.ToString(), StringComparison.Ordinal);
     }
