@@ -9,6 +9,10 @@ var consumer = builder.AddLaneQueueConsumer();
 if (builder.Configuration.GetValue<bool>("Worker:BuiltInHandlers"))
     consumer.AddBuiltInHandlers();
 builder.AddLaneQueueTelemetry();
-var app = builder.Build();
-app.MapLaneQueueEndpoints();
-await app.RunAsync();
+// A setting refused at start ends the process with its name and exit code 2 (WorkerStart).
+return await WorkerStart.RunAsync(() =>
+{
+    var app = builder.Build();
+    app.MapLaneQueueEndpoints();
+    return app;
+});

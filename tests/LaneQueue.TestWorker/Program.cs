@@ -8,6 +8,9 @@ builder.AddLaneQueueConsumer()
     .AddBuiltInHandlers()
     .AddHandler<CrashHandler>(CrashHandler.CommandType);
 builder.AddLaneQueueTelemetry();
-var app = builder.Build();
-app.MapLaneQueueEndpoints();
-await app.RunAsync();
+return await WorkerStart.RunAsync(() =>
+{
+    var app = builder.Build();
+    app.MapLaneQueueEndpoints();
+    return app;
+});
