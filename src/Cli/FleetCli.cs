@@ -91,7 +91,7 @@ static class FleetCli
         var watch = new Option<bool>("--watch") { Description = "Refresh until Ctrl+C" };
         var iterations = new Option<int>("--iterations") { Description = "With --watch: stop after this many refreshes (0 = never)", DefaultValueFactory = _ => 0 };
         var listen = new Option<double>("--listen") { Description = "Seconds to listen for consumer heartbeats", DefaultValueFactory = _ => 2.5 };
-        var command = new Command("stats", "Lanes across the fleet: pending, active/max, mode, paused and why, counts; consumers online") { watch, iterations, listen };
+        var command = new Command("stats", "Lanes across the fleet: pending (ready at the broker), held (delivered, waiting in a consumer for a slot), active/max, mode, paused and why, counts; consumers online") { watch, iterations, listen };
         command.SetAction((parse, ct) => CliRun.WithProducerAsync(parse, ct, async (producer, output) =>
         {
             var round = 0;
@@ -119,15 +119,15 @@ static class FleetCli
         ArgumentNullException.ThrowIfNull(stats);
         var lines = new List<string>
         {
-            $"{"LANE",-9}{"PENDING",8}{"ACTIVE/MAX",12}  {"MODE",-9}{"PAUSED",-8}{"DONE",8}{"FAILED",8}{"DEAD",6}{"DLQ",6}  WHY",
+            $"{"LANE",-9}{"PENDING",8}{"HELD",6}{"ACTIVE/MAX",12}  {"MODE",-9}{"PAUSED",-8}{"DONE",8}{"FAILED",8}{"DEAD",6}{"DLQ",6}  WHY",
         };
         foreach (var lane in stats.Lanes)
         {
             var paused = stats.Consumers.Count == 0 ? "-" : $"{lane.PausedOn}/{stats.Consumers.Count}";
-            lines.Add($"{lane.Lane,-9}{lane.Pending?.ToString() ?? "-",8}{$"{lane.Active}/{lane.MaxConcurrency}",12}  {lane.HandlerMode,-9}{paused,-8}{lane.Completed,8}{lane.Failed,8}{lane.DeadLettered,6}{lane.DeadLettersWaiting,6}  {string.Join("; ", lane.PausedReasons)}");
+            lines.Add($"{lane.Lane,-9}{lane.Pending?.ToString() ?? "-",8}{lane.Waiting,6}{$"{lane.Active}/{lane.MaxConcurrency}",12}  {lane.HandlerMode,-9}{paused,-8}{lane.Completed,8}{lane.Failed,8}{lane.DeadLettered,6}{lane.DeadLettersWaiting,6}  {string.Join("; ", lane.PausedReasons)}");
         }
         lines.Add($"consumers online: {stats.Consumers.Count}{(stats.Consumers.Count == 0 ? "" : " (" + string.Join(", ", stats.Consumers.Select(c => c.Consumer)) + ")")}");
-        lines.Add($"totals: pending {stats.TotalPending}, active {stats.TotalActive}, external pending {stats.ExternalPending} (counts from the {stats.CountsFrom})");
+        lines.Add($"totals: pending {stats.TotalPending} (and {stats.TotalWaiting} held by consumers), active {stats.TotalActive}, external pending {stats.ExternalPending} (counts from the {stats.CountsFrom})");
         return string.Join(Environment.NewLine, lines) + Environment.NewLine;
     }
 

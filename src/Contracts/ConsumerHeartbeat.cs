@@ -63,6 +63,13 @@ public sealed record LaneHeartbeat
     [JsonPropertyName("max_concurrency")]
     public int MaxConcurrency { get; init; }
 
+    /// <summary>
+    /// Tasks of the lane this consumer holds waiting for a slot: delivered (unacked at the broker, not ready), not started.
+    /// With the lanes' prefetch a backlog sits here as much as at the broker.
+    /// </summary>
+    [JsonPropertyName("waiting")]
+    public int Waiting { get; init; }
+
     [JsonPropertyName("handler_mode")]
     public string HandlerMode { get; init; } = "internal";
 

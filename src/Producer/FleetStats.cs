@@ -13,6 +13,11 @@ public sealed record LaneStats
     [JsonPropertyName("lane")] public required string Lane { get; init; }
     /// <summary>Ready at the broker (null in the priority-queue topology, where lanes share one queue).</summary>
     [JsonPropertyName("pending")] public long? Pending { get; init; }
+    /// <summary>
+    /// Delivered to a consumer and waiting there for a slot (the consumers' heartbeats): not ready at the broker any more, not
+    /// started yet. A lane's backlog is <see cref="Pending"/> + this.
+    /// </summary>
+    [JsonPropertyName("waiting")] public int Waiting { get; init; }
     [JsonPropertyName("active")] public int Active { get; init; }
     [JsonPropertyName("max_concurrency")] public int MaxConcurrency { get; init; }
     [JsonPropertyName("handler_mode")] public string HandlerMode { get; init; } = "internal";
@@ -31,6 +36,7 @@ public sealed record QueueStats
     [JsonPropertyName("consumers")] public IReadOnlyList<ConsumerHeartbeat> Consumers { get; init; } = [];
     [JsonPropertyName("lanes")] public IReadOnlyList<LaneStats> Lanes { get; init; } = [];
     [JsonPropertyName("total_pending")] public long TotalPending { get; init; }
+    [JsonPropertyName("total_waiting")] public int TotalWaiting { get; init; }
     [JsonPropertyName("total_active")] public int TotalActive { get; init; }
     [JsonPropertyName("external_pending")] public int ExternalPending { get; init; }
     /// <summary>
@@ -80,6 +86,7 @@ internal static class FleetStats
             {
                 Lane = lane.WireName(),
                 Pending = pending,
+                Waiting = mine.Sum(l => l.Waiting),
                 Active = mine.Sum(l => l.Active),
                 MaxConcurrency = mine.Sum(l => l.MaxConcurrency),
                 HandlerMode = modes.Count switch { 0 => "-", 1 => modes[0], _ => "mixed" },
@@ -96,6 +103,7 @@ internal static class FleetStats
             Consumers = consumers,
             Lanes = lanes,
             TotalPending = lanes.Sum(l => l.Pending ?? 0),
+            TotalWaiting = lanes.Sum(l => l.Waiting),
             TotalActive = lanes.Sum(l => l.Active),
             ExternalPending = consumers.Sum(c => c.ExternalPending),
             CountsFrom = history is null ? "heartbeats" : "history",

@@ -39,6 +39,7 @@ internal sealed class FleetHeartbeat(
             {
                 Lane = lane,
                 Active = activity.Active(lane),
+                Waiting = slots.WaitingIn(lane),
                 MaxConcurrency = settings.Topology == LaneTopology.QueuePerLane ? settings.Queue.MaxConcurrency(lane) : settings.SlotBudget,
                 HandlerMode = modes.For(lane).Mode.ToString().ToLowerInvariant(),
                 Paused = endpoints.IsPaused(lane),

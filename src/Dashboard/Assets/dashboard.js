@@ -117,6 +117,7 @@ const lanesPage = {
     const rows = LANES.map(lane => h("tr", { "data-lane": lane },
       h("td", { class: "lane-name" }, lane),
       h("td", { class: "num", "data-col": "ready" }),
+      h("td", { class: "num", "data-col": "held" }),
       h("td", { class: "num", "data-col": "oldest" }),
       h("td", { class: "num", "data-col": "running" }),
       h("td", { class: "num", "data-col": "rate" }),
@@ -132,6 +133,7 @@ const lanesPage = {
       h("table", { id: "lanes" },
         h("thead", {}, h("tr", {},
           h("th", {}, "Lane"), h("th", { class: "num" }, "Ready"),
+          h("th", { class: "num", title: "Delivered to a consumer and waiting there for a slot (not started; not ready at the broker any more)" }, "Held"),
           h("th", { class: "num", title: "How long the oldest waiting task has waited (needs the dashboard's ManagementUrl)" }, "Oldest wait"),
           h("th", { class: "num" }, "Running / limit"),
           h("th", { class: "num" }, "Finished / s"), h("th", {}, "Paused"), h("th", {}, "Mode"),
@@ -174,6 +176,7 @@ const lanesPage = {
       if (!row) continue;
       const cell = col => row.querySelector(`[data-col="${col}"]`);
       cell("ready").textContent = s.pending ?? "–";
+      cell("held").textContent = s.waiting;
       cell("oldest").textContent = view.oldest_wait_s == null ? "–" : waitText(view.oldest_wait_s);
       cell("running").textContent = `${s.active} / ${s.max_concurrency}`;
       cell("rate").textContent = view.rate.toFixed(1);

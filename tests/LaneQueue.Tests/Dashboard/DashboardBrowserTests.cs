@@ -104,6 +104,9 @@ public sealed class DashboardBrowserTests(BrokerFixture broker, Chromium chromiu
             await Expect(rows.Nth(1).Locator("[data-col=running]")).ToHaveTextAsync("1");
             await Expect(rows.Nth(1).Locator("[data-col=waiting]")).ToHaveTextAsync("1");
             await Expect(generate.Locator("b")).ToHaveCountAsync(0);
+            // The lanes table: nothing ready at the broker, the three waiting tasks held by the consumer.
+            await Expect(page.Locator("tr[data-lane=generate] [data-col=ready]")).ToHaveTextAsync("0");
+            await Expect(page.Locator("tr[data-lane=generate] [data-col=held]")).ToHaveTextAsync("3");
             var query = page.Locator("[data-sessions-lane=query]");
             await Expect(query.Locator("[data-col=session-limit]")).ToHaveTextAsync("none");
             await Expect(query.Locator("[data-col=no-sessions]")).ToBeVisibleAsync();
@@ -113,6 +116,7 @@ public sealed class DashboardBrowserTests(BrokerFixture broker, Chromium chromiu
             release.TrySetResult();
             await Expect(rows).ToHaveCountAsync(0);
             await Expect(generate.Locator("[data-col=no-sessions]")).ToBeVisibleAsync();
+            await Expect(page.Locator("tr[data-lane=generate] [data-col=held]")).ToHaveTextAsync("0");
         }
         finally
         {

@@ -45,6 +45,50 @@ public class StatsTests(BrokerFixture broker)
     }
 
     [Fact]
+    public async Task Stats_count_the_tasks_a_consumer_holds_waiting_for_a_slot_beside_those_ready_at_the_broker()
+    {
+        // Generate runs one at a time here and the endpoint holds four: of five tasks, one runs, three wait in the consumer
+        // (delivered, so not ready at the broker) and one is ready at the broker. "pending" alone said 1 of the 4 waiting.
+        await using var vhost = await broker.CreateVhostAsync();
+        var release = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var consumer = await ConsumerHost.StartAsync(vhost.Url, o =>
+        {
+            o.HeartbeatIntervalMs = 200;
+            o.Queue = o.Queue with { GenerateMaxConcurrency = 1 };
+        }, h => h.AddHandler("hold", async context =>
+        {
+            await release.Task.WaitAsync(context.CancellationToken);
+            return null;
+        }));
+        try
+        {
+            await using var producer = await LaneQueueProducer.ConnectAsync(new ProducerOptions { RabbitMqUrl = vhost.Url });
+            foreach (var i in Enumerable.Range(1, 5))
+                await producer.SubmitTaskAsync(ExternalTask.Create($"held-{i}", SessionLane.Generate, null, "hold"));
+            QueueStats? stats = null;
+            await TestVhost.EventuallyAsync(async () =>
+            {
+                stats = await producer.ReadStatsAsync(TimeSpan.FromMilliseconds(500));
+                var generate = stats.Lanes.Single(l => l.Lane == "generate");
+                return (generate.Active, generate.Waiting, generate.Pending) == (1, 3, 1);
+            }, "generate: 1 running, 3 held by the consumer, 1 ready at the broker");
+            Assert.Equal(3, stats!.TotalWaiting);
+            Assert.All(stats.Lanes.Where(l => l.Lane != "generate"), lane => Assert.Equal(0, lane.Waiting));
+            Assert.Contains("totals: pending 1 (and 3 held by consumers)", LaneQueue.Cli.FleetCli.Table(stats), StringComparison.Ordinal);
+
+            release.TrySetResult();
+            await TestVhost.EventuallyAsync(async () =>
+                (await producer.ReadStatsAsync(TimeSpan.FromMilliseconds(500))).Lanes.Single(l => l.Lane == "generate") is { Waiting: 0, Pending: 0, Active: 0 },
+                "every generate task done");
+        }
+        finally
+        {
+            release.TrySetResult();
+            await consumer.StopQuietlyAsync();
+        }
+    }
+
+    [Fact]
     public async Task Stats_of_a_fleet_with_no_consumer_read_zero_counts_from_the_history_and_the_connection_stays_usable()
     {
         // What CI's `lanequeue stats` against a fresh vhost does: the history holds nothing but the readers' markers. Reading
