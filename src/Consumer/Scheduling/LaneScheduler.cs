@@ -134,7 +134,7 @@ internal sealed class LaneScheduler
     public static readonly TimeSpan GapWait = TimeSpan.FromSeconds(2);
 
     /// <summary>
-    /// One queue's deliveries as they reach this process: the tags still being read (<see cref="Arriving"/>), and the tags
+    /// One queue's deliveries as they reach this process: the tags still being read (<see cref="EarlierArriving"/>), and the tags
     /// that began being read, all up to <see cref="UpTo"/> and those above a gap. A channel numbers its deliveries 1, 2, 3,
     /// ...; a tag seen again means a new channel (the endpoint restarted), which starts the seen tags afresh.
     /// </summary>
